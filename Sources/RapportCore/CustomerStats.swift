@@ -1,0 +1,108 @@
+/// One currency's share of a customer's spending.
+public struct CurrencyTotal: Hashable, Sendable, Codable {
+    public var currency: CurrencyCode
+    /// Sum of the totals of the counting orders in this currency, in minor units.
+    public var totalMinor: Int64
+    /// How many counting orders were in this currency.
+    public var orderCount: Int64
+
+    public init(currency: CurrencyCode, totalMinor: Int64, orderCount: Int64) {
+        self.currency = currency
+        self.totalMinor = totalMinor
+        self.orderCount = orderCount
+    }
+
+    /// The total as money.
+    public var total: Money { Money(minorUnits: totalMinor, currency: currency) }
+
+    /// The average order value, rounded half away from zero to the minor unit.
+    public var averageOrderValue: Money {
+        guard orderCount > 0 else { return Money(minorUnits: 0, currency: currency) }
+        let half = orderCount / 2
+        let rounded = totalMinor >= 0 ? (totalMinor + half) / orderCount : (totalMinor - half) / orderCount
+        return Money(minorUnits: rounded, currency: currency)
+    }
+}
+
+/// A customer's running aggregates, kept up to date in the same transaction as the data they sum.
+///
+/// Cancelled and refunded orders are left out of counts and totals.
+public struct CustomerStats: Hashable, Sendable, Codable {
+    public var customerID: CustomerID
+    /// Orders that count (neither cancelled nor refunded).
+    public var orderCount: Int64
+    /// Spending per currency, sorted by currency code.
+    public var spent: [CurrencyTotal]
+    public var firstOrderAt: Timestamp?
+    public var lastOrderAt: Timestamp?
+    public var eventCount: Int64
+    /// The latest moment the customer did anything: an event or an order.
+    public var lastSeenAt: Timestamp?
+
+    public init(
+        customerID: CustomerID, orderCount: Int64 = 0, spent: [CurrencyTotal] = [], firstOrderAt: Timestamp? = nil, lastOrderAt: Timestamp? = nil,
+        eventCount: Int64 = 0, lastSeenAt: Timestamp? = nil
+    ) {
+        self.customerID = customerID
+        self.orderCount = orderCount
+        self.spent = spent
+        self.firstOrderAt = firstOrderAt
+        self.lastOrderAt = lastOrderAt
+        self.eventCount = eventCount
+        self.lastSeenAt = lastSeenAt
+    }
+
+    /// Total spent in `currency`, zero when the customer never paid in it.
+    public func totalSpent(in currency: CurrencyCode) -> Money {
+        spent.first { $0.currency == currency }?.total ?? Money(minorUnits: 0, currency: currency)
+    }
+
+    /// Average order value per currency.
+    public var averageOrderValue: [Money] { spent.map(\.averageOrderValue) }
+
+    /// Counts a new order in.
+    public mutating func add(order: Order) {
+        seen(at: order.placedAt)
+        guard order.status.counts else { return }
+        orderCount += 1
+        if let index = spent.firstIndex(where: { $0.currency == order.currency }) {
+            spent[index].totalMinor += order.total.minorUnits
+            spent[index].orderCount += 1
+        } else {
+            spent.append(CurrencyTotal(currency: order.currency, totalMinor: order.total.minorUnits, orderCount: 1))
+            spent.sort { $0.currency < $1.currency }
+        }
+        firstOrderAt = min(firstOrderAt ?? order.placedAt, order.placedAt)
+        lastOrderAt = max(lastOrderAt ?? order.placedAt, order.placedAt)
+    }
+
+    /// Counts a new event in.
+    public mutating func add(eventAt time: Timestamp) {
+        eventCount += 1
+        seen(at: time)
+    }
+
+    private mutating func seen(at time: Timestamp) {
+        lastSeenAt = max(lastSeenAt ?? time, time)
+    }
+
+    /// The aggregates computed from scratch from every order and a summary of the events a customer owns.
+    public static func compute(customerID: CustomerID, orders: [Order], events: EventSummary) -> CustomerStats {
+        var stats = CustomerStats(customerID: customerID, eventCount: events.count, lastSeenAt: events.lastOccurredAt)
+        for order in orders.sorted(by: { ($0.placedAt, $0.id) < ($1.placedAt, $1.id) }) {
+            stats.add(order: order)
+        }
+        return stats
+    }
+}
+
+/// How many events a customer owns and when the latest happened.
+public struct EventSummary: Hashable, Sendable {
+    public var count: Int64
+    public var lastOccurredAt: Timestamp?
+
+    public init(count: Int64, lastOccurredAt: Timestamp?) {
+        self.count = count
+        self.lastOccurredAt = lastOccurredAt
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+
+/// Turns raw identifiers into normalized ``Identity`` values, or explains why it cannot.
+///
+/// ```swift
+/// let normalizer = IdentityNormalizer(defaultRegion: "DE")
+/// try normalizer.phone("030 1234567")        // "+49301234567"
+/// try normalizer.email("  Ada@Example.COM ") // "ada@example.com"
+/// ```
+public struct IdentityNormalizer: Sendable {
+    /// The region whose national phone format applies when a number has no international prefix.
+    public var defaultRegion: PhoneRegion
+
+    /// A normalizer whose national phone numbers are read as `defaultRegion` (ISO 3166 alpha-2, e.g. `US`).
+    public init(defaultRegion: String = "US") {
+        self.defaultRegion = PhoneRegion.byCode[defaultRegion.uppercased()] ?? PhoneRegion.byCode["US"]!
+    }
+
+    /// A normalizer for an explicit region.
+    public init(region: PhoneRegion) {
+        self.defaultRegion = region
+    }
+
+    /// Normalizes `value` for `kind`; `field` names the input in errors.
+    public func normalize(kind: IdentityKind, source: String = "", value: String, field: String = "value") throws(RapportError) -> Identity {
+        switch kind {
+        case .email:
+            return Identity(kind: .email, value: try email(value, field: field))
+        case .phone:
+            return Identity(kind: .phone, value: try phone(value, field: field))
+        case .memberCard:
+            let compact = value.filter { !$0.isWhitespace && $0 != "-" }.uppercased()
+            try Self.checkToken(compact, field: field, what: "member card number")
+            return Identity(kind: .memberCard, value: compact)
+        case .externalID:
+            let cleanSource = source.trimmingCharacters(in: .whitespaces).lowercased()
+            guard !cleanSource.isEmpty else { throw .invalid(field.replacingLastComponent(with: "source"), "an external id needs its source (for example 'shopify')") }
+            guard cleanSource.utf8.count <= 64, cleanSource.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 || $0 == 46 }) else {
+                throw .invalid(field.replacingLastComponent(with: "source"), "'\(source)' may hold only letters, digits, '_', '-' and '.'")
+            }
+            let trimmed = value.trimmingCharacters(in: .whitespaces)
+            try Self.checkToken(trimmed, field: field, what: "external id")
+            return Identity(kind: .externalID, source: cleanSource, value: trimmed)
+        case .anonymousID:
+            let trimmed = value.trimmingCharacters(in: .whitespaces)
+            try Self.checkToken(trimmed, field: field, what: "anonymous id")
+            return Identity(kind: .anonymousID, value: trimmed)
+        }
+    }
+
+    /// A trimmed, lower-case e-mail address, or an error saying what is wrong with it.
+    public func email(_ raw: String, field: String = "email") throws(RapportError) -> String {
+        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        guard !text.isEmpty else { throw .invalid(field, "e-mail address is empty") }
+        guard text.utf8.count <= 254 else { throw .invalid(field, "e-mail address is longer than 254 characters") }
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw .invalid(field, "'\(raw)' is not an e-mail address (it needs exactly one '@')") }
+        let local = parts[0]
+        let domain = parts[1]
+        guard !local.isEmpty, local.utf8.count <= 64 else { throw .invalid(field, "'\(raw)' has an empty or too long part before '@'") }
+        guard !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
+            throw .invalid(field, "'\(raw)' has a misplaced '.' before '@'")
+        }
+        let localAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-")
+        guard local.allSatisfy({ localAllowed.contains($0) || !$0.isASCII }) else {
+            throw .invalid(field, "'\(raw)' has a character not allowed in an e-mail address")
+        }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { throw .invalid(field, "'\(raw)' has no domain with a dot after '@'") }
+        for label in labels {
+            guard !label.isEmpty, label.utf8.count <= 63, !label.hasPrefix("-"), !label.hasSuffix("-"),
+                label.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" })
+            else { throw .invalid(field, "'\(raw)' has an invalid domain '\(domain)'") }
+        }
+        guard let top = labels.last, top.count >= 2, top.allSatisfy({ $0.isLetter || $0 == "-" || $0.isNumber }),
+            !top.allSatisfy(\.isNumber)
+        else { throw .invalid(field, "'\(raw)' has an invalid top-level domain") }
+        return text
+    }
+
+    /// An E.164 phone number (`+14155550123`) from an international or a national format of the default region.
+    public func phone(_ raw: String, field: String = "phone") throws(RapportError) -> String {
+        var text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw .invalid(field, "phone number is empty") }
+        // "+44 (0)20 ..." writes the national trunk prefix in brackets: drop it.
+        text = text.replacingOccurrences(of: "(0)", with: "")
+        var international = false
+        if text.hasPrefix("+") {
+            international = true
+            text.removeFirst()
+        }
+        var digits = ""
+        for character in text {
+            if let digit = character.wholeNumberValue, character.isASCII {
+                digits.append(Character(String(digit)))
+            } else if " -./()\u{00A0}".contains(character) {
+                continue
+            } else {
+                throw .invalid(field, "'\(raw)' has a character that is not part of a phone number: '\(character)'")
+            }
+        }
+        guard !digits.isEmpty else { throw .invalid(field, "'\(raw)' has no digits") }
+        if !international {
+            if digits.hasPrefix("00") {
+                international = true
+                digits.removeFirst(2)
+            } else if let exit = defaultRegion.internationalPrefix, exit != "00", digits.hasPrefix(exit) {
+                international = true
+                digits.removeFirst(exit.count)
+            }
+        }
+        if international {
+            guard digits.count >= 8, digits.count <= 15 else {
+                throw .invalid(field, "'\(raw)' has \(digits.count) digits; an international number has 8 to 15")
+            }
+            if let region = PhoneRegion.matching(internationalDigits: digits) {
+                let national = String(digits.dropFirst(region.callingCode.count))
+                guard region.nationalLengths.contains(national.count) else {
+                    throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (\(national.count) digits after +\(region.callingCode))")
+                }
+            }
+            return "+" + digits
+        }
+        var national = digits
+        if let trunk = defaultRegion.trunkPrefix, national.hasPrefix(trunk),
+            defaultRegion.nationalLengths.contains(national.count - trunk.count)
+        {
+            national.removeFirst(trunk.count)
+        }
+        guard defaultRegion.nationalLengths.contains(national.count) else {
+            throw .invalid(field, "'\(raw)' is not a valid \(defaultRegion.code) number; write it with its country code (+...)")
+        }
+        let e164 = defaultRegion.callingCode + national
+        guard e164.count <= 15 else { throw .invalid(field, "'\(raw)' is longer than 15 digits") }
+        return "+" + e164
+    }
+
+    private static func checkToken(_ value: String, field: String, what: String) throws(RapportError) {
+        guard !value.isEmpty else { throw .invalid(field, "\(what) is empty") }
+        guard value.utf8.count <= 256 else { throw .invalid(field, "\(what) is longer than 256 bytes") }
+        guard !value.contains(where: { $0.isNewline || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) else {
+            throw .invalid(field, "\(what) contains a control character")
+        }
+    }
+}
+
+/// A phone numbering region: its calling code, trunk prefix and the lengths of its national numbers.
+public struct PhoneRegion: Hashable, Sendable {
+    /// ISO 3166 alpha-2 code (`DE`).
+    public var code: String
+    /// The country calling code without `+` (`49`).
+    public var callingCode: String
+    /// The digit dialled before a national number inside the country (`0`), if any.
+    public var trunkPrefix: String?
+    /// The lengths a national significant number may have.
+    public var nationalLengths: ClosedRange<Int>
+    /// The international call prefix when it is not `00` (`011` in North America).
+    public var internationalPrefix: String?
+
+    public init(code: String, callingCode: String, trunkPrefix: String?, nationalLengths: ClosedRange<Int>, internationalPrefix: String? = nil) {
+        self.code = code
+        self.callingCode = callingCode
+        self.trunkPrefix = trunkPrefix
+        self.nationalLengths = nationalLengths
+        self.internationalPrefix = internationalPrefix
+    }
+
+    /// The regions Rapport knows the national formats of.
+    public static let all: [PhoneRegion] = [
+        PhoneRegion(code: "US", callingCode: "1", trunkPrefix: "1", nationalLengths: 10...10, internationalPrefix: "011"),
+        PhoneRegion(code: "CA", callingCode: "1", trunkPrefix: "1", nationalLengths: 10...10, internationalPrefix: "011"),
+        PhoneRegion(code: "GB", callingCode: "44", trunkPrefix: "0", nationalLengths: 9...10),
+        PhoneRegion(code: "DE", callingCode: "49", trunkPrefix: "0", nationalLengths: 6...13),
+        PhoneRegion(code: "FR", callingCode: "33", trunkPrefix: "0", nationalLengths: 9...9),
+        PhoneRegion(code: "ES", callingCode: "34", trunkPrefix: nil, nationalLengths: 9...9),
+        PhoneRegion(code: "IT", callingCode: "39", trunkPrefix: nil, nationalLengths: 6...11),
+        PhoneRegion(code: "NL", callingCode: "31", trunkPrefix: "0", nationalLengths: 9...9),
+        PhoneRegion(code: "BE", callingCode: "32", trunkPrefix: "0", nationalLengths: 8...9),
+        PhoneRegion(code: "CH", callingCode: "41", trunkPrefix: "0", nationalLengths: 9...9),
+        PhoneRegion(code: "AT", callingCode: "43", trunkPrefix: "0", nationalLengths: 4...13),
+        PhoneRegion(code: "SE", callingCode: "46", trunkPrefix: "0", nationalLengths: 7...9),
+        PhoneRegion(code: "NO", callingCode: "47", trunkPrefix: nil, nationalLengths: 8...8),
+        PhoneRegion(code: "DK", callingCode: "45", trunkPrefix: nil, nationalLengths: 8...8),
+        PhoneRegion(code: "FI", callingCode: "358", trunkPrefix: "0", nationalLengths: 5...12),
+        PhoneRegion(code: "PL", callingCode: "48", trunkPrefix: nil, nationalLengths: 9...9),
+        PhoneRegion(code: "PT", callingCode: "351", trunkPrefix: nil, nationalLengths: 9...9),
+        PhoneRegion(code: "IE", callingCode: "353", trunkPrefix: "0", nationalLengths: 7...9),
+        PhoneRegion(code: "CZ", callingCode: "420", trunkPrefix: nil, nationalLengths: 9...9),
+        PhoneRegion(code: "AU", callingCode: "61", trunkPrefix: "0", nationalLengths: 9...9, internationalPrefix: "0011"),
+        PhoneRegion(code: "NZ", callingCode: "64", trunkPrefix: "0", nationalLengths: 8...10),
+        PhoneRegion(code: "JP", callingCode: "81", trunkPrefix: "0", nationalLengths: 9...10, internationalPrefix: "010"),
+        PhoneRegion(code: "CN", callingCode: "86", trunkPrefix: "0", nationalLengths: 10...11),
+        PhoneRegion(code: "IN", callingCode: "91", trunkPrefix: "0", nationalLengths: 10...10),
+        PhoneRegion(code: "BR", callingCode: "55", trunkPrefix: "0", nationalLengths: 10...11),
+        PhoneRegion(code: "MX", callingCode: "52", trunkPrefix: nil, nationalLengths: 10...10),
+        PhoneRegion(code: "AR", callingCode: "54", trunkPrefix: "0", nationalLengths: 10...11),
+        PhoneRegion(code: "ZA", callingCode: "27", trunkPrefix: "0", nationalLengths: 9...9),
+        PhoneRegion(code: "SG", callingCode: "65", trunkPrefix: nil, nationalLengths: 8...8, internationalPrefix: "000"),
+        PhoneRegion(code: "HK", callingCode: "852", trunkPrefix: nil, nationalLengths: 8...8, internationalPrefix: "001"),
+        PhoneRegion(code: "KR", callingCode: "82", trunkPrefix: "0", nationalLengths: 8...10, internationalPrefix: "001"),
+        PhoneRegion(code: "AE", callingCode: "971", trunkPrefix: "0", nationalLengths: 8...9),
+        PhoneRegion(code: "IL", callingCode: "972", trunkPrefix: "0", nationalLengths: 8...9),
+        PhoneRegion(code: "TR", callingCode: "90", trunkPrefix: "0", nationalLengths: 10...10),
+        PhoneRegion(code: "RU", callingCode: "7", trunkPrefix: "8", nationalLengths: 10...10, internationalPrefix: "810"),
+    ]
+
+    /// The known regions by ISO code.
+    public static let byCode: [String: PhoneRegion] = Dictionary(all.map { ($0.code, $0) }, uniquingKeysWith: { first, _ in first })
+
+    /// The region whose calling code starts `digits` (longest calling code first), if it is a known one.
+    static func matching(internationalDigits digits: String) -> PhoneRegion? {
+        for length in stride(from: 3, through: 1, by: -1) where digits.count > length {
+            let prefix = String(digits.prefix(length))
+            if let region = all.first(where: { $0.callingCode == prefix }) { return region }
+        }
+        return nil
+    }
+}
+
+extension String {
+    /// `identities[0].value` → `identities[0].source`.
+    func replacingLastComponent(with name: String) -> String {
+        guard let dot = lastIndex(of: ".") else { return name }
+        return String(self[...dot]) + name
+    }
+}

@@ -1,0 +1,63 @@
+/// Why two customers were merged.
+public enum MergeReason: Hashable, Sendable, Codable {
+    /// Someone asked for it.
+    case manual
+    /// One ingested record's identities resolved to both customers; the record's id is kept.
+    case sharedIdentity(recordID: String)
+}
+
+/// The record of one merge: who survived, who was absorbed, and both as they were, so it can be undone.
+public struct MergeRecord: Hashable, Sendable, Codable {
+    public var id: MergeID
+    /// The customer that kept its id (the older one).
+    public var survivorID: CustomerID
+    /// The customer merged into the survivor.
+    public var absorbedID: CustomerID
+    public var reason: MergeReason
+    public var mergedAt: Timestamp
+    /// The store-wide sequence number of the merge: records that arrive later have larger ones.
+    public var sequence: Int64
+    /// The survivor as it was just before the merge.
+    public var survivorBefore: CustomerRecord
+    /// The absorbed customer as it was just before the merge.
+    public var absorbedBefore: CustomerRecord
+    /// When the merge was undone, if it was.
+    public var unmergedAt: Timestamp?
+
+    public init(
+        id: MergeID, survivorID: CustomerID, absorbedID: CustomerID, reason: MergeReason, mergedAt: Timestamp, sequence: Int64,
+        survivorBefore: CustomerRecord, absorbedBefore: CustomerRecord, unmergedAt: Timestamp? = nil
+    ) {
+        self.id = id
+        self.survivorID = survivorID
+        self.absorbedID = absorbedID
+        self.reason = reason
+        self.mergedAt = mergedAt
+        self.sequence = sequence
+        self.survivorBefore = survivorBefore
+        self.absorbedBefore = absorbedBefore
+        self.unmergedAt = unmergedAt
+    }
+
+    /// True while the merge stands.
+    public var isActive: Bool { unmergedAt == nil }
+}
+
+/// One change of a customer's profile, kept so that an unmerge can replay what happened after the merge.
+public struct ProfileChange: Hashable, Sendable, Codable {
+    public var customerID: CustomerID
+    public var sequence: Int64
+    public var at: Timestamp
+    /// The fields that changed.
+    public var fields: Set<CustomerField>
+    /// The profile after the change (only `fields` are read from it).
+    public var profile: CustomerProfile
+
+    public init(customerID: CustomerID, sequence: Int64, at: Timestamp, fields: Set<CustomerField>, profile: CustomerProfile) {
+        self.customerID = customerID
+        self.sequence = sequence
+        self.at = at
+        self.fields = fields
+        self.profile = profile
+    }
+}
