@@ -1,0 +1,68 @@
+public import RapportCore
+import Synchronization
+
+/// The in-memory backend: a real, fast store for tests and small embedded uses, not a mock.
+///
+/// It follows the same semantics as `SQLiteStore` (the conformance suite runs both). Transactions are serialized
+/// by one lock; a write keeps an undo log and rolls every change back if its body throws.
+///
+/// ```swift
+/// let crm = RapportEngine(store: MemoryStore())
+/// ```
+public final class MemoryStore: Store {
+    private let lock = Mutex(())
+    private let database = MemoryDatabase()
+
+    /// An empty store.
+    public init() {}
+
+    public func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
+        try readSync(body)
+    }
+
+    public func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        try writeSync(body)
+    }
+
+    /// The synchronous form of ``read(_:)``, for callers that are not async (benchmarks, tools).
+    public func readSync<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+        try lock.withLock { _ in
+            try body(MemoryTransaction(database))
+        }
+    }
+
+    /// The synchronous form of ``write(_:)``.
+    public func writeSync<T>(_ body: (any StoreWriter) throws -> T) throws -> T {
+        try lock.withLock { _ in
+            let transaction = MemoryTransaction(database)
+            do {
+                return try body(transaction)
+            } catch {
+                transaction.rollback()
+                throw error
+            }
+        }
+    }
+}
+
+/// Everything the store holds. Only touched under the store's lock, hence `@unchecked Sendable`.
+final class MemoryDatabase: @unchecked Sendable {
+    var sequence: Int64 = 0
+    var customers: [CustomerID: CustomerRecord] = [:]
+    var stats: [CustomerID: CustomerStats] = [:]
+    var identities: [Identity: IdentityRecord] = [:]
+    var identitiesByCustomer: [CustomerID: Set<Identity>] = [:]
+    var events: [String: EventRecord] = [:]
+    var eventsByCustomer: [CustomerID: TimelineIndex<String>] = [:]
+    var orders: [OrderID: OrderRecord] = [:]
+    var orderIDsByKey: [OrderKey: OrderID] = [:]
+    var ordersByCustomer: [CustomerID: TimelineIndex<OrderID>] = [:]
+    var interactions: [InteractionID: InteractionRecord] = [:]
+    var interactionsByCustomer: [CustomerID: TimelineIndex<InteractionID>] = [:]
+    var consents: [ConsentID: ConsentRecord] = [:]
+    var consentsByCustomer: [CustomerID: TimelineIndex<ConsentID>] = [:]
+    var merges: [MergeID: MergeRecord] = [:]
+    var mergesBySurvivor: [CustomerID: [MergeID]] = [:]
+    var profileChanges: [CustomerID: [ProfileChange]] = [:]
+    var attributeDefinitions: [String: AttributeDefinition] = [:]
+}
