@@ -1,0 +1,414 @@
+import Foundation
+import GRDB
+import RapportCore
+
+/// The reads and writes of one transaction, over the GRDB connection that runs it.
+///
+/// Made for one `read` or `write` body and valid only inside it. Every statement is a cached prepared statement
+/// with explicit columns, decoded by column index: no record reflection on the hot paths.
+final class SQLiteTransaction: StoreWriter {
+    let db: Database
+    // One coder per transaction: creating them is not free, and they are not shared across threads.
+    lazy var encoder = JSONEncoder()
+    lazy var decoder = JSONDecoder()
+
+    init(_ db: Database) {
+        self.db = db
+    }
+
+    // MARK: Helpers
+
+    func execute(_ sql: String, _ arguments: StatementArguments = StatementArguments()) throws {
+        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    }
+
+    /// Runs a write statement and returns how many rows it changed.
+    func changes(_ sql: String, _ arguments: StatementArguments) throws -> Int {
+        try execute(sql, arguments)
+        return db.changesCount
+    }
+
+    func fetchOne<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (Row) throws -> T) throws -> T? {
+        let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        guard let row = try cursor.next() else { return nil }
+        return try decode(row)
+    }
+
+    func fetchAll<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (Row) throws -> T) throws -> [T] {
+        let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        var result: [T] = []
+        while let row = try cursor.next() {
+            result.append(try decode(row))
+        }
+        return result
+    }
+
+    func exists(_ sql: String, _ arguments: StatementArguments) throws -> Bool {
+        try fetchOne(sql, arguments) { _ in true } ?? false
+    }
+
+    func json(_ value: some Encodable) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    func decodeJSON<T: Decodable>(_ type: T.Type, _ row: Row, _ index: Int) throws -> T {
+        try row.withUnsafeData(atIndex: index) { data in
+            guard let data else { throw RapportError.storage("unexpected NULL JSON in column \(index)") }
+            return try decoder.decode(T.self, from: data)
+        }
+    }
+
+    func decodeEnum<E: RawRepresentable<String>>(_ type: E.Type, _ row: Row, _ index: Int) throws -> E {
+        let text = try row.decode(String.self, atIndex: index)
+        guard let value = E(rawValue: text) else { throw RapportError.storage("unknown \(E.self) '\(text)' in the database") }
+        return value
+    }
+
+    func time(_ row: Row, _ index: Int) throws -> Timestamp {
+        Timestamp(millisecondsSinceEpoch: try row.decode(Int64.self, atIndex: index))
+    }
+
+    func optionalTime(_ row: Row, _ index: Int) throws -> Timestamp? {
+        try row.decode(Int64?.self, atIndex: index).map(Timestamp.init(millisecondsSinceEpoch:))
+    }
+
+    /// `AND (time, sequence) < (?, ?)` for a newest-first listing that resumes strictly before `position`.
+    static func before(_ position: TimelinePosition?, time column: String) -> String {
+        position == nil ? "" : " AND (\(column) < ? OR (\(column) = ? AND sequence < ?))"
+    }
+
+    static func arguments(_ customer: CustomerID, _ position: TimelinePosition?, _ limit: Int) -> StatementArguments {
+        var arguments: StatementArguments = [customer.rawValue]
+        if let position {
+            arguments += [position.time.millisecondsSinceEpoch, position.time.millisecondsSinceEpoch, position.sequence]
+        }
+        arguments += [max(0, limit)]
+        return arguments
+    }
+
+    // MARK: Sequence
+
+    func currentSequence() throws -> Int64 {
+        try fetchOne("SELECT value FROM meta WHERE key = 'sequence'", []) { try $0.decode(Int64.self, atIndex: 0) } ?? 0
+    }
+
+    // MARK: Customers
+
+    static let customerColumns = "id, merged_into, merge_id, profile, field_times, created_at, updated_at, version"
+
+    func decodeCustomer(_ row: Row) throws -> CustomerRecord {
+        CustomerRecord(
+            id: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 0)),
+            profile: try decodeJSON(StoredProfile.self, row, 3).profile,
+            fieldTimes: try decodeJSON([String: Int64].self, row, 4).mapValues(Timestamp.init(millisecondsSinceEpoch:)),
+            state: CustomerState(mergedInto: try row.decode(String?.self, atIndex: 1), mergeID: try row.decode(String?.self, atIndex: 2)),
+            createdAt: try time(row, 5),
+            updatedAt: try time(row, 6),
+            version: try row.decode(Int64.self, atIndex: 7)
+        )
+    }
+
+    func customer(_ id: CustomerID) throws -> CustomerRecord? {
+        try fetchOne("SELECT \(Self.customerColumns) FROM customers WHERE id = ?", [id.rawValue], decodeCustomer)
+    }
+
+    func customers(_ query: CustomerQuery) throws -> [CustomerRecord] {
+        let column = switch query.order.key {
+        case .createdAt: "created_at"
+        case .updatedAt: "updated_at"
+        }
+        let direction = query.order.descending ? "DESC" : "ASC"
+        var sql = "SELECT \(Self.customerColumns) FROM customers WHERE state = 'active'"
+        var arguments = StatementArguments()
+        let filter = query.filter
+        for tag in filter.tags {
+            sql += " AND EXISTS (SELECT 1 FROM customer_tags WHERE customer_id = customers.id AND tag = ?)"
+            arguments += [tag]
+        }
+        if !filter.lifecycleStages.isEmpty {
+            sql += " AND lifecycle_stage IN (" + Array(repeating: "?", count: filter.lifecycleStages.count).joined(separator: ", ") + ")"
+            arguments += StatementArguments(filter.lifecycleStages.map(\.rawValue))
+        }
+        if let createdFrom = filter.createdFrom {
+            sql += " AND created_at >= ?"
+            arguments += [createdFrom.millisecondsSinceEpoch]
+        }
+        if let createdBefore = filter.createdBefore {
+            sql += " AND created_at < ?"
+            arguments += [createdBefore.millisecondsSinceEpoch]
+        }
+        if let updatedFrom = filter.updatedFrom {
+            sql += " AND updated_at >= ?"
+            arguments += [updatedFrom.millisecondsSinceEpoch]
+        }
+        if let cursor = query.after {
+            sql += " AND (\(column), id) \(query.order.descending ? "<" : ">") (?, ?)"
+            arguments += [cursor.value, cursor.id.rawValue]
+        }
+        sql += " ORDER BY \(column) \(direction), id \(direction) LIMIT ?"
+        arguments += [max(0, query.limit)]
+        return try fetchAll(sql, arguments, decodeCustomer)
+    }
+
+    func customerCount() throws -> Int {
+        try fetchOne("SELECT count(*) FROM customers WHERE state = 'active'", []) { try $0.decode(Int.self, atIndex: 0) } ?? 0
+    }
+
+    func stats(of customer: CustomerID) throws -> CustomerStats? {
+        try fetchOne(
+            "SELECT order_count, spent, first_order_at, last_order_at, event_count, last_seen_at FROM customer_stats WHERE customer_id = ?",
+            [customer.rawValue]
+        ) { row in
+            CustomerStats(
+                customerID: customer,
+                orderCount: try row.decode(Int64.self, atIndex: 0),
+                spent: try decodeJSON([StoredCurrencyTotal].self, row, 1).map(\.total),
+                firstOrderAt: try optionalTime(row, 2),
+                lastOrderAt: try optionalTime(row, 3),
+                eventCount: try row.decode(Int64.self, atIndex: 4),
+                lastSeenAt: try optionalTime(row, 5)
+            )
+        }
+    }
+
+    // MARK: Identities
+
+    static let identityColumns = "kind, source, value, customer_id, home_customer_id, created_at"
+
+    func decodeIdentity(_ row: Row) throws -> IdentityRecord {
+        IdentityRecord(
+            identity: Identity(kind: try decodeEnum(IdentityKind.self, row, 0), source: try row.decode(String.self, atIndex: 1), value: try row.decode(String.self, atIndex: 2)),
+            customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 3)),
+            homeCustomerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 4)),
+            createdAt: try time(row, 5)
+        )
+    }
+
+    func identity(_ identity: Identity) throws -> IdentityRecord? {
+        try fetchOne("SELECT \(Self.identityColumns) FROM identities WHERE key = ?", [identity.key], decodeIdentity)
+    }
+
+    func identities(of customer: CustomerID) throws -> [IdentityRecord] {
+        try fetchAll("SELECT \(Self.identityColumns) FROM identities WHERE customer_id = ? ORDER BY key", [customer.rawValue], decodeIdentity)
+    }
+
+    // MARK: Events
+
+    static let eventColumns = "sequence, id, customer_id, home_customer_id, type, occurred_at, received_at, channel, identities, properties"
+
+    func decodeEvent(_ row: Row) throws -> EventRecord {
+        let event = Event(
+            id: try row.decode(String.self, atIndex: 1),
+            type: try row.decode(String.self, atIndex: 4),
+            occurredAt: try time(row, 5),
+            channel: try decodeEnum(Channel.self, row, 7),
+            identities: try decodeJSON([StoredIdentity].self, row, 8).map(\.identity),
+            properties: try decodeJSON([String: AttributeValue].self, row, 9),
+            customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
+            receivedAt: try time(row, 6)
+        )
+        return EventRecord(
+            event: event, homeCustomerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 3)),
+            sequence: try row.decode(Int64.self, atIndex: 0)
+        )
+    }
+
+    func event(id: String) throws -> EventRecord? {
+        try fetchOne("SELECT \(Self.eventColumns) FROM events WHERE id = ?", [id], decodeEvent)
+    }
+
+    func events(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [EventRecord] {
+        try fetchAll(
+            "SELECT \(Self.eventColumns) FROM events WHERE customer_id = ?\(Self.before(before, time: "occurred_at"))"
+                + " ORDER BY occurred_at DESC, sequence DESC LIMIT ?",
+            Self.arguments(customer, before, limit), decodeEvent
+        )
+    }
+
+    func events(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [EventRecord] {
+        try fetchAll(
+            "SELECT \(Self.eventColumns) FROM events WHERE customer_id = ? AND home_customer_id = ? AND sequence > ? ORDER BY sequence",
+            [customer.rawValue, home.rawValue, sequence], decodeEvent
+        )
+    }
+
+    func eventSummary(of customer: CustomerID) throws -> EventSummary {
+        try fetchOne("SELECT count(*), max(occurred_at) FROM events WHERE customer_id = ?", [customer.rawValue]) { row in
+            EventSummary(count: try row.decode(Int64.self, atIndex: 0), lastOccurredAt: try optionalTime(row, 1))
+        } ?? EventSummary(count: 0, lastOccurredAt: nil)
+    }
+
+    // MARK: Orders
+
+    static let orderColumns = "sequence, id, source, external_id, channel, customer_id, home_customer_id, status, currency, placed_at, updated_at, details"
+
+    func decodeOrder(_ row: Row) throws -> OrderRecord {
+        let details = try decodeJSON(StoredOrderDetails.self, row, 11)
+        let currencyCode = try row.decode(String.self, atIndex: 8)
+        let currency: CurrencyCode
+        do {
+            currency = try CurrencyCode(currencyCode)
+        } catch {
+            throw RapportError.storage("unknown currency '\(currencyCode)' in the database")
+        }
+        let order = Order(
+            id: OrderID(uncheckedRawValue: try row.decode(String.self, atIndex: 1)),
+            key: OrderKey(source: try row.decode(String.self, atIndex: 2), externalID: try row.decode(String.self, atIndex: 3)),
+            channel: try decodeEnum(Channel.self, row, 4),
+            customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 5)),
+            identities: details.identities.map(\.identity),
+            lines: details.lines.map(\.line),
+            currency: currency,
+            subtotal: details.subtotal.money,
+            discount: details.discount.money,
+            shipping: details.shipping.money,
+            tax: details.tax.money,
+            total: details.total.money,
+            status: try decodeEnum(OrderStatus.self, row, 7),
+            statusHistory: details.statusHistory.map(\.change),
+            placedAt: try time(row, 9),
+            updatedAt: try time(row, 10)
+        )
+        return OrderRecord(
+            order: order, homeCustomerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 6)),
+            sequence: try row.decode(Int64.self, atIndex: 0)
+        )
+    }
+
+    func order(_ id: OrderID) throws -> OrderRecord? {
+        try fetchOne("SELECT \(Self.orderColumns) FROM orders WHERE id = ?", [id.rawValue], decodeOrder)
+    }
+
+    func order(key: OrderKey) throws -> OrderRecord? {
+        try fetchOne("SELECT \(Self.orderColumns) FROM orders WHERE source = ? AND external_id = ?", [key.source, key.externalID], decodeOrder)
+    }
+
+    func orders(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [OrderRecord] {
+        try fetchAll(
+            "SELECT \(Self.orderColumns) FROM orders WHERE customer_id = ?\(Self.before(before, time: "placed_at"))"
+                + " ORDER BY placed_at DESC, sequence DESC LIMIT ?",
+            Self.arguments(customer, before, limit), decodeOrder
+        )
+    }
+
+    func orders(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [OrderRecord] {
+        try fetchAll(
+            "SELECT \(Self.orderColumns) FROM orders WHERE customer_id = ? AND home_customer_id = ? AND sequence > ? ORDER BY sequence",
+            [customer.rawValue, home.rawValue, sequence], decodeOrder
+        )
+    }
+
+    // MARK: Interactions
+
+    static let interactionColumns = "sequence, id, customer_id, home_customer_id, channel, direction, subject, summary, agent, occurred_at"
+
+    func decodeInteraction(_ row: Row) throws -> InteractionRecord {
+        let interaction = Interaction(
+            id: InteractionID(uncheckedRawValue: try row.decode(String.self, atIndex: 1)),
+            customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
+            channel: try decodeEnum(InteractionChannel.self, row, 4),
+            direction: try decodeEnum(InteractionDirection.self, row, 5),
+            subject: try row.decode(String.self, atIndex: 6),
+            summary: try row.decode(String.self, atIndex: 7),
+            agent: try row.decode(String.self, atIndex: 8),
+            occurredAt: try time(row, 9)
+        )
+        return InteractionRecord(
+            interaction: interaction, homeCustomerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 3)),
+            sequence: try row.decode(Int64.self, atIndex: 0)
+        )
+    }
+
+    func interaction(_ id: InteractionID) throws -> InteractionRecord? {
+        try fetchOne("SELECT \(Self.interactionColumns) FROM interactions WHERE id = ?", [id.rawValue], decodeInteraction)
+    }
+
+    func interactions(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [InteractionRecord] {
+        try fetchAll(
+            "SELECT \(Self.interactionColumns) FROM interactions WHERE customer_id = ?\(Self.before(before, time: "occurred_at"))"
+                + " ORDER BY occurred_at DESC, sequence DESC LIMIT ?",
+            Self.arguments(customer, before, limit), decodeInteraction
+        )
+    }
+
+    // MARK: Consents
+
+    static let consentColumns = "sequence, id, customer_id, home_customer_id, channel, purpose, status, source, occurred_at, recorded_at"
+
+    func decodeConsent(_ row: Row) throws -> ConsentRecord {
+        let consent = Consent(
+            id: ConsentID(uncheckedRawValue: try row.decode(String.self, atIndex: 1)),
+            customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
+            channel: try decodeEnum(ConsentChannel.self, row, 4),
+            purpose: try decodeEnum(ConsentPurpose.self, row, 5),
+            status: try decodeEnum(ConsentStatus.self, row, 6),
+            source: try row.decode(String.self, atIndex: 7),
+            occurredAt: try time(row, 8),
+            recordedAt: try time(row, 9)
+        )
+        return ConsentRecord(
+            consent: consent, homeCustomerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 3)),
+            sequence: try row.decode(Int64.self, atIndex: 0)
+        )
+    }
+
+    func consents(of customer: CustomerID) throws -> [ConsentRecord] {
+        try fetchAll(
+            "SELECT \(Self.consentColumns) FROM consents WHERE customer_id = ? ORDER BY occurred_at, sequence",
+            [customer.rawValue], decodeConsent
+        )
+    }
+
+    // MARK: Merges and profile changes
+
+    static let mergeColumns = "id, survivor_id, absorbed_id, sequence, merged_at, unmerged_at, details"
+
+    func decodeMerge(_ row: Row) throws -> MergeRecord {
+        let details = try decodeJSON(StoredMergeDetails.self, row, 6)
+        return MergeRecord(
+            id: MergeID(uncheckedRawValue: try row.decode(String.self, atIndex: 0)),
+            survivorID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 1)),
+            absorbedID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
+            reason: try details.mergeReason(),
+            mergedAt: try time(row, 4),
+            sequence: try row.decode(Int64.self, atIndex: 3),
+            survivorBefore: details.survivorBefore.record,
+            absorbedBefore: details.absorbedBefore.record,
+            unmergedAt: try optionalTime(row, 5)
+        )
+    }
+
+    func merge(_ id: MergeID) throws -> MergeRecord? {
+        try fetchOne("SELECT \(Self.mergeColumns) FROM merges WHERE id = ?", [id.rawValue], decodeMerge)
+    }
+
+    func merges(into survivor: CustomerID) throws -> [MergeRecord] {
+        try fetchAll("SELECT \(Self.mergeColumns) FROM merges WHERE survivor_id = ? ORDER BY sequence, rowid", [survivor.rawValue], decodeMerge)
+    }
+
+    func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange] {
+        try fetchAll(
+            "SELECT sequence, at, fields, profile FROM profile_changes WHERE customer_id = ? AND sequence > ? ORDER BY sequence, rowid",
+            [customer.rawValue, sequence]
+        ) { row in
+            ProfileChange(
+                customerID: customer,
+                sequence: try row.decode(Int64.self, atIndex: 0),
+                at: try time(row, 1),
+                fields: Set(try decodeJSON([String].self, row, 2).map(CustomerField.init(path:))),
+                profile: try decodeJSON(StoredProfile.self, row, 3).profile
+            )
+        }
+    }
+
+    // MARK: Attributes
+
+    func attributeDefinitions() throws -> [AttributeDefinition] {
+        try fetchAll("SELECT key, type, description FROM attribute_definitions ORDER BY key", []) { row in
+            AttributeDefinition(
+                key: try row.decode(String.self, atIndex: 0), type: try decodeEnum(AttributeType.self, row, 1),
+                description: try row.decode(String.self, atIndex: 2)
+            )
+        }
+    }
+}
