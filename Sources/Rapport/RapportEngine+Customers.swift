@@ -1,0 +1,207 @@
+public import RapportCore
+
+extension RapportEngine {
+    /// Creates a customer with its profile and identities.
+    ///
+    /// ```swift
+    /// let ada = try await crm.createCustomer(NewCustomer(
+    ///     profile: CustomerProfile(givenName: "Ada", tags: ["vip"]),
+    ///     identities: [.email("ada@example.com"), .phone("+44 20 7946 0958")]))
+    /// ```
+    /// - Throws: `invalidArgument` for a bad field; `alreadyExists` when an identity belongs to another customer.
+    public func createCustomer(_ input: NewCustomer) async throws(RapportError) -> Customer {
+        let profile = input.profile.normalized()
+        let identities = try normalize(input.identities, parent: "identities")
+        let now = clock.now()
+        let id = ids.make(CustomerID.self, at: now)
+        return try await write { tx in
+            try profile.validate(schema: AttributeSchema(try tx.attributeDefinitions()))
+            var fieldTimes: [String: Timestamp] = [:]
+            for field in profile.changedFields(comparedTo: CustomerProfile()) { fieldTimes[field.path] = now }
+            let record = CustomerRecord(id: id, profile: profile, fieldTimes: fieldTimes, state: .active, createdAt: now, updatedAt: now, version: 1)
+            try tx.insertCustomer(record)
+            for (index, identity) in identities.enumerated() {
+                if let owner = try tx.identity(identity) {
+                    throw RapportError.invalidArgument([
+                        FieldViolation(field: "identities[\(index)]", problem: "\(identity.key) already belongs to customer \(owner.customerID)")
+                    ])
+                }
+                try tx.insertIdentity(IdentityRecord(identity: identity, customerID: id, homeCustomerID: id, createdAt: now))
+            }
+            try tx.putStats(CustomerStats(customerID: id))
+            return try tx.assemble(record)
+        }
+    }
+
+    /// The customer with this id. A merged customer's id returns the customer it was merged into.
+    public func customer(_ id: CustomerID) async throws(RapportError) -> Customer {
+        try await read { tx in try tx.assemble(try tx.activeCustomer(id)) }
+    }
+
+    /// The customer an identity resolves to, if any.
+    ///
+    /// ```swift
+    /// let found = try await crm.findCustomer(.email("ADA@example.com"))
+    /// ```
+    public func findCustomer(_ identity: IdentityInput) async throws(RapportError) -> Customer? {
+        let normalized = try normalizer.normalize(kind: identity.kind, source: identity.source, value: identity.value)
+        return try await read { tx in
+            guard let record = try tx.identity(normalized) else { return nil }
+            return try tx.assemble(try tx.activeCustomer(record.customerID))
+        }
+    }
+
+    /// Sets the profile `fields` of a customer to their values in `profile`; other fields keep theirs.
+    ///
+    /// ```swift
+    /// var changes = CustomerProfile()
+    /// changes.givenName = "Ada"
+    /// try await crm.updateCustomer(ada.id, set: changes, fields: [.givenName], ifMatch: ada.etag)
+    /// ```
+    /// - Parameter ifMatch: the etag the caller read; a different stored version throws `etagMismatch`.
+    /// - Returns: the customer after the change (unchanged, same version, when nothing differs).
+    public func updateCustomer(_ id: CustomerID, set profile: CustomerProfile, fields: Set<CustomerField>, ifMatch: String? = nil) async throws(RapportError)
+        -> Customer
+    {
+        guard !fields.isEmpty else { throw .invalid("update_mask", "names no field to update") }
+        let now = clock.now()
+        return try await write { tx in
+            var record = try tx.activeCustomer(id)
+            try Customer.check(etag: ifMatch, against: record)
+            var updated = record.profile
+            updated.assign(fields, from: profile)
+            updated = updated.normalized()
+            try updated.validate(schema: AttributeSchema(try tx.attributeDefinitions()))
+            let changed = updated.changedFields(comparedTo: record.profile)
+            guard !changed.isEmpty else { return try tx.assemble(record) }
+            record.profile = updated
+            for field in changed { record.fieldTimes[field.path] = now }
+            record.version += 1
+            record.updatedAt = now
+            try tx.updateCustomer(record)
+            // A survivor of a standing merge logs its changes, so an unmerge can replay them.
+            if try tx.merges(into: record.id).contains(where: \.isActive) {
+                let sequence = try tx.allocateSequence(1)
+                try tx.appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: updated))
+            }
+            return try tx.assemble(record)
+        }
+    }
+
+    /// Reads a customer, lets `change` edit its profile, and writes back the fields that differ, failing with
+    /// `etagMismatch` if someone else changed the customer in between.
+    ///
+    /// ```swift
+    /// try await crm.updateCustomer(ada.id) { $0.tags.append("newsletter") }
+    /// ```
+    public func updateCustomer(_ id: CustomerID, _ change: (inout CustomerProfile) -> Void) async throws(RapportError) -> Customer {
+        let current = try await customer(id)
+        var profile = current.profile
+        change(&profile)
+        let fields = profile.normalized().changedFields(comparedTo: current.profile)
+        guard !fields.isEmpty else { return current }
+        return try await updateCustomer(current.id, set: profile, fields: fields, ifMatch: current.etag)
+    }
+
+    /// Adds an identity to a customer.
+    /// - Throws: `alreadyExists` when the identity belongs to another customer.
+    public func addIdentity(_ input: IdentityInput, to id: CustomerID, ifMatch: String? = nil) async throws(RapportError) -> Customer {
+        let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
+        let now = clock.now()
+        return try await write { tx in
+            var record = try tx.activeCustomer(id)
+            try Customer.check(etag: ifMatch, against: record)
+            if let owner = try tx.identity(identity) {
+                guard owner.customerID == record.id else { throw RapportError.alreadyExists(entity: "identity", id: identity.key) }
+                return try tx.assemble(record)
+            }
+            try tx.insertIdentity(IdentityRecord(identity: identity, customerID: record.id, homeCustomerID: record.id, createdAt: now))
+            record.version += 1
+            record.updatedAt = now
+            try tx.updateCustomer(record)
+            return try tx.assemble(record)
+        }
+    }
+
+    /// Removes an identity from a customer: records that arrive with it later no longer resolve to them.
+    public func removeIdentity(_ input: IdentityInput, from id: CustomerID, ifMatch: String? = nil) async throws(RapportError) -> Customer {
+        let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
+        let now = clock.now()
+        return try await write { tx in
+            var record = try tx.activeCustomer(id)
+            try Customer.check(etag: ifMatch, against: record)
+            guard let owner = try tx.identity(identity), owner.customerID == record.id else {
+                throw RapportError.notFound(entity: "identity", id: identity.key)
+            }
+            try tx.deleteIdentity(identity)
+            record.version += 1
+            record.updatedAt = now
+            try tx.updateCustomer(record)
+            return try tx.assemble(record)
+        }
+    }
+
+    /// Deletes a customer and everything it owns: identities, orders, events, interactions, consents, and the
+    /// customers merged into it. Erasure is final: there is no undo.
+    public func deleteCustomer(_ id: CustomerID, ifMatch: String? = nil) async throws(RapportError) {
+        try await write { tx in
+            let record = try tx.activeCustomer(id)
+            try Customer.check(etag: ifMatch, against: record)
+            try tx.deleteCustomerTree(record.id)
+        }
+    }
+
+    /// A page of active customers, filtered and sorted.
+    ///
+    /// ```swift
+    /// var page = try await crm.listCustomers(filter: CustomerFilter(tags: ["vip"]), page: PageRequest(size: 100))
+    /// while let token = page.nextPageToken {
+    ///     page = try await crm.listCustomers(filter: CustomerFilter(tags: ["vip"]), page: PageRequest(size: 100, token: token))
+    /// }
+    /// ```
+    public func listCustomers(filter: CustomerFilter = CustomerFilter(), order: CustomerOrder = CustomerOrder(), page: PageRequest = PageRequest())
+        async throws(RapportError) -> CustomerPage
+    {
+        let size = try PageToken.pageSize(page.size)
+        let cursor = try page.token.map { token throws(RapportError) in try PageToken.decodeCustomerCursor(token, order: order) }
+        return try await read { tx in
+            let records = try tx.customers(CustomerQuery(filter: filter, order: order, after: cursor, limit: size + 1))
+            let pageRecords = records.prefix(size)
+            let next = records.count > size ? pageRecords.last.map { PageToken.encode(CustomerCursor(value: order.value(of: $0), id: $0.id), order: order) } : nil
+            return CustomerPage(customers: try pageRecords.map { try tx.assemble($0) }, nextPageToken: next)
+        }
+    }
+
+    /// How many active customers there are.
+    public func customerCount() async throws(RapportError) -> Int {
+        try await read { tx in try tx.customerCount() }
+    }
+
+    /// Declares a custom attribute, or changes its description. Its type cannot change once declared.
+    public func defineAttribute(_ definition: AttributeDefinition) async throws(RapportError) -> AttributeDefinition {
+        try definition.validate()
+        return try await write { tx in
+            if let existing = try tx.attributeDefinitions().first(where: { $0.key == definition.key }), existing.type != definition.type {
+                throw RapportError.failedPrecondition(
+                    "attribute '\(definition.key)' is declared as \(existing.type.rawValue); its type cannot change to \(definition.type.rawValue)")
+            }
+            try tx.putAttributeDefinition(definition)
+            return definition
+        }
+    }
+
+    /// The declared custom attributes, sorted by key.
+    public func attributeDefinitions() async throws(RapportError) -> [AttributeDefinition] {
+        try await read { tx in try tx.attributeDefinitions() }
+    }
+}
+
+extension StoreWriter {
+    /// Deletes a customer and, recursively, the customers merged into it by standing merges.
+    func deleteCustomerTree(_ id: CustomerID) throws {
+        for merge in try merges(into: id) where merge.isActive {
+            if let absorbed = try customer(merge.absorbedID), absorbed.mergedInto == id { try deleteCustomerTree(absorbed.id) }
+        }
+        try deleteCustomer(id)
+    }
+}

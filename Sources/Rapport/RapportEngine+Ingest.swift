@@ -1,0 +1,253 @@
+public import RapportCore
+
+extension RapportEngine {
+    /// Ingests a batch of events and orders in one transaction.
+    ///
+    /// Each item is attached to the customer its identities resolve to (created when none matches, merged when
+    /// they point to several); events are idempotent by id and orders by source and external id, so a replayed
+    /// batch changes nothing. Each customer's running aggregates are updated in the same transaction.
+    ///
+    /// ```swift
+    /// let result = try await crm.ingest([
+    ///     .event(EventInput(id: "e-1", type: "page.viewed", occurredAt: now, identities: [.anonymousID("dev-9")])),
+    ///     .order(OrderInput(source: "web", externalID: "1001", identities: [.email("ada@example.com")],
+    ///                       lines: [OrderLine(sku: "SKU-1", quantity: 2, unitPriceMinor: 1999)],
+    ///                       currency: "EUR", placedAt: now)),
+    /// ])
+    /// ```
+    /// - Parameter mode: whether invalid items are skipped (default) or fail the whole batch.
+    public func ingest(_ items: [IngestItem], mode: IngestMode = .skipInvalid) async throws(RapportError) -> IngestResult {
+        guard items.count <= Self.maxBatchSize else {
+            throw .invalid("items", "a batch holds at most \(Self.maxBatchSize) items, got \(items.count)")
+        }
+        let now = clock.now()
+        var prepared: [PreparedItem?] = []
+        prepared.reserveCapacity(items.count)
+        var rejected: [Int: [FieldViolation]] = [:]
+        var allViolations: [FieldViolation] = []
+        for (index, item) in items.enumerated() {
+            do {
+                prepared.append(try prepare(item, now: now))
+            } catch {
+                let violations = error.fieldViolations.isEmpty ? [FieldViolation(field: "", problem: error.description)] : error.fieldViolations
+                rejected[index] = violations
+                allViolations += violations.map { $0.nested(under: "items[\(index)]") }
+                prepared.append(nil)
+            }
+        }
+        if mode == .allOrNothing, !allViolations.isEmpty { throw .invalidArgument(allViolations) }
+        let valid = prepared
+        let applied = try await write { [self] tx in
+            var session = WriteSession(tx: tx, engine: self, now: now)
+            var sequence = try tx.allocateSequence(valid.count)
+            var outcomes: [IngestOutcome?] = []
+            outcomes.reserveCapacity(valid.count)
+            for item in valid {
+                defer { sequence += 1 }
+                switch item {
+                case nil: outcomes.append(nil)
+                case .event(let event): outcomes.append(try session.apply(event, sequence: sequence))
+                case .order(let order): outcomes.append(try session.apply(order, sequence: sequence))
+                }
+            }
+            try session.finish()
+            return (outcomes, session.createdCustomers, session.merges)
+        }
+        let outcomes = applied.0.enumerated().map { index, outcome in outcome ?? .rejected(rejected[index] ?? []) }
+        return IngestResult(outcomes: outcomes, createdCustomers: applied.1, merges: applied.2)
+    }
+
+    /// The most items one batch may hold.
+    public static let maxBatchSize = 10_000
+
+    /// Validates and normalizes one item.
+    func prepare(_ item: IngestItem, now: Timestamp) throws(RapportError) -> PreparedItem {
+        switch item {
+        case .event(let input): .event(try prepare(input, now: now))
+        case .order(let input): .order(try prepare(input, now: now))
+        }
+    }
+
+    private func prepare(_ input: EventInput, now: Timestamp) throws(RapportError) -> PreparedEvent {
+        var validator = Validator()
+        if input.id.isEmpty || input.id.utf8.count > 128 || input.id.contains(where: { $0.isNewline }) {
+            validator.add("id", "must be 1 to 128 characters on one line")
+        }
+        if !Self.isEventType(input.type) {
+            validator.add("type", "'\(input.type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
+        }
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(input.occurredAt, field: "occurred_at", now: now) }
+        let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
+        validator.capture("") { () throws(RapportError) in try Self.checkProperties(input.properties) }
+        try validator.check()
+        return PreparedEvent(
+            id: input.id, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: identities, properties: input.properties)
+    }
+
+    private func prepare(_ input: OrderInput, now: Timestamp) throws(RapportError) -> PreparedOrder {
+        var validator = Validator()
+        let source = input.source.lowercased()
+        if source.isEmpty || source.utf8.count > 64
+            || !source.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 || $0 == 46 })
+        {
+            validator.add("source", "'\(input.source)' must be 1 to 64 letters, digits, '_', '-' or '.'")
+        }
+        if input.externalID.isEmpty || input.externalID.utf8.count > 128 || input.externalID.contains(where: { $0.isNewline }) {
+            validator.add("external_id", "must be 1 to 128 characters on one line")
+        }
+        let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
+        let currency = validator.capture("") { () throws(RapportError) in try CurrencyCode(input.currency, field: "currency") }
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(input.placedAt, field: "placed_at", now: now) }
+        if let changed = input.statusChangedAt {
+            validator.capture("") { () throws(RapportError) in try Self.checkTime(changed, field: "status_changed_at", now: now) }
+            if changed < input.placedAt { validator.add("status_changed_at", "is before placed_at") }
+        }
+        if input.lines.isEmpty { validator.add("lines", "an order needs at least one line") }
+        if input.lines.count > 1000 { validator.add("lines", "an order holds at most 1000 lines") }
+        let limit: Int64 = 1_000_000_000_000_000  // 10^15 minor units: far above any real order, far below overflow.
+        var subtotal: Int64 = 0
+        for (index, line) in input.lines.enumerated() {
+            let field = "lines[\(index)]"
+            if line.sku.isEmpty || line.sku.utf8.count > 128 { validator.add("\(field).sku", "must be 1 to 128 characters") }
+            if line.name.count > 500 { validator.add("\(field).name", "is longer than 500 characters") }
+            if line.quantity <= 0 || line.quantity > 1_000_000 { validator.add("\(field).quantity", "must be 1 to 1000000, got \(line.quantity)") }
+            if line.unitPriceMinor < 0 || line.unitPriceMinor > limit { validator.add("\(field).unit_price", "must be 0 to \(limit) minor units") }
+            let (lineTotal, overflow) = line.quantity.multipliedReportingOverflow(by: line.unitPriceMinor)
+            if overflow || lineTotal > limit {
+                validator.add("\(field)", "quantity × unit price is too large")
+            } else {
+                subtotal = min(subtotal + lineTotal, limit + 1)
+            }
+        }
+        if subtotal > limit { validator.add("lines", "the order's subtotal is too large") }
+        for (field, value) in [("discount", input.discountMinor), ("shipping", input.shippingMinor), ("tax", input.taxMinor)] where value < 0 || value > limit {
+            validator.add(field, "must be 0 to \(limit) minor units, got \(value)")
+        }
+        try validator.check()
+        let total = subtotal - input.discountMinor + input.shippingMinor + input.taxMinor
+        guard total >= 0 else { throw .invalid("discount", "is larger than the subtotal plus shipping and tax: the total would be negative") }
+        let money = { (minor: Int64) in Money(minorUnits: minor, currency: currency!) }
+        return PreparedOrder(
+            key: OrderKey(source: source, externalID: input.externalID), channel: input.channel, identities: identities, lines: input.lines,
+            currency: currency!, subtotal: money(subtotal), discount: money(input.discountMinor), shipping: money(input.shippingMinor),
+            tax: money(input.taxMinor), total: money(total), status: input.status, placedAt: input.placedAt, statusChangedAt: input.statusChangedAt)
+    }
+
+    private func identitiesOf(_ inputs: [IdentityInput]) throws(RapportError) -> [Identity] {
+        guard !inputs.isEmpty else { throw .invalid("identities", "at least one identity is needed to know whose record it is") }
+        guard inputs.count <= 20 else { throw .invalid("identities", "at most 20 identities, got \(inputs.count)") }
+        return try normalize(inputs, parent: "identities")
+    }
+
+    static func isEventType(_ type: String) -> Bool {
+        guard !type.isEmpty, type.utf8.count <= 64 else { return false }
+        return type.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { word in
+            guard let first = word.utf8.first, first >= 97, first <= 122 else { return false }
+            return word.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        }
+    }
+
+    /// Times before 2000 or more than a day ahead of the clock are mistakes (seconds sent as milliseconds...).
+    static func checkTime(_ time: Timestamp, field: String, now: Timestamp) throws(RapportError) {
+        if time.millisecondsSinceEpoch < 946_684_800_000 { throw .invalid(field, "\(time) is before the year 2000") }
+        if time > now + .seconds(86_400) { throw .invalid(field, "\(time) is more than a day in the future") }
+    }
+
+    static func checkProperties(_ properties: [String: AttributeValue]) throws(RapportError) {
+        var validator = Validator()
+        if properties.count > 100 { validator.add("properties", "at most 100 properties, got \(properties.count)") }
+        for key in properties.keys.sorted() {
+            validator.capture("") { () throws(RapportError) in try AttributeDefinition.validateKey(key, field: "properties.\(key)") }
+            switch properties[key]! {
+            case .string(let text) where text.utf8.count > 10_000: validator.add("properties.\(key)", "is longer than 10000 bytes")
+            case .stringList(let list) where list.count > 1000 || list.contains(where: { $0.utf8.count > 1000 }):
+                validator.add("properties.\(key)", "a list holds at most 1000 strings of at most 1000 bytes")
+            default: break
+            }
+        }
+        try validator.check()
+    }
+}
+
+/// An ingest item after validation and normalization.
+enum PreparedItem: Sendable {
+    case event(PreparedEvent)
+    case order(PreparedOrder)
+}
+
+struct PreparedEvent: Sendable {
+    var id: String
+    var type: String
+    var occurredAt: Timestamp
+    var channel: Channel
+    var identities: [Identity]
+    var properties: [String: AttributeValue]
+}
+
+struct PreparedOrder: Sendable {
+    var key: OrderKey
+    var channel: Channel
+    var identities: [Identity]
+    var lines: [OrderLine]
+    var currency: CurrencyCode
+    var subtotal: Money
+    var discount: Money
+    var shipping: Money
+    var tax: Money
+    var total: Money
+    var status: OrderStatus
+    var placedAt: Timestamp
+    var statusChangedAt: Timestamp?
+}
+
+extension WriteSession {
+    /// Applies one valid event.
+    mutating func apply(_ input: PreparedEvent, sequence: Int64) throws -> IngestOutcome {
+        if let existing = try tx.event(id: input.id) { return .duplicate(existing.event.customerID) }
+        let customer = try resolve(input.identities, recordID: input.id)
+        let event = Event(
+            id: input.id, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: input.identities,
+            properties: input.properties, customerID: customer, receivedAt: now)
+        try tx.insertEvent(EventRecord(event: event, homeCustomerID: customer, sequence: sequence))
+        try updateStats(of: customer) { $0.add(eventAt: input.occurredAt) }
+        return .accepted(customer)
+    }
+
+    /// Applies one valid order: a new one, a new state of a known one, or a duplicate.
+    mutating func apply(_ input: PreparedOrder, sequence: Int64) throws -> IngestOutcome {
+        if let existing = try tx.order(key: input.key) {
+            var order = existing.order
+            order.channel = input.channel
+            order.lines = input.lines
+            order.currency = input.currency
+            order.subtotal = input.subtotal
+            order.discount = input.discount
+            order.shipping = input.shipping
+            order.tax = input.tax
+            order.total = input.total
+            if !order.statusHistory.contains(where: { $0.status == input.status }) {
+                order.statusHistory.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? now))
+                // Feeds arrive out of order: the history is kept in time order and its last entry is the status.
+                order.statusHistory = order.statusHistory.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+                order.status = order.statusHistory.last!.status
+            }
+            guard order != existing.order else { return .duplicate(order.customerID) }
+            order.updatedAt = now
+            try tx.updateOrder(OrderRecord(order: order, homeCustomerID: existing.homeCustomerID, sequence: existing.sequence))
+            if order.status.counts != existing.order.status.counts || order.total != existing.order.total {
+                try recomputeStats(of: order.customerID)
+            }
+            return .updated(order.customerID)
+        }
+        let customer = try resolve(input.identities, recordID: input.key.description)
+        var history = [OrderStatusChange(status: .placed, at: input.placedAt)]
+        if input.status != .placed { history.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? input.placedAt)) }
+        let order = Order(
+            id: engine.ids.make(OrderID.self, at: now), key: input.key, channel: input.channel, customerID: customer, identities: input.identities,
+            lines: input.lines, currency: input.currency, subtotal: input.subtotal, discount: input.discount, shipping: input.shipping, tax: input.tax,
+            total: input.total, status: input.status, statusHistory: history, placedAt: input.placedAt, updatedAt: now)
+        try tx.insertOrder(OrderRecord(order: order, homeCustomerID: customer, sequence: sequence))
+        try updateStats(of: customer) { $0.add(order: order) }
+        return .accepted(customer)
+    }
+}

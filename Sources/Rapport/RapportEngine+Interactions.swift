@@ -1,0 +1,83 @@
+public import RapportCore
+
+extension RapportEngine {
+    /// Records a conversation or contact with a customer; it appears in their timeline.
+    ///
+    /// ```swift
+    /// try await crm.recordInteraction(InteractionInput(
+    ///     customerID: ada.id, channel: .phone, direction: .inbound, subject: "Where is my parcel?", agent: "sam"))
+    /// ```
+    public func recordInteraction(_ input: InteractionInput) async throws(RapportError) -> Interaction {
+        let now = clock.now()
+        var validator = Validator()
+        if input.subject.count > 500 { validator.add("subject", "is longer than 500 characters") }
+        if input.summary.count > 20_000 { validator.add("summary", "is longer than 20000 characters") }
+        if input.agent.count > 200 { validator.add("agent", "is longer than 200 characters") }
+        let occurredAt = input.occurredAt ?? now
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occurred_at", now: now) }
+        try validator.check()
+        let id = ids.make(InteractionID.self, at: now)
+        return try await write { tx in
+            let owner = try tx.activeCustomer(input.customerID).id
+            let interaction = Interaction(
+                id: id, customerID: owner, channel: input.channel, direction: input.direction, subject: input.subject, summary: input.summary,
+                agent: input.agent, occurredAt: occurredAt)
+            try tx.insertInteraction(InteractionRecord(interaction: interaction, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
+            return interaction
+        }
+    }
+
+    /// Records a consent statement; the history is kept and the latest statement per channel and purpose rules.
+    ///
+    /// ```swift
+    /// try await crm.recordConsent(ConsentInput(
+    ///     customerID: ada.id, channel: .email, purpose: .marketing, status: .granted, source: "checkout"))
+    /// ```
+    public func recordConsent(_ input: ConsentInput) async throws(RapportError) -> Consent {
+        let now = clock.now()
+        var validator = Validator()
+        if input.source.isEmpty || input.source.count > 200 { validator.add("source", "must be 1 to 200 characters (where the consent was given)") }
+        let occurredAt = input.occurredAt ?? now
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occurred_at", now: now) }
+        try validator.check()
+        let id = ids.make(ConsentID.self, at: now)
+        return try await write { tx in
+            let owner = try tx.activeCustomer(input.customerID).id
+            let consent = Consent(
+                id: id, customerID: owner, channel: input.channel, purpose: input.purpose, status: input.status, source: input.source,
+                occurredAt: occurredAt, recordedAt: now)
+            try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
+            return consent
+        }
+    }
+
+    /// The current consent of a customer: the latest statement per channel and purpose.
+    public func consents(of id: CustomerID) async throws(RapportError) -> [Consent] {
+        try await read { tx in currentConsents(try tx.consents(of: try tx.activeCustomer(id).id)) }
+    }
+
+    /// Every consent statement of a customer, oldest first.
+    public func consentHistory(of id: CustomerID) async throws(RapportError) -> [Consent] {
+        try await read { tx in try tx.consents(of: try tx.activeCustomer(id).id).map(\.consent) }
+    }
+
+    /// Whether the customer currently allows contact through `channel` for `purpose` (only `granted` does).
+    public func hasConsent(_ id: CustomerID, channel: ConsentChannel, purpose: ConsentPurpose) async throws(RapportError) -> Bool {
+        try await consents(of: id).first { $0.channel == channel && $0.purpose == purpose }?.status.allows ?? false
+    }
+
+    /// A page of a customer's interactions, newest first.
+    public func interactions(of id: CustomerID, page: PageRequest = PageRequest()) async throws(RapportError)
+        -> (interactions: [Interaction], nextPageToken: String?)
+    {
+        let size = try PageToken.pageSize(page.size)
+        let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token) }
+        return try await read { tx in
+            let records = try tx.interactions(of: try tx.activeCustomer(id).id, before: before, limit: size + 1)
+            let pageRecords = records.prefix(size)
+            let next = records.count > size
+                ? pageRecords.last.map { PageToken.encode(TimelinePosition(time: $0.interaction.occurredAt, sequence: $0.sequence)) } : nil
+            return (pageRecords.map(\.interaction), next)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+public import Logging
+public import RapportCore
+
+/// The Rapport engine: every use case of the CRM over one storage backend.
+///
+/// It is the public library API. Pick a backend, a clock and (optionally) an id generator:
+///
+/// ```swift
+/// let crm = RapportEngine(store: try SQLiteStore(path: "crm.sqlite"))
+/// let ada = try await crm.createCustomer(NewCustomer(
+///     profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")]))
+/// ```
+///
+/// Every method runs in one storage transaction and throws ``RapportError``; a call that throws changed nothing.
+public final class RapportEngine: Sendable {
+    /// The storage backend.
+    public let store: any Store
+    /// Where the engine reads the time.
+    public let clock: any RapportClock
+    let ids: any IDGenerator
+    let normalizer: IdentityNormalizer
+    let logger: Logger
+
+    /// An engine over `store`.
+    ///
+    /// - Parameters:
+    ///   - store: the backend (`MemoryStore`, `SQLiteStore`).
+    ///   - clock: the time source; inject a `ManualClock` in tests.
+    ///   - ids: the id generator; sortable random ids by default.
+    ///   - defaultPhoneRegion: ISO 3166 code of the region whose national phone format is assumed (`US`).
+    ///   - logger: where the engine logs; it never bootstraps logging itself.
+    public init(
+        store: any Store, clock: any RapportClock = SystemClock(), ids: any IDGenerator = SortableRandomIDGenerator(),
+        defaultPhoneRegion: String = "US", logger: Logger = Logger(label: "rapport")
+    ) {
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.normalizer = IdentityNormalizer(defaultRegion: defaultPhoneRegion)
+        self.logger = logger
+    }
+
+    /// Runs a write transaction, turning any non-Rapport error into ``RapportError/storage(_:)``.
+    func write<T: Sendable>(_ body: @Sendable @escaping (any StoreWriter) throws -> T) async throws(RapportError) -> T {
+        do {
+            return try await store.write(body)
+        } catch let error as RapportError {
+            throw error
+        } catch {
+            throw .storage(String(describing: error))
+        }
+    }
+
+    /// Runs a read transaction, turning any non-Rapport error into ``RapportError/storage(_:)``.
+    func read<T: Sendable>(_ body: @Sendable @escaping (any StoreReader) throws -> T) async throws(RapportError) -> T {
+        do {
+            return try await store.read(body)
+        } catch let error as RapportError {
+            throw error
+        } catch {
+            throw .storage(String(describing: error))
+        }
+    }
+
+    /// Normalizes raw identities, naming `parent[i]` in errors, and drops duplicates (first one wins).
+    func normalize(_ inputs: [IdentityInput], parent: String) throws(RapportError) -> [Identity] {
+        var validator = Validator()
+        var result: [Identity] = []
+        var seen = Set<Identity>()
+        for (index, input) in inputs.enumerated() {
+            let field = "\(parent)[\(index)].value"
+            if let identity = validator.capture("", { () throws(RapportError) in
+                try normalizer.normalize(kind: input.kind, source: input.source, value: input.value, field: field)
+            }), seen.insert(identity).inserted {
+                result.append(identity)
+            }
+        }
+        try validator.check()
+        return result
+    }
+}
+
+extension StoreReader {
+    /// The active customer `id` resolves to: itself, or the survivor it was merged into.
+    func activeCustomer(_ id: CustomerID) throws -> CustomerRecord {
+        var current = id
+        for _ in 0..<256 {
+            guard let record = try customer(current) else { throw RapportError.notFound(entity: "customer", id: id.rawValue) }
+            guard let survivor = record.mergedInto else { return record }
+            current = survivor
+        }
+        throw RapportError.storage("merge chain of \(id) is longer than 256 or cyclic")
+    }
+
+    /// The public view of a stored customer.
+    func assemble(_ record: CustomerRecord) throws -> Customer {
+        Customer(
+            id: record.id, profile: record.profile, identities: try identities(of: record.id).map(\.identity),
+            createdAt: record.createdAt, updatedAt: record.updatedAt, version: record.version)
+    }
+
+    /// Every order a customer owns.
+    func allOrders(of customer: CustomerID) throws -> [Order] {
+        try orders(of: customer, before: nil, limit: Int.max).map(\.order)
+    }
+
+    /// The aggregates of a customer computed from what it owns.
+    func computeStats(of customer: CustomerID) throws -> CustomerStats {
+        CustomerStats.compute(customerID: customer, orders: try allOrders(of: customer), events: try eventSummary(of: customer))
+    }
+}
+
+extension Customer {
+    /// Checks an `If-Match` style etag (`"3"` or `3`) against the current version.
+    static func check(etag: String?, against record: CustomerRecord) throws(RapportError) {
+        guard let etag, !etag.isEmpty else { return }
+        let bare = etag.filter { $0 != "\"" && $0 != " " }
+        guard let version = Int64(bare) else { throw .invalid("etag", "'\(etag)' is not an etag returned by Rapport") }
+        guard version == record.version else {
+            throw .etagMismatch(entity: "customer", id: record.id.rawValue, expected: etag, actual: "\"\(record.version)\"")
+        }
+    }
+}

@@ -1,0 +1,227 @@
+import Logging
+import RapportCore
+
+/// The state of one engine write transaction: identity resolution, merges and running aggregates.
+///
+/// Aggregates are cached per customer and written once at the end of the transaction (``finish()``).
+struct WriteSession {
+    let tx: any StoreWriter
+    let engine: RapportEngine
+    let now: Timestamp
+    private var stats: [CustomerID: CustomerStats] = [:]
+    private var identityOwners: [Identity: CustomerID] = [:]
+    private var createdHere: Set<CustomerID> = []
+    private(set) var createdCustomers: [CustomerID] = []
+    private(set) var merges: [MergeID] = []
+
+    init(tx: any StoreWriter, engine: RapportEngine, now: Timestamp) {
+        self.tx = tx
+        self.engine = engine
+        self.now = now
+    }
+
+    // MARK: Aggregates
+
+    mutating func updateStats(of customer: CustomerID, _ change: (inout CustomerStats) -> Void) throws {
+        var value = try stats[customer] ?? tx.stats(of: customer) ?? CustomerStats(customerID: customer)
+        change(&value)
+        stats[customer] = value
+    }
+
+    mutating func recomputeStats(of customer: CustomerID) throws {
+        stats[customer] = try tx.computeStats(of: customer)
+    }
+
+    /// Writes the aggregates changed in this transaction.
+    func finish() throws {
+        for value in stats.values { try tx.putStats(value) }
+    }
+
+    // MARK: Identity resolution
+
+    /// The customer a record with these identities belongs to: found, created, or made by merging the customers
+    /// the identities point to. Identities nobody owns yet are attached to that customer.
+    mutating func resolve(_ identities: [Identity], recordID: String) throws -> CustomerID {
+        var owners: [CustomerID] = []
+        var missing: [Identity] = []
+        var strongest: (identity: Identity, owner: CustomerID)?
+        for identity in identities {
+            let owner: CustomerID?
+            if let cached = identityOwners[identity] {
+                owner = cached
+            } else {
+                owner = try tx.identity(identity)?.customerID
+                if let owner { identityOwners[identity] = owner }
+            }
+            guard let owner else {
+                missing.append(identity)
+                continue
+            }
+            if !owners.contains(owner) { owners.append(owner) }
+            if strongest == nil || identity.kind.strength > strongest!.identity.kind.strength { strongest = (identity, owner) }
+        }
+
+        var target: CustomerID
+        if owners.isEmpty {
+            target = try createCustomer()
+        } else if owners.count == 1 {
+            target = owners[0]
+        } else {
+            let records = try owners.map { try tx.activeCustomer($0) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+            let survivor = records[0].id
+            for other in records.dropFirst() where try !mergeBlocked(survivor, other.id) {
+                _ = try merge(survivor: survivor, absorbed: other.id, reason: .sharedIdentity(recordID: recordID))
+            }
+            target = try tx.activeCustomer(strongest!.owner).id
+        }
+
+        if !missing.isEmpty {
+            for identity in missing {
+                try tx.insertIdentity(IdentityRecord(identity: identity, customerID: target, homeCustomerID: target, createdAt: now))
+                identityOwners[identity] = target
+            }
+            if !createdHere.contains(target), var record = try tx.customer(target) {
+                record.version += 1
+                record.updatedAt = now
+                try tx.updateCustomer(record)
+            }
+        }
+        return target
+    }
+
+    private mutating func createCustomer() throws -> CustomerID {
+        let id = engine.ids.make(CustomerID.self, at: now)
+        try tx.insertCustomer(CustomerRecord(id: id, profile: CustomerProfile(), fieldTimes: [:], state: .active, createdAt: now, updatedAt: now, version: 1))
+        stats[id] = CustomerStats(customerID: id)
+        createdHere.insert(id)
+        createdCustomers.append(id)
+        return id
+    }
+
+    /// True when the two customers were merged once and that merge was undone: they are kept apart since.
+    private func mergeBlocked(_ first: CustomerID, _ second: CustomerID) throws -> Bool {
+        try tx.merges(into: first).contains { !$0.isActive && $0.absorbedID == second }
+            || tx.merges(into: second).contains { !$0.isActive && $0.absorbedID == first }
+    }
+
+    // MARK: Merge and unmerge
+
+    /// Merges `absorbed` into `survivor`: profiles by survivorship, everything owned moves to the survivor.
+    mutating func merge(survivor survivorID: CustomerID, absorbed absorbedID: CustomerID, reason: MergeReason) throws -> MergeRecord {
+        guard survivorID != absorbedID else { throw RapportError.invalid("customer_ids", "a customer cannot be merged with itself") }
+        guard var survivor = try tx.customer(survivorID) else { throw RapportError.notFound(entity: "customer", id: survivorID.rawValue) }
+        guard var absorbed = try tx.customer(absorbedID) else { throw RapportError.notFound(entity: "customer", id: absorbedID.rawValue) }
+        guard survivor.state == .active, absorbed.state == .active else {
+            throw RapportError.failedPrecondition("only active customers can be merged; \(survivor.state == .active ? absorbedID : survivorID) was merged already")
+        }
+        let sequence = try tx.allocateSequence(1)
+        let id = engine.ids.make(MergeID.self, at: now)
+        let record = MergeRecord(
+            id: id, survivorID: survivorID, absorbedID: absorbedID, reason: reason, mergedAt: now, sequence: sequence,
+            survivorBefore: survivor, absorbedBefore: absorbed)
+
+        let merged = Survivorship.merge(Survivorship.State(survivor), Survivorship.State(absorbed))
+        survivor.profile = merged.profile
+        survivor.fieldTimes = merged.fieldTimes
+        survivor.version += 1
+        survivor.updatedAt = now
+        try tx.updateCustomer(survivor)
+        absorbed.state = .merged(into: survivorID, by: id)
+        try tx.updateCustomer(absorbed)
+        try tx.reassignAll(from: absorbedID, to: survivorID)
+        try tx.insertMerge(record)
+
+        try recomputeStats(of: survivorID)
+        stats[absorbedID] = CustomerStats(customerID: absorbedID)
+        identityOwners.removeAll()
+        merges.append(id)
+        engine.logger.info("merged customers", metadata: ["survivor": "\(survivorID)", "absorbed": "\(absorbedID)", "merge": "\(id)"])
+        return record
+    }
+
+    /// Undoes a standing merge: the absorbed customer comes back exactly as it was, with what it owned, and the
+    /// survivor is rebuilt as if the merge had never happened (later changes and merges replayed).
+    mutating func unmerge(_ mergeID: MergeID) throws -> (survivor: CustomerID, restored: CustomerID) {
+        guard var merge = try tx.merge(mergeID) else { throw RapportError.notFound(entity: "merge", id: mergeID.rawValue) }
+        guard merge.isActive else { throw RapportError.failedPrecondition("merge \(mergeID) was already undone at \(merge.unmergedAt!)") }
+        let survivorID = merge.survivorID
+        let absorbedID = merge.absorbedID
+        guard var survivor = try tx.customer(survivorID) else { throw RapportError.notFound(entity: "customer", id: survivorID.rawValue) }
+        if case .merged(let into, let by) = survivor.state {
+            throw RapportError.failedPrecondition("customer \(survivorID) was itself merged into \(into) by merge \(by); undo that merge first")
+        }
+        guard let absorbed = try tx.customer(absorbedID), absorbed.state == .merged(into: survivorID, by: mergeID) else {
+            throw RapportError.storage("merge \(mergeID) does not match the state of customer \(absorbedID)")
+        }
+
+        // Everything that came from the absorbed side (itself and what had been merged into it) goes back.
+        let side = try absorbedSide(absorbedID)
+        try tx.reassign(owner: survivorID, homes: side, to: absorbedID)
+        try tx.updateCustomer(merge.absorbedBefore)
+        merge.unmergedAt = now
+        try tx.updateMerge(merge)
+
+        // Records that arrived after the merge follow the customer their strongest identity points to now.
+        for record in try tx.events(of: survivorID, home: survivorID, after: merge.sequence) {
+            if let owner = try owner(of: record.event.identities), owner == absorbedID {
+                try tx.setOwner(ofEvent: record.event.id, to: absorbedID)
+            }
+        }
+        for record in try tx.orders(of: survivorID, home: survivorID, after: merge.sequence) {
+            if let owner = try owner(of: record.order.identities), owner == absorbedID {
+                try tx.setOwner(ofOrder: record.order.id, to: absorbedID)
+            }
+        }
+
+        // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
+        var state = Survivorship.State(merge.survivorBefore)
+        enum Step { case change(ProfileChange), merge(MergeRecord) }
+        var steps: [(Int64, Step)] = try tx.profileChanges(of: survivorID, after: merge.sequence).map { ($0.sequence, .change($0)) }
+        steps += try tx.merges(into: survivorID).filter { $0.isActive && $0.sequence > merge.sequence }.map { ($0.sequence, .merge($0)) }
+        for (_, step) in steps.sorted(by: { $0.0 < $1.0 }) {
+            switch step {
+            case .change(let change):
+                state = Survivorship.apply(change, to: state)
+            case .merge(var later):
+                // A later merge remembered a survivor that still held the absorbed side: rewrite it without.
+                later.survivorBefore.profile = state.profile
+                later.survivorBefore.fieldTimes = state.fieldTimes
+                try tx.updateMerge(later)
+                state = Survivorship.merge(state, Survivorship.State(later.absorbedBefore))
+            }
+        }
+        survivor.profile = state.profile
+        survivor.fieldTimes = state.fieldTimes
+        survivor.version += 1
+        survivor.updatedAt = now
+        try tx.updateCustomer(survivor)
+
+        try recomputeStats(of: survivorID)
+        try recomputeStats(of: absorbedID)
+        identityOwners.removeAll()
+        engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])
+        return (survivorID, absorbedID)
+    }
+
+    /// A customer and, recursively, every customer merged into it by a standing merge.
+    private func absorbedSide(_ id: CustomerID) throws -> Set<CustomerID> {
+        var result: Set<CustomerID> = [id]
+        var pending = [id]
+        while let next = pending.popLast() {
+            for merge in try tx.merges(into: next) where merge.isActive && result.insert(merge.absorbedID).inserted {
+                pending.append(merge.absorbedID)
+            }
+        }
+        return result
+    }
+
+    /// The customer the strongest known identity of a record points to.
+    private func owner(of identities: [Identity]) throws -> CustomerID? {
+        var best: (strength: Int, owner: CustomerID)?
+        for identity in identities {
+            guard let record = try tx.identity(identity) else { continue }
+            if best == nil || identity.kind.strength > best!.strength { best = (identity.kind.strength, record.customerID) }
+        }
+        return best?.owner
+    }
+}

@@ -1,0 +1,28 @@
+public import Rapport
+public import RapportCore
+public import RapportMemory
+
+/// An engine for tests: in-memory storage, a manual clock, deterministic ids. One line, no files, no sleeps.
+///
+/// ```swift
+/// import RapportTesting
+///
+/// let test = TestRapport()
+/// let ada = try await test.crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+/// test.clock.advance(by: .seconds(90 * 86_400))
+/// ```
+public struct TestRapport: Sendable {
+    /// The engine under test.
+    public let crm: RapportEngine
+    /// The clock the engine reads; advance it to let time pass.
+    public let clock: ManualClock
+    /// The in-memory backend, for direct inspection.
+    public let store: MemoryStore
+
+    /// A fresh engine whose clock stands at `now` (by default 2026-01-01T00:00:00Z).
+    public init(now: Timestamp = Timestamp(millisecondsSinceEpoch: 1_767_225_600_000), defaultPhoneRegion: String = "US") {
+        clock = ManualClock(now: now)
+        store = MemoryStore()
+        crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), defaultPhoneRegion: defaultPhoneRegion)
+    }
+}
