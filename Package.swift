@@ -54,7 +54,7 @@ let package = Package(
         ),
         .target(
             name: "RapportTesting",
-            dependencies: ["Rapport", "RapportCore", "RapportMemory"],
+            dependencies: ["Rapport", "RapportCore", "RapportMemory", .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
         .testTarget(
@@ -69,7 +69,9 @@ let package = Package(
         ),
         .testTarget(
             name: "RapportTests",
-            dependencies: ["Rapport", "RapportCore", "RapportMemory", "RapportSQLite", "RapportTesting"],
+            dependencies: [
+                "Rapport", "RapportCore", "RapportMemory", "RapportSQLite", "RapportTesting", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
     ]

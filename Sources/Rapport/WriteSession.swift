@@ -161,13 +161,14 @@ struct WriteSession {
         merge.unmergedAt = now
         try tx.updateMerge(merge)
 
-        // Records that arrived after the merge follow the customer their strongest identity points to now.
-        for record in try tx.events(of: survivorID, home: survivorID, after: merge.sequence) {
+        // Records that arrived after the merge follow the customer their strongest identity points to now,
+        // whichever customer they were first attributed to (in a chain, that may be a survivor further up).
+        for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
             if let owner = try owner(of: record.event.identities), owner == absorbedID {
                 try tx.setOwner(ofEvent: record.event.id, to: absorbedID)
             }
         }
-        for record in try tx.orders(of: survivorID, home: survivorID, after: merge.sequence) {
+        for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
             if let owner = try owner(of: record.order.identities), owner == absorbedID {
                 try tx.setOwner(ofOrder: record.order.id, to: absorbedID)
             }

@@ -101,12 +101,13 @@ public struct IdentityNormalizer: Sendable {
         }
         guard !digits.isEmpty else { throw .invalid(field, "'\(raw)' has no digits") }
         if !international {
-            if digits.hasPrefix("00") {
-                international = true
-                digits.removeFirst(2)
-            } else if let exit = defaultRegion.internationalPrefix, exit != "00", digits.hasPrefix(exit) {
+            // The region's own exit code first: Australia's 0011 also starts with 00.
+            if let exit = defaultRegion.internationalPrefix, digits.hasPrefix(exit) {
                 international = true
                 digits.removeFirst(exit.count)
+            } else if digits.hasPrefix("00") {
+                international = true
+                digits.removeFirst(2)
             }
         }
         if international {
@@ -126,6 +127,10 @@ public struct IdentityNormalizer: Sendable {
             defaultRegion.nationalLengths.contains(national.count - trunk.count)
         {
             national.removeFirst(trunk.count)
+        }
+        // Where the trunk prefix is 0 or 1, no national number starts with it (a digit was dropped or doubled).
+        if let trunk = defaultRegion.trunkPrefix, trunk == "0" || trunk == "1", national.hasPrefix(trunk) {
+            throw .invalid(field, "'\(raw)' is not a valid \(defaultRegion.code) number; write it with its country code (+...)")
         }
         guard defaultRegion.nationalLengths.contains(national.count) else {
             throw .invalid(field, "'\(raw)' is not a valid \(defaultRegion.code) number; write it with its country code (+...)")

@@ -1,6 +1,7 @@
 public import Rapport
 public import RapportCore
 public import RapportMemory
+import Logging
 
 /// An engine for tests: in-memory storage, a manual clock, deterministic ids. One line, no files, no sleeps.
 ///
@@ -23,6 +24,8 @@ public struct TestRapport: Sendable {
     public init(now: Timestamp = Timestamp(millisecondsSinceEpoch: 1_767_225_600_000), defaultPhoneRegion: String = "US") {
         clock = ManualClock(now: now)
         store = MemoryStore()
-        crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), defaultPhoneRegion: defaultPhoneRegion)
+        crm = RapportEngine(
+            store: store, clock: clock, ids: SequentialIDGenerator(), defaultPhoneRegion: defaultPhoneRegion,
+            logger: Logger(label: "rapport.test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 }

@@ -1,0 +1,106 @@
+import Rapport
+import RapportCore
+import RapportTesting
+import Testing
+
+@Suite("Customer 360, timeline, interactions and consent")
+struct Customer360Tests {
+    @Test(arguments: Backend.allCases)
+    func theTimelineInterleavesEverythingNewestFirstAcrossPages(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: day * 30)
+        var items: [IngestItem] = []
+        for index in 0..<9 {
+            let time = start + .seconds(Int64(index / 2))  // pairs share a time: ties are broken by arrival
+            items.append(index % 3 == 0 ? order("o\(index)", at: time, .email("ada@example.com")) : event("e\(index)", at: time, .email("ada@example.com")))
+        }
+        _ = try await crm.ingest(items)
+        for index in 0..<3 {
+            _ = try await crm.recordInteraction(
+                InteractionInput(customerID: ada.id, channel: .chat, direction: .inbound, subject: "q\(index)", occurredAt: start + .seconds(Int64(index * 2))))
+        }
+        var seen: [String] = []
+        var token: String?
+        repeat {
+            let page = try await crm.timeline(ada.id, page: PageRequest(size: 4, token: token))
+            #expect(page.entries.count <= 4)
+            seen += page.entries.map { entry in
+                switch entry {
+                case .event(let event): event.id
+                case .order(let order): order.key.externalID
+                case .interaction(let interaction): interaction.subject
+                }
+            }
+            token = page.nextPageToken
+        } while token != nil
+        // Ties in time are broken by arrival, newest first: the interactions were recorded last.
+        #expect(seen == ["q2", "e8", "e7", "o6", "q1", "e5", "e4", "o3", "e2", "q0", "e1", "o0"])
+
+        let view = try await crm.customer360(ada.id, recentOrders: 2, timelinePageSize: 3)
+        #expect(view.recentOrders.map(\.key.externalID) == ["o6", "o3"])
+        #expect(view.timeline.entries.count == 3)
+        #expect(view.timeline.nextPageToken != nil)
+        #expect(view.stats.orderCount == 3)
+        #expect(view.stats.eventCount == 6)
+        await expectError(.invalid("page_token", "is not a token returned by a timeline")) {
+            try await crm.timeline(ada.id, page: PageRequest(size: 4, token: try await crm.listCustomers(page: PageRequest(size: 1)).nextPageToken ?? "Yw"))
+        }
+    }
+
+    @Test func consentKeepsItsHistoryAndTheLatestStatementRules() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .granted, source: "checkout"))
+        test.clock.advance(by: day)
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .sms, purpose: .marketing, status: .denied, source: "checkout"))
+        // A statement given earlier but recorded later does not override the newer one.
+        _ = try await crm.recordConsent(
+            ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .revoked, source: "support", occurredAt: start - .seconds(3600)))
+        test.clock.advance(by: day)
+        #expect(try await crm.hasConsent(ada.id, channel: .email, purpose: .marketing))
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .revoked, source: "unsubscribe_link"))
+        #expect(try await crm.hasConsent(ada.id, channel: .email, purpose: .marketing) == false)
+        #expect(try await crm.hasConsent(ada.id, channel: .push, purpose: .transactional) == false)
+        #expect(try await crm.consents(of: ada.id).map { "\($0.channel)/\($0.status)" } == ["email/revoked", "sms/denied"])
+        #expect(try await crm.consentHistory(of: ada.id).map(\.source) == ["support", "checkout", "checkout", "unsubscribe_link"])
+        let error = await captureError {
+            try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .profiling, status: .granted, source: ""))
+        }
+        #expect(error?.fieldViolations.map(\.field) == ["source"])
+        await expectError(.notFound(entity: "customer", id: "cus_missing")) {
+            try await crm.recordConsent(
+                ConsentInput(customerID: CustomerID(rawValue: "cus_missing")!, channel: .email, purpose: .profiling, status: .granted, source: "x"))
+        }
+    }
+
+    @Test func interactionsArePagedNewestFirst() async throws {
+        let test = TestRapport()
+        let ada = try await test.crm.createCustomer(NewCustomer())
+        for index in 0..<5 {
+            _ = try await test.crm.recordInteraction(InteractionInput(customerID: ada.id, channel: .phone, direction: .outbound, subject: "call \(index)"))
+            test.clock.advance(by: .seconds(60))
+        }
+        let first = try await test.crm.interactions(of: ada.id, page: PageRequest(size: 3))
+        #expect(first.interactions.map(\.subject) == ["call 4", "call 3", "call 2"])
+        let second = try await test.crm.interactions(of: ada.id, page: PageRequest(size: 3, token: first.nextPageToken))
+        #expect(second.interactions.map(\.subject) == ["call 1", "call 0"])
+        #expect(second.nextPageToken == nil)
+        let tooLong = await captureError {
+            try await test.crm.recordInteraction(InteractionInput(customerID: ada.id, channel: .chat, direction: .inbound, subject: String(repeating: "x", count: 501)))
+        }
+        #expect(tooLong?.fieldViolations.map(\.field) == ["subject"])
+    }
+
+    @Test func theTestEngineLetsTimePassWithoutSleeping() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.ingest([event("e1", at: test.clock.now(), .email("ada@example.com"))])
+        test.clock.advance(by: day * 91)
+        let ada = try #require(try await test.crm.findCustomer(.email("ada@example.com")))
+        #expect(ada.id.rawValue == "cus_0000000001")
+        let stats = try await test.crm.stats(of: ada.id)
+        #expect(stats.lastSeenAt == start)
+        #expect(test.clock.now() == start + day * 91)
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import Rapport
+import RapportCore
+import Testing
+
+@Suite("Customers")
+struct CustomerTests {
+    @Test func createNormalizesIdentitiesAndProfile() async throws {
+        let (crm, _) = try makeEngine()
+        let ada = try await crm.createCustomer(
+            NewCustomer(
+                profile: CustomerProfile(givenName: "  Ada ", familyName: "Lovelace", tags: ["vip", "newsletter", "vip"]),
+                identities: [.email(" Ada@Example.COM "), .phone("(415) 555-0123"), .externalID("8812", source: "Shopify")]))
+        #expect(ada.profile.givenName == "Ada")
+        #expect(ada.profile.tags == ["newsletter", "vip"])
+        #expect(ada.emails == ["ada@example.com"])
+        #expect(ada.phones == ["+14155550123"])
+        #expect(ada.identities.contains(Identity(kind: .externalID, source: "shopify", value: "8812")))
+        #expect(ada.version == 1)
+        #expect(try await crm.customer(ada.id) == ada)
+        #expect(try await crm.findCustomer(.email("ADA@example.com"))?.id == ada.id)
+        #expect(try await crm.findCustomer(.email("nobody@example.com")) == nil)
+    }
+
+    @Test func anIdentityBelongsToOneCustomer() async throws {
+        let (crm, _) = try makeEngine()
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        let error = await captureError { try await crm.createCustomer(NewCustomer(identities: [.phone("+1 415 555 0199"), .email("ADA@example.com")])) }
+        #expect(error?.fieldViolations.map(\.field) == ["identities[1]"])
+        #expect(error?.description.contains(ada.id.rawValue) == true)
+        // Nothing of the failed call was kept: the phone is free and there is still one customer.
+        #expect(try await crm.findCustomer(.phone("+1 415 555 0199")) == nil)
+        #expect(try await crm.customerCount() == 1)
+    }
+
+    @Test func invalidInputNamesEveryField() async throws {
+        let (crm, _) = try makeEngine()
+        let error = await captureError {
+            try await crm.createCustomer(
+                NewCustomer(
+                    profile: CustomerProfile(timeZone: "Mars/Olympus", attributes: ["shoe_size": .int(42)]),
+                    identities: [.email("not-an-email"), .phone("12")]))
+        }
+        #expect(Set(error?.fieldViolations.map(\.field) ?? []) == ["identities[0].value", "identities[1].value"])
+        let profileError = await captureError {
+            try await crm.createCustomer(NewCustomer(profile: CustomerProfile(timeZone: "Mars/Olympus", attributes: ["shoe_size": .int(42)])))
+        }
+        #expect(Set(profileError?.fieldViolations.map(\.field) ?? []) == ["time_zone", "attributes.shoe_size"])
+        #expect(try await crm.customerCount() == 0)
+    }
+
+    @Test func attributesFollowTheirDeclaration() async throws {
+        let (crm, _) = try makeEngine()
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "shoe_size", type: .decimal, description: "EU size"))
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "vip_since", type: .timestamp))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(attributes: ["shoe_size": .decimal(38.5)])))
+        #expect(ada.profile.attributes["shoe_size"] == .decimal(38.5))
+
+        let mistyped = await captureError {
+            try await crm.updateCustomer(ada.id, set: CustomerProfile(attributes: ["shoe_size": .string("big")]), fields: [.attribute("shoe_size")])
+        }
+        #expect(mistyped?.fieldViolations == [FieldViolation(field: "attributes.shoe_size", problem: "must be decimal, got string")])
+
+        await expectError(.failedPrecondition("attribute 'shoe_size' is declared as decimal; its type cannot change to int")) {
+            try await crm.defineAttribute(AttributeDefinition(key: "shoe_size", type: .int))
+        }
+        let badKey = await captureError { try await crm.defineAttribute(AttributeDefinition(key: "Shoe Size", type: .int)) }
+        #expect(badKey?.fieldViolations.first?.field == "key")
+        #expect(try await crm.attributeDefinitions().map(\.key) == ["shoe_size", "vip_since"])
+    }
+
+    @Test func updateChecksTheEtagAndTouchesOnlyMaskedFields() async throws {
+        let (crm, clock) = try makeEngine()
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada", familyName: "Byron", locale: "en-GB")))
+        clock.advance(by: .seconds(60))
+        var changes = CustomerProfile()
+        changes.familyName = "Lovelace"
+        changes.locale = "fr-FR"  // not in the mask: must not change
+        let updated = try await crm.updateCustomer(ada.id, set: changes, fields: [.familyName], ifMatch: ada.etag)
+        #expect(updated.profile.familyName == "Lovelace")
+        #expect(updated.profile.locale == "en-GB")
+        #expect(updated.profile.givenName == "Ada")
+        #expect(updated.version == 2)
+        #expect(updated.updatedAt == start + .seconds(60))
+
+        // The etag read before the update is stale now.
+        await expectError(.etagMismatch(entity: "customer", id: ada.id.rawValue, expected: ada.etag, actual: "\"2\"")) {
+            try await crm.updateCustomer(ada.id, set: CustomerProfile(givenName: "Eve"), fields: [.givenName], ifMatch: ada.etag)
+        }
+        #expect(try await crm.customer(ada.id).profile.givenName == "Ada")
+
+        // An update that changes nothing keeps the version.
+        let same = try await crm.updateCustomer(ada.id, set: changes, fields: [.familyName], ifMatch: updated.etag)
+        #expect(same.version == 2)
+
+        let closure = try await crm.updateCustomer(ada.id) { $0.tags.append("vip") }
+        #expect(closure.profile.tags == ["vip"])
+        #expect(closure.version == 3)
+
+        await expectError(.invalid("update_mask", "names no field to update")) {
+            try await crm.updateCustomer(ada.id, set: changes, fields: [])
+        }
+        await expectError(.invalid("etag", "'abc' is not an etag returned by Rapport")) {
+            try await crm.updateCustomer(ada.id, set: changes, fields: [.givenName], ifMatch: "abc")
+        }
+    }
+
+    @Test func identitiesCanBeAddedAndRemoved() async throws {
+        let (crm, _) = try makeEngine()
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        let withPhone = try await crm.addIdentity(.phone("+44 20 7946 0958"), to: ada.id, ifMatch: ada.etag)
+        #expect(withPhone.phones == ["+442079460958"])
+        #expect(withPhone.version == ada.version + 1)
+        await expectError(.alreadyExists(entity: "identity", id: "email:bob@example.com")) {
+            try await crm.addIdentity(.email("bob@example.com"), to: ada.id)
+        }
+        let without = try await crm.removeIdentity(.email("ada@example.com"), from: ada.id)
+        #expect(without.emails.isEmpty)
+        await expectError(.notFound(entity: "identity", id: "email:bob@example.com")) {
+            try await crm.removeIdentity(.email("bob@example.com"), from: ada.id)
+        }
+        #expect(try await crm.customer(bob.id).emails == ["bob@example.com"])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func deleteErasesEverythingTheCustomerOwns(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        let other = try await crm.createCustomer(NewCustomer(identities: [.email("other@example.com")]))
+        _ = try await crm.ingest([
+            event("e1", at: start, .email("ada@example.com")), order("o1", at: start, .email("ada@example.com")),
+            event("e2", at: start, .email("other@example.com")),
+        ])
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .granted, source: "checkout"))
+        _ = try await crm.recordInteraction(InteractionInput(customerID: ada.id, channel: .chat, direction: .inbound, subject: "Hi"))
+        clock.advance(by: .seconds(1))
+        await expectError(.etagMismatch(entity: "customer", id: ada.id.rawValue, expected: "\"99\"", actual: "\"1\"")) {
+            try await crm.deleteCustomer(ada.id, ifMatch: "\"99\"")
+        }
+        try await crm.deleteCustomer(ada.id)
+        await expectError(.notFound(entity: "customer", id: ada.id.rawValue)) { try await crm.customer(ada.id) }
+        await expectError(.notFound(entity: "event", id: "e1")) { try await crm.event("e1") }
+        await expectError(.notFound(entity: "order", id: "web/o1")) { try await crm.order(OrderKey(source: "web", externalID: "o1")) }
+        #expect(try await crm.findCustomer(.email("ada@example.com")) == nil)
+        // The other customer is untouched.
+        #expect(try await crm.event("e2").customerID == other.id)
+        #expect(try await crm.customerCount() == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func listingPagesThroughEveryCustomerOnce(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        var created: [CustomerID] = []
+        for index in 0..<23 {
+            let tags = index % 3 == 0 ? ["vip"] : []
+            created.append(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(tags: tags))).id)
+            if index % 2 == 0 { clock.advance(by: .seconds(1)) }  // ties in created_at are broken by id
+        }
+        for descending in [false, true] {
+            var seen: [CustomerID] = []
+            var token: String?
+            repeat {
+                let page = try await crm.listCustomers(order: CustomerOrder(.createdAt, descending: descending), page: PageRequest(size: 5, token: token))
+                #expect(page.customers.count <= 5)
+                seen += page.customers.map(\.id)
+                token = page.nextPageToken
+            } while token != nil
+            #expect(seen == (descending ? created.reversed() : created))
+        }
+        let vips = try await crm.listCustomers(filter: CustomerFilter(tags: ["vip"]), page: PageRequest(size: 100))
+        #expect(vips.customers.map(\.id) == created.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
+        #expect(vips.nextPageToken == nil)
+
+        let first = try await crm.listCustomers(page: PageRequest(size: 2))
+        await expectError(.invalid("page_token", "was made for another order_by; start again without a token")) {
+            try await crm.listCustomers(order: CustomerOrder(.updatedAt), page: PageRequest(size: 2, token: first.nextPageToken))
+        }
+        await expectError(.invalid("page_token", "is not a valid page token")) {
+            try await crm.listCustomers(page: PageRequest(size: 2, token: "%%%"))
+        }
+        await expectError(.invalid("page_size", "must not be negative, got -1")) { try await crm.listCustomers(page: PageRequest(size: -1)) }
+    }
+}

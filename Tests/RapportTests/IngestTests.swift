@@ -1,0 +1,244 @@
+import Rapport
+import RapportCore
+import Testing
+
+@Suite("Ingest")
+struct IngestTests {
+    @Test(arguments: Backend.allCases)
+    func eventsAndOrdersResolveToCustomersAndUpdateAggregates(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let eur = try CurrencyCode("EUR")
+        let usd = try CurrencyCode("USD")
+        clock.advance(by: day * 10)
+        let result = try await crm.ingest([
+            event("e1", at: start + day, .anonymousID("device-1")),
+            event("e2", "product.viewed", at: start + day * 2, .anonymousID("device-1"), .email("ada@example.com"), properties: ["sku": .string("A1")]),
+            order("o1", at: start + day * 3, .email("ada@example.com"), totalMinor: 2000),
+            order("o2", at: start + day * 4, .email("ADA@example.com"), totalMinor: 1001),
+            order("o3", at: start + day * 5, .email("ada@example.com"), totalMinor: 500, currency: "USD"),
+            event("e3", at: start + day * 6, .email("bob@example.com")),
+        ])
+        #expect(result.acceptedCount == 6)
+        #expect(result.createdCustomers.count == 2)
+        guard case .accepted(let ada) = result.outcomes[0], case .accepted(let bob) = result.outcomes[5] else {
+            Issue.record("unexpected outcomes \(result.outcomes)")
+            return
+        }
+        #expect(result.outcomes.dropLast().allSatisfy { $0 == .accepted(ada) })
+        #expect(ada != bob)
+        let customer = try await crm.customer(ada)
+        #expect(Set(customer.identities.map(\.key)) == ["anonymous_id:device-1", "email:ada@example.com"])
+
+        let stats = try await crm.stats(of: ada)
+        #expect(stats.orderCount == 3)
+        #expect(stats.totalSpent(in: eur) == Money(minorUnits: 3001, currency: eur))
+        #expect(stats.totalSpent(in: usd) == Money(minorUnits: 500, currency: usd))
+        #expect(stats.averageOrderValue == [Money(minorUnits: 1501, currency: eur), Money(minorUnits: 500, currency: usd)])
+        #expect(stats.firstOrderAt == start + day * 3)
+        #expect(stats.lastOrderAt == start + day * 5)
+        #expect(stats.eventCount == 2)
+        #expect(stats.lastSeenAt == start + day * 5)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aReplayedBatchChangesNothing(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let batch: [IngestItem] = [
+            event("e1", at: start, .email("ada@example.com")),
+            order("o1", at: start, .email("ada@example.com"), totalMinor: 1500),
+            event("e1", at: start, .email("ada@example.com")),  // the same id twice in one batch
+        ]
+        let first = try await crm.ingest(batch)
+        guard case .accepted(let ada) = first.outcomes[0] else { throw RapportError.failedPrecondition("not accepted") }
+        #expect(first.outcomes == [.accepted(ada), .accepted(ada), .duplicate(ada)])
+        let before = try await snapshot(crm, ada)
+        clock.advance(by: .seconds(30))
+        let replay = try await crm.ingest(batch)
+        #expect(replay.outcomes == [.duplicate(ada), .duplicate(ada), .duplicate(ada)])
+        #expect(replay.createdCustomers.isEmpty)
+        #expect(try await snapshot(crm, ada) == before)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func cancelledAndRefundedOrdersLeaveTheAggregates(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let eur = try CurrencyCode("EUR")
+        clock.advance(by: day * 30)
+        let placed = try await crm.ingest([
+            order("o1", at: start + day, .email("ada@example.com"), totalMinor: 1000),
+            order("o2", at: start + day * 2, .email("ada@example.com"), totalMinor: 3000),
+            order("o3", at: start + day * 3, .email("ada@example.com"), totalMinor: 5000),
+        ])
+        guard case .accepted(let ada) = placed.outcomes[0] else { throw RapportError.failedPrecondition("not accepted") }
+
+        // o3, the latest, is cancelled; o1, the first, is refunded after delivery.
+        let changed = try await crm.ingest([
+            order("o3", at: start + day * 3, .email("ada@example.com"), totalMinor: 5000, status: .cancelled, statusAt: start + day * 4),
+            order("o1", at: start + day, .email("ada@example.com"), totalMinor: 1000, status: .delivered, statusAt: start + day * 5),
+            order("o1", at: start + day, .email("ada@example.com"), totalMinor: 1000, status: .refunded, statusAt: start + day * 6),
+        ])
+        #expect(changed.outcomes == [.updated(ada), .updated(ada), .updated(ada)])
+        let stats = try await crm.stats(of: ada)
+        #expect(stats.orderCount == 1)
+        #expect(stats.totalSpent(in: eur) == Money(minorUnits: 3000, currency: eur))
+        #expect(stats.firstOrderAt == start + day * 2)
+        #expect(stats.lastOrderAt == start + day * 2)
+
+        let o1 = try await crm.order(OrderKey(source: "web", externalID: "o1"))
+        #expect(o1.status == .refunded)
+        #expect(o1.statusHistory.map(\.status) == [.placed, .delivered, .refunded])
+
+        // A status that arrives late is placed in time order and does not overwrite a later one.
+        _ = try await crm.ingest([order("o2", at: start + day * 2, .email("ada@example.com"), totalMinor: 3000, status: .shipped, statusAt: start + day * 7)])
+        _ = try await crm.ingest([order("o2", at: start + day * 2, .email("ada@example.com"), totalMinor: 3000, status: .paid, statusAt: start + day * 3)])
+        let o2 = try await crm.order(OrderKey(source: "web", externalID: "o2"))
+        #expect(o2.statusHistory.map(\.status) == [.placed, .paid, .shipped])
+        #expect(o2.status == .shipped)
+        // The same state again is a duplicate.
+        let again = try await crm.ingest([order("o2", at: start + day * 2, .email("ada@example.com"), totalMinor: 3000, status: .shipped, statusAt: start + day * 7)])
+        #expect(again.outcomes == [.duplicate(ada)])
+    }
+
+    @Test func invalidItemsAreRejectedWithTheirReasons() async throws {
+        let (crm, _) = try makeEngine()
+        let items: [IngestItem] = [
+            event("ok", at: start, .email("ada@example.com")),
+            event("bad-type", "Page Viewed", at: start, .email("ada@example.com")),
+            event("no-identity", at: start),
+            event("future", at: start + day * 2, .email("ada@example.com")),
+            .order(OrderInput(source: "web", externalID: "o1", identities: [.email("ada@example.com")], lines: [], currency: "EURO", placedAt: start)),
+            .order(
+                OrderInput(
+                    source: "web", externalID: "o2", identities: [.email("ada@example.com")], lines: [OrderLine(sku: "A", quantity: 1, unitPriceMinor: 100)],
+                    currency: "EUR", discountMinor: 500, placedAt: start)),
+        ]
+        let result = try await crm.ingest(items)
+        #expect(result.acceptedCount == 1)
+        #expect(result.rejectedCount == 5)
+        func fields(_ index: Int) -> Set<String> {
+            guard case .rejected(let violations) = result.outcomes[index] else { return [] }
+            return Set(violations.map(\.field))
+        }
+        #expect(fields(1) == ["type"])
+        #expect(fields(2) == ["identities"])
+        #expect(fields(3) == ["occurred_at"])
+        #expect(fields(4) == ["currency", "lines"])
+        #expect(fields(5) == ["discount"])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func anAllOrNothingBatchWithOneBadItemAppliesNothing(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let error = await captureError {
+            try await crm.ingest(
+                [event("e1", at: start, .email("ada@example.com")), event("e2", "BAD", at: start, .email("ada@example.com"))], mode: .allOrNothing)
+        }
+        #expect(error?.fieldViolations.map(\.field) == ["items[1].type"])
+        #expect(try await crm.customerCount() == 0)
+        await expectError(.notFound(entity: "event", id: "e1")) { try await crm.event("e1") }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aBatchThatFailsInStorageLeavesStorageUnchanged(backend: Backend) async throws {
+        let store = FailingStore(base: try backend.makeStore())
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        _ = try await crm.ingest([event("e0", at: start, .email("ada@example.com")), order("o0", at: start, .email("ada@example.com"))])
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com")))
+        let before = try await snapshot(crm, ada.id)
+        let sequence = try await store.read { try $0.currentSequence() }
+
+        store.failOnEventID = "e3"
+        let error = await captureError {
+            try await crm.ingest([
+                event("e1", at: start, .email("ada@example.com")), order("o1", at: start, .email("bob@example.com")),
+                order("o0", at: start, .email("ada@example.com"), status: .cancelled), event("e2", at: start, .email("ada@example.com"), .phone("+14155550123")),
+                event("e3", at: start, .email("ada@example.com")),
+            ])
+        }
+        #expect(error == .storage("injected failure"))
+        #expect(try await snapshot(crm, ada.id) == before)
+        #expect(try await crm.customerCount() == 1)
+        #expect(try await crm.findCustomer(.email("bob@example.com")) == nil)
+        #expect(try await crm.findCustomer(.phone("+14155550123")) == nil)
+        #expect(try await store.read { try $0.currentSequence() } == sequence)
+    }
+
+    @Test func batchesHaveALimit() async throws {
+        let (crm, _) = try makeEngine()
+        let items = (0...RapportEngine.maxBatchSize).map { event("e\($0)", at: start, .anonymousID("d")) }
+        await expectError(.invalid("items", "a batch holds at most 10000 items, got 10001")) { try await crm.ingest(items) }
+    }
+}
+
+/// A store that fails in the middle of a write when it inserts a chosen event, to test rollback.
+final class FailingStore: Store, @unchecked Sendable {
+    let base: any Store
+    nonisolated(unsafe) var failOnEventID: String?
+
+    init(base: any Store) { self.base = base }
+
+    func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T { try await base.read(body) }
+
+    func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        let failOn = failOnEventID
+        return try await base.write { tx in try body(FailingWriter(base: tx, failOnEventID: failOn)) }
+    }
+}
+
+/// Forwards every call and throws on one event insert.
+struct FailingWriter: StoreWriter {
+    let base: any StoreWriter
+    let failOnEventID: String?
+
+    func insertEvent(_ record: EventRecord) throws {
+        if record.event.id == failOnEventID { throw InjectedFailure() }
+        try base.insertEvent(record)
+    }
+
+    struct InjectedFailure: Error, CustomStringConvertible { var description: String { "injected failure" } }
+
+    func currentSequence() throws -> Int64 { try base.currentSequence() }
+    func customer(_ id: CustomerID) throws -> CustomerRecord? { try base.customer(id) }
+    func customers(_ query: CustomerQuery) throws -> [CustomerRecord] { try base.customers(query) }
+    func customerCount() throws -> Int { try base.customerCount() }
+    func stats(of customer: CustomerID) throws -> CustomerStats? { try base.stats(of: customer) }
+    func identity(_ identity: Identity) throws -> IdentityRecord? { try base.identity(identity) }
+    func identities(of customer: CustomerID) throws -> [IdentityRecord] { try base.identities(of: customer) }
+    func event(id: String) throws -> EventRecord? { try base.event(id: id) }
+    func events(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [EventRecord] { try base.events(of: customer, before: before, limit: limit) }
+    func events(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [EventRecord] { try base.events(of: customer, home: home, after: sequence) }
+    func eventSummary(of customer: CustomerID) throws -> EventSummary { try base.eventSummary(of: customer) }
+    func order(_ id: OrderID) throws -> OrderRecord? { try base.order(id) }
+    func order(key: OrderKey) throws -> OrderRecord? { try base.order(key: key) }
+    func orders(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [OrderRecord] { try base.orders(of: customer, before: before, limit: limit) }
+    func orders(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [OrderRecord] { try base.orders(of: customer, home: home, after: sequence) }
+    func interaction(_ id: InteractionID) throws -> InteractionRecord? { try base.interaction(id) }
+    func interactions(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [InteractionRecord] {
+        try base.interactions(of: customer, before: before, limit: limit)
+    }
+    func consents(of customer: CustomerID) throws -> [ConsentRecord] { try base.consents(of: customer) }
+    func merge(_ id: MergeID) throws -> MergeRecord? { try base.merge(id) }
+    func merges(into survivor: CustomerID) throws -> [MergeRecord] { try base.merges(into: survivor) }
+    func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange] { try base.profileChanges(of: customer, after: sequence) }
+    func attributeDefinitions() throws -> [AttributeDefinition] { try base.attributeDefinitions() }
+    func allocateSequence(_ count: Int) throws -> Int64 { try base.allocateSequence(count) }
+    func insertCustomer(_ record: CustomerRecord) throws { try base.insertCustomer(record) }
+    func updateCustomer(_ record: CustomerRecord) throws { try base.updateCustomer(record) }
+    func deleteCustomer(_ id: CustomerID) throws { try base.deleteCustomer(id) }
+    func putStats(_ stats: CustomerStats) throws { try base.putStats(stats) }
+    func insertIdentity(_ record: IdentityRecord) throws { try base.insertIdentity(record) }
+    func deleteIdentity(_ identity: Identity) throws { try base.deleteIdentity(identity) }
+    func insertOrder(_ record: OrderRecord) throws { try base.insertOrder(record) }
+    func updateOrder(_ record: OrderRecord) throws { try base.updateOrder(record) }
+    func insertInteraction(_ record: InteractionRecord) throws { try base.insertInteraction(record) }
+    func insertConsent(_ record: ConsentRecord) throws { try base.insertConsent(record) }
+    func reassignAll(from: CustomerID, to: CustomerID) throws { try base.reassignAll(from: from, to: to) }
+    func reassign(owner: CustomerID, homes: Set<CustomerID>, to: CustomerID) throws { try base.reassign(owner: owner, homes: homes, to: to) }
+    func setOwner(ofEvent id: String, to customer: CustomerID) throws { try base.setOwner(ofEvent: id, to: customer) }
+    func setOwner(ofOrder id: OrderID, to customer: CustomerID) throws { try base.setOwner(ofOrder: id, to: customer) }
+    func insertMerge(_ record: MergeRecord) throws { try base.insertMerge(record) }
+    func updateMerge(_ record: MergeRecord) throws { try base.updateMerge(record) }
+    func appendProfileChange(_ change: ProfileChange) throws { try base.appendProfileChange(change) }
+    func putAttributeDefinition(_ definition: AttributeDefinition) throws { try base.putAttributeDefinition(definition) }
+}

@@ -1,0 +1,214 @@
+import Rapport
+import RapportCore
+import Testing
+
+@Suite("Merge and unmerge")
+struct MergeTests {
+    /// Two customers with overlapping profiles and their own orders, events, interactions and consents.
+    func makePair(_ crm: RapportEngine, _ clock: ManualClock) async throws -> (older: Customer, newer: Customer) {
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "shoe_size", type: .int))
+        let older = try await crm.createCustomer(
+            NewCustomer(
+                profile: CustomerProfile(givenName: "Ada", familyName: "", locale: "en-GB", tags: ["vip"], attributes: ["shoe_size": .int(38)]),
+                identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let newer = try await crm.createCustomer(
+            NewCustomer(
+                profile: CustomerProfile(
+                    givenName: "Ada M.", familyName: "Lovelace", locale: "", addresses: [PostalAddress(line1: "1 Main St", city: "London", country: "GB")],
+                    tags: ["newsletter"]),
+                identities: [.phone("+44 20 7946 0958"), .memberCard("CARD-1")]))
+        _ = try await crm.ingest([
+            event("older-e", at: start, .email("ada@example.com")), order("older-o", at: start, .email("ada@example.com"), totalMinor: 1000),
+            event("newer-e", at: start + .seconds(30), .phone("+442079460958")), order("newer-o", at: start + .seconds(40), .memberCard("CARD-1"), totalMinor: 2500),
+        ])
+        _ = try await crm.recordConsent(ConsentInput(customerID: newer.id, channel: .sms, purpose: .marketing, status: .granted, source: "store"))
+        _ = try await crm.recordInteraction(InteractionInput(customerID: newer.id, channel: .phone, direction: .inbound, subject: "Return"))
+        clock.advance(by: .seconds(60))
+        return (try await crm.customer(older.id), try await crm.customer(newer.id))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func theOlderCustomerSurvivesAndFieldsFollowSurvivorship(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let (older, newer) = try await makePair(crm, clock)
+        // The argument order does not matter: the older customer keeps its id.
+        let result = try await crm.mergeCustomers(newer.id, older.id)
+        #expect(result.merge.survivorID == older.id)
+        #expect(result.merge.absorbedID == newer.id)
+        #expect(result.merge.reason == .manual)
+        let merged = result.survivor
+        #expect(merged.id == older.id)
+        #expect(merged.profile.givenName == "Ada M.")  // both set: the newer edit wins
+        #expect(merged.profile.familyName == "Lovelace")  // only one side has it
+        #expect(merged.profile.locale == "en-GB")  // an empty value never wins
+        #expect(merged.profile.tags == ["newsletter", "vip"])
+        #expect(merged.profile.addresses.count == 1)
+        #expect(merged.profile.attributes == ["shoe_size": .int(38)])
+        #expect(Set(merged.identities.map(\.key)) == ["email:ada@example.com", "phone:+442079460958", "member_card:CARD1"])
+        #expect(merged.version == older.version + 1)
+
+        let view = try await crm.customer360(older.id)
+        #expect(view.stats.orderCount == 2)
+        #expect(view.stats.eventCount == 2)
+        #expect(view.consents.map(\.channel) == [.sms])
+        #expect(view.timeline.entries.count == 5)
+        #expect(view.merges.map(\.id) == [result.merge.id])
+        // The absorbed id still answers, with the survivor.
+        #expect(try await crm.customer(newer.id).id == older.id)
+        #expect(try await crm.findCustomer(.memberCard("card-1"))?.id == older.id)
+
+        await expectError(.failedPrecondition("customer \(newer.id) was already merged into \(older.id)")) {
+            try await crm.mergeCustomers(older.id, newer.id)
+        }
+        await expectError(.invalid("customer_ids", "a customer cannot be merged with itself")) { try await crm.mergeCustomers(older.id, older.id) }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func unmergeRestoresBothCustomersExactly(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let (older, newer) = try await makePair(crm, clock)
+        let olderBefore = try await snapshot(crm, older.id)
+        let newerBefore = try await snapshot(crm, newer.id)
+        let merge = try await crm.mergeCustomers(older.id, newer.id).merge
+        clock.advance(by: .seconds(60))
+        let result = try await crm.unmerge(merge.id)
+        #expect(result.restored.id == newer.id)
+        #expect(result.merge.unmergedAt == clock.now())
+        #expect(try await snapshot(crm, newer.id) == newerBefore)
+        #expect(try await snapshot(crm, older.id).content == olderBefore.content)
+        #expect(result.survivor.version > olderBefore.record.version)
+
+        await expectError(.failedPrecondition("merge \(merge.id) was already undone at \(clock.now())")) { try await crm.unmerge(merge.id) }
+        await expectError(.notFound(entity: "merge", id: "mrg_nope")) { try await crm.unmerge(MergeID(rawValue: "mrg_nope")!) }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func whatArrivesAfterTheMergeFollowsItsIdentitiesOnUnmerge(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let (older, newer) = try await makePair(crm, clock)
+        let merge = try await crm.mergeCustomers(older.id, newer.id).merge
+        clock.advance(by: .seconds(10))
+        _ = try await crm.ingest([
+            event("after-newer", at: clock.now(), .memberCard("CARD-1")),
+            order("after-newer-o", at: clock.now(), .phone("+442079460958"), totalMinor: 700),
+            event("after-older", at: clock.now(), .email("ada@example.com")),
+        ])
+        // An edit of the merged customer after the merge survives the unmerge on the survivor's side.
+        _ = try await crm.updateCustomer(older.id) { $0.familyName = "King" }
+        let result = try await crm.unmerge(merge.id)
+        #expect(try await crm.event("after-newer").customerID == newer.id)
+        #expect(try await crm.event("after-older").customerID == older.id)
+        #expect(try await crm.order(OrderKey(source: "web", externalID: "after-newer-o")).customerID == newer.id)
+        #expect(try await crm.stats(of: newer.id).orderCount == 2)
+        #expect(try await crm.stats(of: older.id).orderCount == 1)
+        #expect(result.survivor.profile.familyName == "King")
+        #expect(result.survivor.profile.givenName == "Ada")
+        #expect(result.restored.profile == newer.profile)
+    }
+
+    @Test(arguments: Backend.allCases, [false, true])
+    func chainsUnmergeInAnyOrder(backend: Backend, newestFirst: Bool) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let a = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "A", tags: ["a"]), identities: [.email("a@example.com")]))
+        clock.advance(by: .seconds(1))
+        let b = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "B", tags: ["b"]), identities: [.email("b@example.com")]))
+        clock.advance(by: .seconds(1))
+        let c = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(familyName: "C", timeZone: "Europe/Berlin", tags: ["c"]), identities: [.email("c@example.com")]))
+        _ = try await crm.ingest([
+            order("a1", at: start, .email("a@example.com"), totalMinor: 100), order("b1", at: start, .email("b@example.com"), totalMinor: 200),
+            order("c1", at: start, .email("c@example.com"), totalMinor: 400),
+        ])
+        let before = [try await snapshot(crm, a.id), try await snapshot(crm, b.id), try await snapshot(crm, c.id)]
+        clock.advance(by: .seconds(1))
+        let ab = try await crm.mergeCustomers(a.id, b.id).merge
+        clock.advance(by: .seconds(1))
+        let ac = try await crm.mergeCustomers(a.id, c.id).merge
+        let all = try await crm.customer(a.id)
+        #expect(all.profile.tags == ["a", "b", "c"])
+        #expect(all.profile.givenName == "B")
+        #expect(all.profile.familyName == "C")
+        #expect(try await crm.stats(of: a.id).totalSpent(in: CurrencyCode("EUR")).minorUnits == 700)
+
+        let first = newestFirst ? ac : ab
+        let second = newestFirst ? ab : ac
+        let middle = try await crm.unmerge(first.id)
+        // Half way: the survivor holds exactly the other merged customer.
+        let remaining = newestFirst ? b : c
+        #expect(Set(middle.survivor.identities.map(\.key)) == ["email:a@example.com", "email:\(remaining.profile.tags[0])@example.com"])
+        #expect(try await crm.stats(of: a.id).totalSpent(in: CurrencyCode("EUR")).minorUnits == 100 + (newestFirst ? 200 : 400))
+        _ = try await crm.unmerge(second.id)
+        #expect(try await snapshot(crm, a.id).content == before[0].content)
+        #expect(try await snapshot(crm, b.id) == before[1])
+        #expect(try await snapshot(crm, c.id) == before[2])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aMergedSideComesBackWithWhatWasMergedIntoIt(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        var customers: [Customer] = []
+        for name in ["a", "b", "d"] {
+            customers.append(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: name), identities: [.email("\(name)@example.com")])))
+            clock.advance(by: .seconds(1))
+        }
+        let (a, b, d) = (customers[0], customers[1], customers[2])
+        _ = try await crm.ingest([event("d1", at: start, .email("d@example.com")), event("b1", at: start, .email("b@example.com"))])
+        let before = [try await snapshot(crm, a.id), try await snapshot(crm, b.id), try await snapshot(crm, d.id)]
+        let bd = try await crm.mergeCustomers(b.id, d.id).merge
+        let ab = try await crm.mergeCustomers(a.id, b.id).merge
+        _ = try await crm.ingest([event("d2", at: clock.now(), .email("d@example.com"))])
+
+        // B's merge into A was not the last one to touch D, yet D cannot come back while B is inside A.
+        await expectError(.failedPrecondition("customer \(b.id) was itself merged into \(a.id) by merge \(ab.id); undo that merge first")) {
+            try await crm.unmerge(bd.id)
+        }
+        _ = try await crm.unmerge(ab.id)
+        #expect(Set(try await crm.customer(b.id).emails) == ["b@example.com", "d@example.com"])
+        #expect(try await crm.event("d2").customerID == b.id)
+        _ = try await crm.unmerge(bd.id)
+        #expect(try await crm.event("d2").customerID == d.id)
+        #expect(try await crm.event("d1").customerID == d.id)
+        #expect(try await snapshot(crm, a.id).content == before[0].content)
+        #expect(try await snapshot(crm, b.id).content == before[1].content)
+        var dNow = try await snapshot(crm, d.id)
+        #expect(dNow.events.map(\.event.id) == ["d2", "d1"])
+        dNow.events.removeFirst()
+        dNow.stats = before[2].stats
+        #expect(dNow == before[2])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func sharedIdentitiesMergeAutomaticallyButNotAfterAnUnmerge(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(1))
+        let phone = try await crm.createCustomer(NewCustomer(identities: [.phone("+14155550123")]))
+        let result = try await crm.ingest([event("login", "user.logged_in", at: start, .phone("+14155550123"), .email("ada@example.com"))])
+        #expect(result.outcomes == [.accepted(ada.id)])
+        #expect(result.merges.count == 1)
+        let merge = try await crm.merge(result.merges[0])
+        #expect(merge.reason == .sharedIdentity(recordID: "login"))
+        #expect(merge.survivorID == ada.id)
+        #expect(try await crm.customer(phone.id).id == ada.id)
+
+        _ = try await crm.unmerge(merge.id)
+        #expect(try await crm.event("login").customerID == ada.id)  // the e-mail is the stronger identity
+        let again = try await crm.ingest([event("login-2", "user.logged_in", at: start, .phone("+14155550123"), .email("ada@example.com"))])
+        #expect(again.merges.isEmpty)
+        #expect(again.outcomes == [.accepted(ada.id)])
+        #expect(try await crm.customer(phone.id).id == phone.id)
+        #expect(try await crm.merges(into: ada.id).map(\.isActive) == [false])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func deletingASurvivorErasesWhatWasMergedIntoIt(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let (older, newer) = try await makePair(crm, clock)
+        _ = try await crm.mergeCustomers(older.id, newer.id)
+        try await crm.deleteCustomer(older.id)
+        await expectError(.notFound(entity: "customer", id: newer.id.rawValue)) { try await crm.customer(newer.id) }
+        #expect(try await crm.findCustomer(.memberCard("CARD-1")) == nil)
+        #expect(try await crm.customerCount() == 0)
+    }
+}
