@@ -26,7 +26,7 @@ public struct IdentityInput: Hashable, Sendable, Codable {
 }
 
 /// What it takes to create a customer.
-public struct NewCustomer: Hashable, Sendable {
+public struct NewCustomer: Hashable, Sendable, Codable {
     public var profile: CustomerProfile
     /// Identities of the new customer (e-mails, phones, ids); each must belong to nobody yet.
     public var identities: [IdentityInput]
@@ -38,7 +38,7 @@ public struct NewCustomer: Hashable, Sendable {
 }
 
 /// One event to ingest.
-public struct EventInput: Hashable, Sendable {
+public struct EventInput: Hashable, Sendable, Codable {
     /// The sender's unique id for the event: the idempotency key (1 to 128 printable characters).
     public var id: String
     /// Lower-case words joined by `.` or `_`, such as `checkout.started`.
@@ -60,7 +60,7 @@ public struct EventInput: Hashable, Sendable {
 }
 
 /// One order to ingest, or a new state of an order ingested before (same source and external id).
-public struct OrderInput: Hashable, Sendable {
+public struct OrderInput: Hashable, Sendable, Codable {
     /// Where the order's id comes from (`web`, `amazon`, `store-berlin`).
     public var source: String
     public var externalID: String
@@ -99,13 +99,13 @@ public struct OrderInput: Hashable, Sendable {
 }
 
 /// One item of an ingest batch.
-public enum IngestItem: Hashable, Sendable {
+public enum IngestItem: Hashable, Sendable, Codable {
     case event(EventInput)
     case order(OrderInput)
 }
 
 /// How a batch treats items that fail validation.
-public enum IngestMode: Hashable, Sendable {
+public enum IngestMode: Hashable, Sendable, Codable {
     /// Invalid items are rejected with their reasons; the valid ones are applied (in one transaction).
     case skipInvalid
     /// Any invalid item fails the whole batch with `invalidArgument`, naming `items[N].field`; nothing is applied.
@@ -113,7 +113,7 @@ public enum IngestMode: Hashable, Sendable {
 }
 
 /// What happened to one item of a batch.
-public enum IngestOutcome: Hashable, Sendable {
+public enum IngestOutcome: Hashable, Sendable, Codable {
     /// A new event or order, attributed to this customer.
     case accepted(CustomerID)
     /// A known order whose status or content changed.
@@ -125,7 +125,7 @@ public enum IngestOutcome: Hashable, Sendable {
 }
 
 /// The result of ingesting a batch.
-public struct IngestResult: Hashable, Sendable {
+public struct IngestResult: Hashable, Sendable, Codable {
     /// One outcome per item, in the batch's order.
     public var outcomes: [IngestOutcome]
     /// Customers created because no identity matched.
@@ -146,7 +146,7 @@ public struct IngestResult: Hashable, Sendable {
 }
 
 /// An interaction to record.
-public struct InteractionInput: Hashable, Sendable {
+public struct InteractionInput: Hashable, Sendable, Codable {
     public var customerID: CustomerID
     public var channel: InteractionChannel
     public var direction: InteractionDirection
@@ -171,7 +171,7 @@ public struct InteractionInput: Hashable, Sendable {
 }
 
 /// A consent statement to record.
-public struct ConsentInput: Hashable, Sendable {
+public struct ConsentInput: Hashable, Sendable, Codable {
     public var customerID: CustomerID
     public var channel: ConsentChannel
     public var purpose: ConsentPurpose

@@ -9,12 +9,12 @@ extension RapportEngine {
     ///     identities: [.email("ada@example.com"), .phone("+44 20 7946 0958")]))
     /// ```
     /// - Throws: `invalidArgument` for a bad field; `alreadyExists` when an identity belongs to another customer.
-    public func createCustomer(_ input: NewCustomer) async throws(RapportError) -> Customer {
+    public func createCustomer(_ input: NewCustomer, requestID: String? = nil) async throws(RapportError) -> Customer {
         let profile = input.profile.normalized()
         let identities = try normalize(input.identities, parent: "identities")
         let now = clock.now()
         let id = ids.make(CustomerID.self, at: now)
-        return try await write { tx in
+        return try await mutate("createCustomer", requestID: requestID, fingerprint: input) { tx in
             try profile.validate(schema: AttributeSchema(try tx.attributeDefinitions()))
             var fieldTimes: [String: Timestamp] = [:]
             for field in profile.changedFields(comparedTo: CustomerProfile()) { fieldTimes[field.path] = now }
@@ -29,6 +29,7 @@ extension RapportEngine {
                 try tx.insertIdentity(IdentityRecord(identity: identity, customerID: id, homeCustomerID: id, createdAt: now))
             }
             try tx.putStats(CustomerStats(customerID: id))
+            _ = try tx.appendChange(kind: .customerCreated, customerID: id, otherCustomerID: nil, mergeID: nil, at: now)
             return try tx.assemble(record)
         }
     }
@@ -60,12 +61,13 @@ extension RapportEngine {
     /// ```
     /// - Parameter ifMatch: the etag the caller read; a different stored version throws `etagMismatch`.
     /// - Returns: the customer after the change (unchanged, same version, when nothing differs).
-    public func updateCustomer(_ id: CustomerID, set profile: CustomerProfile, fields: Set<CustomerField>, ifMatch: String? = nil) async throws(RapportError)
-        -> Customer
-    {
+    public func updateCustomer(
+        _ id: CustomerID, set profile: CustomerProfile, fields: Set<CustomerField>, ifMatch: String? = nil, requestID: String? = nil
+    ) async throws(RapportError) -> Customer {
         guard !fields.isEmpty else { throw .invalid("update_mask", "names no field to update") }
         let now = clock.now()
-        return try await write { tx in
+        let fingerprint = UpdateFingerprint(id: id, profile: profile, fields: fields.map(\.path).sorted(), ifMatch: ifMatch)
+        return try await mutate("updateCustomer", requestID: requestID, fingerprint: fingerprint) { tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, against: record)
             var updated = record.profile
@@ -79,6 +81,7 @@ extension RapportEngine {
             record.version += 1
             record.updatedAt = now
             try tx.updateCustomer(record)
+            _ = try tx.appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
             // A survivor of a standing merge logs its changes, so an unmerge can replay them.
             if try tx.merges(into: record.id).contains(where: \.isActive) {
                 let sequence = try tx.allocateSequence(1)
@@ -105,10 +108,12 @@ extension RapportEngine {
 
     /// Adds an identity to a customer.
     /// - Throws: `alreadyExists` when the identity belongs to another customer.
-    public func addIdentity(_ input: IdentityInput, to id: CustomerID, ifMatch: String? = nil) async throws(RapportError) -> Customer {
+    public func addIdentity(_ input: IdentityInput, to id: CustomerID, ifMatch: String? = nil, requestID: String? = nil) async throws(RapportError)
+        -> Customer
+    {
         let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
         let now = clock.now()
-        return try await write { tx in
+        return try await mutate("addIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, against: record)
             if let owner = try tx.identity(identity) {
@@ -119,15 +124,18 @@ extension RapportEngine {
             record.version += 1
             record.updatedAt = now
             try tx.updateCustomer(record)
+            _ = try tx.appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
             return try tx.assemble(record)
         }
     }
 
     /// Removes an identity from a customer: records that arrive with it later no longer resolve to them.
-    public func removeIdentity(_ input: IdentityInput, from id: CustomerID, ifMatch: String? = nil) async throws(RapportError) -> Customer {
+    public func removeIdentity(_ input: IdentityInput, from id: CustomerID, ifMatch: String? = nil, requestID: String? = nil) async throws(RapportError)
+        -> Customer
+    {
         let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
         let now = clock.now()
-        return try await write { tx in
+        return try await mutate("removeIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, against: record)
             guard let owner = try tx.identity(identity), owner.customerID == record.id else {
@@ -137,17 +145,22 @@ extension RapportEngine {
             record.version += 1
             record.updatedAt = now
             try tx.updateCustomer(record)
+            _ = try tx.appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
             return try tx.assemble(record)
         }
     }
 
     /// Deletes a customer and everything it owns: identities, orders, events, interactions, consents, and the
     /// customers merged into it. Erasure is final: there is no undo.
-    public func deleteCustomer(_ id: CustomerID, ifMatch: String? = nil) async throws(RapportError) {
-        try await write { tx in
+    public func deleteCustomer(_ id: CustomerID, ifMatch: String? = nil, requestID: String? = nil) async throws(RapportError) {
+        let now = clock.now()
+        let _: Done = try await mutate("deleteCustomer", requestID: requestID, fingerprint: [id.rawValue, ifMatch ?? ""]) { tx in
             let record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, against: record)
-            try tx.deleteCustomerTree(record.id)
+            for deleted in try tx.deleteCustomerTree(record.id) {
+                _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
+            }
+            return Done()
         }
     }
 
@@ -178,9 +191,9 @@ extension RapportEngine {
     }
 
     /// Declares a custom attribute, or changes its description. Its type cannot change once declared.
-    public func defineAttribute(_ definition: AttributeDefinition) async throws(RapportError) -> AttributeDefinition {
+    public func defineAttribute(_ definition: AttributeDefinition, requestID: String? = nil) async throws(RapportError) -> AttributeDefinition {
         try definition.validate()
-        return try await write { tx in
+        return try await mutate("defineAttribute", requestID: requestID, fingerprint: definition) { tx in
             if let existing = try tx.attributeDefinitions().first(where: { $0.key == definition.key }), existing.type != definition.type {
                 throw RapportError.failedPrecondition(
                     "attribute '\(definition.key)' is declared as \(existing.type.rawValue); its type cannot change to \(definition.type.rawValue)")
@@ -197,11 +210,21 @@ extension RapportEngine {
 }
 
 extension StoreWriter {
-    /// Deletes a customer and, recursively, the customers merged into it by standing merges.
-    func deleteCustomerTree(_ id: CustomerID) throws {
+    /// Deletes a customer and, recursively, the customers merged into it by standing merges; returns their ids.
+    func deleteCustomerTree(_ id: CustomerID) throws -> [CustomerID] {
+        var deleted: [CustomerID] = []
         for merge in try merges(into: id) where merge.isActive {
-            if let absorbed = try customer(merge.absorbedID), absorbed.mergedInto == id { try deleteCustomerTree(absorbed.id) }
+            if let absorbed = try customer(merge.absorbedID), absorbed.mergedInto == id { deleted += try deleteCustomerTree(absorbed.id) }
         }
         try deleteCustomer(id)
+        return deleted + [id]
     }
+}
+
+/// What identifies an update request, for request-id retries.
+struct UpdateFingerprint: Encodable {
+    var id: CustomerID
+    var profile: CustomerProfile
+    var fields: [String]
+    var ifMatch: String?
 }

@@ -16,7 +16,7 @@ extension RapportEngine {
     /// ])
     /// ```
     /// - Parameter mode: whether invalid items are skipped (default) or fail the whole batch.
-    public func ingest(_ items: [IngestItem], mode: IngestMode = .skipInvalid) async throws(RapportError) -> IngestResult {
+    public func ingest(_ items: [IngestItem], mode: IngestMode = .skipInvalid, requestID: String? = nil) async throws(RapportError) -> IngestResult {
         guard items.count <= Self.maxBatchSize else {
             throw .invalid("items", "a batch holds at most \(Self.maxBatchSize) items, got \(items.count)")
         }
@@ -37,7 +37,8 @@ extension RapportEngine {
         }
         if mode == .allOrNothing, !allViolations.isEmpty { throw .invalidArgument(allViolations) }
         let valid = prepared
-        let applied = try await write { [self] tx in
+        let fingerprint = requestID == nil ? [] : items
+        let applied: IngestApplied = try await mutate("ingest", requestID: requestID, fingerprint: fingerprint) { [self] tx in
             var session = WriteSession(tx: tx, engine: self, now: now)
             var sequence = try tx.allocateSequence(valid.count)
             var outcomes: [IngestOutcome?] = []
@@ -51,10 +52,10 @@ extension RapportEngine {
                 }
             }
             try session.finish()
-            return (outcomes, session.createdCustomers, session.merges)
+            return IngestApplied(outcomes: outcomes, createdCustomers: session.createdCustomers, merges: session.merges)
         }
-        let outcomes = applied.0.enumerated().map { index, outcome in outcome ?? .rejected(rejected[index] ?? []) }
-        return IngestResult(outcomes: outcomes, createdCustomers: applied.1, merges: applied.2)
+        let outcomes = applied.outcomes.enumerated().map { index, outcome in outcome ?? .rejected(rejected[index] ?? []) }
+        return IngestResult(outcomes: outcomes, createdCustomers: applied.createdCustomers, merges: applied.merges)
     }
 
     /// The most items one batch may hold.
@@ -169,6 +170,13 @@ extension RapportEngine {
     }
 }
 
+/// What a batch's transaction did (rejected items are filled in afterwards).
+struct IngestApplied: Sendable, Codable {
+    var outcomes: [IngestOutcome?]
+    var createdCustomers: [CustomerID]
+    var merges: [MergeID]
+}
+
 /// An ingest item after validation and normalization.
 enum PreparedItem: Sendable {
     case event(PreparedEvent)
@@ -209,6 +217,7 @@ extension WriteSession {
             id: input.id, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: input.identities,
             properties: input.properties, customerID: customer, receivedAt: now)
         try tx.insertEvent(EventRecord(event: event, homeCustomerID: customer, sequence: sequence))
+        touch(customer)
         try updateStats(of: customer) { $0.add(eventAt: input.occurredAt) }
         return .accepted(customer)
     }
@@ -234,6 +243,7 @@ extension WriteSession {
             guard order != existing.order else { return .duplicate(order.customerID) }
             order.updatedAt = now
             try tx.updateOrder(OrderRecord(order: order, homeCustomerID: existing.homeCustomerID, sequence: existing.sequence))
+            touch(order.customerID)
             if order.status.counts != existing.order.status.counts || order.total != existing.order.total {
                 try recomputeStats(of: order.customerID)
             }
@@ -247,6 +257,7 @@ extension WriteSession {
             lines: input.lines, currency: input.currency, subtotal: input.subtotal, discount: input.discount, shipping: input.shipping, tax: input.tax,
             total: input.total, status: input.status, statusHistory: history, placedAt: input.placedAt, updatedAt: now)
         try tx.insertOrder(OrderRecord(order: order, homeCustomerID: customer, sequence: sequence))
+        touch(customer)
         try updateStats(of: customer) { $0.add(order: order) }
         return .accepted(customer)
     }

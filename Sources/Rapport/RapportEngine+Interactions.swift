@@ -7,7 +7,7 @@ extension RapportEngine {
     /// try await crm.recordInteraction(InteractionInput(
     ///     customerID: ada.id, channel: .phone, direction: .inbound, subject: "Where is my parcel?", agent: "sam"))
     /// ```
-    public func recordInteraction(_ input: InteractionInput) async throws(RapportError) -> Interaction {
+    public func recordInteraction(_ input: InteractionInput, requestID: String? = nil) async throws(RapportError) -> Interaction {
         let now = clock.now()
         var validator = Validator()
         if input.subject.count > 500 { validator.add("subject", "is longer than 500 characters") }
@@ -17,12 +17,13 @@ extension RapportEngine {
         validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occurred_at", now: now) }
         try validator.check()
         let id = ids.make(InteractionID.self, at: now)
-        return try await write { tx in
+        return try await mutate("recordInteraction", requestID: requestID, fingerprint: input) { tx in
             let owner = try tx.activeCustomer(input.customerID).id
             let interaction = Interaction(
                 id: id, customerID: owner, channel: input.channel, direction: input.direction, subject: input.subject, summary: input.summary,
                 agent: input.agent, occurredAt: occurredAt)
             try tx.insertInteraction(InteractionRecord(interaction: interaction, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
+            _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
             return interaction
         }
     }
@@ -33,7 +34,7 @@ extension RapportEngine {
     /// try await crm.recordConsent(ConsentInput(
     ///     customerID: ada.id, channel: .email, purpose: .marketing, status: .granted, source: "checkout"))
     /// ```
-    public func recordConsent(_ input: ConsentInput) async throws(RapportError) -> Consent {
+    public func recordConsent(_ input: ConsentInput, requestID: String? = nil) async throws(RapportError) -> Consent {
         let now = clock.now()
         var validator = Validator()
         if input.source.isEmpty || input.source.count > 200 { validator.add("source", "must be 1 to 200 characters (where the consent was given)") }
@@ -41,12 +42,13 @@ extension RapportEngine {
         validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occurred_at", now: now) }
         try validator.check()
         let id = ids.make(ConsentID.self, at: now)
-        return try await write { tx in
+        return try await mutate("recordConsent", requestID: requestID, fingerprint: input) { tx in
             let owner = try tx.activeCustomer(input.customerID).id
             let consent = Consent(
                 id: id, customerID: owner, channel: input.channel, purpose: input.purpose, status: input.status, source: input.source,
                 occurredAt: occurredAt, recordedAt: now)
             try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
+            _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
             return consent
         }
     }

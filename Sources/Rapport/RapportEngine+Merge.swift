@@ -1,13 +1,13 @@
 public import RapportCore
 
 /// The result of a merge: the record that can undo it and the customer that came out of it.
-public struct MergeResult: Hashable, Sendable {
+public struct MergeResult: Hashable, Sendable, Codable {
     public var merge: MergeRecord
     public var survivor: Customer
 }
 
 /// The result of an unmerge: both customers as they now stand.
-public struct UnmergeResult: Hashable, Sendable {
+public struct UnmergeResult: Hashable, Sendable, Codable {
     public var merge: MergeRecord
     /// The customer that kept its id in the merge, rebuilt without the other.
     public var survivor: Customer
@@ -26,10 +26,10 @@ extension RapportEngine {
     /// ```
     /// - Throws: `notFound` for an unknown id, `invalidArgument` for the same customer twice,
     ///   `failedPrecondition` when a customer was already merged into another.
-    public func mergeCustomers(_ first: CustomerID, _ second: CustomerID) async throws(RapportError) -> MergeResult {
+    public func mergeCustomers(_ first: CustomerID, _ second: CustomerID, requestID: String? = nil) async throws(RapportError) -> MergeResult {
         guard first != second else { throw .invalid("customer_ids", "a customer cannot be merged with itself") }
         let now = clock.now()
-        return try await write { [self] tx in
+        return try await mutate("mergeCustomers", requestID: requestID, fingerprint: [first, second]) { [self] tx in
             let records = [try tx.customer(first), try tx.customer(second)]
             for (index, record) in records.enumerated() {
                 guard let record else { throw RapportError.notFound(entity: "customer", id: (index == 0 ? first : second).rawValue) }
@@ -51,9 +51,9 @@ extension RapportEngine {
     ///
     /// Merges into the same survivor can be undone in any order. A merge whose survivor was itself merged later
     /// needs that later merge undone first (`failedPrecondition`).
-    public func unmerge(_ mergeID: MergeID) async throws(RapportError) -> UnmergeResult {
+    public func unmerge(_ mergeID: MergeID, requestID: String? = nil) async throws(RapportError) -> UnmergeResult {
         let now = clock.now()
-        return try await write { [self] tx in
+        return try await mutate("unmerge", requestID: requestID, fingerprint: mergeID) { [self] tx in
             var session = WriteSession(tx: tx, engine: self, now: now)
             let (survivor, restored) = try session.unmerge(mergeID)
             try session.finish()

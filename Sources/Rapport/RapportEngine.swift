@@ -1,5 +1,6 @@
 public import Logging
 public import RapportCore
+import Synchronization
 
 /// The Rapport engine: every use case of the CRM over one storage backend.
 ///
@@ -20,6 +21,9 @@ public final class RapportEngine: Sendable {
     let ids: any IDGenerator
     let normalizer: IdentityNormalizer
     let logger: Logger
+    let changeNotifier = ChangeNotifier()
+    /// Recently authenticated secrets by hash, with the time until which the answer holds.
+    let authenticated = Mutex<[String: (key: APIKey, until: Timestamp)]>([:])
 
     /// An engine over `store`.
     ///

@@ -13,6 +13,9 @@ struct WriteSession {
     private var createdHere: Set<CustomerID> = []
     private(set) var createdCustomers: [CustomerID] = []
     private(set) var merges: [MergeID] = []
+    /// Customers that received events or orders, for the change feed.
+    private var touched: [CustomerID] = []
+    private var touchedSet: Set<CustomerID> = []
 
     init(tx: any StoreWriter, engine: RapportEngine, now: Timestamp) {
         self.tx = tx
@@ -32,9 +35,23 @@ struct WriteSession {
         stats[customer] = try tx.computeStats(of: customer)
     }
 
-    /// Writes the aggregates changed in this transaction.
+    mutating func touch(_ customer: CustomerID) {
+        if touchedSet.insert(customer).inserted { touched.append(customer) }
+    }
+
+    func record(_ kind: ChangeKind, _ customer: CustomerID, other: CustomerID? = nil, merge: MergeID? = nil) throws {
+        _ = try tx.appendChange(kind: kind, customerID: customer, otherCustomerID: other, mergeID: merge, at: now)
+    }
+
+    /// Writes the aggregates changed in this transaction and reports the activity to the change feed.
     func finish() throws {
         for value in stats.values { try tx.putStats(value) }
+        var reported = Set<CustomerID>()
+        for customer in touched {
+            // A customer absorbed later in the batch shows up under its survivor.
+            let active = try tx.activeCustomer(customer).id
+            if reported.insert(active).inserted { try record(.activityRecorded, active) }
+        }
     }
 
     // MARK: Identity resolution
@@ -95,6 +112,7 @@ struct WriteSession {
         stats[id] = CustomerStats(customerID: id)
         createdHere.insert(id)
         createdCustomers.append(id)
+        try record(.customerCreated, id)
         return id
     }
 
@@ -135,6 +153,7 @@ struct WriteSession {
         stats[absorbedID] = CustomerStats(customerID: absorbedID)
         identityOwners.removeAll()
         merges.append(id)
+        try self.record(.customersMerged, survivorID, other: absorbedID, merge: id)
         engine.logger.info("merged customers", metadata: ["survivor": "\(survivorID)", "absorbed": "\(absorbedID)", "merge": "\(id)"])
         return record
     }
@@ -200,6 +219,7 @@ struct WriteSession {
         try recomputeStats(of: survivorID)
         try recomputeStats(of: absorbedID)
         identityOwners.removeAll()
+        try record(.customersUnmerged, survivorID, other: absorbedID, merge: mergeID)
         engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])
         return (survivorID, absorbedID)
     }

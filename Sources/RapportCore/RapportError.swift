@@ -1,5 +1,5 @@
 /// One problem with one input field, named by its path (for example `emails[1]` or `lines[0].quantity`).
-public struct FieldViolation: Hashable, Sendable, CustomStringConvertible {
+public struct FieldViolation: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The path of the field, in the engine's own names (`attributes.vip`, `identities[0].value`).
     public var field: String
     /// What is wrong with it, in words a person can act on.

@@ -131,15 +131,11 @@ public protocol StoreReader {
 
     func event(id: String) throws -> EventRecord?
     func events(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [EventRecord]
-    /// Events owned by `customer` whose home is `home` and whose sequence is greater than `sequence`.
-    func events(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [EventRecord]
     func eventSummary(of customer: CustomerID) throws -> EventSummary
 
     func order(_ id: OrderID) throws -> OrderRecord?
     func order(key: OrderKey) throws -> OrderRecord?
     func orders(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [OrderRecord]
-    /// Orders owned by `customer` whose home is `home` and whose sequence is greater than `sequence`.
-    func orders(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [OrderRecord]
 
     func interaction(_ id: InteractionID) throws -> InteractionRecord?
     func interactions(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [InteractionRecord]
@@ -155,6 +151,18 @@ public protocol StoreReader {
 
     /// The attribute schema, sorted by key.
     func attributeDefinitions() throws -> [AttributeDefinition]
+
+    func apiKey(_ id: APIKeyID) throws -> APIKey?
+    func apiKey(secretHash: String) throws -> APIKey?
+    /// Every API key, revoked ones too, sorted by creation time then id.
+    func apiKeys() throws -> [APIKey]
+
+    func idempotencyRecord(_ key: String) throws -> IdempotencyRecord?
+
+    /// Up to `limit` changes with a cursor greater than `cursor`, oldest first.
+    func changes(after cursor: Int64, limit: Int) throws -> [Change]
+    /// The cursor of the newest change (0 when there is none).
+    func latestChangeCursor() throws -> Int64
 }
 
 /// The writes one transaction can do, on top of its reads.
@@ -197,4 +205,15 @@ public protocol StoreWriter: StoreReader {
 
     /// Adds or replaces a declared attribute.
     func putAttributeDefinition(_ definition: AttributeDefinition) throws
+
+    func insertAPIKey(_ key: APIKey) throws
+    func updateAPIKey(_ key: APIKey) throws
+
+    /// Stores a request's outcome; throws `alreadyExists` for a key already stored.
+    func insertIdempotencyRecord(_ record: IdempotencyRecord) throws
+    /// Forgets the outcomes stored before `time`.
+    func deleteIdempotencyRecords(before time: Timestamp) throws
+
+    /// Appends a change to the feed and returns its cursor. The cursors of committed changes strictly increase.
+    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64
 }

@@ -65,4 +65,11 @@ final class MemoryDatabase: @unchecked Sendable {
     var mergesBySurvivor: [CustomerID: [MergeID]] = [:]
     var profileChanges: [CustomerID: [ProfileChange]] = [:]
     var attributeDefinitions: [String: AttributeDefinition] = [:]
+    var apiKeys: [APIKeyID: APIKey] = [:]
+    var apiKeyIDsByHash: [String: APIKeyID] = [:]
+    var idempotencyRecords: [String: IdempotencyRecord] = [:]
+    /// Keys of idempotency records in the order they were stored (their times never decrease).
+    var idempotencyOrder: [String] = []
+    var changes: [Change] = []
+    var lastChangeCursor: Int64 = 0
 }

@@ -2,7 +2,7 @@ import RapportCore
 
 /// One transaction over a ``MemoryDatabase``: reads directly, writes with an undo log.
 final class MemoryTransaction: StoreWriter {
-    private let db: MemoryDatabase
+    let db: MemoryDatabase
     private var undo: [() -> Void] = []
 
     init(_ database: MemoryDatabase) {
@@ -17,7 +17,12 @@ final class MemoryTransaction: StoreWriter {
 
     // MARK: Undoable primitives
 
-    private func set<Key: Hashable, Value>(_ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: Value]>, _ key: Key, _ value: Value?) {
+    /// Records an action that undoes a write just made.
+    func addUndo(_ action: @escaping () -> Void) {
+        undo.append(action)
+    }
+
+    func set<Key: Hashable, Value>(_ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: Value]>, _ key: Key, _ value: Value?) {
         let db = self.db
         let old = db[keyPath: path].updateValue(forKey: key, to: value)
         undo.append { _ = db[keyPath: path].updateValue(forKey: key, to: old) }
@@ -92,13 +97,6 @@ final class MemoryTransaction: StoreWriter {
         (db.eventsByCustomer[customer]?.newest(before: before, limit: limit) ?? []).compactMap { db.events[$0] }
     }
 
-    func events(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [EventRecord] {
-        (db.eventsByCustomer[customer]?.entries ?? []).compactMap { entry in
-            guard let record = db.events[entry.key], record.homeCustomerID == home, record.sequence > sequence else { return nil }
-            return record
-        }.sorted { $0.sequence < $1.sequence }
-    }
-
     func eventSummary(of customer: CustomerID) throws -> EventSummary {
         let entries = db.eventsByCustomer[customer]?.entries ?? []
         return EventSummary(count: Int64(entries.count), lastOccurredAt: entries.last?.position.time)
@@ -110,13 +108,6 @@ final class MemoryTransaction: StoreWriter {
 
     func orders(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [OrderRecord] {
         (db.ordersByCustomer[customer]?.newest(before: before, limit: limit) ?? []).compactMap { db.orders[$0] }
-    }
-
-    func orders(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [OrderRecord] {
-        (db.ordersByCustomer[customer]?.entries ?? []).compactMap { entry in
-            guard let record = db.orders[entry.key], record.homeCustomerID == home, record.sequence > sequence else { return nil }
-            return record
-        }.sorted { $0.sequence < $1.sequence }
     }
 
     func interaction(_ id: InteractionID) throws -> InteractionRecord? { db.interactions[id] }

@@ -15,6 +15,7 @@ enum Schema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: v1)
+        migrator.registerMigration("v2-access", migrate: v2Access)
         return migrator
     }
 
@@ -154,6 +155,37 @@ enum Schema {
                 key TEXT PRIMARY KEY NOT NULL,
                 type TEXT NOT NULL,
                 description TEXT NOT NULL
+            );
+            """)
+    }
+
+    /// API keys, request-id outcomes and the change feed.
+    private static func v2Access(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY NOT NULL,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL,
+                secret_hash TEXT NOT NULL UNIQUE,
+                created_at INTEGER NOT NULL,
+                revoked_at INTEGER
+            );
+
+            CREATE TABLE idempotency_records (
+                key TEXT PRIMARY KEY NOT NULL,
+                fingerprint TEXT NOT NULL,
+                response BLOB NOT NULL,
+                created_at INTEGER NOT NULL
+            );
+            CREATE INDEX idempotency_records_by_time ON idempotency_records (created_at);
+
+            CREATE TABLE changes (
+                cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                other_customer_id TEXT,
+                merge_id TEXT,
+                at INTEGER NOT NULL
             );
             """)
     }

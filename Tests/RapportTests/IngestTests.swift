@@ -207,12 +207,10 @@ struct FailingWriter: StoreWriter {
     func identities(of customer: CustomerID) throws -> [IdentityRecord] { try base.identities(of: customer) }
     func event(id: String) throws -> EventRecord? { try base.event(id: id) }
     func events(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [EventRecord] { try base.events(of: customer, before: before, limit: limit) }
-    func events(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [EventRecord] { try base.events(of: customer, home: home, after: sequence) }
     func eventSummary(of customer: CustomerID) throws -> EventSummary { try base.eventSummary(of: customer) }
     func order(_ id: OrderID) throws -> OrderRecord? { try base.order(id) }
     func order(key: OrderKey) throws -> OrderRecord? { try base.order(key: key) }
     func orders(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [OrderRecord] { try base.orders(of: customer, before: before, limit: limit) }
-    func orders(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [OrderRecord] { try base.orders(of: customer, home: home, after: sequence) }
     func interaction(_ id: InteractionID) throws -> InteractionRecord? { try base.interaction(id) }
     func interactions(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [InteractionRecord] {
         try base.interactions(of: customer, before: before, limit: limit)
@@ -241,4 +239,17 @@ struct FailingWriter: StoreWriter {
     func updateMerge(_ record: MergeRecord) throws { try base.updateMerge(record) }
     func appendProfileChange(_ change: ProfileChange) throws { try base.appendProfileChange(change) }
     func putAttributeDefinition(_ definition: AttributeDefinition) throws { try base.putAttributeDefinition(definition) }
+    func apiKey(_ id: APIKeyID) throws -> APIKey? { try base.apiKey(id) }
+    func apiKey(secretHash: String) throws -> APIKey? { try base.apiKey(secretHash: secretHash) }
+    func apiKeys() throws -> [APIKey] { try base.apiKeys() }
+    func idempotencyRecord(_ key: String) throws -> IdempotencyRecord? { try base.idempotencyRecord(key) }
+    func changes(after cursor: Int64, limit: Int) throws -> [Change] { try base.changes(after: cursor, limit: limit) }
+    func latestChangeCursor() throws -> Int64 { try base.latestChangeCursor() }
+    func insertAPIKey(_ key: APIKey) throws { try base.insertAPIKey(key) }
+    func updateAPIKey(_ key: APIKey) throws { try base.updateAPIKey(key) }
+    func insertIdempotencyRecord(_ record: IdempotencyRecord) throws { try base.insertIdempotencyRecord(record) }
+    func deleteIdempotencyRecords(before time: Timestamp) throws { try base.deleteIdempotencyRecords(before: time) }
+    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
+        try base.appendChange(kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, at: at)
+    }
 }

@@ -1,0 +1,74 @@
+import Synchronization
+public import RapportCore
+
+/// Wakes the change-feed watchers after every committed write.
+final class ChangeNotifier: Sendable {
+    private let watchers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+    private let nextID = Atomic<Int>(0)
+
+    /// A stream that yields after each commit, until `cancel(id)`.
+    func subscribe() -> (id: Int, signals: AsyncStream<Void>) {
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        watchers.withLock { $0[id] = continuation }
+        return (id, stream)
+    }
+
+    func cancel(_ id: Int) {
+        watchers.withLock { $0.removeValue(forKey: id) }?.finish()
+    }
+
+    func notify() {
+        let all = watchers.withLock { Array($0.values) }
+        for continuation in all { continuation.yield() }
+    }
+}
+
+extension RapportEngine {
+    /// Up to `limit` changes after `cursor`, oldest first.
+    public func changes(after cursor: Int64, limit: Int = 500) async throws(RapportError) -> [Change] {
+        guard cursor >= 0 else { throw .invalid("after_cursor", "must not be negative") }
+        let size = max(1, min(limit, 1000))
+        return try await read { tx in try tx.changes(after: cursor, limit: size) }
+    }
+
+    /// The changes after `cursor`, then new ones as they are committed, until the consumer stops iterating.
+    ///
+    /// ```swift
+    /// for try await change in crm.watchChanges(after: lastProcessed) {
+    ///     handle(change)
+    ///     lastProcessed = change.cursor
+    /// }
+    /// ```
+    /// - Parameter customerID: only the changes that name this customer (as the customer or the other one).
+    public func watchChanges(after cursor: Int64, customerID: CustomerID? = nil) -> AsyncThrowingStream<Change, any Error> {
+        let (id, signals) = changeNotifier.subscribe()
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var position = cursor
+                var signalIterator = signals.makeAsyncIterator()
+                do {
+                    while !Task.isCancelled {
+                        let page = try await changes(after: position, limit: 500)
+                        for change in page {
+                            position = change.cursor
+                            if let customerID, change.customerID != customerID, change.otherCustomerID != customerID { continue }
+                            continuation.yield(change)
+                        }
+                        if page.count < 500 {
+                            // Caught up: wait for the next commit (a signal sent meanwhile is buffered).
+                            guard await signalIterator.next() != nil else { break }
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { [changeNotifier] _ in
+                task.cancel()
+                changeNotifier.cancel(id)
+            }
+        }
+    }
+}

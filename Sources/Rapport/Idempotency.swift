@@ -1,0 +1,62 @@
+import Foundation
+import RapportCore
+
+extension RapportEngine {
+    /// How long a request id is remembered.
+    public static let requestIDRetention: Duration = .seconds(24 * 3600)
+
+    /// Runs a mutation in one write transaction, idempotently when `requestID` is set: the first call's result is
+    /// stored in the same transaction, and a retry with the same id returns it without running the body again.
+    /// A retry whose request differs (by `fingerprint`) fails with `failedPrecondition`.
+    func mutate<T: Sendable & Codable>(
+        _ operation: String, requestID: String?, fingerprint: some Encodable, _ body: @Sendable @escaping (any StoreWriter) throws -> T
+    ) async throws(RapportError) -> T {
+        guard let requestID, !requestID.isEmpty else {
+            let result = try await write(body)
+            changeNotifier.notify()
+            return result
+        }
+        guard requestID.utf8.count <= 128, !requestID.contains(where: { $0.isNewline }) else {
+            throw .invalid("request_id", "must be at most 128 characters on one line")
+        }
+        let key = "\(operation):\(requestID)"
+        let digest = Self.fingerprint(of: fingerprint)
+        let now = clock.now()
+        let result: T = try await write { tx in
+            if let stored = try tx.idempotencyRecord(key) {
+                guard stored.fingerprint == digest else {
+                    throw RapportError.failedPrecondition("request_id '\(requestID)' was already used for a different \(operation) request")
+                }
+                return try JSONDecoder().decode(T.self, from: Data(stored.response))
+            }
+            let result = try body(tx)
+            try tx.deleteIdempotencyRecords(before: now - Self.requestIDRetention)
+            let response = try JSONEncoder().encode(Self.storable(result))
+            try tx.insertIdempotencyRecord(IdempotencyRecord(key: key, fingerprint: digest, response: Array(response), createdAt: now))
+            return result
+        }
+        changeNotifier.notify()
+        return result
+    }
+
+    /// What of a result may be kept: a new API key's secret is never stored, not even for a retry.
+    static func storable<T>(_ result: T) -> T {
+        if var created = result as? CreatedAPIKey {
+            created.secret = ""
+            return created as! T
+        }
+        return result
+    }
+
+    static func fingerprint(of value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = (try? encoder.encode(value)) ?? Data()
+        return SHA256.hash(bytes).prefix(16).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+}
+
+/// An empty result, for mutations that return nothing.
+public struct Done: Hashable, Sendable, Codable {
+    public init() {}
+}

@@ -1,0 +1,91 @@
+import Synchronization
+import Foundation
+public import RapportCore
+
+/// A new API key and its secret, which is shown this once.
+public struct CreatedAPIKey: Hashable, Sendable, Codable {
+    public var key: APIKey
+    /// Send it as `authorization: Bearer <secret>`. Empty when a retried request returns a key created before:
+    /// secrets are never stored.
+    public var secret: String
+}
+
+extension RapportEngine {
+    /// Creates an API key with a role. Only a hash of the secret is stored.
+    ///
+    /// ```swift
+    /// let created = try await crm.createAPIKey(name: "checkout-service", role: .marketing)
+    /// print(created.secret)  // shown once
+    /// ```
+    public func createAPIKey(name: String, role: Role, requestID: String? = nil) async throws(RapportError) -> CreatedAPIKey {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 200 else { throw .invalid("name", "must be 1 to 200 characters") }
+        let now = clock.now()
+        let id = ids.make(APIKeyID.self, at: now)
+        let secret = Self.makeSecret()
+        let key = APIKey(id: id, name: trimmed, role: role, secretHash: SHA256.hex(secret), createdAt: now)
+        return try await mutate("createAPIKey", requestID: requestID, fingerprint: [trimmed, role.rawValue]) { tx in
+            try tx.insertAPIKey(key)
+            return CreatedAPIKey(key: key, secret: secret)
+        }
+    }
+
+    /// Revokes an API key: it authenticates nobody from now on. Revoking a revoked key changes nothing.
+    public func revokeAPIKey(_ id: APIKeyID, requestID: String? = nil) async throws(RapportError) -> APIKey {
+        let now = clock.now()
+        let key: APIKey = try await mutate("revokeAPIKey", requestID: requestID, fingerprint: id) { tx in
+            guard var key = try tx.apiKey(id) else { throw RapportError.notFound(entity: "api key", id: id.rawValue) }
+            guard key.revokedAt == nil else { return key }
+            key.revokedAt = now
+            try tx.updateAPIKey(key)
+            return key
+        }
+        authenticated.withLock { $0.removeValue(forKey: key.secretHash) }
+        return key
+    }
+
+    /// Every API key (never their secrets), oldest first.
+    public func apiKeys() async throws(RapportError) -> [APIKey] {
+        try await read { tx in try tx.apiKeys() }
+    }
+
+    /// The active key a secret belongs to, or nil for an unknown or revoked secret.
+    public func authenticate(secret: String) async throws(RapportError) -> APIKey? {
+        guard secret.hasPrefix(Self.secretPrefix), secret.utf8.count < 200 else { return nil }
+        let hash = SHA256.hex(secret)
+        let now = clock.now()
+        if let cached = authenticated.withLock({ $0[hash] }), now < cached.until { return cached.key }
+        guard let key = try await read({ tx in try tx.apiKey(secretHash: hash) }), key.isActive else { return nil }
+        authenticated.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[hash] = (key, now + .seconds(5))
+        }
+        return key
+    }
+
+    /// Creates an admin key named `name` if the store has no key at all, and returns it; nil otherwise.
+    /// The server calls it on first start to print the first admin secret, once.
+    public func bootstrapAdminKey(name: String = "bootstrap admin") async throws(RapportError) -> CreatedAPIKey? {
+        let now = clock.now()
+        let id = ids.make(APIKeyID.self, at: now)
+        let secret = Self.makeSecret()
+        let created: CreatedAPIKey? = try await write { tx in
+            guard try tx.apiKeys().isEmpty else { return nil }
+            let key = APIKey(id: id, name: name, role: .admin, secretHash: SHA256.hex(secret), createdAt: now)
+            try tx.insertAPIKey(key)
+            return CreatedAPIKey(key: key, secret: secret)
+        }
+        return created
+    }
+
+    static let secretPrefix = "rpk_"
+
+    /// `rpk_` and 256 random bits in base32.
+    static func makeSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        var text = secretPrefix
+        for _ in 0..<52 { text.append(alphabet[Int(generator.next() % 32)]) }
+        return text
+    }
+}

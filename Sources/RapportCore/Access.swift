@@ -1,0 +1,140 @@
+/// What an API key may see and do.
+public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
+    /// Everything, including API keys.
+    case admin
+    /// Customers, ingest, consent and merges; reads everything.
+    case marketing
+    /// Customers, interactions and merges; reads everything.
+    case sales
+    /// Customers, interactions, consent and merges; reads everything.
+    case service
+    /// Reads everything, with personal data masked.
+    case analyst
+    /// Reads customers and their 360 view, with personal data masked.
+    case readOnly = "read_only"
+
+    /// What the role is allowed.
+    public var permissions: Set<Permission> {
+        switch self {
+        case .admin: Set(Permission.allCases)
+        case .marketing: [.readCustomers, .readPersonalData, .writeCustomers, .ingest, .merge, .writeConsent, .readActivity, .watchChanges]
+        case .sales: [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .readActivity, .watchChanges]
+        case .service: [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .writeConsent, .readActivity, .watchChanges]
+        case .analyst: [.readCustomers, .readActivity, .watchChanges]
+        case .readOnly: [.readCustomers]
+        }
+    }
+
+    /// Whether the role sees e-mails, phones, addresses, identities and conversation summaries unmasked.
+    public var seesPersonalData: Bool { permissions.contains(.readPersonalData) }
+}
+
+/// One right that a role has or has not.
+public enum Permission: String, Hashable, Sendable, Codable, CaseIterable {
+    /// Read customers and their 360 view.
+    case readCustomers
+    /// See personal data unmasked (e-mails, phones, addresses, identities, summaries).
+    case readPersonalData
+    /// Create, update and delete customers; declare attributes.
+    case writeCustomers
+    /// Ingest events and orders.
+    case ingest
+    /// Merge and unmerge customers.
+    case merge
+    /// Record interactions.
+    case writeInteractions
+    /// Record consent.
+    case writeConsent
+    /// Read orders, events, timelines, interactions and consent in detail.
+    case readActivity
+    /// Follow the change feed.
+    case watchChanges
+    /// Create, list and revoke API keys.
+    case manageAPIKeys
+}
+
+/// Identifies an API key (`key_`).
+public struct APIKeyID: PrefixedID {
+    public static let prefix = "key_"
+    public static let entity = "api key"
+    public let rawValue: String
+    public init(uncheckedRawValue: String) { rawValue = uncheckedRawValue }
+}
+
+/// An API key as stored: never the secret, only its SHA-256.
+public struct APIKey: Hashable, Sendable, Codable {
+    public var id: APIKeyID
+    /// What the key is for (`checkout-service`).
+    public var name: String
+    public var role: Role
+    /// Lower-case hex SHA-256 of the secret.
+    public var secretHash: String
+    public var createdAt: Timestamp
+    /// When it was revoked; a revoked key authenticates nobody.
+    public var revokedAt: Timestamp?
+
+    public init(id: APIKeyID, name: String, role: Role, secretHash: String, createdAt: Timestamp, revokedAt: Timestamp? = nil) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.secretHash = secretHash
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+
+    public var isActive: Bool { revokedAt == nil }
+}
+
+/// The remembered outcome of a mutation made with a request id, so that a retry returns it again.
+public struct IdempotencyRecord: Hashable, Sendable, Codable {
+    /// The operation and the caller's request id (`createCustomer:8d1f...`).
+    public var key: String
+    /// A hash of the request, to tell a retry from a different request reusing the id.
+    public var fingerprint: String
+    /// The encoded result.
+    public var response: [UInt8]
+    public var createdAt: Timestamp
+
+    public init(key: String, fingerprint: String, response: [UInt8], createdAt: Timestamp) {
+        self.key = key
+        self.fingerprint = fingerprint
+        self.response = response
+        self.createdAt = createdAt
+    }
+}
+
+/// What kind of change a change-feed entry reports.
+public enum ChangeKind: String, Hashable, Sendable, Codable, CaseIterable {
+    case customerCreated = "customer_created"
+    /// The profile or identities changed.
+    case customerUpdated = "customer_updated"
+    case customerDeleted = "customer_deleted"
+    /// The customer is the survivor; the other customer was absorbed.
+    case customersMerged = "customers_merged"
+    /// The customer is the survivor; the other customer was restored.
+    case customersUnmerged = "customers_unmerged"
+    /// New events, orders or order states (one entry per customer per batch).
+    case activityRecorded = "activity_recorded"
+    /// An interaction or a consent statement.
+    case engagementRecorded = "engagement_recorded"
+}
+
+/// One entry of the change feed.
+public struct Change: Hashable, Sendable, Codable {
+    /// Strictly increasing; resume after the last one processed.
+    public var cursor: Int64
+    public var kind: ChangeKind
+    public var customerID: CustomerID
+    public var otherCustomerID: CustomerID?
+    public var mergeID: MergeID?
+    public var at: Timestamp
+
+    public init(cursor: Int64, kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID? = nil, mergeID: MergeID? = nil, at: Timestamp) {
+        self.cursor = cursor
+        self.kind = kind
+        self.customerID = customerID
+        self.otherCustomerID = otherCustomerID
+        self.mergeID = mergeID
+        self.at = at
+    }
+}

@@ -1,0 +1,79 @@
+import RapportCore
+
+extension MemoryTransaction {
+    func apiKey(_ id: APIKeyID) throws -> APIKey? { db.apiKeys[id] }
+
+    func apiKey(secretHash: String) throws -> APIKey? { db.apiKeyIDsByHash[secretHash].flatMap { db.apiKeys[$0] } }
+
+    func apiKeys() throws -> [APIKey] { db.apiKeys.values.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) } }
+
+    func insertAPIKey(_ key: APIKey) throws {
+        guard db.apiKeys[key.id] == nil else { throw RapportError.alreadyExists(entity: "api key", id: key.id.rawValue) }
+        guard db.apiKeyIDsByHash[key.secretHash] == nil else { throw RapportError.alreadyExists(entity: "api key", id: key.secretHash) }
+        set(\.apiKeys, key.id, key)
+        set(\.apiKeyIDsByHash, key.secretHash, key.id)
+    }
+
+    func updateAPIKey(_ key: APIKey) throws {
+        guard let old = db.apiKeys[key.id] else { throw RapportError.notFound(entity: "api key", id: key.id.rawValue) }
+        if old.secretHash != key.secretHash {
+            guard db.apiKeyIDsByHash[key.secretHash] == nil else { throw RapportError.alreadyExists(entity: "api key", id: key.secretHash) }
+            set(\.apiKeyIDsByHash, old.secretHash, nil)
+            set(\.apiKeyIDsByHash, key.secretHash, key.id)
+        }
+        set(\.apiKeys, key.id, key)
+    }
+
+    func idempotencyRecord(_ key: String) throws -> IdempotencyRecord? { db.idempotencyRecords[key] }
+
+    func insertIdempotencyRecord(_ record: IdempotencyRecord) throws {
+        guard db.idempotencyRecords[record.key] == nil else { throw RapportError.alreadyExists(entity: "request", id: record.key) }
+        set(\.idempotencyRecords, record.key, record)
+        let db = self.db
+        db.idempotencyOrder.append(record.key)
+        addUndo { db.idempotencyOrder.removeLast() }
+    }
+
+    func deleteIdempotencyRecords(before time: Timestamp) throws {
+        var expired = 0
+        for key in db.idempotencyOrder {
+            guard let record = db.idempotencyRecords[key] else {
+                expired += 1
+                continue
+            }
+            guard record.createdAt < time else { break }
+            set(\.idempotencyRecords, key, nil)
+            expired += 1
+        }
+        guard expired > 0 else { return }
+        let db = self.db
+        let removed = Array(db.idempotencyOrder.prefix(expired))
+        db.idempotencyOrder.removeFirst(expired)
+        addUndo { db.idempotencyOrder.insert(contentsOf: removed, at: 0) }
+    }
+
+    func changes(after cursor: Int64, limit: Int) throws -> [Change] {
+        // Cursors increase along the array: binary search for the first one after `cursor`.
+        var low = 0
+        var high = db.changes.count
+        while low < high {
+            let middle = (low + high) / 2
+            if db.changes[middle].cursor <= cursor { low = middle + 1 } else { high = middle }
+        }
+        return Array(db.changes[low..<min(db.changes.count, low + max(0, limit))])
+    }
+
+    func latestChangeCursor() throws -> Int64 { db.changes.last?.cursor ?? 0 }
+
+    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
+        let db = self.db
+        let previous = db.lastChangeCursor
+        db.lastChangeCursor += 1
+        db.changes.append(Change(cursor: db.lastChangeCursor, kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, at: at))
+        addUndo {
+            db.changes.removeLast()
+            db.lastChangeCursor = previous
+        }
+        return db.lastChangeCursor
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import GRDB
+import RapportCore
+
+extension SQLiteTransaction {
+    // MARK: API keys
+
+    private static let apiKeyColumns = "id, name, role, secret_hash, created_at, revoked_at"
+
+    private func decodeAPIKey(_ row: Row) throws -> APIKey {
+        APIKey(
+            id: APIKeyID(uncheckedRawValue: try row.decode(String.self, atIndex: 0)), name: try row.decode(String.self, atIndex: 1),
+            role: try decodeEnum(Role.self, row, 2), secretHash: try row.decode(String.self, atIndex: 3), createdAt: try time(row, 4),
+            revokedAt: try optionalTime(row, 5))
+    }
+
+    func apiKey(_ id: APIKeyID) throws -> APIKey? {
+        try fetchOne("SELECT \(Self.apiKeyColumns) FROM api_keys WHERE id = ?", [id.rawValue], decodeAPIKey)
+    }
+
+    func apiKey(secretHash: String) throws -> APIKey? {
+        try fetchOne("SELECT \(Self.apiKeyColumns) FROM api_keys WHERE secret_hash = ?", [secretHash], decodeAPIKey)
+    }
+
+    func apiKeys() throws -> [APIKey] {
+        try fetchAll("SELECT \(Self.apiKeyColumns) FROM api_keys ORDER BY created_at, id", [], decodeAPIKey)
+    }
+
+    func insertAPIKey(_ key: APIKey) throws {
+        if try exists("SELECT 1 FROM api_keys WHERE id = ?", [key.id.rawValue]) {
+            throw RapportError.alreadyExists(entity: "api key", id: key.id.rawValue)
+        }
+        if try exists("SELECT 1 FROM api_keys WHERE secret_hash = ?", [key.secretHash]) {
+            throw RapportError.alreadyExists(entity: "api key", id: key.secretHash)
+        }
+        try execute(
+            "INSERT INTO api_keys (\(Self.apiKeyColumns)) VALUES (?, ?, ?, ?, ?, ?)",
+            [key.id.rawValue, key.name, key.role.rawValue, key.secretHash, key.createdAt.millisecondsSinceEpoch, key.revokedAt?.millisecondsSinceEpoch])
+    }
+
+    func updateAPIKey(_ key: APIKey) throws {
+        if try exists("SELECT 1 FROM api_keys WHERE secret_hash = ? AND id <> ?", [key.secretHash, key.id.rawValue]) {
+            throw RapportError.alreadyExists(entity: "api key", id: key.secretHash)
+        }
+        let changed = try changes(
+            "UPDATE api_keys SET name = ?, role = ?, secret_hash = ?, created_at = ?, revoked_at = ? WHERE id = ?",
+            [key.name, key.role.rawValue, key.secretHash, key.createdAt.millisecondsSinceEpoch, key.revokedAt?.millisecondsSinceEpoch, key.id.rawValue])
+        if changed == 0 { throw RapportError.notFound(entity: "api key", id: key.id.rawValue) }
+    }
+
+    // MARK: Request ids
+
+    func idempotencyRecord(_ key: String) throws -> IdempotencyRecord? {
+        try fetchOne("SELECT key, fingerprint, response, created_at FROM idempotency_records WHERE key = ?", [key]) { row in
+            IdempotencyRecord(
+                key: try row.decode(String.self, atIndex: 0), fingerprint: try row.decode(String.self, atIndex: 1),
+                response: Array(try row.decode(Data.self, atIndex: 2)), createdAt: try time(row, 3))
+        }
+    }
+
+    func insertIdempotencyRecord(_ record: IdempotencyRecord) throws {
+        if try exists("SELECT 1 FROM idempotency_records WHERE key = ?", [record.key]) {
+            throw RapportError.alreadyExists(entity: "request", id: record.key)
+        }
+        try execute(
+            "INSERT INTO idempotency_records (key, fingerprint, response, created_at) VALUES (?, ?, ?, ?)",
+            [record.key, record.fingerprint, Data(record.response), record.createdAt.millisecondsSinceEpoch])
+    }
+
+    func deleteIdempotencyRecords(before time: Timestamp) throws {
+        try execute("DELETE FROM idempotency_records WHERE created_at < ?", [time.millisecondsSinceEpoch])
+    }
+
+    // MARK: Change feed
+
+    func changes(after cursor: Int64, limit: Int) throws -> [Change] {
+        try fetchAll(
+            "SELECT cursor, kind, customer_id, other_customer_id, merge_id, at FROM changes WHERE cursor > ? ORDER BY cursor LIMIT ?",
+            [cursor, max(0, limit)]
+        ) { row in
+            Change(
+                cursor: try row.decode(Int64.self, atIndex: 0), kind: try decodeEnum(ChangeKind.self, row, 1),
+                customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
+                otherCustomerID: try row.decode(String?.self, atIndex: 3).map(CustomerID.init(uncheckedRawValue:)),
+                mergeID: try row.decode(String?.self, atIndex: 4).map(MergeID.init(uncheckedRawValue:)), at: try time(row, 5))
+        }
+    }
+
+    func latestChangeCursor() throws -> Int64 {
+        let latest: Int64?? = try fetchOne("SELECT MAX(cursor) FROM changes", []) { try $0.decode(Int64?.self, atIndex: 0) }
+        return (latest ?? nil) ?? 0
+    }
+
+    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
+        try execute(
+            "INSERT INTO changes (kind, customer_id, other_customer_id, merge_id, at) VALUES (?, ?, ?, ?, ?)",
+            [kind.rawValue, customerID.rawValue, otherCustomerID?.rawValue, mergeID?.rawValue, at.millisecondsSinceEpoch])
+        return db.lastInsertedRowID
+    }
+}

@@ -1,0 +1,39 @@
+import RapportCore
+import Testing
+
+@Suite("Filter and order parsing")
+struct FilterParsingTests {
+    @Test func parsesEveryCondition() throws {
+        let filter = try CustomerFilter(parsing: "tags:vip AND tags:\"newsletter\" and lifecycle_stage=(active, loyal) AND create_time>=2026-01-01T00:00:00Z AND create_time<2026-02-01T00:00:00.500Z AND update_time>=2026-01-15T00:00:00+01:00")
+        #expect(filter.tags == ["vip", "newsletter"])
+        #expect(filter.lifecycleStages == [.active, .loyal])
+        #expect(filter.createdFrom == Timestamp(millisecondsSinceEpoch: 1_767_225_600_000))
+        #expect(filter.createdBefore == Timestamp(millisecondsSinceEpoch: 1_769_904_000_500))
+        #expect(filter.updatedFrom == Timestamp(millisecondsSinceEpoch: 1_768_431_600_000))
+        #expect(try CustomerFilter(parsing: "  ") == CustomerFilter())
+        #expect(try CustomerFilter(parsing: "lifecycle_stage=at_risk").lifecycleStages == [.atRisk])
+    }
+
+    @Test(arguments: [
+        ("name=ada", "'name=ada' is not a condition"),
+        ("lifecycle_stage=sleepy", "'sleepy' is not a lifecycle stage"),
+        ("create_time>=yesterday", "is not an RFC 3339 time"),
+        ("tags:", "names no tag"),
+    ])
+    func rejectsWhatItCannotRead(text: String, problem: String) {
+        #expect {
+            try CustomerFilter(parsing: text)
+        } throws: { error in
+            guard let error = error as? RapportError, let violation = error.fieldViolations.first else { return false }
+            return violation.field == "filter" && violation.problem.contains(problem)
+        }
+    }
+
+    @Test func parsesOrders() throws {
+        #expect(try CustomerOrder(parsing: "") == CustomerOrder(.createdAt))
+        #expect(try CustomerOrder(parsing: "update_time desc") == CustomerOrder(.updatedAt, descending: true))
+        #expect(try CustomerOrder(parsing: "create_time asc") == CustomerOrder(.createdAt))
+        #expect(throws: RapportError.self) { try CustomerOrder(parsing: "name") }
+        #expect(throws: RapportError.self) { try CustomerOrder(parsing: "create_time sideways") }
+    }
+}

@@ -1,0 +1,133 @@
+import Rapport
+import RapportCore
+import Testing
+
+@Suite("Request ids, API keys and the change feed")
+struct RequestIDTests {
+    @Test(arguments: Backend.allCases)
+    func aRetriedMutationReturnsTheFirstResultAndAppliesNothingTwice(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let input = NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")])
+        let first = try await crm.createCustomer(input, requestID: "req-1")
+        clock.advance(by: .seconds(5))
+        let retry = try await crm.createCustomer(input, requestID: "req-1")
+        #expect(retry == first)
+        #expect(try await crm.customerCount() == 1)
+
+        // The same id for a different request is refused, and changes nothing.
+        await expectError(.failedPrecondition("request_id 'req-1' was already used for a different createCustomer request")) {
+            try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Eve")), requestID: "req-1")
+        }
+        // Ids are per operation: the same id on another operation is a new request.
+        let batch = [event("e1", at: start, .email("ada@example.com"))]
+        let ingested = try await crm.ingest(batch, requestID: "req-1")
+        #expect(try await crm.ingest(batch, requestID: "req-1") == ingested)
+        #expect(ingested.outcomes == [.accepted(first.id)])
+
+        let update = try await crm.updateCustomer(first.id, set: CustomerProfile(familyName: "King"), fields: [.familyName], requestID: "req-2")
+        clock.advance(by: .seconds(5))
+        // A retry after someone else's change still returns the first answer instead of failing on the etag.
+        _ = try await crm.updateCustomer(first.id) { $0.tags = ["vip"] }
+        #expect(try await crm.updateCustomer(first.id, set: CustomerProfile(familyName: "King"), fields: [.familyName], requestID: "req-2") == update)
+        #expect(try await crm.customer(first.id).version == 3)
+
+        try await crm.deleteCustomer(first.id, requestID: "req-3")
+        try await crm.deleteCustomer(first.id, requestID: "req-3")  // a retry does not fail with NOT_FOUND
+        await expectError(.notFound(entity: "customer", id: first.id.rawValue)) { try await crm.deleteCustomer(first.id, requestID: "req-4") }
+
+        // Request ids are remembered for a day.
+        clock.advance(by: .seconds(25 * 3600))
+        _ = try await crm.createCustomer(NewCustomer(identities: [.email("other@example.com")]), requestID: "req-5")
+        let again = try await crm.createCustomer(input, requestID: "req-1")
+        #expect(again.id != first.id)
+        await expectError(.invalid("request_id", "must be at most 128 characters on one line")) {
+            try await crm.createCustomer(input, requestID: String(repeating: "x", count: 129))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func apiKeysAreStoredHashedAndRevocable(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let bootstrap = try #require(try await crm.bootstrapAdminKey())
+        #expect(bootstrap.key.role == .admin)
+        #expect(try await crm.bootstrapAdminKey() == nil)  // only into an empty key store
+
+        let created = try await crm.createAPIKey(name: " checkout ", role: .marketing, requestID: "k1")
+        #expect(created.key.name == "checkout")
+        #expect(created.secret.hasPrefix("rpk_"))
+        #expect(created.key.secretHash != created.secret)
+        #expect(!created.key.secretHash.contains(created.secret))
+        // A retried create does not reveal the secret again: it was never stored.
+        let retried = try await crm.createAPIKey(name: " checkout ", role: .marketing, requestID: "k1")
+        #expect(retried.key == created.key)
+        #expect(retried.secret.isEmpty)
+
+        #expect(try await crm.authenticate(secret: created.secret) == created.key)
+        #expect(try await crm.authenticate(secret: created.secret + "x") == nil)
+        #expect(try await crm.authenticate(secret: "") == nil)
+        let revoked = try await crm.revokeAPIKey(created.key.id)
+        #expect(revoked.revokedAt != nil)
+        #expect(try await crm.authenticate(secret: created.secret) == nil)
+        #expect(try await crm.apiKeys().map(\.id) == [bootstrap.key.id, created.key.id])
+        await expectError(.notFound(entity: "api key", id: "key_nope")) { try await crm.revokeAPIKey(APIKeyID(rawValue: "key_nope")!) }
+        let error = await captureError { try await crm.createAPIKey(name: "  ", role: .analyst) }
+        #expect(error?.fieldViolations.map(\.field) == ["name"])
+    }
+
+    @Test func rolesGrantWhatTheyShould() {
+        #expect(Role.admin.permissions == Set(Permission.allCases))
+        #expect(Role.analyst.seesPersonalData == false)
+        #expect(Role.readOnly.seesPersonalData == false)
+        #expect(Role.marketing.seesPersonalData)
+        #expect(Role.readOnly.permissions == [.readCustomers])
+        for role in Role.allCases where role != .admin { #expect(!role.permissions.contains(.manageAPIKeys)) }
+        #expect(Role.sales.permissions.contains(.ingest) == false)
+        #expect(Role.marketing.permissions.contains(.ingest))
+    }
+
+    @Test(.timeLimit(.minutes(1)), arguments: Backend.allCases)
+    func theChangeFeedReportsEveryChangeInOrderAndResumes(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        _ = try await crm.ingest([
+            event("e1", at: start, .email("ada@example.com")), event("e2", at: start, .email("ada@example.com")), event("e3", at: start, .email("new@example.com")),
+        ])
+        _ = try await crm.updateCustomer(ada.id) { $0.givenName = "Ada" }
+        let merge = try await crm.mergeCustomers(ada.id, bob.id).merge
+        _ = try await crm.unmerge(merge.id)
+        _ = try await crm.recordInteraction(InteractionInput(customerID: bob.id, channel: .chat, direction: .inbound))
+        try await crm.deleteCustomer(bob.id)
+
+        let all = try await crm.changes(after: 0)
+        let newcomer = try #require(try await crm.findCustomer(.email("new@example.com")))
+        let expected: [(ChangeKind, CustomerID)] = [
+            (.customerCreated, ada.id), (.customerCreated, bob.id), (.customerCreated, newcomer.id), (.activityRecorded, ada.id),
+            (.activityRecorded, newcomer.id), (.customerUpdated, ada.id), (.customersMerged, ada.id), (.customersUnmerged, ada.id),
+            (.engagementRecorded, bob.id), (.customerDeleted, bob.id),
+        ]
+        #expect(all.map(\.kind) == expected.map(\.0))
+        #expect(all.map(\.customerID) == expected.map(\.1))
+        #expect(all.map(\.cursor) == Array(1...Int64(expected.count)))
+        #expect(all[6].otherCustomerID == bob.id && all[6].mergeID == merge.id)
+        #expect(try await crm.changes(after: 7).map(\.cursor) == [8, 9, 10])
+
+        // A watcher gets the backlog after its cursor, then what is committed while it waits.
+        var iterator = crm.watchChanges(after: 8).makeAsyncIterator()
+        #expect(try await iterator.next()?.kind == .engagementRecorded)
+        #expect(try await iterator.next()?.kind == .customerDeleted)
+        let carol = try await crm.createCustomer(NewCustomer(identities: [.email("carol@example.com")]))
+        #expect(try await iterator.next() == Change(cursor: 11, kind: .customerCreated, customerID: carol.id, at: start))
+
+        // A watcher of one customer sees only the changes that name it.
+        var carolsChanges = crm.watchChanges(after: 0, customerID: carol.id).makeAsyncIterator()
+        #expect(try await carolsChanges.next()?.cursor == 11)
+        _ = try await crm.createCustomer(NewCustomer(identities: [.email("dave@example.com")]))
+        let merged = try await crm.mergeCustomers(carol.id, ada.id).merge
+        let next = try #require(try await carolsChanges.next())
+        #expect(next.kind == .customersMerged)
+        #expect(next.mergeID == merged.id)
+        #expect(next.otherCustomerID == carol.id)
+        await expectError(.invalid("after_cursor", "must not be negative")) { try await crm.changes(after: -1) }
+    }
+}
