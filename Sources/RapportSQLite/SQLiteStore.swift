@@ -105,9 +105,11 @@ public final class SQLiteStore: Store {
     }
 
     /// Runs `body` in a read transaction on a snapshot of the file, concurrently with other reads and the writer.
+    ///
+    /// What `body` throws comes out unchanged; a failure of the database itself is ``RapportError/storage(_:)``.
     public func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
         do {
-            return try await pool.read { db in try body(SQLiteTransaction(db)) }
+            return try await pool.read { db in try Self.marking { try body(SQLiteTransaction(db)) } }
         } catch {
             throw Self.storageError(error)
         }
@@ -115,13 +117,33 @@ public final class SQLiteStore: Store {
 
     /// Runs `body` in the single write transaction: it commits if `body` returns, and rolls back if it throws.
     ///
-    /// A ``RapportError`` thrown by `body` is rethrown unchanged; any other failure becomes
-    /// ``RapportError/storage(_:)``.
+    /// What `body` throws comes out unchanged (the reader and writer it is given throw only ``RapportError``); a
+    /// failure to begin or commit the transaction is ``RapportError/storage(_:)``.
+    ///
+    /// ```swift
+    /// try await store.write { tx in
+    ///     let sequence = try tx.allocateSequence(1)
+    ///     try tx.insertEvent(EventRecord(event: event, homeCustomerID: event.customerID, sequence: sequence))
+    /// }
+    /// ```
     public func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T {
         do {
-            return try await pool.write { db in try body(SQLiteTransaction(db)) }
+            return try await pool.write { db in try Self.marking { try body(SQLiteTransaction(db)) } }
         } catch {
             throw Self.storageError(error)
+        }
+    }
+
+    /// An error thrown by a transaction body, kept apart from the errors of GRDB's own transaction handling.
+    private struct BodyError: Error {
+        var error: any Error
+    }
+
+    private static func marking<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw BodyError(error: error)
         }
     }
 
@@ -130,10 +152,11 @@ public final class SQLiteStore: Store {
         try await pool.read { db in try Schema.migrator.appliedMigrations(db) }
     }
 
-    /// `RapportError` and cancellation pass through; anything else (a `DatabaseError`, a corrupt JSON column) is a
-    /// storage failure.
+    /// A body's own error, a `RapportError` and cancellation pass through; anything else (a `DatabaseError` from
+    /// opening, beginning or committing) is a storage failure.
     static func storageError(_ error: any Error) -> any Error {
         switch error {
+        case let error as BodyError: error.error
         case let error as RapportError: error
         case let error as CancellationError: error
         default: RapportError.storage(String(describing: error))

@@ -39,13 +39,16 @@ extension SQLiteTransaction {
     }
 
     func updateAPIKey(_ key: APIKey) throws {
+        // A missing key is reported before a hash collision, as for every other update.
+        guard try exists("SELECT 1 FROM api_keys WHERE id = ?", [key.id.rawValue]) else {
+            throw RapportError.notFound(entity: "api key", id: key.id.rawValue)
+        }
         if try exists("SELECT 1 FROM api_keys WHERE secret_hash = ? AND id <> ?", [key.secretHash, key.id.rawValue]) {
             throw RapportError.alreadyExists(entity: "api key", id: key.secretHash)
         }
-        let changed = try changes(
+        try execute(
             "UPDATE api_keys SET name = ?, role = ?, secret_hash = ?, created_at = ?, revoked_at = ? WHERE id = ?",
             [key.name, key.role.rawValue, key.secretHash, key.createdAt.millisecondsSinceEpoch, key.revokedAt?.millisecondsSinceEpoch, key.id.rawValue])
-        if changed == 0 { throw RapportError.notFound(entity: "api key", id: key.id.rawValue) }
     }
 
     // MARK: Request ids

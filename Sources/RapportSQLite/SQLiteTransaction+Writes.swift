@@ -5,11 +5,12 @@ import RapportCore
 // and leaves the transaction usable, and only then do we look up which key collided.
 extension SQLiteTransaction {
     func allocateSequence(_ count: Int) throws -> Int64 {
+        let count = Int64(max(0, count))
         let last = try fetchOne("UPDATE meta SET value = value + ? WHERE key = 'sequence' RETURNING value", [count]) {
             try $0.decode(Int64.self, atIndex: 0)
         }
         guard let last else { throw RapportError.storage("the sequence row is missing from table meta") }
-        return last - Int64(count) + 1
+        return last - count + 1
     }
 
     // MARK: Customers

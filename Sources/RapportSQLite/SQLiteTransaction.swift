@@ -18,8 +18,21 @@ final class SQLiteTransaction: StoreWriter {
 
     // MARK: Helpers
 
+    /// Runs `body`, turning any failure that is not a `RapportError` (a `DatabaseError`, a JSON column that does
+    /// not decode) into ``RapportError/storage(_:)``: the protocol's methods throw only `RapportError`.
+    @inline(__always)
+    func guarded<T>(_ body: () throws -> T) throws(RapportError) -> T {
+        do {
+            return try body()
+        } catch let error as RapportError {
+            throw error
+        } catch {
+            throw .storage(String(describing: error))
+        }
+    }
+
     func execute(_ sql: String, _ arguments: StatementArguments = StatementArguments()) throws {
-        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+        try guarded { try db.cachedStatement(sql: sql).execute(arguments: arguments) }
     }
 
     /// Runs a write statement and returns how many rows it changed.
@@ -29,18 +42,22 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func fetchOne<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (Row) throws -> T) throws -> T? {
-        let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-        guard let row = try cursor.next() else { return nil }
-        return try decode(row)
+        try guarded {
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+            guard let row = try cursor.next() else { return nil }
+            return try decode(row)
+        }
     }
 
     func fetchAll<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (Row) throws -> T) throws -> [T] {
-        let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-        var result: [T] = []
-        while let row = try cursor.next() {
-            result.append(try decode(row))
+        try guarded {
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+            var result: [T] = []
+            while let row = try cursor.next() {
+                result.append(try decode(row))
+            }
+            return result
         }
-        return result
     }
 
     func exists(_ sql: String, _ arguments: StatementArguments) throws -> Bool {
@@ -48,9 +65,10 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func json(_ value: some Encodable) throws -> String {
-        String(decoding: try encoder.encode(value), as: UTF8.self)
+        try guarded { String(decoding: try encoder.encode(value), as: UTF8.self) }
     }
 
+    /// Decodes a JSON column; only called inside `fetchOne`/`fetchAll`, which turn its errors into storage errors.
     func decodeJSON<T: Decodable>(_ type: T.Type, _ row: Row, _ index: Int) throws -> T {
         try row.withUnsafeData(atIndex: index) { data in
             guard let data else { throw RapportError.storage("unexpected NULL JSON in column \(index)") }
@@ -225,13 +243,6 @@ final class SQLiteTransaction: StoreWriter {
         )
     }
 
-    func events(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [EventRecord] {
-        try fetchAll(
-            "SELECT \(Self.eventColumns) FROM events WHERE customer_id = ? AND home_customer_id = ? AND sequence > ? ORDER BY sequence",
-            [customer.rawValue, home.rawValue, sequence], decodeEvent
-        )
-    }
-
     func eventSummary(of customer: CustomerID) throws -> EventSummary {
         try fetchOne("SELECT count(*), max(occurred_at) FROM events WHERE customer_id = ?", [customer.rawValue]) { row in
             EventSummary(count: try row.decode(Int64.self, atIndex: 0), lastOccurredAt: try optionalTime(row, 1))
@@ -288,13 +299,6 @@ final class SQLiteTransaction: StoreWriter {
             "SELECT \(Self.orderColumns) FROM orders WHERE customer_id = ?\(Self.before(before, time: "placed_at"))"
                 + " ORDER BY placed_at DESC, sequence DESC LIMIT ?",
             Self.arguments(customer, before, limit), decodeOrder
-        )
-    }
-
-    func orders(of customer: CustomerID, home: CustomerID, after sequence: Int64) throws -> [OrderRecord] {
-        try fetchAll(
-            "SELECT \(Self.orderColumns) FROM orders WHERE customer_id = ? AND home_customer_id = ? AND sequence > ? ORDER BY sequence",
-            [customer.rawValue, home.rawValue, sequence], decodeOrder
         )
     }
 

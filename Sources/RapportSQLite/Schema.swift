@@ -19,6 +19,9 @@ enum Schema {
         return migrator
     }
 
+    /// The names of every migration, oldest first: what a file fully up to date has applied.
+    static var migrationNames: [String] { migrator.migrations }
+
     private static func v1(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE meta (
