@@ -1,0 +1,65 @@
+import Foundation
+import RapportCore
+@testable import RapportSQLite
+import Testing
+
+/// What only a file-backed store can show: data outlives the process's handle on the file.
+@Suite("SQLite file")
+struct SQLiteFileTests {
+    typealias F = Fixture
+
+    @Test
+    func dataSurvivesClosingAndReopeningTheFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("crm.sqlite").path
+        let universe = StoreConformance.transactionUniverse
+
+        let first = try SQLiteStore(path: path)
+        try await first.write { tx in
+            _ = try tx.allocateSequence(200)
+            try tx.insertCustomer(F.customer("a", tags: ["vip"], stage: .loyal))
+            try tx.insertIdentity(F.identity("aa@example.com", owner: "a"))
+            try tx.insertEvent(F.event("e-aa", owner: "a", at: 1, sequence: 100))
+            try tx.insertOrder(F.order("aa", owner: "a", at: 2, sequence: 101))
+            try tx.insertInteraction(F.interaction("aa", owner: "a", at: 3, sequence: 102))
+            try tx.insertConsent(F.consent("aa", owner: "a", at: 4, sequence: 103))
+            try tx.putStats(CustomerStats(customerID: F.customerID("a"), eventCount: 1))
+            try tx.insertMerge(F.merge("1", survivor: "a", absorbed: "b", sequence: 104))
+            try tx.appendProfileChange(F.profileChange("a", sequence: 105))
+            try tx.putAttributeDefinition(AttributeDefinition(key: "vip", type: .bool))
+            try tx.insertAPIKey(F.apiKey("a"))
+            try tx.insertIdempotencyRecord(F.request("r1", at: 1))
+            _ = try tx.appendChange(kind: .customerCreated, customerID: F.customerID("a"), otherCustomerID: nil, mergeID: nil, at: F.time(1))
+        }
+        let written = try await first.read { try universe.snapshot($0) }
+        #expect(try await first.appliedMigrations() == Schema.migrationNames)
+        #expect(Schema.migrationNames.first == "v1")
+        try first.close()
+
+        // Opening an existing, up-to-date file runs no migration and finds everything where it was.
+        let second = try SQLiteStore(path: path)
+        #expect(try await second.appliedMigrations() == Schema.migrationNames)
+        expectSameReads(written, try await second.read { try universe.snapshot($0) }, "after reopening")
+        #expect(written["customer(cus_a)"] == .customer(F.customer("a", tags: ["vip"], stage: .loyal)))
+        #expect(try await second.write { try $0.allocateSequence(1) } == 201)
+        try second.close()
+
+        let third = try SQLiteStore(path: path)
+        #expect(try await third.read { try $0.currentSequence() } == 201)
+        try third.close()
+    }
+
+    @Test
+    func aClosedStoreThrowsStorageErrors() async throws {
+        let store = try SQLiteStore.temporary()
+        try store.close()
+        await #expect {
+            try await store.read { try $0.customerCount() }
+        } throws: { error in
+            if case .storage = error as? RapportError { return true }
+            return false
+        }
+    }
+}
