@@ -1,0 +1,153 @@
+import GRPCCore
+import Logging
+import Rapport
+import RapportCore
+import RapportProto
+import SwiftProtobuf
+import Synchronization
+
+/// Who is calling: the API key the interceptor authenticated, for the handlers (masking).
+enum Caller {
+    @TaskLocal static var key: APIKey?
+
+    /// Whether the caller may see personal data unmasked. Calls made without the interceptor (in-process
+    /// embedding) are trusted.
+    static var seesPersonalData: Bool { key?.role.seesPersonalData ?? true }
+}
+
+/// Authenticates each call from its `authorization: Bearer <key>` metadata, checks the key's role against the
+/// permission the method declares, and logs the call with a request id.
+///
+/// No key or an unknown or revoked key is UNAUTHENTICATED; a role without the permission is PERMISSION_DENIED;
+/// neither says more. The health service needs no key.
+final class AccessInterceptor: ServerInterceptor {
+    let engine: RapportEngine
+    let logger: Logger
+    private let counter = Atomic<UInt64>(0)
+
+    init(engine: RapportEngine, logger: Logger) {
+        self.engine = engine
+        self.logger = logger
+    }
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let method = context.descriptor
+        var logger = self.logger
+        let requestID = request.metadata[stringValues: "x-request-id"].first(where: { _ in true }).map { String($0.prefix(64)) }
+            ?? String(counter.add(1, ordering: .relaxed).newValue, radix: 36)
+        logger[metadataKey: "request_id"] = "\(requestID)"
+        logger[metadataKey: "method"] = "\(method.fullyQualifiedMethod)"
+
+        guard let permission = Permissions.required(for: method) else {
+            // Open methods (health).
+            return try await next(request, context)
+        }
+        guard let secret = Self.bearer(request.metadata) else {
+            logger.info("rejected: no api key")
+            throw RPCError(code: .unauthenticated, message: "missing API key: send 'authorization: Bearer <key>'")
+        }
+        guard let key = try await engine.authenticate(secret: secret) else {
+            logger.info("rejected: unknown or revoked api key")
+            throw RPCError(code: .unauthenticated, message: "invalid API key")
+        }
+        logger[metadataKey: "api_key"] = "\(key.id)"
+        guard key.role.permissions.contains(permission) else {
+            logger.info("rejected: role \(key.role.rawValue) lacks \(permission.rawValue)")
+            throw RPCError(code: .permissionDenied, message: "the API key's role may not call \(method.method)")
+        }
+        let started = ContinuousClock.now
+        do {
+            var response = try await Caller.$key.withValue(key) { try await next(request, context) }
+            // Streaming responses are produced after this returns: they run as the caller too.
+            if case .success(var contents) = response.accepted {
+                let producer = contents.producer
+                contents.producer = { [logger] writer in
+                    do {
+                        let trailers = try await Caller.$key.withValue(key) { try await producer(writer) }
+                        logger.debug("stream finished", metadata: ["duration": "\(ContinuousClock.now - started)"])
+                        return trailers
+                    } catch {
+                        logger.info("stream failed", metadata: ["error": "\(Self.describe(error))"])
+                        throw error
+                    }
+                }
+                response.accepted = .success(contents)
+            }
+            logger.debug("ok", metadata: ["duration": "\(ContinuousClock.now - started)"])
+            return response
+        } catch {
+            if case .storage(let detail) = error as? RapportError {
+                logger.error("storage failure", metadata: ["detail": "\(detail)"])
+            } else {
+                logger.info("failed", metadata: ["error": "\(Self.describe(error))", "duration": "\(ContinuousClock.now - started)"])
+            }
+            throw error
+        }
+    }
+
+    static func bearer(_ metadata: Metadata) -> String? {
+        for value in metadata[stringValues: "authorization"] {
+            let trimmed = value.trimmingPrefix("Bearer ").trimmingPrefix("bearer ")
+            if trimmed.count < value.count, !trimmed.isEmpty { return String(trimmed) }
+        }
+        return nil
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let convertible = error as? any RPCErrorConvertible { return "\(convertible.rpcErrorCode): \(convertible.rpcErrorMessage)" }
+        return "\(error)"
+    }
+}
+
+/// The permission each method needs. A method missing from the table is open only to admins.
+enum Permissions {
+    static func required(for method: MethodDescriptor) -> Permission? {
+        if method.service == Grpc_Health_V1_Health.descriptor { return nil }
+        return table[method] ?? .manageAPIKeys
+    }
+
+    static let table: [MethodDescriptor: Permission] = {
+        var table: [MethodDescriptor: Permission] = [:]
+        typealias Customers = Rapport_V1_CustomerService.Method
+        table[Customers.GetCustomer.descriptor] = .readCustomers
+        table[Customers.FindCustomer.descriptor] = .readCustomers
+        table[Customers.ListCustomers.descriptor] = .readCustomers
+        table[Customers.ListAttributeDefinitions.descriptor] = .readCustomers
+        table[Customers.CreateCustomer.descriptor] = .writeCustomers
+        table[Customers.UpdateCustomer.descriptor] = .writeCustomers
+        table[Customers.DeleteCustomer.descriptor] = .writeCustomers
+        table[Customers.AddIdentity.descriptor] = .writeCustomers
+        table[Customers.RemoveIdentity.descriptor] = .writeCustomers
+        table[Customers.DefineAttribute.descriptor] = .writeCustomers
+        typealias Merges = Rapport_V1_MergeService.Method
+        table[Merges.MergeCustomers.descriptor] = .merge
+        table[Merges.UnmergeCustomers.descriptor] = .merge
+        table[Merges.GetMerge.descriptor] = .readCustomers
+        table[Merges.ListMerges.descriptor] = .readCustomers
+        typealias Ingest = Rapport_V1_IngestService.Method
+        table[Ingest.IngestEvents.descriptor] = .ingest
+        table[Ingest.StreamIngest.descriptor] = .ingest
+        typealias View = Rapport_V1_Customer360Service.Method
+        table[View.GetCustomer360.descriptor] = .readCustomers
+        table[View.GetCustomerStats.descriptor] = .readCustomers
+        table[View.ListTimeline.descriptor] = .readActivity
+        table[View.GetOrder.descriptor] = .readActivity
+        table[View.ListOrders.descriptor] = .readActivity
+        table[View.GetEvent.descriptor] = .readActivity
+        typealias Interactions = Rapport_V1_InteractionService.Method
+        table[Interactions.RecordInteraction.descriptor] = .writeInteractions
+        table[Interactions.ListInteractions.descriptor] = .readActivity
+        typealias Consents = Rapport_V1_ConsentService.Method
+        table[Consents.RecordConsent.descriptor] = .writeConsent
+        table[Consents.ListConsents.descriptor] = .readActivity
+        table[Rapport_V1_ChangeService.Method.WatchChanges.descriptor] = .watchChanges
+        typealias Keys = Rapport_V1_ApiKeyService.Method
+        table[Keys.CreateApiKey.descriptor] = .manageAPIKeys
+        table[Keys.RevokeApiKey.descriptor] = .manageAPIKeys
+        table[Keys.ListApiKeys.descriptor] = .manageAPIKeys
+        return table
+    }()
+}

@@ -1,0 +1,79 @@
+public import GRPCCore
+import RapportProto
+import SwiftProtobuf
+import Synchronization
+
+/// The standard `grpc.health.v1.Health` service. It needs no API key.
+///
+/// The server as a whole (service `""`) and every Rapport service report one status, which the server sets to
+/// not serving when it begins to shut down.
+public final class HealthService: Sendable {
+    private let serving = Mutex(true)
+    private let watchers = Mutex<[Int: AsyncStream<Bool>.Continuation]>([:])
+    private let nextWatcher = Atomic<Int>(0)
+
+    /// The services it answers for, besides the server as a whole.
+    static let known: Set<String> = [
+        "rapport.v1.CustomerService", "rapport.v1.MergeService", "rapport.v1.IngestService", "rapport.v1.Customer360Service",
+        "rapport.v1.InteractionService", "rapport.v1.ConsentService", "rapport.v1.ChangeService", "rapport.v1.ApiKeyService",
+        "grpc.health.v1.Health",
+    ]
+
+    init() {}
+
+    /// Sets the status of every service; watchers hear of the change.
+    public func setServing(_ isServing: Bool) {
+        let changed = serving.withLock { value in
+            defer { value = isServing }
+            return value != isServing
+        }
+        guard changed else { return }
+        for watcher in watchers.withLock({ Array($0.values) }) { watcher.yield(isServing) }
+    }
+
+    var isServing: Bool { serving.withLock { $0 } }
+
+    func status(of service: String) -> Grpc_Health_V1_HealthCheckResponse.ServingStatus? {
+        guard service.isEmpty || Self.known.contains(service) else { return nil }
+        return isServing ? .serving : .notServing
+    }
+
+    func watch() -> (id: Int, updates: AsyncStream<Bool>) {
+        let id = nextWatcher.add(1, ordering: .relaxed).newValue
+        let (stream, continuation) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        watchers.withLock { $0[id] = continuation }
+        return (id, stream)
+    }
+
+    func stopWatching(_ id: Int) {
+        watchers.withLock { $0.removeValue(forKey: id) }?.finish()
+    }
+}
+
+/// The generated service protocol over a ``HealthService``.
+struct HealthAdapter: Grpc_Health_V1_Health.SimpleServiceProtocol {
+    let health: HealthService
+
+    func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
+        guard let status = health.status(of: request.service) else { throw RPCError(code: .notFound, message: "unknown service '\(request.service)'") }
+        return .with { $0.status = status }
+    }
+
+    func watch(request: Grpc_Health_V1_HealthCheckRequest, response: RPCWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws {
+        let (id, updates) = health.watch()
+        defer { health.stopWatching(id) }
+        let service = request.service
+        let health = self.health
+        let writer = Task {
+            try await response.write(.with { $0.status = health.status(of: service) ?? .serviceUnknown })
+            for await _ in updates {
+                try await response.write(.with { $0.status = health.status(of: service) ?? .serviceUnknown })
+            }
+        }
+        try await withRPCCancellationHandler {
+            try await writer.value
+        } onCancelRPC: {
+            writer.cancel()
+        }
+    }
+}
