@@ -144,5 +144,17 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Starts the real rapport-server binary on a free loopback port and calls it.
+        .testTarget(
+            name: "RapportServerTests",
+            dependencies: [
+                "RapportProto",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: upcoming
+        ),
     ]
 )
