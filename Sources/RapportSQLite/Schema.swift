@@ -22,6 +22,13 @@ enum Schema {
     /// The names of every migration, oldest first: what a file fully up to date has applied.
     static var migrationNames: [String] { migrator.migrations }
 
+    /// The migrator of a future version: this schema plus empty migrations named `names`. For tests.
+    static func migrator(plus names: [String]) -> DatabaseMigrator {
+        var future = migrator
+        for name in names { future.registerMigration(name) { _ in } }
+        return future
+    }
+
     private static func v1(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE meta (

@@ -52,6 +52,29 @@ struct SQLiteFileTests {
     }
 
     @Test
+    func aFileFromANewerVersionIsRefusedAndLeftAlone() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("crm.sqlite").path
+
+        let newer = try SQLiteStore(path: path, options: .init(), temporaryDirectory: nil, migrator: Schema.migrator(plus: ["v999-future"]))
+        try await newer.write { try $0.insertCustomer(F.customer("a")) }
+        try newer.close()
+
+        #expect {
+            try SQLiteStore(path: path)
+        } throws: { error in
+            guard case .storage(let message) = error as? RapportError else { return false }
+            return message.contains("newer version") && message.contains("v999-future")
+        }
+        // The refusal changed nothing: the newer version still opens its file.
+        let again = try SQLiteStore(path: path, options: .init(), temporaryDirectory: nil, migrator: Schema.migrator(plus: ["v999-future"]))
+        #expect(try await again.read { try $0.customer(F.customerID("a")) } == F.customer("a"))
+        try again.close()
+    }
+
+    @Test
     func aClosedStoreThrowsStorageErrors() async throws {
         let store = try SQLiteStore.temporary()
         try store.close()

@@ -45,6 +45,24 @@ extension StoreConformance {
     }
 
     @Test(arguments: Backend.allCases)
+    func customerListingFollowsUpdates(_ backend: Backend) async throws {
+        let store = try await makeCustomerPopulation(backend)
+        try await store.write { tx in
+            // a loses its tags and stage; f is merged away; e (merged) comes back with a tag.
+            try tx.updateCustomer(F.customer("a", created: 1, updated: 30, tags: ["x"]))
+            try tx.updateCustomer(F.customer("f", created: 8, updated: 8, stage: .prospect, state: .merged(into: F.customerID("b"), by: F.mergeID("2"))))
+            try tx.updateCustomer(F.customer("e", created: 0, updated: 20, tags: ["vip"], stage: .loyal))
+        }
+        #expect(try await listedNames(store, CustomerQuery()) == ["e", "a", "b", "c", "d"])
+        #expect(try await listedNames(store, CustomerQuery(filter: CustomerFilter(tags: ["vip"]))) == ["e", "b", "d"])
+        #expect(try await listedNames(store, CustomerQuery(filter: CustomerFilter(tags: ["x"]))) == ["a", "d"])
+        #expect(try await listedNames(store, CustomerQuery(filter: CustomerFilter(lifecycleStages: [.loyal]))) == ["e"])
+        #expect(try await listedNames(store, CustomerQuery(filter: CustomerFilter(lifecycleStages: [.prospect]))) == [])
+        #expect(try await listedNames(store, CustomerQuery(order: CustomerOrder(.updatedAt, descending: true), limit: 2)) == ["a", "e"])
+        #expect(try await store.read { try $0.customerCount() } == 5)
+    }
+
+    @Test(arguments: Backend.allCases)
     func customerListingFollowsTheOrderWithTiesBrokenByID(_ backend: Backend) async throws {
         let store = try await makeCustomerPopulation(backend)
         #expect(try await listedNames(store, CustomerQuery(order: CustomerOrder(.createdAt))) == ["a", "b", "c", "d", "f"])
