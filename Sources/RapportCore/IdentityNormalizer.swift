@@ -61,8 +61,7 @@ public struct IdentityNormalizer: Sendable {
         guard !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
             throw .invalid(field, "'\(raw)' has a misplaced '.' before '@'")
         }
-        let localAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-")
-        guard local.allSatisfy({ localAllowed.contains($0) || !$0.isASCII }) else {
+        guard local.allSatisfy({ Self.emailLocalCharacters.contains($0) || !$0.isASCII }) else {
             throw .invalid(field, "'\(raw)' has a character not allowed in an e-mail address")
         }
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
@@ -77,6 +76,8 @@ public struct IdentityNormalizer: Sendable {
         else { throw .invalid(field, "'\(raw)' has an invalid top-level domain") }
         return text
     }
+
+    private static let emailLocalCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-")
 
     /// An E.164 phone number (`+14155550123`) from an international or a national format of the default region.
     public func phone(_ raw: String, field: String = "phone") throws(RapportError) -> String {
