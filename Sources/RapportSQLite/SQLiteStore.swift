@@ -62,7 +62,12 @@ public final class SQLiteStore: Store {
             throw RapportError.storage("cannot create a temporary directory: \(error)")
         }
         let path = directory.appendingPathComponent("rapport.sqlite").path
-        return try SQLiteStore(path: path, options: configuration, temporaryDirectory: directory, migrator: Schema.migrator)
+        do {
+            return try SQLiteStore(path: path, options: configuration, temporaryDirectory: directory, migrator: Schema.migrator)
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
     }
 
     /// Opens the file with `migrator` (the tests pass one with extra migrations, to play a newer Rapport).
