@@ -1,0 +1,56 @@
+import GRPCCore
+import GRPCProtobuf
+
+/// Errors as one readable line: `NOT_FOUND: customer 'cus_x' not found (field: why; ...)`.
+enum ErrorReport {
+    static func line(for error: any Error, hasKey: Bool = true) -> String {
+        if let rpc = error as? RPCError { return line(for: rpc, hasKey: hasKey) }
+        if let runtime = error as? RuntimeError {
+            return [runtime.message, runtime.cause.map { line(for: $0, hasKey: hasKey) }].compactMap { $0 }.joined(separator: ": ")
+        }
+        if let input = error as? InputError { return input.message }
+        return String(describing: error)
+    }
+
+    static func line(for error: RPCError, hasKey: Bool) -> String {
+        var text = "\(name(of: error.code)): \(error.message)"
+        let violations = fieldViolations(of: error).filter { !error.message.contains("\($0.field): \($0.description)") }
+        if !violations.isEmpty {
+            text += " (" + violations.map { "\($0.field): \($0.description)" }.joined(separator: "; ") + ")"
+        }
+        if error.code == .unauthenticated && !hasKey {
+            text += " (pass --key SECRET or set RAPPORT_API_KEY)"
+        }
+        if error.code == .unavailable, let cause = error.cause {
+            let detail = String(describing: cause)
+            if !text.contains(detail) { text += " (\(detail))" }
+        }
+        return text
+    }
+
+    /// The `google.rpc.BadRequest` field violations in the status details, if any.
+    static func fieldViolations(of error: RPCError) -> [(field: String, description: String)] {
+        guard let status = try? error.unpackGoogleRPCStatus() else { return [] }
+        return status.details.compactMap(\.badRequest).flatMap(\.violations).map { ($0.field, $0.violationDescription) }
+    }
+
+    /// The canonical upper-case name of a status code.
+    static func name(of code: RPCError.Code) -> String {
+        let names: [(RPCError.Code, String)] = [
+            (.cancelled, "CANCELLED"), (.unknown, "UNKNOWN"), (.invalidArgument, "INVALID_ARGUMENT"),
+            (.deadlineExceeded, "DEADLINE_EXCEEDED"), (.notFound, "NOT_FOUND"), (.alreadyExists, "ALREADY_EXISTS"),
+            (.permissionDenied, "PERMISSION_DENIED"), (.resourceExhausted, "RESOURCE_EXHAUSTED"),
+            (.failedPrecondition, "FAILED_PRECONDITION"), (.aborted, "ABORTED"), (.outOfRange, "OUT_OF_RANGE"),
+            (.unimplemented, "UNIMPLEMENTED"), (.internalError, "INTERNAL"), (.unavailable, "UNAVAILABLE"),
+            (.dataLoss, "DATA_LOSS"), (.unauthenticated, "UNAUTHENTICATED"),
+        ]
+        return names.first { $0.0 == code }?.1 ?? "\(code)"
+    }
+}
+
+/// A problem with what the user gave the CLI (a file, a value), reported as is.
+struct InputError: Error, CustomStringConvertible {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import RapportProto
+
+/// What happened to the items of a file, batch after batch.
+struct IngestSummary {
+    struct Rejection {
+        var line: Int
+        var field: String
+        var description: String
+
+        var text: String {
+            let oneLine = description.replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\n", with: "\\n")
+            return "line \(line): " + (field.isEmpty ? oneLine : "\(field): \(oneLine)")
+        }
+    }
+
+    static let keptRejections = 10
+
+    var batches = 0
+    var sent = 0
+    var accepted: Int64 = 0
+    var updated: Int64 = 0
+    var duplicates: Int64 = 0
+    var rejected: Int64 = 0
+    var createdCustomers = 0
+    var merges = 0
+    /// The first rejections, in file order.
+    var rejections: [Rejection] = []
+    /// Why the ingest stopped before the end of the file, if it did.
+    var failure: String?
+
+    var succeeded: Bool { rejected == 0 && failure == nil }
+
+    mutating func reject(line: Int, field: String = "", description: String) {
+        rejected += 1
+        if rejections.count < Self.keptRejections { rejections.append(Rejection(line: line, field: field, description: description)) }
+    }
+
+    /// Adds a batch's response; `lines[i]` is the file line of the batch's item `i`.
+    mutating func add(_ response: Rapport_V1_IngestEventsResponse, lines: [Int]) {
+        batches += 1
+        accepted += response.acceptedCount
+        updated += response.updatedCount
+        duplicates += response.duplicateCount
+        createdCustomers += response.createdCustomerIds.count
+        merges += response.mergeIds.count
+        for result in response.results where result.outcome == .rejected {
+            let line = lines.indices.contains(Int(result.index)) ? lines[Int(result.index)] : 0
+            rejected += 1
+            guard rejections.count < Self.keptRejections else { continue }
+            if result.violations.isEmpty {
+                rejections.append(Rejection(line: line, field: "", description: "rejected"))
+            }
+            for violation in result.violations.prefix(3) {
+                rejections.append(Rejection(line: line, field: violation.field, description: violation.description_p))
+            }
+        }
+    }
+
+    /// Field violations naming `items[N].field` for a batch the server refused as a whole.
+    mutating func refuse(batchOf count: Int, violations: [(field: String, description: String)], lines: [Int]) {
+        var lineOfViolation: [Int] = []
+        for violation in violations {
+            var field = violation.field
+            var line = lines.first ?? 0
+            if field.hasPrefix("items["), let close = field.firstIndex(of: "]"),
+                let index = Int(field[field.index(field.startIndex, offsetBy: 6)..<close]), lines.indices.contains(index)
+            {
+                line = lines[index]
+                field = String(field[field.index(after: close)...].drop { $0 == "." })
+            }
+            lineOfViolation.append(line)
+            if rejections.count < Self.keptRejections {
+                rejections.append(Rejection(line: line, field: field, description: violation.description))
+            }
+        }
+        rejected += Int64(max(1, Set(lineOfViolation).count))
+    }
+
+    func text(file: String, elapsed: Duration) -> String {
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var lines = [
+            "\(file): \(sent) items sent in \(batches) batch\(batches == 1 ? "" : "es") (\(String(format: "%.1f", seconds)) s)",
+            "  accepted    \(accepted)",
+            "  updated     \(updated)",
+            "  duplicates  \(duplicates)",
+            "  rejected    \(rejected)",
+            "  new customers \(createdCustomers), merges \(merges)",
+        ]
+        if !rejections.isEmpty {
+            lines.append(rejected > rejections.count ? "first rejections:" : "rejections:")
+            lines += rejections.sorted { $0.line < $1.line }.map { "  " + $0.text }
+        }
+        if let failure { lines.append("stopped: \(failure)") }
+        return lines.joined(separator: "\n")
+    }
+
+    func json() throws -> String {
+        var object: [String: Any] = [
+            "batches": batches, "sent": sent, "accepted": Int(accepted), "updated": Int(updated),
+            "duplicates": Int(duplicates), "rejected": Int(rejected), "createdCustomers": createdCustomers, "merges": merges,
+            "rejections": rejections.sorted { $0.line < $1.line }.map { ["line": $0.line, "field": $0.field, "description": $0.description] },
+        ]
+        if let failure { object["failure"] = failure }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,46 @@
+import Logging
+import Rapport
+import RapportCore
+import RapportMemory
+import RapportSQLite
+
+/// The engine the server serves and the store under it.
+struct ServerBackend: Sendable {
+    let engine: RapportEngine
+    /// Set for a SQLite store, closed once the server has stopped.
+    private let sqlite: SQLiteStore?
+
+    /// Opens (and migrates) the store the settings name and builds the engine over it.
+    init(settings: ServerSettings, logger: Logger) throws {
+        let store: any Store
+        switch settings.storage {
+        case .memory:
+            store = MemoryStore()
+            sqlite = nil
+            logger.notice("using an in-memory store: everything is lost on exit")
+        case .sqlite(let path):
+            let file = try SQLiteStore(path: path)
+            store = file
+            sqlite = file
+            logger.info("opened the SQLite store", metadata: ["path": "\(path)"])
+        }
+        var engineLogger = logger
+        engineLogger[metadataKey: "component"] = "engine"
+        engine = RapportEngine(store: store, defaultPhoneRegion: settings.defaultPhoneRegion, logger: engineLogger)
+    }
+
+    /// On the first start of an empty store, creates an admin key and prints its secret, this once.
+    func printFirstAdminKeyIfNeeded() async throws {
+        guard let created = try await engine.bootstrapAdminKey() else { return }
+        Console.output("""
+            created the first API key, '\(created.key.name)' (\(created.key.id.rawValue), role admin). Its secret:
+              \(created.secret)
+            Keep it now: it is shown only this time (Rapport stores only its hash). Use it as `rapport --key SECRET`.
+            """)
+    }
+
+    /// Closes the SQLite file, if any; the engine must not be used afterwards.
+    func close() throws {
+        try sqlite?.close()
+    }
+}

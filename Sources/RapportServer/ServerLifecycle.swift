@@ -1,0 +1,105 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+import RapportGRPC
+import ServiceLifecycle
+import UnixSignals
+
+/// Runs the server until SIGTERM or SIGINT, then lets calls in flight finish and closes the store.
+struct RapportServerRunner {
+    let settings: ServerSettings
+    let logger: Logger
+
+    func run() async throws {
+        let backend = try ServerBackend(settings: settings, logger: logger)
+        do {
+            var grpcLogger = logger
+            grpcLogger[metadataKey: "component"] = "grpc"
+            let rapport = RapportGRPCServer(engine: backend.engine, logger: grpcLogger)
+            let server = GRPCServer(transport: try makeTransport(), services: rapport.services, interceptors: rapport.interceptors)
+            let service = GRPCServerService(server: server, health: rapport.health, logger: logger) { address in
+                // Bound: print the first admin key (on an empty store) and then the line scripts wait for.
+                try await backend.printFirstAdminKeyIfNeeded()
+                Console.output("rapport-server listening on \(address)")
+            }
+            let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+            logger.info("stopped serving")
+        } catch {
+            try? backend.close()
+            throw error
+        }
+        try backend.close()
+    }
+
+    private func makeTransport() throws -> HTTP2ServerTransport.Posix {
+        let address: SocketAddress = switch settings.address {
+        case .ipv4(let host): .ipv4(host: host, port: settings.port)
+        case .ipv6(let host): .ipv6(host: host, port: settings.port)
+        }
+        let security: HTTP2ServerTransport.Posix.TransportSecurity
+        if let tls = settings.tls {
+            security = .tls(
+                certificateChain: [.file(path: tls.certificatePath, format: .pem)],
+                privateKey: .file(path: tls.keyPath, format: .pem))
+        } else {
+            security = .plaintext
+        }
+        let maxBytes = settings.maxMessageBytes
+        return HTTP2ServerTransport.Posix(
+            address: address, transportSecurity: security,
+            config: .defaults { $0.rpc.maxRequestPayloadSize = maxBytes })
+    }
+}
+
+/// The gRPC server as a lifecycle service: on graceful shutdown the health service reports not serving, new
+/// calls are refused, and `run()` returns once the calls in flight have finished.
+struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let health: HealthService
+    let logger: Logger
+    /// Called once the server is bound, with `HOST:PORT`.
+    let onListening: @Sendable (String) async throws -> Void
+
+    func run() async throws {
+        let server = server
+        let health = health
+        let logger = logger
+        let onListening = onListening
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                let address: SocketAddress?
+                do {
+                    address = try await server.listeningAddress
+                } catch {
+                    return  // serve() failed to bind and throws why.
+                }
+                guard let address else { return }
+                try await onListening(Self.text(address))
+                logger.info("serving", metadata: ["address": "\(Self.text(address))"])
+            }
+        } onGracefulShutdown: {
+            logger.info("shutting down: finishing the calls in flight")
+            health.setServing(false)
+            server.beginGracefulShutdown()
+        }
+    }
+
+    /// `HOST:PORT`, with brackets around an IPv6 host.
+    static func text(_ address: SocketAddress) -> String {
+        if let v4 = address.ipv4 { return "\(v4.host):\(v4.port)" }
+        if let v6 = address.ipv6 { return "[\(v6.host)]:\(v6.port)" }
+        return String(describing: address)
+    }
+}
+
+extension RuntimeError: RuntimeErrorDescribing {
+    var summary: String { message }
+    var underlying: (any Error)? { cause }
+}
+
+extension RPCError: RuntimeErrorDescribing {
+    var summary: String { "\(code): \(message)" }
+    var underlying: (any Error)? { cause }
+}
