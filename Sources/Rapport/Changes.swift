@@ -22,6 +22,15 @@ final class ChangeNotifier: Sendable {
         let all = watchers.withLock { Array($0.values) }
         for continuation in all { continuation.yield() }
     }
+
+    /// Ends every subscription: their watchers finish once they have caught up.
+    func finishAll() {
+        let all = watchers.withLock { watchers in
+            defer { watchers.removeAll() }
+            return Array(watchers.values)
+        }
+        for continuation in all { continuation.finish() }
+    }
 }
 
 extension RapportEngine {
@@ -30,6 +39,12 @@ extension RapportEngine {
         guard cursor >= 0 else { throw .invalid("after_cursor", "must not be negative") }
         let size = max(1, min(limit, 1000))
         return try await read { tx in try tx.changes(after: cursor, limit: size) }
+    }
+
+    /// Ends every ``watchChanges(after:customerID:)`` sequence once it has delivered what is committed: for a server
+    /// that shuts down and must not wait for watchers that never leave.
+    public func finishChangeWatchers() {
+        changeNotifier.finishAll()
     }
 
     /// The changes after `cursor`, then new ones as they are committed, until the consumer stops iterating.

@@ -43,18 +43,26 @@ public enum RapportError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .invalidArgument: "invalid argument: " + message
+        case .failedPrecondition: "failed precondition: " + message
+        case .storage: "storage failure: " + message
+        default: message
+        }
+    }
+
+    /// What went wrong, without the name of the error's kind (for transports that carry the kind as a code).
+    public var message: String {
+        switch self {
         case .invalidArgument(let violations):
-            return "invalid argument: " + violations.map(\.description).joined(separator: "; ")
+            violations.map(\.description).joined(separator: "; ")
         case .notFound(let entity, let id):
-            return "\(entity) '\(id)' not found"
+            "\(entity) '\(id)' not found"
         case .alreadyExists(let entity, let id):
-            return "\(entity) '\(id)' already exists"
+            "\(entity) '\(id)' already exists"
         case .etagMismatch(let entity, let id, let expected, let actual):
-            return "\(entity) '\(id)' was changed by someone else: etag is \(actual), the request expected \(expected)"
-        case .failedPrecondition(let message):
-            return "failed precondition: \(message)"
-        case .storage(let message):
-            return "storage failure: \(message)"
+            "\(entity) '\(id)' was changed by someone else: etag is \(actual), the request expected \(expected)"
+        case .failedPrecondition(let message), .storage(let message):
+            message
         }
     }
 

@@ -33,6 +33,15 @@ public final class HealthService: Sendable {
 
     var isServing: Bool { serving.withLock { $0 } }
 
+    /// Ends every Watch stream (after telling it the current status).
+    func finishWatchers() {
+        let all = watchers.withLock { watchers in
+            defer { watchers.removeAll() }
+            return Array(watchers.values)
+        }
+        for watcher in all { watcher.finish() }
+    }
+
     func status(of service: String) -> Grpc_Health_V1_HealthCheckResponse.ServingStatus? {
         guard service.isEmpty || Self.known.contains(service) else { return nil }
         return isServing ? .serving : .notServing

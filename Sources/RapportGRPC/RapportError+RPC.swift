@@ -19,7 +19,7 @@ extension RapportError: RPCErrorConvertible {
     public var rpcErrorMessage: String {
         switch self {
         case .storage: "internal storage error; the request changed nothing"
-        default: description
+        default: message
         }
     }
 

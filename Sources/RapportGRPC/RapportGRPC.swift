@@ -34,4 +34,12 @@ public struct RapportGRPCServer: Sendable {
         ]
         self.interceptors = [AccessInterceptor(engine: engine, logger: logger)]
     }
+
+    /// Prepares a graceful shutdown: health reports NOT_SERVING, and the long-lived streams (health Watch,
+    /// WatchChanges) end so that the server does not wait for them. Call it before `beginGracefulShutdown()`.
+    public func beginShutdown() {
+        health.setServing(false)
+        health.finishWatchers()
+        engine.finishChangeWatchers()
+    }
 }

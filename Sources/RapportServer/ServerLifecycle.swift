@@ -17,7 +17,7 @@ struct RapportServerRunner {
             grpcLogger[metadataKey: "component"] = "grpc"
             let rapport = RapportGRPCServer(engine: backend.engine, logger: grpcLogger)
             let server = GRPCServer(transport: try makeTransport(), services: rapport.services, interceptors: rapport.interceptors)
-            let service = GRPCServerService(server: server, health: rapport.health, logger: logger) { address in
+            let service = GRPCServerService(server: server, rapport: rapport, logger: logger) { address in
                 // Bound: print the first admin key (on an empty store) and then the line scripts wait for.
                 try await backend.printFirstAdminKeyIfNeeded()
                 Console.output("rapport-server listening on \(address)")
@@ -56,14 +56,14 @@ struct RapportServerRunner {
 /// calls are refused, and `run()` returns once the calls in flight have finished.
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
-    let health: HealthService
+    let rapport: RapportGRPCServer
     let logger: Logger
     /// Called once the server is bound, with `HOST:PORT`.
     let onListening: @Sendable (String) async throws -> Void
 
     func run() async throws {
         let server = server
-        let health = health
+        let rapport = rapport
         let logger = logger
         let onListening = onListening
         try await withGracefulShutdownHandler {
@@ -81,7 +81,7 @@ struct GRPCServerService: Service {
             }
         } onGracefulShutdown: {
             logger.info("shutting down: finishing the calls in flight")
-            health.setServing(false)
+            rapport.beginShutdown()
             server.beginGracefulShutdown()
         }
     }
