@@ -1,0 +1,166 @@
+import GRPCCore
+import GRPCProtobuf
+import Rapport
+import RapportCore
+import RapportProto
+import SwiftProtobuf
+import Testing
+
+@Suite("Personal data masked for roles without the right to it")
+struct MaskingTests {
+    /// Every piece of Ada's personal data as stored, which a masked response must not hold anywhere.
+    static let personalData = [adaEmail, "ada.lovelace", adaPhone, "4155550123", adaCard, "77881234", adaStreet, "Flat 2", adaPostalCode, adaSummary]
+
+    /// Ada with every kind of record: identities, an address, an event, an order, an interaction with a summary.
+    static func seed(_ c: Harness) async throws -> Rapport_V1_Customer {
+        try await c.as(.admin) {
+            let ada = try await c.customers.createCustomer(.with { $0.customer = adaProto })
+            c.clock.advance(by: .seconds(3600))
+            _ = try await c.ingest.ingestEvents(
+                .with {
+                    $0.items = [
+                        eventItem("e-1", at: 100, .email(adaEmail), .phone(adaPhone)),
+                        orderItem("o-1", at: 200, .email(adaEmail), .memberCard(adaCard)),
+                    ]
+                })
+            _ = try await c.interactions.recordInteraction(
+                .with {
+                    $0.interaction = .with {
+                        $0.customerID = ada.id; $0.channel = .phone; $0.direction = .inbound; $0.subject = "Parcel"; $0.summary = adaSummary
+                        $0.occurTime = at(300)
+                    }
+                })
+            return ada
+        }
+    }
+
+    static func expectMasked(_ message: some SwiftProtobuf.Message, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let text = printed(message)
+        for value in personalData {
+            #expect(!text.contains(value), "\(what) shows '\(value)'", sourceLocation: sourceLocation)
+        }
+    }
+
+    static func expectMasked(identities: [Rapport_V1_Identity], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(!identities.isEmpty, "\(what) has no identities", sourceLocation: sourceLocation)
+        for identity in identities {
+            switch identity.kind {
+            case .email: #expect(identity.value == "a***@example.com", "\(what)", sourceLocation: sourceLocation)
+            case .phone: #expect(identity.value.contains("***") && identity.value != adaPhone, "\(what)", sourceLocation: sourceLocation)
+            case .memberCard: #expect(identity.value == "***1234", "\(what)", sourceLocation: sourceLocation)
+            default: Issue.record("\(what): unexpected identity \(identity)", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    static func expectMasked(customer: Rapport_V1_Customer, like clear: Rapport_V1_Customer, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        expectMasked(customer, what, sourceLocation: sourceLocation)
+        expectMasked(identities: customer.identities, what, sourceLocation: sourceLocation)
+        #expect(customer.identities.map(\.kind) == clear.identities.map(\.kind), sourceLocation: sourceLocation)
+        #expect(customer.addresses.map(\.line1) == ["***"], sourceLocation: sourceLocation)
+        #expect(customer.addresses.map(\.postalCode) == ["***"], sourceLocation: sourceLocation)
+        // What is not personal stays readable.
+        #expect(customer.id == clear.id && customer.givenName == clear.givenName && customer.tags == clear.tags, sourceLocation: sourceLocation)
+        #expect(customer.addresses.map(\.city) == ["London"] && customer.addresses.map(\.country) == ["GB"], sourceLocation: sourceLocation)
+        #expect(customer.etag == clear.etag && customer.updateTime == clear.updateTime, sourceLocation: sourceLocation)
+    }
+
+    @Test(arguments: Role.allCases)
+    func customersAnd360(role: Role) async throws {
+        try await withRapport(role: role) { c in
+            let ada = try await Self.seed(c)
+            let clear = try await c.as(.admin) { try await c.customers.getCustomer(.with { $0.id = ada.id }) }
+            let clearView = try await c.as(.admin) { try await c.views.getCustomer360(.with { $0.customerID = ada.id }) }
+            #expect(clear.identities == [.email(adaEmail), .memberCard(adaCard), .phone(adaPhone)])
+
+            let got = try await c.customers.getCustomer(.with { $0.id = ada.id })
+            let listed = try await c.customers.listCustomers(.init())
+            let found = try await c.customers.findCustomer(.with { $0.identity = .email(adaEmail) })
+            let view = try await c.views.getCustomer360(.with { $0.customerID = ada.id })
+            #expect(listed.customers.count == 1)
+            #expect(view.recentOrders.count == 1)
+            #expect(view.timeline.count == 3)
+
+            if role.seesPersonalData {
+                #expect(got == clear)
+                #expect(listed.customers == [clear])
+                #expect(found == clear)
+                #expect(view == clearView)
+                let text = printed(view)
+                for value in [adaEmail, adaPhone, adaCard, adaStreet, adaPostalCode, adaSummary] {
+                    #expect(text.contains(value), "\(role) should see '\(value)'")
+                }
+            } else {
+                Self.expectMasked(customer: got, like: clear, "\(role) GetCustomer")
+                Self.expectMasked(customer: listed.customers[0], like: clear, "\(role) ListCustomers")
+                Self.expectMasked(customer: found, like: clear, "\(role) FindCustomer")
+                Self.expectMasked(customer: view.customer, like: clear, "\(role) GetCustomer360.customer")
+                Self.expectMasked(view, "\(role) GetCustomer360")
+                Self.expectMasked(identities: view.recentOrders[0].identities, "\(role) GetCustomer360.recent_orders")
+                for entry in view.timeline {
+                    switch entry.entry {
+                    case .event(let event): Self.expectMasked(identities: event.identities, "\(role) timeline event")
+                    case .order(let order): Self.expectMasked(identities: order.identities, "\(role) timeline order")
+                    case .interaction(let interaction):
+                        #expect(interaction.summary == "***")
+                        #expect(interaction.subject == "Parcel")
+                    case nil: Issue.record("empty timeline entry")
+                    }
+                }
+                // Everything else of the view is as an admin sees it.
+                #expect(view.stats == clearView.stats)
+                #expect(view.recentOrders.map(\.total) == clearView.recentOrders.map(\.total))
+                #expect(view.timelineNextPageToken == clearView.timelineNextPageToken)
+            }
+        }
+    }
+
+    @Test(arguments: Role.allCases.filter { $0.permissions.contains(.readActivity) })
+    func ordersEventsTimelineAndInteractions(role: Role) async throws {
+        try await withRapport(role: role) { c in
+            let ada = try await Self.seed(c)
+            let order = try await c.views.getOrder(.with { $0.orderKey = .with { $0.source = "web"; $0.externalID = "o-1" } })
+            let orders = try await c.views.listOrders(.with { $0.customerID = ada.id })
+            let event = try await c.views.getEvent(.with { $0.id = "e-1" })
+            let timeline = try await c.views.listTimeline(.with { $0.customerID = ada.id })
+            let interactions = try await c.interactions.listInteractions(.with { $0.customerID = ada.id })
+            #expect(orders.orders == [order])
+            #expect(timeline.entries.count == 3)
+            #expect(interactions.interactions.count == 1)
+            if role.seesPersonalData {
+                #expect(order.identities == [.email(adaEmail), .memberCard(adaCard)])
+                #expect(event.identities == [.email(adaEmail), .phone(adaPhone)])
+                #expect(interactions.interactions.first?.summary == adaSummary)
+                #expect(printed(timeline).contains(adaSummary))
+            } else {
+                let responses: [(any SwiftProtobuf.Message, String)] = [
+                    (order, "GetOrder"), (orders, "ListOrders"), (event, "GetEvent"), (timeline, "ListTimeline"), (interactions, "ListInteractions"),
+                ]
+                for (message, what) in responses {
+                    Self.expectMasked(message.textFormatString(), "\(role) \(what)")
+                }
+                Self.expectMasked(identities: order.identities, "\(role) GetOrder")
+                Self.expectMasked(identities: event.identities, "\(role) GetEvent")
+                #expect(interactions.interactions.first?.summary == "***")
+                #expect(interactions.interactions.first?.subject == "Parcel")
+                #expect(order.total.minorUnits == 1000)
+            }
+        }
+    }
+
+    static func expectMasked(_ text: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        for value in personalData {
+            #expect(!text.contains(value), "\(what) shows '\(value)'", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func aMaskedRoleCanStillFindByAnIdentityItKnows() async throws {
+        // Masking hides what is stored; it does not stop a lookup by a value the caller already has.
+        try await withRapport(role: .analyst) { c in
+            let ada = try await Self.seed(c)
+            #expect(try await c.customers.findCustomer(.with { $0.identity = .phone("415 555 0123") }).id == ada.id)
+            let missing = await expectRPCError(.notFound) { try await c.customers.findCustomer(.with { $0.identity = .email("nobody@example.com") }) }
+            #expect(missing?.message.contains("nobody@example.com") == false)
+        }
+    }
+}
