@@ -48,7 +48,7 @@ extension RapportEngine {
         return result
     }
 
-    static func fingerprint(of value: some Encodable) -> String {
+    package static func fingerprint(of value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = (try? encoder.encode(value)) ?? Data()

@@ -11,11 +11,18 @@ extension RapportEngine {
     /// - Throws: `invalidArgument` for a bad field; `alreadyExists` when an identity belongs to another customer.
     public func createCustomer(_ input: NewCustomer, requestID: String? = nil) async throws(RapportError) -> Customer {
         let profile = input.profile.normalized()
-        let identities = try normalize(input.identities, parent: "identities")
+        var identityCheck = Validator()
+        let identities = identityCheck.capture("") { () throws(RapportError) in try normalize(input.identities, parent: "identities") } ?? []
+        let identityViolations = identityCheck.violations
         let now = clock.now()
         let id = ids.make(CustomerID.self, at: now)
         return try await mutate("createCustomer", requestID: requestID, fingerprint: input) { tx in
-            try profile.validate(schema: AttributeSchema(try tx.attributeDefinitions()))
+            // Every bad field at once: the identities' problems and the profile's (which needs the schema).
+            var validator = Validator()
+            for violation in identityViolations { validator.add(violation.field, violation.problem) }
+            let schema = AttributeSchema(try tx.attributeDefinitions())
+            validator.capture("") { () throws(RapportError) in try profile.validate(schema: schema) }
+            try validator.check()
             var fieldTimes: [String: Timestamp] = [:]
             for field in profile.changedFields(comparedTo: CustomerProfile()) { fieldTimes[field.path] = now }
             let record = CustomerRecord(id: id, profile: profile, fieldTimes: fieldTimes, state: .active, createdAt: now, updatedAt: now, version: 1)

@@ -17,6 +17,12 @@ extension RapportEngine {
     /// ```
     /// - Parameter mode: whether invalid items are skipped (default) or fail the whole batch.
     public func ingest(_ items: [IngestItem], mode: IngestMode = .skipInvalid, requestID: String? = nil) async throws(RapportError) -> IngestResult {
+        try await ingest(items, mode: mode, requestID: requestID, fingerprint: nil)
+    }
+
+    /// ``ingest(_:mode:requestID:)`` for adapters whose request held more than `items` (items their wire format
+    /// could not express): a retry is recognised by `fingerprint`, a digest of the whole original request.
+    package func ingest(_ items: [IngestItem], mode: IngestMode, requestID: String?, fingerprint: String?) async throws(RapportError) -> IngestResult {
         guard items.count <= Self.maxBatchSize else {
             throw .invalid("items", "a batch holds at most \(Self.maxBatchSize) items, got \(items.count)")
         }
@@ -37,8 +43,8 @@ extension RapportEngine {
         }
         if mode == .allOrNothing, !allViolations.isEmpty { throw .invalidArgument(allViolations) }
         let valid = prepared
-        let fingerprint = requestID == nil ? [] : items
-        let applied: IngestApplied = try await mutate("ingest", requestID: requestID, fingerprint: fingerprint) { [self] tx in
+        let digest = requestID == nil ? "" : fingerprint ?? Self.fingerprint(of: items)
+        let applied: IngestApplied = try await mutate("ingest", requestID: requestID, fingerprint: digest) { [self] tx in
             var session = WriteSession(tx: tx, engine: self, now: now)
             var sequence = try tx.allocateSequence(valid.count)
             var outcomes: [IngestOutcome?] = []
@@ -56,6 +62,20 @@ extension RapportEngine {
         }
         let outcomes = applied.outcomes.enumerated().map { index, outcome in outcome ?? .rejected(rejected[index] ?? []) }
         return IngestResult(outcomes: outcomes, createdCustomers: applied.createdCustomers, merges: applied.merges)
+    }
+
+    /// The violations of each invalid item, by position, without ingesting anything.
+    package func violations(of items: [IngestItem]) -> [Int: [FieldViolation]] {
+        let now = clock.now()
+        var result: [Int: [FieldViolation]] = [:]
+        for (index, item) in items.enumerated() {
+            do throws(RapportError) {
+                _ = try prepare(item, now: now)
+            } catch {
+                result[index] = error.fieldViolations.isEmpty ? [FieldViolation(field: "", problem: error.description)] : error.fieldViolations
+            }
+        }
+        return result
     }
 
     /// The most items one batch may hold.
@@ -77,7 +97,7 @@ extension RapportEngine {
         if !Self.isEventType(input.type) {
             validator.add("type", "'\(input.type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
         }
-        validator.capture("") { () throws(RapportError) in try Self.checkTime(input.occurredAt, field: "occurred_at", now: now) }
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(input.occurredAt, field: "occur_time", now: now) }
         let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
         validator.capture("") { () throws(RapportError) in try Self.checkProperties(input.properties) }
         try validator.check()
@@ -98,10 +118,10 @@ extension RapportEngine {
         }
         let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
         let currency = validator.capture("") { () throws(RapportError) in try CurrencyCode(input.currency, field: "currency") }
-        validator.capture("") { () throws(RapportError) in try Self.checkTime(input.placedAt, field: "placed_at", now: now) }
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(input.placedAt, field: "place_time", now: now) }
         if let changed = input.statusChangedAt {
-            validator.capture("") { () throws(RapportError) in try Self.checkTime(changed, field: "status_changed_at", now: now) }
-            if changed < input.placedAt { validator.add("status_changed_at", "is before placed_at") }
+            validator.capture("") { () throws(RapportError) in try Self.checkTime(changed, field: "status_time", now: now) }
+            if changed < input.placedAt { validator.add("status_time", "is before place_time") }
         }
         if input.lines.isEmpty { validator.add("lines", "an order needs at least one line") }
         if input.lines.count > 1000 { validator.add("lines", "an order holds at most 1000 lines") }
@@ -112,7 +132,7 @@ extension RapportEngine {
             if line.sku.isEmpty || line.sku.utf8.count > 128 { validator.add("\(field).sku", "must be 1 to 128 characters") }
             if line.name.count > 500 { validator.add("\(field).name", "is longer than 500 characters") }
             if line.quantity <= 0 || line.quantity > 1_000_000 { validator.add("\(field).quantity", "must be 1 to 1000000, got \(line.quantity)") }
-            if line.unitPriceMinor < 0 || line.unitPriceMinor > limit { validator.add("\(field).unit_price", "must be 0 to \(limit) minor units") }
+            if line.unitPriceMinor < 0 || line.unitPriceMinor > limit { validator.add("\(field).unit_price_minor", "must be 0 to \(limit) minor units") }
             let (lineTotal, overflow) = line.quantity.multipliedReportingOverflow(by: line.unitPriceMinor)
             if overflow || lineTotal > limit {
                 validator.add("\(field)", "quantity × unit price is too large")
@@ -121,12 +141,12 @@ extension RapportEngine {
             }
         }
         if subtotal > limit { validator.add("lines", "the order's subtotal is too large") }
-        for (field, value) in [("discount", input.discountMinor), ("shipping", input.shippingMinor), ("tax", input.taxMinor)] where value < 0 || value > limit {
+        for (field, value) in [("discount_minor", input.discountMinor), ("shipping_minor", input.shippingMinor), ("tax_minor", input.taxMinor)] where value < 0 || value > limit {
             validator.add(field, "must be 0 to \(limit) minor units, got \(value)")
         }
         try validator.check()
         let total = subtotal - input.discountMinor + input.shippingMinor + input.taxMinor
-        guard total >= 0 else { throw .invalid("discount", "is larger than the subtotal plus shipping and tax: the total would be negative") }
+        guard total >= 0 else { throw .invalid("discount_minor", "is larger than the subtotal plus shipping and tax: the total would be negative") }
         let money = { (minor: Int64) in Money(minorUnits: minor, currency: currency!) }
         return PreparedOrder(
             key: OrderKey(source: source, externalID: input.externalID), channel: input.channel, identities: identities, lines: input.lines,

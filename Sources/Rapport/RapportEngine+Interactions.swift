@@ -14,7 +14,7 @@ extension RapportEngine {
         if input.summary.count > 20_000 { validator.add("summary", "is longer than 20000 characters") }
         if input.agent.count > 200 { validator.add("agent", "is longer than 200 characters") }
         let occurredAt = input.occurredAt ?? now
-        validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occurred_at", now: now) }
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occur_time", now: now) }
         try validator.check()
         let id = ids.make(InteractionID.self, at: now)
         return try await mutate("recordInteraction", requestID: requestID, fingerprint: input) { tx in
@@ -39,7 +39,7 @@ extension RapportEngine {
         var validator = Validator()
         if input.source.isEmpty || input.source.count > 200 { validator.add("source", "must be 1 to 200 characters (where the consent was given)") }
         let occurredAt = input.occurredAt ?? now
-        validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occurred_at", now: now) }
+        validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occur_time", now: now) }
         try validator.check()
         let id = ids.make(ConsentID.self, at: now)
         return try await mutate("recordConsent", requestID: requestID, fingerprint: input) { tx in

@@ -23,6 +23,7 @@ extension CustomerFilter {
             } else if condition.hasPrefix("lifecycle_stage=") {
                 var value = String(condition.dropFirst("lifecycle_stage=".count))
                 if value.hasPrefix("("), value.hasSuffix(")") { value = String(value.dropFirst().dropLast()) }
+                guard !value.trimmingCharacters(in: .whitespaces).isEmpty else { throw .invalid(field, "'\(condition)' names no stage") }
                 for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
                     guard let stage = LifecycleStage(rawValue: name.lowercased()) else {
                         throw .invalid(field, "'\(name)' is not a lifecycle stage (one of \(LifecycleStage.allCases.map(\.rawValue).joined(separator: ", ")))")

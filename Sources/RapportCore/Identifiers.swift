@@ -119,15 +119,14 @@ public struct SortableRandomIDGenerator: IDGenerator {
             bytes[index] = Self.alphabet[Int(value & 31)]
             value >>= 5
         }
-        // 16 characters of randomness (80 bits).
+        // 16 characters of randomness (80 bits): 12 from the low 60 bits of `low`, 4 from its top 4 bits and `high`.
         var randomLow = low
-        for index in stride(from: 25, through: 13, by: -1) {
+        for index in stride(from: 25, through: 14, by: -1) {
             bytes[index] = Self.alphabet[Int(randomLow & 31)]
             randomLow >>= 5
         }
-        // 13 characters took 65 bits: one bit of `low` spills over.
-        var randomHigh = (high << 1) | (low >> 63)
-        for index in stride(from: 12, through: 10, by: -1) {
+        var randomHigh = (high << 4) | (low >> 60)
+        for index in stride(from: 13, through: 10, by: -1) {
             bytes[index] = Self.alphabet[Int(randomHigh & 31)]
             randomHigh >>= 5
         }

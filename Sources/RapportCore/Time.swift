@@ -12,7 +12,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     /// The instant of a Foundation date, truncated to the millisecond.
     public init(_ date: Date) {
-        self.millisecondsSinceEpoch = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Round to the microsecond first: a Double just below a whole millisecond must not lose it.
+        let microseconds = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        self.millisecondsSinceEpoch = Int64((microseconds / 1000).rounded(.down))
     }
 
     /// The same instant as a Foundation date.
@@ -32,7 +34,14 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     /// ISO 8601 in UTC with milliseconds, for example `2026-11-25T09:00:00.000Z`.
     public var description: String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        // Whole seconds are exact in a Double; the milliseconds come from the integer, never from a fraction.
+        let (seconds, millis) = millisecondsSinceEpoch.quotientAndRemainder(dividingBy: 1000)
+        let wholeSeconds = millis < 0 ? seconds - 1 : seconds
+        let fraction = millis < 0 ? millis + 1000 : millis
+        let text = Date(timeIntervalSince1970: Double(wholeSeconds))
+            .formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
+        let digits = String(fraction)
+        return text.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 }
 

@@ -172,6 +172,25 @@ extension Channel {
     }
 }
 
+/// Runs `body`, renaming the fields of its `invalidArgument` violations from the engine's names to the request's
+/// (`locale` → `customer.locale`).
+func renamingFields<T>(_ rename: (String) -> String, _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as RapportError {
+        guard case .invalidArgument(let violations) = error else { throw error }
+        throw RapportError.invalidArgument(violations.map { FieldViolation(field: rename($0.field), problem: $0.problem) })
+    }
+}
+
+/// Puts engine field paths under `parent`, except those that are already the request's own top-level fields.
+func under(_ parent: String, except requestFields: Set<String> = []) -> (String) -> String {
+    { field in
+        let top = field.prefix { $0 != "." && $0 != "[" }
+        return field.isEmpty ? parent : requestFields.contains(String(top)) ? field : "\(parent).\(field)"
+    }
+}
+
 /// The page request of a List call.
 func pageRequest(size: Int32, token: String) -> PageRequest {
     PageRequest(size: Int(size), token: token.isEmpty ? nil : token)

@@ -100,15 +100,32 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
             }
         }
         if mode == .allOrNothing, !failures.isEmpty {
+            // Name every bad item: those the wire form rejected and those the engine would.
+            for (position, violations) in engine.violations(of: valid) { failures[positions[position]] = violations }
             throw .invalidArgument(failures.keys.sorted().flatMap { index in failures[index]!.map { $0.nested(under: "items[\(index)]") } })
         }
-        var result = try await engine.ingest(valid, mode: mode, requestID: requestID)
+        // A retry is the same request only if the items the wire form rejected are the same too.
+        let fingerprint = failures.isEmpty ? nil : RapportEngine.fingerprint(of: mapped.map(FingerprintItem.init))
+        var result = try await engine.ingest(valid, mode: mode, requestID: requestID, fingerprint: fingerprint)
         guard !failures.isEmpty else { return result }
         var outcomes = [IngestOutcome](repeating: .rejected([]), count: mapped.count)
         for (position, outcome) in zip(positions, result.outcomes) { outcomes[position] = outcome }
         for (index, violations) in failures { outcomes[index] = .rejected(violations) }
         result.outcomes = outcomes
         return result
+    }
+}
+
+/// One item of an ingest request as its retry fingerprint sees it.
+private enum FingerprintItem: Encodable {
+    case item(IngestItem)
+    case invalid([FieldViolation])
+
+    init(_ result: Result<IngestItem, RapportError>) {
+        switch result {
+        case .success(let item): self = .item(item)
+        case .failure(let error): self = .invalid(error.fieldViolations)
+        }
     }
 }
 
@@ -181,7 +198,9 @@ struct InteractionServiceAdapter: Rapport_V1_InteractionService.SimpleServicePro
         let input = InteractionInput(
             customerID: customer!, channel: channel!, direction: direction!, subject: proto.subject, summary: proto.summary, agent: proto.agent,
             occurredAt: proto.hasOccurTime ? Timestamp(proto.occurTime) : nil)
-        return try await engine.recordInteraction(input, requestID: request.requestID).proto
+        return try await renamingFields(under("interaction", except: ["request_id"])) {
+            try await engine.recordInteraction(input, requestID: request.requestID).proto
+        }
     }
 
     func listInteractions(request: Rapport_V1_ListInteractionsRequest, context: ServerContext) async throws -> Rapport_V1_ListInteractionsResponse {
@@ -209,7 +228,9 @@ struct ConsentServiceAdapter: Rapport_V1_ConsentService.SimpleServiceProtocol {
         let input = ConsentInput(
             customerID: customer!, channel: channel!, purpose: purpose!, status: status!, source: proto.source,
             occurredAt: proto.hasOccurTime ? Timestamp(proto.occurTime) : nil)
-        return try await engine.recordConsent(input, requestID: request.requestID).proto
+        return try await renamingFields(under("consent", except: ["request_id"])) {
+            try await engine.recordConsent(input, requestID: request.requestID).proto
+        }
     }
 
     func listConsents(request: Rapport_V1_ListConsentsRequest, context: ServerContext) async throws -> Rapport_V1_ListConsentsResponse {

@@ -68,7 +68,7 @@ final class MemoryDatabase: @unchecked Sendable {
     var apiKeys: [APIKeyID: APIKey] = [:]
     var apiKeyIDsByHash: [String: APIKeyID] = [:]
     var idempotencyRecords: [String: IdempotencyRecord] = [:]
-    /// Keys of idempotency records in the order they were stored (their times never decrease).
+    /// Keys of idempotency records sorted by the time they were stored.
     var idempotencyOrder: [String] = []
     var changes: [Change] = []
     var lastChangeCursor: Int64 = 0

@@ -29,9 +29,14 @@ extension MemoryTransaction {
     func insertIdempotencyRecord(_ record: IdempotencyRecord) throws {
         guard db.idempotencyRecords[record.key] == nil else { throw RapportError.alreadyExists(entity: "request", id: record.key) }
         set(\.idempotencyRecords, record.key, record)
+        // Kept sorted by time (appending is the common case), so expiry can stop at the first record it keeps.
         let db = self.db
-        db.idempotencyOrder.append(record.key)
-        addUndo { db.idempotencyOrder.removeLast() }
+        var index = db.idempotencyOrder.count
+        while index > 0, let previous = db.idempotencyRecords[db.idempotencyOrder[index - 1]], previous.createdAt > record.createdAt {
+            index -= 1
+        }
+        db.idempotencyOrder.insert(record.key, at: index)
+        addUndo { db.idempotencyOrder.remove(at: index) }
     }
 
     func deleteIdempotencyRecords(before time: Timestamp) throws {

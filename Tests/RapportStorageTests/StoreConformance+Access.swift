@@ -92,11 +92,7 @@ extension StoreConformance {
         }
         try await store.write { try $0.deleteIdempotencyRecords(before: F.time(3)) }
         let early = try await store.read { try $0.idempotencyRecord("early") }
-        withKnownIssue("MemoryStore assumes request records arrive in time order and stops at the first newer one") {
-            #expect(early == nil)
-        } when: {
-            backend == .memory
-        }
+        #expect(early == nil)
         #expect(try await store.read { try $0.idempotencyRecord("late") } == F.request("late", at: 5))
     }
 

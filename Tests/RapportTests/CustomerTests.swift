@@ -41,7 +41,7 @@ struct CustomerTests {
                     profile: CustomerProfile(timeZone: "Mars/Olympus", attributes: ["shoe_size": .int(42)]),
                     identities: [.email("not-an-email"), .phone("12")]))
         }
-        #expect(Set(error?.fieldViolations.map(\.field) ?? []) == ["identities[0].value", "identities[1].value"])
+        #expect(Set(error?.fieldViolations.map(\.field) ?? []) == ["identities[0].value", "identities[1].value", "time_zone", "attributes.shoe_size"])
         let profileError = await captureError {
             try await crm.createCustomer(NewCustomer(profile: CustomerProfile(timeZone: "Mars/Olympus", attributes: ["shoe_size": .int(42)])))
         }

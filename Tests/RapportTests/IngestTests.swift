@@ -121,9 +121,9 @@ struct IngestTests {
         }
         #expect(fields(1) == ["type"])
         #expect(fields(2) == ["identities"])
-        #expect(fields(3) == ["occurred_at"])
+        #expect(fields(3) == ["occur_time"])
         #expect(fields(4) == ["currency", "lines"])
-        #expect(fields(5) == ["discount"])
+        #expect(fields(5) == ["discount_minor"])
     }
 
     @Test(arguments: Backend.allCases)
