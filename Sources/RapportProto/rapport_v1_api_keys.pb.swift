@@ -161,7 +161,9 @@ package nonisolated struct Rapport_V1_CreateApiKeyResponse: Sendable {
   /// Clears the value of `apiKey`. Subsequent reads from it will return its default value.
   package mutating func clearApiKey() {self._apiKey = nil}
 
-  /// The secret: send it as `authorization: Bearer <secret>`. Stored only as a hash: it cannot be shown again.
+  /// The secret: send it as `authorization: Bearer <secret>`. Stored only as a hash: it cannot be shown again, so
+  /// a retry with the same request_id returns the key with an empty secret (revoke it and create another if the
+  /// first response was lost).
   package var secret: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
