@@ -16,7 +16,7 @@ swift build -c release --product protoc-gen-swift
 swift build -c release --product protoc-gen-grpc-swift-2
 bin=$(swift build -c release --show-bin-path)
 
-out=Sources/RapportProto
+out="$PWD/Sources/RapportProto"
 if $check; then
     out=$(mktemp -d)
 fi
@@ -29,9 +29,9 @@ rm -f "$out"/*.pb.swift "$out"/*.grpc.swift
         --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
         --plugin=protoc-gen-grpc-swift-2="$bin/protoc-gen-grpc-swift-2" \
         --swift_opt=Visibility=Package,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \
-        --swift_out="$OLDPWD/$out" \
+        --swift_out="$out" \
         --grpc-swift-2_opt=Visibility=Package,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true,Server=true,Client=true \
-        --grpc-swift-2_out="$OLDPWD/$out" \
+        --grpc-swift-2_out="$out" \
         $protos
 )
 
