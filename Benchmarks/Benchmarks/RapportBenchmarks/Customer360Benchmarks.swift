@@ -111,6 +111,9 @@ func registerCustomer360Benchmarks() {
                 if backend == "sqlite" { line += " (goal p50 ≤ \(fixed(goalMicroseconds, 0)) µs: \(p50 <= goalMicroseconds ? "met" : "MISSED"))" }
                 report(line)
             }
+            if let engine = state.engine {
+                try await Customer360Raw.measureEmptyRead(engine.store, backend: backend)
+            }
             if backend == "sqlite", let path = state.sqlitePath {
                 try Customer360Raw.measureFloor(path: path, customers: state.customers)
             }
@@ -133,6 +136,24 @@ enum Customer360Raw {
         "SELECT sequence, id, source, external_id, channel, customer_id, home_customer_id, status, currency, placed_at, updated_at, details FROM orders WHERE customer_id = ?1 ORDER BY placed_at DESC, sequence DESC LIMIT 21",
         "SELECT sequence, id, customer_id, home_customer_id, channel, direction, subject, summary, agent, occurred_at FROM interactions WHERE customer_id = ?1 ORDER BY occurred_at DESC, sequence DESC LIMIT 21",
     ]
+
+    /// The cost of one `Store.read` that does nothing: the backend's transaction and (for SQLite) the hop to a
+    /// reader connection's queue and back, which every 360 pays before its first query.
+    static func measureEmptyRead(_ store: any Store, backend: String) async throws {
+        let clock = ContinuousClock()
+        var latencies: [Double] = []
+        for round in 0..<21_000 {
+            let start = clock.now
+            let sequence = try await store.read { tx in try tx.currentSequence() }
+            let elapsed = start.duration(to: clock.now)
+            blackHole(sequence)
+            if round >= 1_000 { latencies.append(elapsed.microseconds) }
+        }
+        let sorted = latencies.sorted()
+        report(
+            "Customer360/\(backend) for comparison: an empty Store.read (one trivial query) costs "
+                + "p50 \(fixed(percentile(sorted, 50), 1)) µs, p99 \(fixed(percentile(sorted, 99), 1)) µs")
+    }
 
     static func measureFloor(path: String, customers: [CustomerID]) throws {
         let db = try RawConnection(path: path)

@@ -138,7 +138,7 @@ func registerIngestBenchmarks() {
         let ratio = percentile(ratios, 50)
         report("Ingest/sqlite: engine \(formatRate(engine)) events/s; raw SQLite (same statements) \(formatRate(raw)) rows/s; raw events rows only \(formatRate(eventsOnly)) rows/s (medians of \(runs.count) runs)")
         report(
-            "ratio sqlite-ingest/raw-sqlite = \(fixed(ratio)) (min \(fixed(ratios.first!)), max \(fixed(ratios.last!)); "
+            "ratio sqlite-ingest/raw-sqlite = \(fixed(ratio, 3)) (min \(fixed(ratios.first!, 3)), max \(fixed(ratios.last!, 3)); "
                 + "goal ≥ \(fixed(goalPercentOfRaw / 100)): \(ratio * 100 >= goalPercentOfRaw ? "met" : "MISSED"))")
         report("ratio sqlite-ingest/raw-sqlite-events-only = \(fixed(engine / eventsOnly)) (for information: the events table alone)")
     }
