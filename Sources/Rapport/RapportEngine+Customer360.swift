@@ -49,13 +49,15 @@ extension RapportEngine {
         let size = try PageToken.pageSize(timelinePageSize)
         return try await read { tx in
             let record = try tx.activeCustomer(id)
+            // One read of the newest orders serves both the recent orders and the timeline's first page.
+            let orders = try tx.orders(of: record.id, before: nil, limit: max(orderCount, size + 1))
             return Customer360(
                 customer: try tx.assemble(record),
                 stats: try tx.stats(of: record.id) ?? CustomerStats(customerID: record.id),
-                recentOrders: try tx.orders(of: record.id, before: nil, limit: orderCount).map(\.order),
+                recentOrders: orders.prefix(orderCount).map(\.order),
                 consents: currentConsents(try tx.consents(of: record.id)),
                 merges: try tx.merges(into: record.id).filter(\.isActive),
-                timeline: try timelinePage(tx, record.id, before: nil, size: size))
+                timeline: try timelinePage(tx, record.id, before: nil, size: size, newestOrders: orders))
         }
     }
 
@@ -114,12 +116,14 @@ extension RapportEngine {
 }
 
 /// Merges the three newest-first listings into one page.
-private func timelinePage(_ tx: any StoreReader, _ customer: CustomerID, before: TimelinePosition?, size: Int) throws -> TimelinePage {
+private func timelinePage(
+    _ tx: any StoreReader, _ customer: CustomerID, before: TimelinePosition?, size: Int, newestOrders: [OrderRecord]? = nil
+) throws -> TimelinePage {
     var entries: [(TimelinePosition, TimelineEntry)] = []
     entries += try tx.events(of: customer, before: before, limit: size + 1).map {
         (TimelinePosition(time: $0.event.occurredAt, sequence: $0.sequence), .event($0.event))
     }
-    entries += try tx.orders(of: customer, before: before, limit: size + 1).map {
+    entries += try (newestOrders.map { Array($0.prefix(size + 1)) } ?? tx.orders(of: customer, before: before, limit: size + 1)).map {
         (TimelinePosition(time: $0.order.placedAt, sequence: $0.sequence), .order($0.order))
     }
     entries += try tx.interactions(of: customer, before: before, limit: size + 1).map {

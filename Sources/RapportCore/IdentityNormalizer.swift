@@ -50,6 +50,7 @@ public struct IdentityNormalizer: Sendable {
 
     /// A trimmed, lower-case e-mail address, or an error saying what is wrong with it.
     public func email(_ raw: String, field: String = "email") throws(RapportError) -> String {
+        if let normalized = Self.asciiEmail(raw) { return normalized }
         let text = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         guard !text.isEmpty else { throw .invalid(field, "e-mail address is empty") }
         guard text.utf8.count <= 254 else { throw .invalid(field, "e-mail address is longer than 254 characters") }
@@ -76,6 +77,61 @@ public struct IdentityNormalizer: Sendable {
         else { throw .invalid(field, "'\(raw)' has an invalid top-level domain") }
         return text
     }
+
+    /// The normalized form of an all-ASCII address that the full check below would accept, computed on bytes;
+    /// nil for anything else (which the full check then accepts or explains). Ingest calls this for most records.
+    static func asciiEmail(_ raw: String) -> String? {
+        var bytes = Array(raw.utf8)
+        func isSpace(_ byte: UInt8) -> Bool { byte == 32 || (byte >= 9 && byte <= 13) }
+        while let last = bytes.last, isSpace(last) { bytes.removeLast() }
+        let start = bytes.firstIndex { !isSpace($0) } ?? bytes.count
+        if start > 0 { bytes.removeFirst(start) }
+        guard !bytes.isEmpty, bytes.count <= 254 else { return nil }
+        var at = -1
+        for index in bytes.indices {
+            let byte = bytes[index]
+            guard byte < 128 else { return nil }
+            if byte >= 65 && byte <= 90 { bytes[index] = byte + 32 }
+            if byte == 64 {
+                guard at < 0 else { return nil }
+                at = index
+            }
+        }
+        guard at > 0, at <= 64, at < bytes.count - 1 else { return nil }
+        // The part before '@': allowed characters, no dot at either end, no two dots in a row.
+        guard bytes[0] != 46, bytes[at - 1] != 46 else { return nil }
+        for index in 0..<at {
+            let byte = bytes[index]
+            guard emailLocalBytes[Int(byte)] else { return nil }
+            if byte == 46, index > 0, bytes[index - 1] == 46 { return nil }
+        }
+        // The domain: two labels or more of letters, digits and inner '-'; a top-level label of 2+ not all digits.
+        var labelStart = at + 1
+        var labels = 0
+        var index = labelStart
+        while index <= bytes.count {
+            if index == bytes.count || bytes[index] == 46 {
+                let length = index - labelStart
+                guard length >= 1, length <= 63, bytes[labelStart] != 45, bytes[index - 1] != 45 else { return nil }
+                labels += 1
+                if index == bytes.count {
+                    guard labels >= 2, length >= 2, !bytes[labelStart..<index].allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+                }
+                labelStart = index + 1
+            } else {
+                let byte = bytes[index]
+                guard (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte == 45 else { return nil }
+            }
+            index += 1
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static let emailLocalBytes: [Bool] = {
+        var table = [Bool](repeating: false, count: 128)
+        for byte in "abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-".utf8 { table[Int(byte)] = true }
+        return table
+    }()
 
     private static let emailLocalCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-")
 

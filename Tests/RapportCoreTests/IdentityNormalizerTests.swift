@@ -348,3 +348,38 @@ struct IdentityTests {
         #expect(IdentityKind.allCases.map(\.rawValue) == ["email", "phone", "member_card", "external_id", "anonymous_id"])
     }
 }
+
+/// The byte-level fast path for ASCII e-mails must agree with the full check on every input.
+@Suite("IdentityNormalizer: the ASCII e-mail fast path")
+struct AsciiEmailFastPathTests {
+    @Test func agreesWithTheFullCheckOnRandomAddresses() {
+        var rng = SeededGenerator(seed: 42)
+        var answered = 0
+        let pieces = ["a", "B", ".", "..", "@", "-", "x1", "9", " ", "+", "_", "com", "de", "1", "é", "\t", "!", "z", "..@", "-a", "a-"]
+        let normalizer = IdentityNormalizer()
+        for _ in 0..<20_000 {
+            // Mostly address-shaped text (local@label.label), some of it broken by the odd piece.
+            func part(_ count: ClosedRange<Int>) -> String {
+                (0..<Int.random(in: count, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+            }
+            let labels = ["example", "Mail", "x-y", "1", "co", "uk", "-", "a"]
+            let domain = (0..<Int.random(in: 1...3, using: &rng)).map { _ in labels.randomElement(using: &rng)! }.joined(separator: ".")
+            let text = Bool.random(using: &rng) ? part(1...3) + "@" + domain : part(1...8)
+            let fast = IdentityNormalizer.asciiEmail(text)
+            let full: String?
+            do { full = try normalizer.email(text) } catch { full = nil }
+            // Where the fast path answers, it answers what the full check does.
+            if let fast {
+                answered += 1
+                #expect(fast == full, "\(text.debugDescription)")
+            } else if full != nil, text.utf8.allSatisfy({ $0 < 128 }) {
+                Issue.record("the fast path gave up on a valid ASCII address: \(text.debugDescription)")
+            }
+        }
+        #expect(answered > 100)
+        #expect(IdentityNormalizer.asciiEmail("  Ada.Lovelace+crm@Example.COM ") == "ada.lovelace+crm@example.com")
+        #expect(IdentityNormalizer.asciiEmail("ada@example") == nil)
+        #expect(IdentityNormalizer.asciiEmail("ada@-example.com") == nil)
+        #expect(IdentityNormalizer.asciiEmail("ada@example.123") == nil)
+    }
+}
