@@ -85,10 +85,7 @@ extension RapportEngine {
             guard !changed.isEmpty else { return try tx.assemble(record) }
             record.profile = updated
             for field in changed { record.fieldTimes[field.path] = now }
-            record.version += 1
-            record.updatedAt = now
-            try tx.updateCustomer(record)
-            _ = try tx.appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
+            try tx.saveChanged(&record, at: now)
             // A survivor of a standing merge logs its changes, so an unmerge can replay them.
             if try tx.merges(into: record.id).contains(where: \.isActive) {
                 let sequence = try tx.allocateSequence(1)
@@ -128,10 +125,7 @@ extension RapportEngine {
                 return try tx.assemble(record)
             }
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: record.id, homeCustomerID: record.id, createdAt: now))
-            record.version += 1
-            record.updatedAt = now
-            try tx.updateCustomer(record)
-            _ = try tx.appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
+            try tx.saveChanged(&record, at: now)
             return try tx.assemble(record)
         }
     }
@@ -149,10 +143,7 @@ extension RapportEngine {
                 throw RapportError.notFound(entity: "identity", id: identity.key)
             }
             try tx.deleteIdentity(identity)
-            record.version += 1
-            record.updatedAt = now
-            try tx.updateCustomer(record)
-            _ = try tx.appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
+            try tx.saveChanged(&record, at: now)
             return try tx.assemble(record)
         }
     }
@@ -217,6 +208,14 @@ extension RapportEngine {
 }
 
 extension StoreWriter {
+    /// Saves a changed customer: a new version and update time, and an entry in the change feed.
+    func saveChanged(_ record: inout CustomerRecord, at now: Timestamp) throws {
+        record.version += 1
+        record.updatedAt = now
+        try updateCustomer(record)
+        _ = try appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
+    }
+
     /// Deletes a customer and, recursively, the customers merged into it by standing merges; returns their ids.
     func deleteCustomerTree(_ id: CustomerID) throws -> [CustomerID] {
         var deleted: [CustomerID] = []
