@@ -43,7 +43,8 @@ extension RapportEngine {
         }
         if mode == .allOrNothing, !allViolations.isEmpty { throw .invalidArgument(allViolations) }
         let valid = prepared
-        let digest = requestID == nil ? "" : fingerprint ?? Self.fingerprint(of: items)
+        // Encoding a whole batch to fingerprint it costs as much as ingesting it in memory: only with a request id.
+        let digest = (requestID ?? "").isEmpty ? "" : fingerprint ?? Self.fingerprint(of: items)
         let applied: IngestApplied = try await mutate("ingest", requestID: requestID, fingerprint: digest) { [self] tx in
             var session = WriteSession(tx: tx, engine: self, now: now)
             var sequence = try tx.allocateSequence(valid.count)

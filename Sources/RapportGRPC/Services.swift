@@ -105,7 +105,7 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
             throw .invalidArgument(failures.keys.sorted().flatMap { index in failures[index]!.map { $0.nested(under: "items[\(index)]") } })
         }
         // A retry is the same request only if the items the wire form rejected are the same too.
-        let fingerprint = failures.isEmpty ? nil : RapportEngine.fingerprint(of: mapped.map(FingerprintItem.init))
+        let fingerprint = failures.isEmpty || (requestID ?? "").isEmpty ? nil : RapportEngine.fingerprint(of: mapped.map(FingerprintItem.init))
         var result = try await engine.ingest(valid, mode: mode, requestID: requestID, fingerprint: fingerprint)
         guard !failures.isEmpty else { return result }
         var outcomes = [IngestOutcome](repeating: .rejected([]), count: mapped.count)
