@@ -48,8 +48,8 @@ struct WriteSession {
         for value in stats.values { try tx.putStats(value) }
         var reported = Set<CustomerID>()
         for customer in touched {
-            // A customer absorbed later in the batch shows up under its survivor.
-            let active = try tx.activeCustomer(customer).id
+            // A customer absorbed later in the batch shows up under its survivor (without merges, all are active).
+            let active = merges.isEmpty ? customer : try tx.activeCustomer(customer).id
             if reported.insert(active).inserted { try record(.activityRecorded, active) }
         }
     }

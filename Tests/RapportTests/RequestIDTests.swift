@@ -85,6 +85,23 @@ struct RequestIDTests {
         #expect(Role.marketing.permissions.contains(.ingest))
     }
 
+    @Test(arguments: Backend.allCases)
+    func activityOfACustomerAbsorbedInTheSameBatchIsReportedUnderTheSurvivor(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(1))
+        let phone = try await crm.createCustomer(NewCustomer(identities: [.phone("+14155550123")]))
+        let before = try await crm.changes(after: 0).count
+        _ = try await crm.ingest([
+            event("p1", at: start, .phone("+14155550123")),
+            event("both", at: start, .email("ada@example.com"), .phone("+14155550123")),
+        ])
+        let batch = try await crm.changes(after: Int64(before))
+        #expect(batch.map(\.kind) == [.customersMerged, .activityRecorded])
+        #expect(batch.map(\.customerID) == [ada.id, ada.id])
+        #expect(batch[0].otherCustomerID == phone.id)
+    }
+
     @Test(.timeLimit(.minutes(1)), arguments: Backend.allCases)
     func theChangeFeedReportsEveryChangeInOrderAndResumes(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
