@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "Rapport", targets: ["Rapport"]),
         // Domain values, errors, clocks and the storage protocols.
         .library(name: "RapportCore", targets: ["RapportCore"]),
+        // The rules language: expressions for segments, rule conditions and templates (pure, no I/O).
+        .library(name: "RapportRules", targets: ["RapportRules"]),
         // The in-memory backend: real, fast, for tests and small embedded uses.
         .library(name: "RapportMemory", targets: ["RapportMemory"]),
         // The SQLite backend (GRDB over the system libsqlite3).
@@ -44,9 +46,14 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "RapportRules",
+            dependencies: ["RapportCore"],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "Rapport",
             dependencies: [
-                "RapportCore",
+                "RapportCore", "RapportRules",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
@@ -118,6 +125,11 @@ let package = Package(
         .testTarget(
             name: "RapportCoreTests",
             dependencies: ["RapportCore"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "RapportRulesTests",
+            dependencies: ["RapportCore", "RapportRules"],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -1,0 +1,416 @@
+import Foundation
+import RapportCore
+
+extension Compiler {
+    static let functionNames: [String] = [
+        "orders_count", "orders_sum", "orders_avg", "events_count", "last_event_at", "time_since", "time_until", "in_segment", "has_tag",
+        "has_consent", "total_spent", "average_order_value", "lower", "upper", "trim", "length", "is_set", "days_until_birthday",
+    ]
+
+    /// Binds a call's arguments to parameter names: positional ones in order, then labelled ones.
+    private mutating func bind(
+        _ name: String, _ arguments: [Argument], positional: [String], labelled: [String], required: [String] = [], _ range: SourceRange
+    ) -> [String: Argument]? {
+        var bound: [String: Argument] = [:]
+        var position = 0
+        let usage = (positional.map { "\($0)" } + labelled.map { "\($0): ..." }).joined(separator: ", ")
+        for argument in arguments {
+            if let label = argument.label {
+                guard positional.contains(label) || labelled.contains(label) else {
+                    let hint = Suggestions.closest(to: label, in: positional + labelled).map { " (did you mean '\($0):'?)" } ?? ""
+                    _ = fail("\(name) has no argument '\(label)'\(hint); it takes \(usage.isEmpty ? "no arguments" : usage)", argument.labelRange ?? argument.value.range)
+                    return nil
+                }
+                guard bound[label] == nil else {
+                    _ = fail("'\(label)' is given twice", argument.labelRange ?? argument.value.range)
+                    return nil
+                }
+                bound[label] = argument
+            } else {
+                guard position < positional.count else {
+                    _ = fail("\(name) takes \(usage.isEmpty ? "no arguments" : usage)", argument.value.range)
+                    return nil
+                }
+                bound[positional[position]] = argument
+                position += 1
+            }
+        }
+        for parameter in required where bound[parameter] == nil {
+            _ = fail("\(name) needs '\(parameter)': \(name)(\(usage))", range)
+            return nil
+        }
+        return bound
+    }
+
+    /// A string written out (a literal), for arguments that must be known when the expression is compiled.
+    private mutating func literalString(_ argument: Argument, _ what: String) -> String? {
+        guard case .string(let text) = argument.value.kind else {
+            _ = fail("\(what) must be written out as a string literal", argument.value.range)
+            return nil
+        }
+        return text
+    }
+
+    private mutating func currencyArgument(_ argument: Argument?, _ name: String, _ range: SourceRange) -> CurrencyCode? {
+        guard let argument else {
+            _ = fail("\(name) needs a currency: \(name)(\"EUR\")", range)
+            return nil
+        }
+        guard let code = literalString(argument, "the currency") else { return nil }
+        guard let currency = try? CurrencyCode(code) else {
+            _ = fail("'\(code)' is not an ISO 4217 currency code", argument.value.range)
+            return nil
+        }
+        return currency
+    }
+
+    mutating func call(_ name: String, _ arguments: [Argument], _ range: SourceRange) -> Checked {
+        if item != nil, ["orders_count", "orders_sum", "orders_avg", "events_count", "last_event_at"].contains(name) {
+            return fail("window functions do not nest inside another window function's 'where:'", range)
+        }
+        switch name {
+        case "orders_count", "orders_sum", "orders_avg": return orderWindow(name, arguments, range)
+        case "events_count": return eventWindow(arguments, range)
+        case "last_event_at":
+            guard let bound = bind(name, arguments, positional: ["types"], labelled: [], range) else { return .failure }
+            guard let types = eventTypes(bound["types"]) else { return .failure }
+            let filter = types.map(Set.init)
+            var result = Checked(type: .timestamp, code: .timestamp { c, _ in
+                c.activity?.latestEvent(ofTypes: filter)?.occurredAt.millisecondsSinceEpoch
+            })
+            result.requirements.data = .events
+            return result
+        case "time_since", "time_until":
+            guard let bound = bind(name, arguments, positional: ["time"], labelled: [], required: ["time"], range) else { return .failure }
+            let time = check(bound["time"]!.value)
+            guard !time.failed else { return .failure }
+            guard case .timestamp(let f) = time.code else { return fail("\(name) needs a timestamp, got \(time.type)", bound["time"]!.value.range) }
+            let since = name == "time_since"
+            var result = Checked(type: .duration, code: .duration { c, s in
+                guard let t = f(c, &s) else { return nil }
+                let now = c.now.millisecondsSinceEpoch
+                let (r, o) = since ? now.subtractingReportingOverflow(t) : t.subtractingReportingOverflow(now)
+                return o ? nil : r
+            })
+            result.slope = since ? 1 - time.slope : time.slope - 1
+            result.requirements = time.requirements
+            result.requirements.data.insert(.time)
+            return result
+        case "in_segment":
+            guard let bound = bind(name, arguments, positional: ["segment"], labelled: [], required: ["segment"], range),
+                let key = literalString(bound["segment"]!, "the segment key")
+            else { return .failure }
+            guard let id = schema.segments[key] else {
+                let keys = schema.segments.keys.sorted()
+                let hint = Suggestions.closest(to: key, in: keys).map { " (did you mean '\($0)'?)" } ?? ""
+                return fail("there is no segment with key '\(key)'\(hint)", bound["segment"]!.value.range)
+            }
+            var result = Checked(type: .bool, code: .bool { c, _ in c.segments.contains(id) })
+            result.requirements.data = .segments
+            result.requirements.segmentIDs = [id]
+            return result
+        case "has_tag":
+            guard let bound = bind(name, arguments, positional: ["tag"], labelled: [], required: ["tag"], range) else { return .failure }
+            let tag = check(bound["tag"]!.value)
+            guard !tag.failed else { return .failure }
+            guard let f = tag.code.stringFn else { return fail("has_tag needs a string, got \(tag.type)", bound["tag"]!.value.range) }
+            var result: Checked
+            if case .string(let constant)? = tag.constant {
+                result = Checked(type: .bool, code: .bool { c, _ in c.customer.profile.tags.contains(constant) })
+            } else {
+                result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { c.customer.profile.tags.contains($0) } ?? false })
+            }
+            result.requirements = tag.requirements
+            result.requirements.data.insert(.profile)
+            return result
+        case "has_consent":
+            guard let bound = bind(name, arguments, positional: ["channel", "purpose"], labelled: [], required: ["channel", "purpose"], range),
+                let channelName = literalString(bound["channel"]!, "the channel"), let purposeName = literalString(bound["purpose"]!, "the purpose")
+            else { return .failure }
+            guard let channel = ConsentChannel(rawValue: channelName) else {
+                return fail("'\(channelName)' is not a consent channel (\(ConsentChannel.allCases.map(\.rawValue).joined(separator: ", ")))", bound["channel"]!.value.range)
+            }
+            guard let purpose = ConsentPurpose(rawValue: purposeName) else {
+                return fail("'\(purposeName)' is not a consent purpose (\(ConsentPurpose.allCases.map(\.rawValue).joined(separator: ", ")))", bound["purpose"]!.value.range)
+            }
+            var result = Checked(type: .bool, code: .bool { c, _ in
+                c.consents.contains { $0.channel == channel && $0.purpose == purpose && $0.status.allows }
+            })
+            result.requirements.data = .consents
+            return result
+        case "total_spent", "average_order_value":
+            guard let bound = bind(name, arguments, positional: ["currency"], labelled: [], range),
+                let currency = currencyArgument(bound["currency"], name, range)
+            else { return .failure }
+            var result: Checked
+            if name == "total_spent" {
+                result = Checked(type: .money(currency), code: .money { c, _ in c.stats.totalSpent(in: currency) })
+            } else {
+                result = Checked(type: .money(currency), code: .money { c, _ in
+                    c.stats.spent.first { $0.currency == currency }.flatMap { $0.orderCount > 0 ? $0.averageOrderValue : nil }
+                })
+            }
+            result.requirements.data = .stats
+            return result
+        case "lower", "upper", "trim":
+            guard let bound = bind(name, arguments, positional: ["text"], labelled: [], required: ["text"], range) else { return .failure }
+            let text = check(bound["text"]!.value)
+            guard !text.failed else { return .failure }
+            guard let f = text.code.stringFn else { return fail("\(name) needs a string, got \(text.type)", bound["text"]!.value.range) }
+            let transform: @Sendable (String) -> String
+            switch name {
+            case "lower": transform = { $0.lowercased() }
+            case "upper": transform = { $0.uppercased() }
+            default: transform = { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            }
+            var result = Checked(type: .string, code: .string { c, s in f(c, &s).map(transform) })
+            result.requirements = text.requirements
+            return result
+        case "length":
+            guard let bound = bind(name, arguments, positional: ["value"], labelled: [], required: ["value"], range) else { return .failure }
+            let value = check(bound["value"]!.value)
+            guard !value.failed else { return .failure }
+            var result: Checked
+            switch value.code {
+            case .string(let f): result = Checked(type: .int, code: .int { c, s in f(c, &s).map { Int64($0.count) } })
+            case .stringList(let f): result = Checked(type: .int, code: .int { c, s in f(c, &s).map { Int64($0.count) } })
+            case .intList(let f): result = Checked(type: .int, code: .int { c, s in f(c, &s).map { Int64($0.count) } })
+            default: return fail("length needs a string or a list, got \(value.type)", bound["value"]!.value.range)
+            }
+            result.requirements = value.requirements
+            return result
+        case "is_set":
+            guard let bound = bind(name, arguments, positional: ["value"], labelled: [], required: ["value"], range) else { return .failure }
+            let value = check(bound["value"]!.value)
+            guard !value.failed else { return .failure }
+            let missing = Self.isMissing(value.code)
+            var result: Checked
+            switch value.code {
+            case .stringList(let f): result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { !$0.isEmpty } ?? false })
+            case .intList(let f): result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { !$0.isEmpty } ?? false })
+            default: result = Checked(type: .bool, code: .bool { c, s in missing(c, &s) != true })
+            }
+            result.requirements = value.requirements
+            return result
+        case "days_until_birthday":
+            guard bind(name, arguments, positional: [], labelled: [], range) != nil else { return .failure }
+            var result = Checked(type: .int, code: .int(Self.daysUntilBirthday))
+            result.requirements.data = [.profile, .time]
+            return result
+        default:
+            let hint = Suggestions.closest(to: name, in: Self.functionNames).map { " (did you mean '\($0)'?)" } ?? ""
+            return fail("unknown function '\(name)'\(hint)", range)
+        }
+    }
+
+    /// Days from today to the next birthday in the customer's time zone (0 on the day); changes at midnight.
+    static let daysUntilBirthday: Fn<Int64> = { c, s in
+        guard let birthday = c.customer.profile.birthday else { return nil }
+        let zone = c.timeZone
+        let today = ZonedTime.local(c.now, in: zone).date
+        let year = today.year ?? 1970
+        let todayDays = LocalDate.daysSinceEpoch(year: year, month: today.month, day: today.day)
+        var target = LocalDate.daysSinceEpoch(year: year, month: birthday.month, day: min(birthday.day, LocalDate.daysIn(month: birthday.month, year: year)))
+        if target < todayDays {
+            target = LocalDate.daysSinceEpoch(
+                year: year + 1, month: birthday.month, day: min(birthday.day, LocalDate.daysIn(month: birthday.month, year: year + 1)))
+        }
+        s.changes(at: ZonedTime.nextMidnight(after: c.now, in: zone).millisecondsSinceEpoch)
+        return Int64(target - todayDays)
+    }
+
+    // MARK: Windows
+
+    /// The event types named by a string or a list of strings written out; nil (any type) when absent.
+    private mutating func eventTypes(_ argument: Argument?) -> [String]?? {
+        guard let argument else { return .some(nil) }
+        var names: [String] = []
+        switch argument.value.kind {
+        case .string(let name): names = [name]
+        case .list(let items):
+            for item in items {
+                guard case .string(let name) = item.kind else {
+                    _ = fail("event types are written out as strings", item.range)
+                    return nil
+                }
+                names.append(name)
+            }
+        default:
+            _ = fail("event types are written out as a string or a list of strings", argument.value.range)
+            return nil
+        }
+        for name in names where !EventTypeDefinition.isEventTypeName(name) {
+            _ = fail("'\(name)' is not an event type (lower-case words joined by '.')", argument.value.range)
+            return nil
+        }
+        return .some(names)
+    }
+
+    /// The window of a window function: `within: 30d` (a duration written out) or `since: <timestamp>`.
+    private mutating func window(_ bound: [String: Argument], _ name: String) -> (within: Int64?, since: Checked?)? {
+        if let within = bound["within"], bound["since"] != nil {
+            _ = fail("\(name) takes 'within:' or 'since:', not both", within.value.range)
+            return nil
+        }
+        if let within = bound["within"] {
+            let checked = check(within.value)
+            guard !checked.failed else { return nil }
+            guard case .duration(let milliseconds)? = checked.constant, milliseconds > 0 else {
+                _ = fail("'within:' takes a positive duration written out, such as 30d", within.value.range)
+                return nil
+            }
+            return (milliseconds, nil)
+        }
+        if let since = bound["since"] {
+            let checked = check(since.value)
+            guard !checked.failed else { return nil }
+            guard checked.type == .timestamp else {
+                _ = fail("'since:' takes a timestamp, got \(checked.type)", since.value.range)
+                return nil
+            }
+            guard checked.slope == 0 else {
+                _ = fail("'since:' must not move with now; for a window that follows now use 'within:'", since.value.range)
+                return nil
+            }
+            return (nil, checked)
+        }
+        return (nil, nil)
+    }
+
+    /// Checks a `where:` condition about the items of a window; window functions do not nest.
+    private mutating func whereClause(_ argument: Argument?, _ scopeItem: Item) -> (Fn<Bool>?, Requirements)? {
+        guard let argument else { return (nil, Requirements()) }
+        guard item == nil else {
+            _ = fail("window functions do not nest inside another window function's 'where:'", argument.value.range)
+            return nil
+        }
+        item = scopeItem
+        let checked = check(argument.value)
+        item = nil
+        guard !checked.failed else { return nil }
+        guard let f = checked.code.boolFn else {
+            _ = fail("'where:' takes a condition (bool), got \(checked.type)", argument.value.range)
+            return nil
+        }
+        return (f, checked.requirements)
+    }
+
+    private mutating func orderWindow(_ name: String, _ arguments: [Argument], _ range: SourceRange) -> Checked {
+        let isCount = name == "orders_count"
+        guard let bound = bind(name, arguments, positional: isCount ? [] : ["currency"], labelled: ["within", "since", "where"], range) else {
+            return .failure
+        }
+        let currency: CurrencyCode?
+        if isCount {
+            currency = nil
+        } else {
+            guard let code = currencyArgument(bound["currency"], name, range) else { return .failure }
+            currency = code
+        }
+        guard let (within, since) = window(bound, name), let (condition, conditionRequirements) = whereClause(bound["where"], .order) else {
+            return .failure
+        }
+        let sinceFn = since.flatMap { $0.code.millisecondsFn }
+        // Counts (and sums, in the currency) the orders in the window that pass the condition.
+        let tally: @Sendable (borrowing EvaluationContext, inout EvaluationScratch) -> (count: Int64, sum: Int64, overflow: Bool)? = { c, s in
+            guard let activity = c.activity else { return nil }
+            let now = c.now.millisecondsSinceEpoch
+            var start = Int64.min
+            if let sinceFn {
+                guard let value = sinceFn(c, &s) else { return nil }
+                start = value
+            }
+            var count: Int64 = 0
+            var sum: Int64 = 0
+            var overflow = false
+            for order in activity.countingOrders() {
+                let placed = order.placedAt.millisecondsSinceEpoch
+                if placed > now {
+                    s.changes(at: placed)  // a future-dated order enters the window when its time comes
+                    continue
+                }
+                if let within {
+                    if placed <= now - within { continue }
+                } else if placed < start {
+                    continue
+                }
+                if let currency, order.currency != currency { continue }
+                if let condition {
+                    s.itemOrder = order
+                    let passes = condition(c, &s) == true
+                    s.itemOrder = nil
+                    guard passes else { continue }
+                }
+                if let within { s.changes(at: placed + within) }  // it leaves the window then
+                count += 1
+                let (total, o) = sum.addingReportingOverflow(order.total.minorUnits)
+                sum = total
+                overflow = overflow || o
+            }
+            return (count, sum, overflow)
+        }
+        var result: Checked
+        switch name {
+        case "orders_count":
+            result = Checked(type: .int, code: .int { c, s in tally(c, &s)?.count })
+        case "orders_sum":
+            let code = currency!
+            result = Checked(type: .money(code), code: .money { c, s in
+                guard let t = tally(c, &s), !t.overflow else { return nil }
+                return Money(minorUnits: t.sum, currency: code)
+            })
+        default:
+            let code = currency!
+            result = Checked(type: .money(code), code: .money { c, s in
+                guard let t = tally(c, &s), !t.overflow, t.count > 0 else { return nil }
+                return CurrencyTotal(currency: code, totalMinor: t.sum, orderCount: t.count).averageOrderValue
+            })
+        }
+        result.requirements = conditionRequirements
+        if let since { result.requirements.formUnion(since.requirements) }
+        result.requirements.data.formUnion([.orders, .time])
+        return result
+    }
+
+    private mutating func eventWindow(_ arguments: [Argument], _ range: SourceRange) -> Checked {
+        guard let bound = bind("events_count", arguments, positional: ["types"], labelled: ["within", "since", "where"], range),
+            let types = eventTypes(bound["types"]), let (within, since) = window(bound, "events_count"),
+            let (condition, conditionRequirements) = whereClause(bound["where"], .event(types: types))
+        else { return .failure }
+        let filter = types.map(Set.init)
+        let sinceFn = since.flatMap { $0.code.millisecondsFn }
+        var result = Checked(type: .int, code: .int { c, s in
+            guard let activity = c.activity else { return nil }
+            let now = c.now.millisecondsSinceEpoch
+            var start: Int64?
+            if let within { start = now - within + 1 }
+            if let sinceFn {
+                guard let value = sinceFn(c, &s) else { return nil }
+                start = value
+            }
+            var count: Int64 = 0
+            for event in activity.events(since: start.map(Timestamp.init(millisecondsSinceEpoch:))) {
+                if let filter, !filter.contains(event.type) { continue }
+                let occurred = event.occurredAt.millisecondsSinceEpoch
+                if occurred > now {
+                    s.changes(at: occurred)
+                    continue
+                }
+                if let start, occurred < start { continue }
+                if let condition {
+                    s.itemEvent = event
+                    let passes = condition(c, &s) == true
+                    s.itemEvent = nil
+                    guard passes else { continue }
+                }
+                if let within { s.changes(at: occurred + within) }
+                count += 1
+            }
+            return count
+        })
+        result.requirements = conditionRequirements
+        if let since { result.requirements.formUnion(since.requirements) }
+        result.requirements.data.formUnion([.events, .time])
+        return result
+    }
+}
