@@ -40,6 +40,36 @@ enum PageToken {
         return TimelinePosition(time: Timestamp(millisecondsSinceEpoch: time), sequence: sequence)
     }
 
+    static func encode(member: CustomerID) -> String { encode("m|\(member.rawValue)") }
+
+    static func decodeMember(_ token: String) throws(RapportError) -> CustomerID {
+        let parts = try decode(token).split(separator: "|").map(String.init)
+        guard parts.count == 2, parts[0] == "m", let id = CustomerID(rawValue: parts[1]) else {
+            throw .invalid("page_token", "is not a token returned by a member listing")
+        }
+        return id
+    }
+
+    static func encode(run: RunCursor) -> String { encode("r|\(run.createdAt.millisecondsSinceEpoch)|\(run.id.rawValue)") }
+
+    static func decodeRun(_ token: String) throws(RapportError) -> RunCursor {
+        let parts = try decode(token).split(separator: "|").map(String.init)
+        guard parts.count == 3, parts[0] == "r", let time = Int64(parts[1]), let id = RunID(rawValue: parts[2]) else {
+            throw .invalid("page_token", "is not a token returned by a run listing")
+        }
+        return RunCursor(createdAt: Timestamp(millisecondsSinceEpoch: time), id: id)
+    }
+
+    static func encode(outboxSequence: Int64) -> String { encode("o|\(outboxSequence)") }
+
+    static func decodeOutboxSequence(_ token: String) throws(RapportError) -> Int64 {
+        let parts = try decode(token).split(separator: "|").map(String.init)
+        guard parts.count == 2, parts[0] == "o", let sequence = Int64(parts[1]) else {
+            throw .invalid("page_token", "is not a token returned by an outbox listing")
+        }
+        return sequence
+    }
+
     private static func encode(_ text: String) -> String {
         Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")

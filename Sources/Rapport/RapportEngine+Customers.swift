@@ -1,4 +1,5 @@
 public import RapportCore
+import RapportRules
 
 extension RapportEngine {
     /// Creates a customer with its profile and identities.
@@ -16,7 +17,7 @@ extension RapportEngine {
         let identityViolations = identityCheck.violations
         let now = clock.now()
         let id = ids.make(CustomerID.self, at: now)
-        return try await mutate("createCustomer", requestID: requestID, fingerprint: input) { tx in
+        return try await mutate("createCustomer", requestID: requestID, fingerprint: input) { [self] tx in
             // Every bad field at once: the identities' problems and the profile's (which needs the schema).
             var validator = Validator()
             for violation in identityViolations { validator.add(violation.field, violation.problem) }
@@ -37,7 +38,11 @@ extension RapportEngine {
             }
             try tx.putStats(CustomerStats(customerID: id))
             _ = try tx.appendChange(kind: .customerCreated, customerID: id, otherCustomerID: nil, mergeID: nil, at: now)
-            return try tx.assemble(record)
+            var session = WriteSession(tx: tx, engine: self, now: now)
+            session.markDirty(id, .everything)
+            session.trigger(id, BuiltInEvent.customerCreated(id, at: now))
+            try session.finish()
+            return try tx.assemble(try tx.activeCustomer(id))
         }
     }
 
@@ -74,7 +79,7 @@ extension RapportEngine {
         guard !fields.isEmpty else { throw .invalid("update_mask", "names no field to update") }
         let now = clock.now()
         let fingerprint = UpdateFingerprint(id: id, profile: profile, fields: fields.map(\.path).sorted(), ifMatch: ifMatch)
-        return try await mutate("updateCustomer", requestID: requestID, fingerprint: fingerprint) { tx in
+        return try await mutate("updateCustomer", requestID: requestID, fingerprint: fingerprint) { [self] tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, against: record)
             var updated = record.profile
@@ -84,14 +89,11 @@ extension RapportEngine {
             let changed = updated.changedFields(comparedTo: record.profile)
             guard !changed.isEmpty else { return try tx.assemble(record) }
             record.profile = updated
-            for field in changed { record.fieldTimes[field.path] = now }
-            try tx.saveChanged(&record, at: now)
-            // A survivor of a standing merge logs its changes, so an unmerge can replay them.
-            if try tx.merges(into: record.id).contains(where: \.isActive) {
-                let sequence = try tx.allocateSequence(1)
-                try tx.appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: updated))
-            }
-            return try tx.assemble(record)
+            try tx.saveProfile(&record, changed: changed, at: now)
+            var session = WriteSession(tx: tx, engine: self, now: now)
+            session.markDirty(record.id, .profile)
+            try session.finish()
+            return try tx.assemble(try tx.activeCustomer(record.id))
         }
     }
 
@@ -117,7 +119,7 @@ extension RapportEngine {
     {
         let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
         let now = clock.now()
-        return try await mutate("addIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { tx in
+        return try await mutate("addIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, against: record)
             if let owner = try tx.identity(identity) {
@@ -126,7 +128,10 @@ extension RapportEngine {
             }
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: record.id, homeCustomerID: record.id, createdAt: now))
             try tx.saveChanged(&record, at: now)
-            return try tx.assemble(record)
+            var session = WriteSession(tx: tx, engine: self, now: now)
+            session.markDirty(record.id, .identities)
+            try session.finish()
+            return try tx.assemble(try tx.activeCustomer(record.id))
         }
     }
 
@@ -136,7 +141,7 @@ extension RapportEngine {
     {
         let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
         let now = clock.now()
-        return try await mutate("removeIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { tx in
+        return try await mutate("removeIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, against: record)
             guard let owner = try tx.identity(identity), owner.customerID == record.id else {
@@ -144,7 +149,10 @@ extension RapportEngine {
             }
             try tx.deleteIdentity(identity)
             try tx.saveChanged(&record, at: now)
-            return try tx.assemble(record)
+            var session = WriteSession(tx: tx, engine: self, now: now)
+            session.markDirty(record.id, .identities)
+            try session.finish()
+            return try tx.assemble(try tx.activeCustomer(record.id))
         }
     }
 
@@ -197,6 +205,7 @@ extension RapportEngine {
                     "attribute '\(definition.key)' is declared as \(existing.type.rawValue); its type cannot change to \(definition.type.rawValue)")
             }
             try tx.putAttributeDefinition(definition)
+            try tx.bumpDefinitionsVersion()  // compiled expressions see the new schema
             return definition
         }
     }
@@ -208,6 +217,17 @@ extension RapportEngine {
 }
 
 extension StoreWriter {
+    /// Saves a changed profile: field times, a new version and an entry in the change feed; a survivor of a
+    /// standing merge also logs the change, so that an unmerge can replay it.
+    func saveProfile(_ record: inout CustomerRecord, changed: Set<CustomerField>, at now: Timestamp) throws {
+        for field in changed { record.fieldTimes[field.path] = now }
+        try saveChanged(&record, at: now)
+        if try merges(into: record.id).contains(where: \.isActive) {
+            let sequence = try allocateSequence(1)
+            try appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: record.profile))
+        }
+    }
+
     /// Saves a changed customer: a new version and update time, and an entry in the change feed.
     func saveChanged(_ record: inout CustomerRecord, at now: Timestamp) throws {
         record.version += 1

@@ -1,4 +1,5 @@
 public import RapportCore
+import RapportRules
 
 extension RapportEngine {
     /// Ingests a batch of events and orders in one transaction.
@@ -58,6 +59,14 @@ extension RapportEngine {
                 case .order(let order): outcomes.append(try session.apply(order, sequence: sequence))
                 }
             }
+            if mode == .allOrNothing {
+                // Items only the stored declarations reject (a property of the wrong type) fail the batch too.
+                let late = outcomes.enumerated().flatMap { index, outcome -> [FieldViolation] in
+                    guard case .rejected(let violations)? = outcome else { return [] }
+                    return violations.map { $0.nested(under: "items[\(index)]") }
+                }
+                if !late.isEmpty { throw RapportError.invalidArgument(late) }
+            }
             try session.finish()
             return IngestApplied(outcomes: outcomes, createdCustomers: session.createdCustomers, merges: session.merges)
         }
@@ -97,6 +106,8 @@ extension RapportEngine {
         }
         if !Self.isEventType(input.type) {
             validator.add("type", "'\(input.type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
+        } else if EventTypeDefinition.isBuiltIn(input.type) {
+            validator.add("type", "'\(input.type)' is a built-in event type that Rapport records itself (send orders as orders)")
         }
         validator.capture("") { () throws(RapportError) in try Self.checkTime(input.occurredAt, field: "occur_time", now: now) }
         let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
@@ -233,6 +244,14 @@ extension WriteSession {
     /// Applies one valid event.
     mutating func apply(_ input: PreparedEvent, sequence: Int64) throws -> IngestOutcome {
         if let existing = try tx.event(id: input.id) { return .duplicate(existing.event.customerID) }
+        if let declared = try catalog().eventTypes[input.type] {
+            let types = declared.propertyTypes
+            let violations = input.properties.keys.sorted().compactMap { key -> FieldViolation? in
+                guard let type = types[key], let value = input.properties[key], value.type != type, !(type == .decimal && value.type == .int) else { return nil }
+                return FieldViolation(field: "properties.\(key)", problem: "must be \(type.rawValue) as declared for event type '\(input.type)', got \(value.type.rawValue)")
+            }
+            if !violations.isEmpty { return .rejected(violations) }
+        }
         let customer = try resolve(input.identities, recordID: input.id)
         let event = Event(
             id: input.id, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: input.identities,
@@ -240,6 +259,8 @@ extension WriteSession {
         try tx.insertEvent(EventRecord(event: event, homeCustomerID: customer, sequence: sequence))
         touch(customer)
         try updateStats(of: customer) { $0.add(eventAt: input.occurredAt) }
+        markDirty(customer, [.stats, .events])
+        trigger(customer, event)
         return .accepted(customer)
     }
 
@@ -268,6 +289,11 @@ extension WriteSession {
             if order.status.counts != existing.order.status.counts || order.total != existing.order.total {
                 try recomputeStats(of: order.customerID)
             }
+            markDirty(order.customerID, [.stats, .orders])
+            if order.status != existing.order.status {
+                let changedAt = order.statusHistory.last { $0.status == order.status }?.at ?? now
+                trigger(order.customerID, BuiltInEvent.order(order, status: order.status, at: changedAt, now: now), order: order)
+            }
             return .updated(order.customerID)
         }
         let customer = try resolve(input.identities, recordID: input.key.description)
@@ -280,6 +306,10 @@ extension WriteSession {
         try tx.insertOrder(OrderRecord(order: order, homeCustomerID: customer, sequence: sequence))
         touch(customer)
         try updateStats(of: customer) { $0.add(order: order) }
+        markDirty(customer, [.stats, .orders])
+        for change in history {
+            trigger(customer, BuiltInEvent.order(order, status: change.status, at: change.at, now: now), order: order)
+        }
         return .accepted(customer)
     }
 }

@@ -1,4 +1,5 @@
 public import RapportCore
+import RapportRules
 
 extension RapportEngine {
     /// Records a conversation or contact with a customer; it appears in their timeline.
@@ -42,13 +43,16 @@ extension RapportEngine {
         validator.capture("") { () throws(RapportError) in try Self.checkTime(occurredAt, field: "occur_time", now: now) }
         try validator.check()
         let id = ids.make(ConsentID.self, at: now)
-        return try await mutate("recordConsent", requestID: requestID, fingerprint: input) { tx in
+        return try await mutate("recordConsent", requestID: requestID, fingerprint: input) { [self] tx in
             let owner = try tx.activeCustomer(input.customerID).id
             let consent = Consent(
                 id: id, customerID: owner, channel: input.channel, purpose: input.purpose, status: input.status, source: input.source,
                 occurredAt: occurredAt, recordedAt: now)
             try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
             _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
+            var session = WriteSession(tx: tx, engine: self, now: now)
+            session.markDirty(owner, .consents)
+            try session.finish()
             return consent
         }
     }

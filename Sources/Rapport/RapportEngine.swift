@@ -22,6 +22,9 @@ public final class RapportEngine: Sendable {
     let normalizer: IdentityNormalizer
     let logger: Logger
     let changeNotifier = ChangeNotifier()
+    /// How automation reads time zones and how long it keeps its records.
+    public let automationSettings: AutomationSettings
+    let catalogs = CatalogCache()
     /// Recently authenticated secrets by hash, with the time until which the answer holds.
     let authenticated = Mutex<[String: (key: APIKey, until: Timestamp)]>([:])
 
@@ -33,15 +36,18 @@ public final class RapportEngine: Sendable {
     ///   - ids: the id generator; sortable random ids by default.
     ///   - defaultPhoneRegion: ISO 3166 code of the region whose national phone format is assumed (`US`).
     ///   - logger: where the engine logs; it never bootstraps logging itself.
+    ///   - automation: the default time zone of customers without one, and how long runs and delivered outbox
+    ///     entries are kept.
     public init(
         store: any Store, clock: any RapportClock = SystemClock(), ids: any IDGenerator = SortableRandomIDGenerator(),
-        defaultPhoneRegion: String = "US", logger: Logger = Logger(label: "rapport")
+        defaultPhoneRegion: String = "US", logger: Logger = Logger(label: "rapport"), automation: AutomationSettings = AutomationSettings()
     ) {
         self.store = store
         self.clock = clock
         self.ids = ids
         self.normalizer = IdentityNormalizer(defaultRegion: defaultPhoneRegion)
         self.logger = logger
+        self.automationSettings = automation
     }
 
     /// Runs a write transaction, turning any non-Rapport error into ``RapportError/storage(_:)``.

@@ -1,5 +1,6 @@
 import Logging
 import RapportCore
+import RapportRules
 
 /// The state of one engine write transaction: identity resolution, merges and running aggregates.
 ///
@@ -16,6 +17,8 @@ struct WriteSession {
     /// Customers that received events or orders, for the change feed.
     private var touched: [CustomerID] = []
     private var touchedSet: Set<CustomerID> = []
+    /// Segments to maintain and rules to run before the transaction ends.
+    var automation = AutomationState()
 
     init(tx: any StoreWriter, engine: RapportEngine, now: Timestamp) {
         self.tx = tx
@@ -35,6 +38,9 @@ struct WriteSession {
         stats[customer] = try tx.computeStats(of: customer)
     }
 
+    /// The aggregates as this transaction has them so far, if it changed them.
+    func cachedStats(of customer: CustomerID) -> CustomerStats? { stats[customer] }
+
     mutating func touch(_ customer: CustomerID) {
         if touchedSet.insert(customer).inserted { touched.append(customer) }
     }
@@ -43,8 +49,10 @@ struct WriteSession {
         _ = try tx.appendChange(kind: kind, customerID: customer, otherCustomerID: other, mergeID: merge, at: now)
     }
 
-    /// Writes the aggregates changed in this transaction and reports the activity to the change feed.
-    func finish() throws {
+    /// Maintains segments and runs rules for what changed, then writes the aggregates changed in this
+    /// transaction and reports the activity to the change feed.
+    mutating func finish() throws {
+        try runAutomation()
         for value in stats.values { try tx.putStats(value) }
         var reported = Set<CustomerID>()
         for customer in touched {
@@ -101,6 +109,7 @@ struct WriteSession {
                 record.version += 1
                 record.updatedAt = now
                 try tx.updateCustomer(record)
+                markDirty(target, .identities)
             }
         }
         return target
@@ -113,6 +122,8 @@ struct WriteSession {
         createdHere.insert(id)
         createdCustomers.append(id)
         try record(.customerCreated, id)
+        markDirty(id, .everything)
+        trigger(id, BuiltInEvent.customerCreated(id, at: now))
         return id
     }
 
@@ -147,7 +158,10 @@ struct WriteSession {
         absorbed.state = .merged(into: survivorID, by: id)
         try tx.updateCustomer(absorbed)
         try tx.reassignAll(from: absorbedID, to: survivorID)
+        try tx.deleteDynamicMemberships(of: absorbedID)
+        try tx.deleteJob("recheck:\(absorbedID.rawValue)")
         try tx.insertMerge(record)
+        markDirty(survivorID, .everything)
 
         try recomputeStats(of: survivorID)
         stats[absorbedID] = CustomerStats(customerID: absorbedID)
@@ -218,6 +232,8 @@ struct WriteSession {
 
         try recomputeStats(of: survivorID)
         try recomputeStats(of: absorbedID)
+        markDirty(survivorID, .everything)
+        markDirty(absorbedID, .everything)
         identityOwners.removeAll()
         try record(.customersUnmerged, survivorID, other: absorbedID, merge: mergeID)
         engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])

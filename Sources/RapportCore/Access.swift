@@ -117,6 +117,10 @@ public enum ChangeKind: String, Hashable, Sendable, Codable, CaseIterable {
     case activityRecorded = "activity_recorded"
     /// An interaction or a consent statement.
     case engagementRecorded = "engagement_recorded"
+    /// The customer entered the segment named.
+    case segmentEntered = "segment_entered"
+    /// The customer left the segment named.
+    case segmentExited = "segment_exited"
 }
 
 /// One entry of the change feed.
@@ -127,14 +131,20 @@ public struct Change: Hashable, Sendable, Codable {
     public var customerID: CustomerID
     public var otherCustomerID: CustomerID?
     public var mergeID: MergeID?
+    /// The segment entered or left.
+    public var segmentID: SegmentID?
     public var at: Timestamp
 
-    public init(cursor: Int64, kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID? = nil, mergeID: MergeID? = nil, at: Timestamp) {
+    public init(
+        cursor: Int64, kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID? = nil, mergeID: MergeID? = nil, segmentID: SegmentID? = nil,
+        at: Timestamp
+    ) {
         self.cursor = cursor
         self.kind = kind
         self.customerID = customerID
         self.otherCustomerID = otherCustomerID
         self.mergeID = mergeID
+        self.segmentID = segmentID
         self.at = at
     }
 }

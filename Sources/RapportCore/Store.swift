@@ -114,7 +114,7 @@ public protocol Store: Sendable {
 /// The reads one transaction can do.
 ///
 /// Listings of owned records (`events`, `orders`, `interactions`) return newest first by (time, sequence).
-public protocol StoreReader {
+public protocol StoreReader: AutomationReader {
     /// The last sequence number handed out (0 in an empty store).
     func currentSequence() throws -> Int64
 
@@ -169,14 +169,15 @@ public protocol StoreReader {
 ///
 /// Inserts throw ``RapportError/alreadyExists(entity:id:)`` on a duplicate key; updates and deletes throw
 /// ``RapportError/notFound(entity:id:)`` when the row is missing.
-public protocol StoreWriter: StoreReader {
+public protocol StoreWriter: StoreReader, AutomationWriter {
     /// Hands out `count` new sequence numbers and returns the first.
     func allocateSequence(_ count: Int) throws -> Int64
 
     func insertCustomer(_ record: CustomerRecord) throws
     func updateCustomer(_ record: CustomerRecord) throws
     /// Deletes the customer and everything it owns now: identities, events, orders, interactions, consents,
-    /// stats, profile changes, and the merges it took part in.
+    /// stats, profile changes, the merges it took part in, its segment and list memberships, its rule runs and
+    /// counters, its jobs and its open outbox entries.
     func deleteCustomer(_ id: CustomerID) throws
     func putStats(_ stats: CustomerStats) throws
 
@@ -190,7 +191,8 @@ public protocol StoreWriter: StoreReader {
     func insertInteraction(_ record: InteractionRecord) throws
     func insertConsent(_ record: ConsentRecord) throws
 
-    /// Moves everything `from` owns now (identities, events, orders, interactions, consents) to `to`.
+    /// Moves everything `from` owns now (identities, events, orders, interactions, consents, list memberships)
+    /// to `to`.
     func reassignAll(from: CustomerID, to: CustomerID) throws
     /// Moves what `owner` owns now and whose home is one of `homes` to `to`.
     func reassign(owner: CustomerID, homes: Set<CustomerID>, to: CustomerID) throws
@@ -215,5 +217,13 @@ public protocol StoreWriter: StoreReader {
     func deleteIdempotencyRecords(before time: Timestamp) throws
 
     /// Appends a change to the feed and returns its cursor. The cursors of committed changes strictly increase.
-    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64
+    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp)
+        throws -> Int64
+}
+
+extension StoreWriter {
+    /// Appends a change that names no segment.
+    public func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
+        try appendChange(kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, segmentID: nil, at: at)
+    }
 }

@@ -57,6 +57,19 @@ extension Duration {
 public protocol RapportClock: Sendable {
     /// The current instant.
     func now() -> Timestamp
+    /// Suspends until the clock reads `instant` or later (the scheduler waits for its next job this way).
+    /// Throws `CancellationError` when the task is cancelled.
+    func sleep(until instant: Timestamp) async throws
+}
+
+extension RapportClock {
+    /// Sleeps on the system's clock for the time left, then checks this clock again.
+    public func sleep(until instant: Timestamp) async throws {
+        while now() < instant {
+            let left = instant.millisecondsSinceEpoch - now().millisecondsSinceEpoch
+            try await Task.sleep(for: .milliseconds(max(1, min(left, 60_000))))
+        }
+    }
 }
 
 /// The wall clock of the machine.
@@ -73,24 +86,66 @@ public struct SystemClock: RapportClock {
 /// clock.advance(by: .seconds(3600))
 /// ```
 public final class ManualClock: RapportClock {
-    private let current: Mutex<Timestamp>
+    private struct State {
+        var now: Timestamp
+        var sleepers: [(until: Timestamp, id: Int, continuation: CheckedContinuation<Void, any Error>)] = []
+        var nextID = 0
+    }
+
+    private let state: Mutex<State>
 
     /// A clock standing at `now` (by default 2026-01-01T00:00:00Z).
     public init(now: Timestamp = Timestamp(millisecondsSinceEpoch: 1_767_225_600_000)) {
-        current = Mutex(now)
+        state = Mutex(State(now: now))
     }
 
-    public func now() -> Timestamp { current.withLock { $0 } }
+    public func now() -> Timestamp { state.withLock { $0.now } }
 
     /// Moves the clock forward; a negative duration is ignored, time never goes back.
     public func advance(by duration: Duration) {
-        current.withLock { now in
-            if duration > .zero { now = now + duration }
-        }
+        guard duration > .zero else { return }
+        move { $0 + duration }
     }
 
-    /// Sets the clock to `instant` if it is later than the current time.
+    /// Sets the clock to `instant` if it is later than the current time, and wakes the sleepers it reaches.
     public func advance(to instant: Timestamp) {
-        current.withLock { now in now = max(now, instant) }
+        move { max($0, instant) }
+    }
+
+    private func move(_ change: (Timestamp) -> Timestamp) {
+        let woken = state.withLock { state in
+            state.now = change(state.now)
+            let now = state.now
+            let due = state.sleepers.filter { $0.until <= now }
+            state.sleepers.removeAll { $0.until <= now }
+            return due.map(\.continuation)
+        }
+        for continuation in woken { continuation.resume() }
+    }
+
+    /// Suspends until the clock is advanced to `instant` or later; never waits on real time.
+    public func sleep(until instant: Timestamp) async throws {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.now >= instant || Task.isCancelled { return true }
+                    state.sleepers.append((instant, id, continuation))
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+            try Task.checkCancellation()
+        } onCancel: {
+            let cancelled = state.withLock { state in
+                let found = state.sleepers.first { $0.id == id }?.continuation
+                state.sleepers.removeAll { $0.id == id }
+                return found
+            }
+            cancelled?.resume(throwing: CancellationError())
+        }
     }
 }

@@ -330,10 +330,13 @@ extension Change {
             case .customersUnmerged: $0.kind = .customersUnmerged
             case .activityRecorded: $0.kind = .activityRecorded
             case .engagementRecorded: $0.kind = .engagementRecorded
+            case .segmentEntered: $0.kind = .segmentEntered
+            case .segmentExited: $0.kind = .segmentExited
             }
             $0.customerID = customerID.rawValue
             $0.otherCustomerID = otherCustomerID?.rawValue ?? ""
             $0.mergeID = mergeID?.rawValue ?? ""
+            $0.segmentID = segmentID?.rawValue ?? ""
             $0.time = at.proto
         }
     }

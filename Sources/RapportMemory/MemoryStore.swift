@@ -72,4 +72,65 @@ final class MemoryDatabase: @unchecked Sendable {
     var idempotencyOrder: [String] = []
     var changes: [Change] = []
     var lastChangeCursor: Int64 = 0
+
+    // Automation: definitions, memberships, runs, jobs, outbox.
+    var definitionsVersion: Int64 = 0
+    var eventTypes: [String: EventTypeDefinition] = [:]
+    var segments: [SegmentID: Segment] = [:]
+    var segmentIDsByKey: [String: SegmentID] = [:]
+    /// Dynamic members of each segment (ordered, for paging) and since when.
+    var dynamicMembers: [SegmentID: SortedSet<CustomerID>] = [:]
+    var dynamicSince: [MembershipKey: Timestamp] = [:]
+    var dynamicByCustomer: [CustomerID: Set<SegmentID>] = [:]
+    /// List memberships by (segment, home customer); owners per list with how many memberships each owns.
+    var listRecords: [MembershipKey: ListMembershipRecord] = [:]
+    var listOwners: [SegmentID: SortedSet<CustomerID>] = [:]
+    var listRecordsByOwner: [CustomerID: Set<MembershipKey>] = [:]
+    var rules: [RuleID: Rule] = [:]
+    var ruleDefinitions: [RuleVersionKey: RuleDefinition] = [:]
+    var runs: [RunID: RuleRun] = [:]
+    var runOrder = SortedSet<RunCursor>()
+    var runsByRule: [RuleID: SortedSet<RunCursor>] = [:]
+    var runsByCustomer: [CustomerID: SortedSet<RunCursor>] = [:]
+    var waitingRuns: [RuleCustomerKey: RunID] = [:]
+    var ruleCounters: [RuleCustomerKey: RuleCounter] = [:]
+    var ruleFiredCounts: [RuleDayKey: Int64] = [:]
+    var jobs: [String: ScheduledJob] = [:]
+    var jobKeys = SortedSet<String>()
+    var jobsByDue = SortedSet<JobPosition>()
+    var jobsByCustomer: [CustomerID: Set<String>] = [:]
+    var outbox: [OutboxEntryID: OutboxEntry] = [:]
+    var outboxBySequence = SortedSet<Int64>()
+    var outboxIDsBySequence: [Int64: OutboxEntryID] = [:]
+    var outboxIDsByKey: [String: OutboxEntryID] = [:]
+    /// Open entries per customer by sequence; the first of each is its customer's head, listed in `outboxHeads`.
+    var openOutbox: [CustomerID: SortedSet<Int64>] = [:]
+    var outboxHeads = SortedSet<Int64>()
+}
+
+struct MembershipKey: Hashable, Sendable {
+    var segment: SegmentID
+    var customer: CustomerID
+}
+
+struct RuleVersionKey: Hashable, Sendable {
+    var rule: RuleID
+    var version: Int64
+}
+
+struct RuleCustomerKey: Hashable, Sendable {
+    var rule: RuleID
+    var customer: CustomerID
+}
+
+struct RuleDayKey: Hashable, Sendable {
+    var rule: RuleID
+    var day: Int64
+}
+
+struct JobPosition: Hashable, Comparable, Sendable {
+    var due: Timestamp
+    var key: String
+
+    static func < (lhs: JobPosition, rhs: JobPosition) -> Bool { (lhs.due, lhs.key) < (rhs.due, rhs.key) }
 }

@@ -70,11 +70,16 @@ extension MemoryTransaction {
 
     func latestChangeCursor() throws -> Int64 { db.changes.last?.cursor ?? 0 }
 
-    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
+    func appendChange(
+        kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp
+    ) throws -> Int64 {
         let db = self.db
         let previous = db.lastChangeCursor
         db.lastChangeCursor += 1
-        db.changes.append(Change(cursor: db.lastChangeCursor, kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, at: at))
+        db.changes.append(
+            Change(
+                cursor: db.lastChangeCursor, kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, segmentID: segmentID,
+                at: at))
         addUndo {
             db.changes.removeLast()
             db.lastChangeCursor = previous

@@ -173,6 +173,7 @@ final class MemoryTransaction: StoreWriter {
         for key in db.consentsByCustomer[id]?.entries.map(\.key) ?? [] { set(\.consents, key, nil) }
         set(\.consentsByCustomer, id, nil)
         set(\.profileChanges, id, nil)
+        try deleteAutomationRecords(of: id)
         for merge in db.merges.values where merge.survivorID == id || merge.absorbedID == id {
             set(\.merges, merge.id, nil)
             if var list = db.mergesBySurvivor[merge.survivorID] {
@@ -269,6 +270,7 @@ final class MemoryTransaction: StoreWriter {
     /// Moves every record `from` owns whose home passes `home` to `to`.
     private func move(from: CustomerID, to: CustomerID, home: (CustomerID) -> Bool) throws {
         guard from != to else { return }
+        moveListMemberships(from: from, to: to, home: home)
         for identity in db.identitiesByCustomer[from] ?? [] {
             guard var record = db.identities[identity], home(record.homeCustomerID) else { continue }
             record.customerID = to

@@ -42,6 +42,12 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
 
   /// An interaction or a consent statement was recorded.
   case engagementRecorded // = 7
+
+  /// The customer entered the segment named by `segment_id`.
+  case segmentEntered // = 8
+
+  /// The customer left the segment named by `segment_id`.
+  case segmentExited // = 9
   case UNRECOGNIZED(Int)
 
   package init() {
@@ -58,6 +64,8 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
     case 5: self = .customersUnmerged
     case 6: self = .activityRecorded
     case 7: self = .engagementRecorded
+    case 8: self = .segmentEntered
+    case 9: self = .segmentExited
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -72,6 +80,8 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
     case .customersUnmerged: return 5
     case .activityRecorded: return 6
     case .engagementRecorded: return 7
+    case .segmentEntered: return 8
+    case .segmentExited: return 9
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -86,6 +96,8 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
     .customersUnmerged,
     .activityRecorded,
     .engagementRecorded,
+    .segmentEntered,
+    .segmentExited,
   ]
 
 }
@@ -117,6 +129,9 @@ package nonisolated struct Rapport_V1_Change: Sendable {
   /// Clears the value of `time`. Subsequent reads from it will return its default value.
   package mutating func clearTime() {self._time = nil}
 
+  /// The segment, for segment entries and exits.
+  package var segmentID: String = String()
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -145,12 +160,12 @@ package nonisolated struct Rapport_V1_WatchChangesRequest: Sendable {
 fileprivate nonisolated let _protobuf_package = "rapport.v1"
 
 nonisolated extension Rapport_V1_ChangeKind: SwiftProtobuf._ProtoNameProviding {
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CHANGE_KIND_UNSPECIFIED\0\u{1}CHANGE_KIND_CUSTOMER_CREATED\0\u{1}CHANGE_KIND_CUSTOMER_UPDATED\0\u{1}CHANGE_KIND_CUSTOMER_DELETED\0\u{1}CHANGE_KIND_CUSTOMERS_MERGED\0\u{1}CHANGE_KIND_CUSTOMERS_UNMERGED\0\u{1}CHANGE_KIND_ACTIVITY_RECORDED\0\u{1}CHANGE_KIND_ENGAGEMENT_RECORDED\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CHANGE_KIND_UNSPECIFIED\0\u{1}CHANGE_KIND_CUSTOMER_CREATED\0\u{1}CHANGE_KIND_CUSTOMER_UPDATED\0\u{1}CHANGE_KIND_CUSTOMER_DELETED\0\u{1}CHANGE_KIND_CUSTOMERS_MERGED\0\u{1}CHANGE_KIND_CUSTOMERS_UNMERGED\0\u{1}CHANGE_KIND_ACTIVITY_RECORDED\0\u{1}CHANGE_KIND_ENGAGEMENT_RECORDED\0\u{1}CHANGE_KIND_SEGMENT_ENTERED\0\u{1}CHANGE_KIND_SEGMENT_EXITED\0")
 }
 
 nonisolated extension Rapport_V1_Change: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".Change"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cursor\0\u{1}kind\0\u{3}customer_id\0\u{3}other_customer_id\0\u{3}merge_id\0\u{1}time\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cursor\0\u{1}kind\0\u{3}customer_id\0\u{3}other_customer_id\0\u{3}merge_id\0\u{1}time\0\u{3}segment_id\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -164,6 +179,7 @@ nonisolated extension Rapport_V1_Change: SwiftProtobuf.Message, SwiftProtobuf._M
       case 4: try { try decoder.decodeSingularStringField(value: &self.otherCustomerID) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.mergeID) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._time) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.segmentID) }()
       default: break
       }
     }
@@ -192,6 +208,9 @@ nonisolated extension Rapport_V1_Change: SwiftProtobuf.Message, SwiftProtobuf._M
     try { if let v = self._time {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if !self.segmentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.segmentID, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -202,6 +221,7 @@ nonisolated extension Rapport_V1_Change: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.otherCustomerID != rhs.otherCustomerID {return false}
     if lhs.mergeID != rhs.mergeID {return false}
     if lhs._time != rhs._time {return false}
+    if lhs.segmentID != rhs.segmentID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -55,7 +55,7 @@ public struct EvaluationContext {
     }
 
     /// The customer's own time zone, or the default one.
-    var timeZone: TimeZone {
+    public var timeZone: TimeZone {
         customer.profile.timeZone.isEmpty ? defaultTimeZone : (TimeZone(identifier: customer.profile.timeZone) ?? defaultTimeZone)
     }
 }
@@ -110,7 +110,8 @@ public struct Requirements: Hashable, Sendable {
         self.segmentIDs = segmentIDs
     }
 
-    mutating func formUnion(_ other: Requirements) {
+    /// Adds what `other` reads.
+    public mutating func formUnion(_ other: Requirements) {
         data.formUnion(other.data)
         segmentIDs.formUnion(other.segmentIDs)
     }

@@ -103,7 +103,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `90d`, `1h`, `-30m`, `1500ms`: the largest unit that divides the duration.
-    static func durationText(_ milliseconds: Int64) -> String {
+    public static func durationText(_ milliseconds: Int64) -> String {
         for (unit, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
         where milliseconds != 0 && milliseconds % size == 0 {
             return "\(milliseconds / size)\(unit)"

@@ -78,14 +78,15 @@ extension SQLiteTransaction {
 
     func changes(after cursor: Int64, limit: Int) throws -> [Change] {
         try fetchAll(
-            "SELECT cursor, kind, customer_id, other_customer_id, merge_id, at FROM changes WHERE cursor > ? ORDER BY cursor LIMIT ?",
+            "SELECT cursor, kind, customer_id, other_customer_id, merge_id, at, segment_id FROM changes WHERE cursor > ? ORDER BY cursor LIMIT ?",
             [cursor, max(0, limit)]
         ) { row in
             Change(
                 cursor: try row.decode(Int64.self, atIndex: 0), kind: try decodeEnum(ChangeKind.self, row, 1),
                 customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
                 otherCustomerID: try row.decode(String?.self, atIndex: 3).map(CustomerID.init(uncheckedRawValue:)),
-                mergeID: try row.decode(String?.self, atIndex: 4).map(MergeID.init(uncheckedRawValue:)), at: try time(row, 5))
+                mergeID: try row.decode(String?.self, atIndex: 4).map(MergeID.init(uncheckedRawValue:)),
+                segmentID: try row.decode(String?.self, atIndex: 6).map(SegmentID.init(uncheckedRawValue:)), at: try time(row, 5))
         }
     }
 
@@ -94,10 +95,12 @@ extension SQLiteTransaction {
         return (latest ?? nil) ?? 0
     }
 
-    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
+    func appendChange(
+        kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp
+    ) throws -> Int64 {
         try execute(
-            "INSERT INTO changes (kind, customer_id, other_customer_id, merge_id, at) VALUES (?, ?, ?, ?, ?)",
-            [kind.rawValue, customerID.rawValue, otherCustomerID?.rawValue, mergeID?.rawValue, at.millisecondsSinceEpoch])
+            "INSERT INTO changes (kind, customer_id, other_customer_id, merge_id, segment_id, at) VALUES (?, ?, ?, ?, ?, ?)",
+            [kind.rawValue, customerID.rawValue, otherCustomerID?.rawValue, mergeID?.rawValue, segmentID?.rawValue, at.millisecondsSinceEpoch])
         return db.lastInsertedRowID
     }
 }

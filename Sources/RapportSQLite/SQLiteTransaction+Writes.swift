@@ -75,6 +75,7 @@ extension SQLiteTransaction {
         }
         try execute("DELETE FROM merges WHERE survivor_id = ?", [id.rawValue])
         try execute("DELETE FROM merges WHERE absorbed_id = ?", [id.rawValue])
+        try deleteAutomationRecords(of: id)
     }
 
     func putStats(_ stats: CustomerStats) throws {
@@ -227,6 +228,7 @@ extension SQLiteTransaction {
     private static let ownedTables = ["identities", "events", "orders", "interactions", "consents"]
 
     func reassignAll(from: CustomerID, to: CustomerID) throws {
+        try moveListMemberships(from: from, to: to, homes: nil)
         for table in Self.ownedTables {
             try execute("UPDATE \(table) SET customer_id = ? WHERE customer_id = ?", [to.rawValue, from.rawValue])
         }
@@ -234,6 +236,7 @@ extension SQLiteTransaction {
 
     func reassign(owner: CustomerID, homes: Set<CustomerID>, to: CustomerID) throws {
         guard !homes.isEmpty else { return }
+        try moveListMemberships(from: owner, to: to, homes: homes)
         // One statement shape for any number of homes: the set travels as a JSON array.
         let homeList = try json(homes.map(\.rawValue).sorted())
         for table in Self.ownedTables {

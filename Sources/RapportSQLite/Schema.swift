@@ -16,6 +16,7 @@ enum Schema {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: v1)
         migrator.registerMigration("v2-access", migrate: v2Access)
+        migrator.registerMigration("v3-automation", migrate: v3Automation)
         return migrator
     }
 
@@ -197,6 +198,118 @@ enum Schema {
                 merge_id TEXT,
                 at INTEGER NOT NULL
             );
+            """)
+    }
+
+    /// Event types, segments and memberships, rules with their versions, runs and counters, scheduled jobs, the
+    /// outbox, and the segment a change-feed entry names.
+    private static func v3Automation(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE changes ADD COLUMN segment_id TEXT;
+            INSERT INTO meta (key, value) VALUES ('definitions_version', 0);
+
+            CREATE TABLE event_types (
+                type TEXT PRIMARY KEY NOT NULL,
+                definition TEXT NOT NULL          -- JSON EventTypeDefinition
+            );
+
+            CREATE TABLE segments (
+                id TEXT PRIMARY KEY NOT NULL,
+                key TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                member_count INTEGER NOT NULL,    -- kept by the store as memberships change
+                details TEXT NOT NULL             -- JSON: name, description, expression, build cursor, times
+            );
+
+            CREATE TABLE segment_members (
+                segment_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                since INTEGER NOT NULL,
+                PRIMARY KEY (segment_id, customer_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX segment_members_by_customer ON segment_members (customer_id);
+
+            CREATE TABLE list_members (
+                segment_id TEXT NOT NULL,
+                home_customer_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                added_at INTEGER NOT NULL,
+                PRIMARY KEY (segment_id, home_customer_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX list_members_by_owner ON list_members (customer_id, segment_id);
+            CREATE INDEX list_members_by_segment ON list_members (segment_id, customer_id);
+
+            CREATE TABLE rules (
+                id TEXT PRIMARY KEY NOT NULL,
+                version INTEGER NOT NULL,
+                enabled INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                definition TEXT NOT NULL          -- JSON RuleDefinition
+            );
+
+            CREATE TABLE rule_versions (
+                rule_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                definition TEXT NOT NULL,
+                PRIMARY KEY (rule_id, version)
+            ) WITHOUT ROWID;
+
+            CREATE TABLE rule_runs (
+                id TEXT PRIMARY KEY NOT NULL,
+                rule_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                details TEXT NOT NULL             -- JSON RuleRun
+            );
+            CREATE INDEX rule_runs_by_time ON rule_runs (created_at, id);
+            CREATE INDEX rule_runs_by_rule ON rule_runs (rule_id, created_at, id);
+            CREATE INDEX rule_runs_by_customer ON rule_runs (customer_id, created_at, id);
+            CREATE INDEX rule_runs_waiting ON rule_runs (rule_id, customer_id) WHERE status = 'waiting';
+
+            CREATE TABLE rule_counters (
+                rule_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                last_fired_at INTEGER NOT NULL,
+                fired_count INTEGER NOT NULL,
+                PRIMARY KEY (rule_id, customer_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX rule_counters_by_customer ON rule_counters (customer_id);
+
+            CREATE TABLE rule_fired_counts (
+                rule_id TEXT NOT NULL,
+                day INTEGER NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (rule_id, day)
+            ) WITHOUT ROWID;
+
+            CREATE TABLE jobs (
+                key TEXT PRIMARY KEY NOT NULL,
+                due_at INTEGER NOT NULL,
+                customer_id TEXT,
+                attempts INTEGER NOT NULL,
+                kind TEXT NOT NULL                -- JSON JobKind
+            ) WITHOUT ROWID;
+            CREATE INDEX jobs_by_due ON jobs (due_at, key);
+            CREATE INDEX jobs_by_customer ON jobs (customer_id) WHERE customer_id IS NOT NULL;
+
+            CREATE TABLE outbox (
+                sequence INTEGER PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                customer_id TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                state TEXT NOT NULL,
+                lease_expires_at INTEGER,
+                available_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                details TEXT NOT NULL             -- JSON OutboxEntry
+            );
+            CREATE INDEX outbox_by_customer ON outbox (customer_id, sequence);
+            CREATE INDEX outbox_open ON outbox (customer_id, sequence) WHERE state IN ('pending', 'leased');
             """)
     }
 }

@@ -10,7 +10,7 @@ import Logging
 ///
 /// let test = TestRapport()
 /// let ada = try await test.crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
-/// test.clock.advance(by: .seconds(90 * 86_400))
+/// try await test.advance(by: .seconds(90 * 86_400))   // 90 days pass; waits, date triggers and re-checks run on time
 /// ```
 public struct TestRapport: Sendable {
     /// The engine under test.
@@ -27,5 +27,18 @@ public struct TestRapport: Sendable {
         crm = RapportEngine(
             store: store, clock: clock, ids: SequentialIDGenerator(), defaultPhoneRegion: defaultPhoneRegion,
             logger: Logger(label: "rapport.test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// Lets time pass: moves the clock forward and runs every scheduled job at its own due time, in order (rule
+    /// waits, date triggers, schedules, segment re-checks), as a scheduler would have.
+    @discardableResult
+    public func advance(by duration: Duration) async throws(RapportError) -> Int {
+        try await crm.advanceManualClock(to: clock.now() + duration)
+    }
+
+    /// Lets time pass up to `instant` (see ``advance(by:)``).
+    @discardableResult
+    public func advance(to instant: Timestamp) async throws(RapportError) -> Int {
+        try await crm.advanceManualClock(to: instant)
     }
 }

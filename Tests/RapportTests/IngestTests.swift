@@ -249,7 +249,62 @@ struct FailingWriter: StoreWriter {
     func updateAPIKey(_ key: APIKey) throws { try base.updateAPIKey(key) }
     func insertIdempotencyRecord(_ record: IdempotencyRecord) throws { try base.insertIdempotencyRecord(record) }
     func deleteIdempotencyRecords(before time: Timestamp) throws { try base.deleteIdempotencyRecords(before: time) }
-    func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
-        try base.appendChange(kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, at: at)
+    func appendChange(
+        kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp
+    ) throws -> Int64 {
+        try base.appendChange(kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, segmentID: segmentID, at: at)
     }
+}
+
+extension FailingWriter {
+    func definitionsVersion() throws -> Int64 { try base.definitionsVersion() }
+    func eventTypeDefinitions() throws -> [EventTypeDefinition] { try base.eventTypeDefinitions() }
+    func segment(_ id: SegmentID) throws -> Segment? { try base.segment(id) }
+    func segment(key: String) throws -> Segment? { try base.segment(key: key) }
+    func segments() throws -> [Segment] { try base.segments() }
+    func isDynamicMember(segment: SegmentID, customer: CustomerID) throws -> Bool { try base.isDynamicMember(segment: segment, customer: customer) }
+    func isListMember(segment: SegmentID, customer: CustomerID) throws -> Bool { try base.isListMember(segment: segment, customer: customer) }
+    func memberships(of customer: CustomerID) throws -> [SegmentMembership] { try base.memberships(of: customer) }
+    func members(of segment: SegmentID, after: CustomerID?, limit: Int) throws -> [SegmentMembership] { try base.members(of: segment, after: after, limit: limit) }
+    func listMemberships(ownedBy customer: CustomerID) throws -> [ListMembershipRecord] { try base.listMemberships(ownedBy: customer) }
+    func rule(_ id: RuleID) throws -> Rule? { try base.rule(id) }
+    func rules() throws -> [Rule] { try base.rules() }
+    func ruleDefinition(_ id: RuleID, version: Int64) throws -> RuleDefinition? { try base.ruleDefinition(id, version: version) }
+    func run(_ id: RunID) throws -> RuleRun? { try base.run(id) }
+    func runs(_ query: RunQuery) throws -> [RuleRun] { try base.runs(query) }
+    func waitingRun(rule: RuleID, customer: CustomerID) throws -> RuleRun? { try base.waitingRun(rule: rule, customer: customer) }
+    func ruleCounter(rule: RuleID, customer: CustomerID) throws -> RuleCounter? { try base.ruleCounter(rule: rule, customer: customer) }
+    func ruleFiredCount(rule: RuleID, day: Int64) throws -> Int64 { try base.ruleFiredCount(rule: rule, day: day) }
+    func job(_ key: String) throws -> ScheduledJob? { try base.job(key) }
+    func dueJobs(at time: Timestamp, limit: Int) throws -> [ScheduledJob] { try base.dueJobs(at: time, limit: limit) }
+    func nextJobDue() throws -> Timestamp? { try base.nextJobDue() }
+    func outboxEntry(_ id: OutboxEntryID) throws -> OutboxEntry? { try base.outboxEntry(id) }
+    func outboxEntry(idempotencyKey: String) throws -> OutboxEntry? { try base.outboxEntry(idempotencyKey: idempotencyKey) }
+    func outboxEntries(_ query: OutboxQuery) throws -> [OutboxEntry] { try base.outboxEntries(query) }
+    func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry] { try base.deliverableOutboxEntries(at: time, limit: limit) }
+    func bumpDefinitionsVersion() throws { try base.bumpDefinitionsVersion() }
+    func putEventTypeDefinition(_ definition: EventTypeDefinition) throws { try base.putEventTypeDefinition(definition) }
+    func insertSegment(_ segment: Segment) throws { try base.insertSegment(segment) }
+    func updateSegment(_ segment: Segment) throws { try base.updateSegment(segment) }
+    func deleteSegment(_ id: SegmentID) throws { try base.deleteSegment(id) }
+    func insertDynamicMembership(_ membership: SegmentMembership) throws { try base.insertDynamicMembership(membership) }
+    func deleteDynamicMembership(segment: SegmentID, customer: CustomerID) throws { try base.deleteDynamicMembership(segment: segment, customer: customer) }
+    func deleteDynamicMemberships(of customer: CustomerID) throws { try base.deleteDynamicMemberships(of: customer) }
+    func insertListMembership(_ record: ListMembershipRecord) throws { try base.insertListMembership(record) }
+    func deleteListMemberships(segment: SegmentID, customer: CustomerID) throws -> Int { try base.deleteListMemberships(segment: segment, customer: customer) }
+    func insertRule(_ rule: Rule) throws { try base.insertRule(rule) }
+    func updateRule(_ rule: Rule) throws { try base.updateRule(rule) }
+    func deleteRule(_ id: RuleID) throws { try base.deleteRule(id) }
+    func insertRuleDefinition(_ definition: RuleDefinition, rule: RuleID, version: Int64) throws { try base.insertRuleDefinition(definition, rule: rule, version: version) }
+    func insertRun(_ run: RuleRun) throws { try base.insertRun(run) }
+    func updateRun(_ run: RuleRun) throws { try base.updateRun(run) }
+    func putRuleCounter(_ counter: RuleCounter) throws { try base.putRuleCounter(counter) }
+    func incrementRuleFiredCount(rule: RuleID, day: Int64) throws { try base.incrementRuleFiredCount(rule: rule, day: day) }
+    func putJob(_ job: ScheduledJob) throws { try base.putJob(job) }
+    func deleteJob(_ key: String) throws { try base.deleteJob(key) }
+    func deleteJobs(keyPrefix prefix: String) throws { try base.deleteJobs(keyPrefix: prefix) }
+    func insertOutboxEntry(_ entry: OutboxEntry) throws { try base.insertOutboxEntry(entry) }
+    func updateOutboxEntry(_ entry: OutboxEntry) throws { try base.updateOutboxEntry(entry) }
+    func deleteRuns(endedBefore time: Timestamp) throws { try base.deleteRuns(endedBefore: time) }
+    func deleteOutboxEntries(closedBefore time: Timestamp) throws { try base.deleteOutboxEntries(closedBefore: time) }
 }

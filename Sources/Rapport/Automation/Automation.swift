@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import RapportCore
+import RapportRules
+
+/// Something that happened to a customer in this transaction that rules may trigger on.
+struct PendingTrigger {
+    var customer: CustomerID
+    /// The event type rules listen for (`cart.updated`, `order.placed`, `segment.entered`...).
+    var type: String
+    var event: Event?
+    var order: Order?
+    var segment: SegmentID?
+    /// How many rule actions led here: 0 for what the caller did.
+    var depth: Int
+}
+
+/// What automation has left to do in a transaction: customers whose segments need a look, triggers to run.
+struct AutomationState {
+    var catalog: AutomationCatalog?
+    var dirtyOrder: [CustomerID] = []
+    var dirty: [CustomerID: (data: Requirements.Data, depth: Int)] = [:]
+    var triggers: [PendingTrigger] = []
+
+    var hasWork: Bool { !dirtyOrder.isEmpty || !triggers.isEmpty }
+}
+
+extension Requirements.Data {
+    /// Everything: a new, merged or restored customer.
+    static let everything: Requirements.Data = [.profile, .identities, .stats, .orders, .events, .consents, .segments, .time]
+}
+
+/// How deep a chain of rules may go (an action triggering a rule whose action triggers another...).
+let maxAutomationDepth = 8
+
+extension WriteSession {
+    /// The automation catalog this transaction sees.
+    mutating func catalog() throws -> AutomationCatalog {
+        if let catalog = automation.catalog { return catalog }
+        let logger = engine.logger
+        let catalog = try engine.catalogs.catalog(tx) { logger.error("\($0)") }
+        automation.catalog = catalog
+        return catalog
+    }
+
+    /// Notes that `data` of a customer changed: its segments are looked at before the transaction ends.
+    mutating func markDirty(_ customer: CustomerID, _ data: Requirements.Data, depth: Int = 0) {
+        if let mark = automation.dirty[customer] {
+            automation.dirty[customer] = (mark.data.union(data), max(mark.depth, depth))
+        } else {
+            automation.dirty[customer] = (data, depth)
+            automation.dirtyOrder.append(customer)
+        }
+    }
+
+    /// Queues what rules may trigger on.
+    mutating func trigger(_ customer: CustomerID, _ event: Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0) {
+        automation.triggers.append(PendingTrigger(customer: customer, type: event.type, event: event, order: order, segment: segment, depth: depth))
+    }
+
+    /// Maintains segments and runs the triggered rules until nothing is left, or the chain is too deep.
+    mutating func runAutomation() throws {
+        guard automation.hasWork else { return }
+        let catalog = try catalog()
+        guard !catalog.isIdle else {
+            automation.dirtyOrder.removeAll()
+            automation.dirty.removeAll()
+            automation.triggers.removeAll()
+            return
+        }
+        var rounds = 0
+        while automation.hasWork {
+            rounds += 1
+            guard rounds <= 4 * maxAutomationDepth else {
+                engine.logger.warning("automation did not settle in \(rounds - 1) rounds; the rest is left undone")
+                break
+            }
+            let customers = automation.dirtyOrder
+            let marks = automation.dirty
+            automation.dirtyOrder.removeAll()
+            automation.dirty.removeAll()
+            for customer in customers {
+                let mark = marks[customer]!
+                try refreshSegments(of: customer, changed: mark.data, depth: mark.depth, catalog: catalog)
+            }
+            var index = 0
+            while index < automation.triggers.count {
+                let trigger = automation.triggers[index]
+                index += 1
+                try runRules(for: trigger, catalog: catalog)
+            }
+            automation.triggers.removeAll()
+        }
+    }
+
+    // MARK: Segments
+
+    /// Re-evaluates the dynamic segments a change can affect (and every time-dependent one), records entries and
+    /// exits, queues their triggers, and moves the customer's re-check to when time alone changes something next.
+    mutating func refreshSegments(of customerID: CustomerID, changed: Requirements.Data, depth: Int, catalog: AutomationCatalog) throws {
+        guard let record = try tx.customer(customerID), record.state == .active else { return }
+        if changed.contains(.profile), !catalog.dateRules.isEmpty {
+            for rule in catalog.dateRules { try planDateTrigger(rule, for: record) }
+        }
+        guard !catalog.dynamicSegments.isEmpty else { return }
+        var memberships = Set(try tx.memberships(of: customerID).map(\.segmentID))
+        var reads = catalog.requirements.data
+        reads.remove(.segments)
+        var (context, activity) = try tx.evaluationContext(
+            record, stats: cachedStats(of: customerID), reads: reads, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+        var changedSegments = Set<String>()
+        var nextCheck = Int64.max
+        for entry in catalog.dynamicSegments {
+            let reads = entry.predicate.requirements
+            let affected = entry.timeDependent || !reads.data.isDisjoint(with: changed) || !reads.segmentIDs.isDisjoint(with: changedSegments)
+            guard affected else { continue }
+            context.segments = Set(memberships.map(\.rawValue))
+            let (matches, next) = entry.predicate.matchesWithNextChange(context)
+            if let next { nextCheck = min(nextCheck, next.millisecondsSinceEpoch) }
+            let id = entry.segment.id
+            guard matches != memberships.contains(id) else { continue }
+            if matches {
+                try tx.insertDynamicMembership(SegmentMembership(segmentID: id, customerID: customerID, since: now))
+                memberships.insert(id)
+            } else {
+                try tx.deleteDynamicMembership(segment: id, customer: customerID)
+                memberships.remove(id)
+            }
+            changedSegments.insert(id.rawValue)
+            try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth)
+        }
+        if let error = activity?.error { throw error }
+        activity = nil
+        try scheduleRecheck(customerID, at: nextCheck == .max ? nil : Timestamp(millisecondsSinceEpoch: nextCheck))
+    }
+
+    /// Records an entry or exit in the change feed and queues its trigger.
+    mutating func segmentChanged(_ segment: Segment, customer: CustomerID, entered: Bool, depth: Int) throws {
+        _ = try tx.appendChange(
+            kind: entered ? .segmentEntered : .segmentExited, customerID: customer, otherCustomerID: nil, mergeID: nil, segmentID: segment.id, at: now)
+        trigger(customer, BuiltInEvent.segment(segment, entered: entered, customer: customer, at: now), segment: segment.id, depth: depth + 1)
+    }
+
+    /// Keeps one re-check job per customer, due when time alone may next change one of its segments.
+    func scheduleRecheck(_ customer: CustomerID, at due: Timestamp?) throws {
+        let key = "recheck:\(customer.rawValue)"
+        let existing = try tx.job(key)
+        if let due {
+            guard existing?.dueAt != due else { return }
+            try tx.putJob(ScheduledJob(key: key, dueAt: due, kind: .recheckSegments(customer), customerID: customer))
+        } else if existing != nil {
+            try tx.deleteJob(key)
+        }
+    }
+}

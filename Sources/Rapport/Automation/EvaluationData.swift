@@ -1,0 +1,117 @@
+import Foundation
+import RapportCore
+import RapportRules
+
+/// A customer's orders and events read from one transaction, loaded on first use and kept for the rest of it.
+final class ActivityLoader: ActivitySource {
+    let tx: any StoreReader
+    let customer: CustomerID
+    private var orders: [Order]?
+    /// Events loaded so far, newest first, and the position to continue from.
+    private var newestFirst: [Event] = []
+    private var nextPosition: TimelinePosition?
+    private var exhausted = false
+    private(set) var error: (any Error)?
+
+    init(tx: any StoreReader, customer: CustomerID) {
+        self.tx = tx
+        self.customer = customer
+    }
+
+    func countingOrders() -> [Order] {
+        if let orders { return orders }
+        do {
+            let loaded = try tx.orders(of: customer, before: nil, limit: .max).map(\.order).filter(\.status.counts)
+                .sorted { ($0.placedAt, $0.id) < ($1.placedAt, $1.id) }
+            orders = loaded
+            return loaded
+        } catch {
+            self.error = error
+            orders = []
+            return []
+        }
+    }
+
+    /// Loads the next page of older events.
+    private func loadPage() {
+        guard !exhausted else { return }
+        do {
+            let page = try tx.events(of: customer, before: nextPosition, limit: 256)
+            newestFirst += page.map(\.event)
+            if let last = page.last { nextPosition = TimelinePosition(time: last.event.occurredAt, sequence: last.sequence) }
+            if page.count < 256 { exhausted = true }
+        } catch {
+            self.error = error
+            exhausted = true
+        }
+    }
+
+    func events(since start: Timestamp?) -> [Event] {
+        // Newer-to-older pages until the oldest loaded event is before `start` (or all of them).
+        while !exhausted, start == nil || (newestFirst.last.map { $0.occurredAt >= start! } ?? true) { loadPage() }
+        var result: [Event] = []
+        for event in newestFirst {
+            if let start, event.occurredAt < start { break }
+            result.append(event)
+        }
+        return result.reversed()
+    }
+
+    func latestEvent(ofTypes types: Set<String>?) -> Event? {
+        var index = 0
+        while true {
+            while index < newestFirst.count {
+                if types?.contains(newestFirst[index].type) ?? true { return newestFirst[index] }
+                index += 1
+            }
+            if exhausted { return nil }
+            loadPage()
+        }
+    }
+}
+
+extension StoreReader {
+    /// What an expression needs to know about a customer, loaded from this transaction: only what `reads` names.
+    func evaluationContext(
+        _ record: CustomerRecord, stats: CustomerStats?, reads: Requirements.Data, now: Timestamp, defaultTimeZone: TimeZone
+    ) throws -> (context: EvaluationContext, activity: ActivityLoader?) {
+        var context = EvaluationContext(
+            customer: record, stats: try stats ?? self.stats(of: record.id) ?? CustomerStats(customerID: record.id), now: now, defaultTimeZone: defaultTimeZone)
+        if reads.contains(.identities) { context.identities = try identities(of: record.id).map(\.identity) }
+        if reads.contains(.consents) { context.consents = currentConsents(try consents(of: record.id)) }
+        if reads.contains(.segments) { context.segments = Set(try memberships(of: record.id).map(\.segmentID.rawValue)) }
+        var activity: ActivityLoader?
+        if !reads.isDisjoint(with: [.orders, .events]) {
+            activity = ActivityLoader(tx: self, customer: record.id)
+            context.activity = activity
+        }
+        return (context, activity)
+    }
+}
+
+/// The synthetic events Rapport's built-in triggers carry.
+enum BuiltInEvent {
+    static func customerCreated(_ customer: CustomerID, at now: Timestamp) -> Event {
+        Event(
+            id: "customer.created:\(customer.rawValue)", type: "customer.created", occurredAt: now, channel: .other, identities: [], properties: [:],
+            customerID: customer, receivedAt: now)
+    }
+
+    static func order(_ order: Order, status: OrderStatus, at time: Timestamp, now: Timestamp) -> Event {
+        Event(
+            id: "order.\(status.rawValue):\(order.id.rawValue)", type: "order.\(status.rawValue)", occurredAt: time, channel: order.channel, identities: order.identities,
+            properties: [
+                "order_id": .string(order.id.rawValue), "source": .string(order.key.source), "external_id": .string(order.key.externalID),
+                "status": .string(order.status.rawValue), "currency": .string(order.currency.code), "total_minor": .int(order.total.minorUnits),
+                "item_count": .int(order.lines.reduce(0) { $0 + $1.quantity }), "skus": .stringList(order.lines.map(\.sku)),
+            ],
+            customerID: order.customerID, receivedAt: now)
+    }
+
+    static func segment(_ segment: Segment, entered: Bool, customer: CustomerID, at now: Timestamp) -> Event {
+        let type = entered ? "segment.entered" : "segment.exited"
+        return Event(
+            id: "\(type):\(segment.id.rawValue):\(customer.rawValue):\(now.millisecondsSinceEpoch)", type: type, occurredAt: now, channel: .other, identities: [],
+            properties: ["segment_id": .string(segment.id.rawValue), "segment_key": .string(segment.key)], customerID: customer, receivedAt: now)
+    }
+}

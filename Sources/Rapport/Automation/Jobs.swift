@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import RapportCore
+import RapportRules
+
+/// How many customers one job transaction handles when it works through all of them (segment builds, schedules).
+let jobPageSize = 500
+
+extension WriteSession {
+    /// Does what a due job says. The caller deleted it in this same transaction.
+    mutating func perform(_ job: ScheduledJob) throws {
+        switch job.kind {
+        case .resumeRun(let run):
+            try resumeRun(run)
+        case .recheckSegments(let customer):
+            markDirty(customer, .time)
+        case .dateTrigger(let ruleID, let customerID):
+            let catalog = try catalog()
+            guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true, let record = try tx.customer(customerID), record.state == .active else {
+                return
+            }
+            var (context, activity) = try tx.evaluationContext(
+                record, stats: cachedStats(of: customerID), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+            try start(rule, trigger: "date", event: nil, order: nil, depth: 0, context: &context)
+            if let error = activity?.error { throw error }
+            activity = nil
+            try planDateTrigger(rule, for: record)
+        case .scheduledRule(let ruleID, let occurrence, let after):
+            try runSchedule(ruleID, occurrence: occurrence, after: after, key: job.key)
+        case .buildSegment(let segmentID):
+            try buildSegment(segmentID)
+        case .planDateTrigger(let ruleID, let after):
+            let catalog = try catalog()
+            guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true else { return }
+            let page = try tx.customers(CustomerQuery(order: CustomerOrder(.createdAt), after: after, limit: jobPageSize))
+            for record in page { try planDateTrigger(rule, for: record) }
+            if page.count == jobPageSize, let last = page.last {
+                try tx.putJob(ScheduledJob(key: job.key, dueAt: now, kind: .planDateTrigger(rule: ruleID, after: CustomerCursor(value: last.createdAt.millisecondsSinceEpoch, id: last.id))))
+            }
+        case .housekeeping:
+            let settings = engine.automationSettings
+            try tx.deleteRuns(endedBefore: now - settings.runRetention)
+            try tx.deleteOutboxEntries(closedBefore: now - settings.outboxRetention)
+            try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: now + .seconds(86_400), kind: .housekeeping))
+        }
+    }
+
+    /// One page of a scheduled rule's occurrence: runs it for the next members of its audience, then either
+    /// continues with the next page or waits for the next occurrence.
+    private mutating func runSchedule(_ ruleID: RuleID, occurrence: Timestamp, after: CustomerCursor?, key: String) throws {
+        let catalog = try catalog()
+        guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true, case .schedule(let schedule) = rule.definition.trigger else { return }
+        var customers: [CustomerRecord] = []
+        var next: CustomerCursor?
+        if let audience = schedule.audience {
+            let members = try tx.members(of: audience, after: after?.id, limit: jobPageSize)
+            for member in members {
+                if let record = try tx.customer(member.customerID), record.state == .active { customers.append(record) }
+            }
+            if members.count == jobPageSize, let last = members.last { next = CustomerCursor(value: 0, id: last.customerID) }
+        } else {
+            customers = try tx.customers(CustomerQuery(order: CustomerOrder(.createdAt), after: after, limit: jobPageSize))
+            if customers.count == jobPageSize, let last = customers.last { next = CustomerCursor(value: last.createdAt.millisecondsSinceEpoch, id: last.id) }
+        }
+        for record in customers {
+            var (context, activity) = try tx.evaluationContext(
+                record, stats: cachedStats(of: record.id), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+            try start(rule, trigger: "schedule", event: nil, order: nil, depth: 0, context: &context)
+            if let error = activity?.error { throw error }
+            activity = nil
+        }
+        if let next {
+            try tx.putJob(ScheduledJob(key: key, dueAt: now, kind: .scheduledRule(rule: ruleID, occurrence: occurrence, after: next)))
+        } else {
+            let following = Self.nextOccurrence(schedule, after: max(occurrence, now))
+            try tx.putJob(ScheduledJob(key: key, dueAt: following, kind: .scheduledRule(rule: ruleID, occurrence: following, after: nil)))
+        }
+    }
+
+    /// Evaluates a building segment for the next page of customers. Memberships found while building do not
+    /// trigger rules: the customers were in the segment before it existed.
+    private mutating func buildSegment(_ segmentID: SegmentID) throws {
+        guard var segment = try tx.segment(segmentID), segment.kind == .dynamic, segment.state == .building else { return }
+        let catalog = try catalog()
+        guard let entry = catalog.dynamicSegments.first(where: { $0.segment.id == segmentID }), entry.segment.version == segment.version else { return }
+        let page = try tx.customers(CustomerQuery(order: CustomerOrder(.createdAt), after: segment.buildCursor, limit: jobPageSize))
+        var reads = entry.predicate.requirements.data
+        reads.insert(.segments)
+        for record in page {
+            var (context, activity) = try tx.evaluationContext(
+                record, stats: cachedStats(of: record.id), reads: reads, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+            let (matches, next) = entry.predicate.matchesWithNextChange(context)
+            if let error = activity?.error { throw error }
+            activity = nil
+            let isMember = context.segments.contains(segmentID.rawValue)
+            if matches, !isMember {
+                try tx.insertDynamicMembership(SegmentMembership(segmentID: segmentID, customerID: record.id, since: now))
+            } else if !matches, isMember {
+                try tx.deleteDynamicMembership(segment: segmentID, customer: record.id)
+            }
+            // The customer's re-check comes no later than this segment's next change.
+            if let next, (try tx.job("recheck:\(record.id.rawValue)")?.dueAt).map({ next < $0 }) ?? true {
+                try scheduleRecheck(record.id, at: next)
+            }
+        }
+        if page.count == jobPageSize, let last = page.last {
+            segment.buildCursor = CustomerCursor(value: last.createdAt.millisecondsSinceEpoch, id: last.id)
+            try tx.putJob(ScheduledJob(key: "build:\(segmentID.rawValue)", dueAt: now, kind: .buildSegment(segmentID)))
+        } else {
+            segment.buildCursor = nil
+            segment.state = .ready
+        }
+        segment.updatedAt = now
+        try tx.updateSegment(segment)
+    }
+}

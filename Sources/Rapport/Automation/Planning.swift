@@ -1,0 +1,71 @@
+import Foundation
+import RapportCore
+import RapportRules
+
+extension WriteSession {
+    /// Keeps the job of a date-triggered rule for one customer at the rule's next occurrence (or removes it).
+    func planDateTrigger(_ rule: CompiledRule, for record: CustomerRecord) throws {
+        guard case .date(let trigger) = rule.definition.trigger else { return }
+        let key = "date:\(rule.id.rawValue):\(record.id.rawValue)"
+        let next = record.state == .active ? Self.nextOccurrence(trigger, of: record, after: now, defaultTimeZone: engine.automationSettings.defaultTimeZone) : nil
+        let existing = try tx.job(key)
+        if let next {
+            guard existing?.dueAt != next else { return }
+            try tx.putJob(ScheduledJob(key: key, dueAt: next, kind: .dateTrigger(rule: rule.id, customer: record.id), customerID: record.id))
+        } else if existing != nil {
+            try tx.deleteJob(key)
+        }
+    }
+
+    /// The first instant after `after` at which a date trigger fires for a customer, in the customer's time zone.
+    static func nextOccurrence(_ trigger: DateTrigger, of record: CustomerRecord, after: Timestamp, defaultTimeZone: TimeZone) -> Timestamp? {
+        let zone = record.profile.timeZone.isEmpty ? defaultTimeZone : (TimeZone(identifier: record.profile.timeZone) ?? defaultTimeZone)
+        func shifted(_ date: LocalDate) -> LocalDate {
+            LocalDate.civil(daysSinceEpoch: LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day) + trigger.offsetDays)
+        }
+        func annual(month: Int, day: Int, notBefore: Timestamp?) -> Timestamp? {
+            let year = ZonedTime.local(after, in: zone).date.year ?? 1970
+            for candidate in (year - 1)...(year + 2) {
+                let date = LocalDate(year: candidate, month: month, day: min(day, LocalDate.daysIn(month: month, year: candidate)))
+                let instant = ZonedTime.instant(shifted(date), trigger.at, in: zone)
+                if instant > after, notBefore.map({ instant > $0 }) ?? true { return instant }
+            }
+            return nil
+        }
+        switch trigger.field {
+        case .birthday:
+            guard let birthday = record.profile.birthday else { return nil }
+            return annual(month: birthday.month, day: birthday.day, notBefore: nil)
+        case .createdAt:
+            let created = ZonedTime.local(record.createdAt, in: zone).date
+            return annual(month: created.month, day: created.day, notBefore: record.createdAt + .seconds(86_400))
+        case .attribute(let key):
+            guard case .timestamp(let time)? = record.profile.attributes[key] else { return nil }
+            let instant = ZonedTime.instant(shifted(ZonedTime.local(time, in: zone).date), trigger.at, in: zone)
+            return instant > after ? instant : nil
+        }
+    }
+
+    /// The first occurrence of a schedule after `after`.
+    static func nextOccurrence(_ schedule: RuleSchedule, after: Timestamp) -> Timestamp {
+        let zone = TimeZone(identifier: schedule.timeZone) ?? TimeZone(identifier: "UTC")!
+        let today = ZonedTime.local(after, in: zone).date
+        let base = LocalDate.daysSinceEpoch(year: today.year ?? 1970, month: today.month, day: today.day)
+        for offset in 0...62 {
+            let date = LocalDate.civil(daysSinceEpoch: base + offset)
+            let matches: Bool
+            switch schedule.frequency {
+            case .daily: matches = true
+            case .weekly(let weekday):
+                // 1970-01-01 was a Thursday (ISO weekday 4).
+                matches = ((base + offset) % 7 + 7 + 3) % 7 + 1 == weekday
+            case .monthly(let day):
+                matches = date.day == min(day, LocalDate.daysIn(month: date.month, year: date.year))
+            }
+            guard matches else { continue }
+            let instant = ZonedTime.instant(date, schedule.at, in: zone)
+            if instant > after { return instant }
+        }
+        return after + .seconds(86_400)
+    }
+}

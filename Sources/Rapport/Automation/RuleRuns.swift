@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import RapportCore
+import RapportRules
+
+extension WriteSession {
+    /// Runs the enabled rules a trigger starts, highest priority first.
+    mutating func runRules(for trigger: PendingTrigger, catalog: AutomationCatalog) throws {
+        let rules: [CompiledRule]
+        switch trigger.type {
+        case "segment.entered": rules = trigger.segment.flatMap { catalog.rulesBySegmentEntered[$0] } ?? []
+        case "segment.exited": rules = trigger.segment.flatMap { catalog.rulesBySegmentExited[$0] } ?? []
+        default: rules = catalog.rulesByEventType[trigger.type] ?? []
+        }
+        guard !rules.isEmpty else { return }
+        guard let record = try tx.customer(trigger.customer) else { return }
+        let active = record.state == .active ? record : try tx.activeCustomer(trigger.customer)
+        var reads = Requirements.Data()
+        for rule in rules { reads.formUnion(rule.requirements.data) }
+        var (context, activity) = try tx.evaluationContext(
+            active, stats: cachedStats(of: active.id), reads: reads, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+        context.event = trigger.event
+        context.order = trigger.order
+        for rule in rules {
+            try start(rule, trigger: trigger.type, event: trigger.event, order: trigger.order, depth: trigger.depth, context: &context)
+            if let error = activity?.error { throw error }
+        }
+        activity = nil
+    }
+
+    /// Starts a run of `rule` for the context's customer: records it as skipped (and why), waiting, or fired.
+    mutating func start(_ rule: CompiledRule, trigger: String, event: Event?, order: Order?, depth: Int, context: inout EvaluationContext) throws {
+        if let filter = rule.filter, !filter.matches(context) { return }  // not this rule's kind of event
+        let customer = context.customer.id
+        var run = RuleRun(
+            id: engine.ids.make(RunID.self, at: now), ruleID: rule.id, ruleVersion: rule.version, customerID: customer, trigger: trigger, event: event,
+            order: order, status: .skipped, createdAt: now, updatedAt: now)
+        if depth > maxAutomationDepth {
+            run.reason = "the chain of rules triggering rules is deeper than \(maxAutomationDepth) (do two rules trigger each other?)"
+            engine.logger.warning("rule chain too deep", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
+            return try tx.insertRun(run)
+        }
+        if try tx.waitingRun(rule: rule.id, customer: customer) != nil {
+            run.reason = "a run of this rule is already waiting for the customer"
+            return try tx.insertRun(run)
+        }
+        if let condition = rule.condition, !condition.matches(context) {
+            run.reason = "the condition is false"
+            return try tx.insertRun(run)
+        }
+        if let reason = try limitReached(rule, context: context) {
+            run.reason = reason
+            return try tx.insertRun(run)
+        }
+        if let wait = rule.definition.wait {
+            let from = event?.occurredAt ?? now  // the wait counts from when the trigger happened
+            run.status = .waiting
+            run.step = .wait
+            run.resumeAt = max(now, from + wait.duration)
+            try tx.insertRun(run)
+            return try tx.putJob(ScheduledJob(key: "wait:\(run.id.rawValue)", dueAt: run.resumeAt!, kind: .resumeRun(run.id), customerID: customer))
+        }
+        try proceed(&run, rule, depth: depth, context: &context, isNew: true)
+    }
+
+    /// Fires the run now, or makes it wait for the end of quiet hours.
+    mutating func proceed(_ run: inout RuleRun, _ rule: CompiledRule, depth: Int, context: inout EvaluationContext, isNew: Bool) throws {
+        if let quiet = rule.definition.limits.quietHours, let end = Self.quietHoursEnd(quiet, now: now, zone: context.timeZone) {
+            run.status = .waiting
+            run.step = .quietHours
+            run.resumeAt = end
+            run.reason = ""
+            run.updatedAt = now
+            if isNew { try tx.insertRun(run) } else { try tx.updateRun(run) }
+            return try tx.putJob(ScheduledJob(key: "wait:\(run.id.rawValue)", dueAt: end, kind: .resumeRun(run.id), customerID: run.customerID))
+        }
+        run.status = .fired
+        run.step = nil
+        run.resumeAt = nil
+        run.reason = ""
+        run.updatedAt = now
+        run.actions = []
+        for (index, action) in rule.actions.enumerated() {
+            run.actions.append(try apply(action, index: index, run: run, depth: depth, context: &context))
+        }
+        if isNew { try tx.insertRun(run) } else { try tx.updateRun(run) }
+        let counter = try tx.ruleCounter(rule: rule.id, customer: run.customerID)
+        try tx.putRuleCounter(RuleCounter(ruleID: rule.id, customerID: run.customerID, lastFiredAt: now, firedCount: (counter?.firedCount ?? 0) + 1))
+        try tx.incrementRuleFiredCount(rule: rule.id, day: Self.day(of: now))
+    }
+
+    static func day(of time: Timestamp) -> Int64 {
+        let (days, rest) = time.millisecondsSinceEpoch.quotientAndRemainder(dividingBy: 86_400_000)
+        return rest < 0 ? days - 1 : days
+    }
+
+    /// Why the rule may not fire for this customer now, if it may not.
+    func limitReached(_ rule: CompiledRule, context: EvaluationContext) throws -> String? {
+        try Self.limitReached(rule, customer: context.customer.id, consents: context.consents, tx: tx, now: now)
+    }
+
+    /// Why the rule may not fire for the customer now: its frequency, its daily cap, or missing consent.
+    static func limitReached(_ rule: CompiledRule, customer: CustomerID, consents: [Consent], tx: any StoreReader, now: Timestamp) throws -> String? {
+        let limits = rule.definition.limits
+        switch limits.frequency {
+        case .unlimited: break
+        case .oncePerCustomer:
+            if let counter = try tx.ruleCounter(rule: rule.id, customer: customer), counter.firedCount > 0 {
+                return "the rule fires once per customer and fired for this customer at \(counter.lastFiredAt)"
+            }
+        case .oncePerCustomerPer(let milliseconds):
+            if let counter = try tx.ruleCounter(rule: rule.id, customer: customer), now.millisecondsSinceEpoch - counter.lastFiredAt.millisecondsSinceEpoch < milliseconds {
+                return "the rule fired for this customer within the last \(Value.durationText(milliseconds)) (at \(counter.lastFiredAt))"
+            }
+        }
+        if let cap = limits.dailyCap, try tx.ruleFiredCount(rule: rule.id, day: day(of: now)) >= Int64(cap) {
+            return "the rule reached its daily cap of \(cap) runs"
+        }
+        if let required = limits.requiredConsent, !allows(consents, channel: required.channel, purpose: required.purpose) {
+            return "the customer does not consent to \(required.channel.rawValue) for \(required.purpose.rawValue)"
+        }
+        return nil
+    }
+
+    /// Whether the current consent allows contact: marketing and profiling need a grant; transactional messages
+    /// are allowed unless the customer refused them.
+    static func allows(_ consents: [Consent], channel: ConsentChannel, purpose: ConsentPurpose) -> Bool {
+        let statement = consents.first { $0.channel == channel && $0.purpose == purpose }
+        if purpose == .transactional { return statement.map(\.status.allows) ?? true }
+        return statement?.status.allows ?? false
+    }
+
+    /// When quiet hours that include `now` end, in `zone`; nil outside quiet hours.
+    static func quietHoursEnd(_ quiet: QuietHours, now: Timestamp, zone: TimeZone) -> Timestamp? {
+        let local = ZonedTime.local(now, in: zone)
+        guard quiet.contains(minutes: local.minutes) else { return nil }
+        let today = ZonedTime.instant(local.date, quiet.end, in: zone)
+        if today > now { return today }
+        let date = local.date
+        let tomorrow = LocalDate.civil(daysSinceEpoch: LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day) + 1)
+        return ZonedTime.instant(tomorrow, quiet.end, in: zone)
+    }
+
+    /// Continues a waiting run: re-checks after its wait, checks the limits again, then fires or waits for the end
+    /// of quiet hours. A run whose rule was disabled or deleted, or whose customer was erased, is cancelled.
+    mutating func resumeRun(_ id: RunID) throws {
+        guard var run = try tx.run(id), run.status == .waiting else { return }
+        func end(_ status: RunStatus, _ reason: String) throws {
+            run.status = status
+            run.reason = reason
+            run.step = nil
+            run.resumeAt = nil
+            run.updatedAt = now
+            try tx.updateRun(run)
+        }
+        guard let ruleRecord = try tx.rule(run.ruleID) else { return try end(.cancelled, "the rule was deleted") }
+        guard ruleRecord.enabled else { return try end(.cancelled, "the rule was disabled") }
+        let catalog = try catalog()
+        guard let rule = try engine.catalogs.rule(run.ruleID, version: run.ruleVersion, catalog: catalog, tx: tx) else {
+            return try end(.cancelled, "version \(run.ruleVersion) of the rule no longer compiles")
+        }
+        guard let record = try? tx.activeCustomer(run.customerID) else { return try end(.cancelled, "the customer was erased") }
+        run.customerID = record.id  // a merged customer's run continues with the survivor
+        var (context, activity) = try tx.evaluationContext(
+            record, stats: cachedStats(of: record.id), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+        context.event = run.event
+        context.order = run.order
+        defer { activity = nil }
+        if run.step == .wait, let recheck = rule.recheck, !recheck.matches(context) {
+            if let error = activity?.error { throw error }
+            return try end(.skipped, "the re-check was false after waiting \(Value.durationText(rule.definition.wait?.milliseconds ?? 0))")
+        }
+        if let reason = try limitReached(rule, context: context) { return try end(.skipped, reason) }
+        try proceed(&run, rule, depth: 0, context: &context, isNew: false)
+        if let error = activity?.error { throw error }
+    }
+}

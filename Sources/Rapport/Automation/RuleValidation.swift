@@ -1,0 +1,148 @@
+import Foundation
+import RapportCore
+import RapportRules
+
+extension RapportEngine {
+    /// Throws `invalidArgument` with every problem of a definition, each naming its field.
+    static func requireValid(_ definition: RuleDefinition, tx: any StoreReader) throws {
+        let issues = try issues(of: definition, tx: tx)
+        guard issues.isEmpty else { throw RapportError.invalidArgument(issues.map(\.violation)) }
+    }
+
+    /// Every problem of a rule definition, checked against the schema `tx` sees.
+    static func issues(of definition: RuleDefinition, tx: any StoreReader) throws -> [DefinitionIssue] {
+        let schema = try expressionSchema(tx)
+        var issues: [DefinitionIssue] = []
+        func add(_ field: String, _ message: String) { issues.append(DefinitionIssue(field: field, message: message)) }
+        let scope: ExpressionScope = definition.trigger.eventType.map { .event(type: $0) } ?? .customer
+        func expression(_ text: String, _ field: String, expecting: ValueType? = .bool) {
+            do {
+                _ = try CompiledExpression(text, schema: schema, scope: scope, expecting: expecting)
+            } catch {
+                issues += error.issues.map { DefinitionIssue(field: field, $0) }
+            }
+        }
+        func template(_ text: String, _ field: String) {
+            do {
+                _ = try Template(text, schema: schema, scope: scope)
+            } catch {
+                issues += error.issues.map { DefinitionIssue(field: field, $0) }
+            }
+        }
+        func key(_ key: String, _ field: String) {
+            do throws(RapportError) {
+                try AttributeDefinition.validateKey(key, field: field)
+            } catch {
+                for violation in error.fieldViolations { add(violation.field, violation.problem) }
+            }
+        }
+        func segmentExists(_ id: SegmentID, _ field: String) throws {
+            if try tx.segment(id) == nil { add(field, "segment '\(id)' not found") }
+        }
+
+        if definition.name.trimmingCharacters(in: .whitespaces).isEmpty || definition.name.count > 200 { add("name", "must be 1 to 200 characters") }
+        if definition.description.count > 2000 { add("description", "is longer than 2000 characters") }
+        if !(-1000...1000).contains(definition.priority) { add("priority", "must be -1000 to 1000, got \(definition.priority)") }
+
+        switch definition.trigger {
+        case .event(let type, let filter):
+            if !EventTypeDefinition.isEventTypeName(type) {
+                add("trigger.event_type", "'\(type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
+            } else if !filter.isEmpty {
+                expression(filter, "trigger.filter")
+            }
+        case .segmentEntered(let id), .segmentExited(let id):
+            try segmentExists(id, "trigger.segment_id")
+        case .schedule(let schedule):
+            if TimeZone(identifier: schedule.timeZone) == nil { add("trigger.schedule.time_zone", "'\(schedule.timeZone)' is not an IANA time zone such as 'Europe/Berlin'") }
+            do throws(RapportError) { try schedule.at.validate(field: "trigger.schedule.at") } catch { for v in error.fieldViolations { add(v.field, v.problem) } }
+            switch schedule.frequency {
+            case .daily: break
+            case .weekly(let weekday) where !(1...7).contains(weekday): add("trigger.schedule.weekday", "must be 1 (Monday) to 7 (Sunday), got \(weekday)")
+            case .monthly(let day) where !(1...31).contains(day): add("trigger.schedule.day_of_month", "must be 1 to 31, got \(day)")
+            default: break
+            }
+            if let audience = schedule.audience { try segmentExists(audience, "trigger.schedule.audience_segment_id") }
+        case .date(let trigger):
+            do throws(RapportError) { try trigger.at.validate(field: "trigger.date.at") } catch { for v in error.fieldViolations { add(v.field, v.problem) } }
+            if !(-366...366).contains(trigger.offsetDays) { add("trigger.date.offset_days", "must be -366 to 366, got \(trigger.offsetDays)") }
+            if case .attribute(let attribute) = trigger.field {
+                if schema.attributes[attribute] != .timestamp {
+                    add("trigger.date.field", "'attributes.\(attribute)' must be a declared timestamp attribute")
+                }
+            }
+        }
+
+        if !definition.condition.isEmpty { expression(definition.condition, "condition") }
+        if let wait = definition.wait {
+            if wait.milliseconds < 1000 || wait.milliseconds > 366 * 86_400_000 { add("wait.duration", "must be 1 second to 366 days") }
+            if !wait.recheck.isEmpty { expression(wait.recheck, "wait.recheck") }
+        }
+
+        if definition.actions.isEmpty || definition.actions.count > 20 { add("actions", "a rule has 1 to 20 actions, got \(definition.actions.count)") }
+        for (index, action) in definition.actions.enumerated() {
+            let field = "actions[\(index)]"
+            switch action {
+            case .addTag(let tag), .removeTag(let tag):
+                if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag != tag.trimmingCharacters(in: .whitespaces) {
+                    add("\(field).tag", "'\(tag)' must be 1 to 64 characters without commas, line breaks or surrounding spaces")
+                }
+            case .setLifecycleStage: break
+            case .setAttribute(let attribute, let value):
+                if let type = schema.attributes[attribute] {
+                    expression(value, "\(field).value", expecting: ValueType(type))
+                } else {
+                    add("\(field).key", "'\(attribute)' is not a declared attribute")
+                }
+            case .emitEvent(let type, let properties):
+                if !EventTypeDefinition.isEventTypeName(type) {
+                    add("\(field).event_type", "'\(type)' must be lower-case words of letters, digits and '_' joined by '.'")
+                } else if EventTypeDefinition.isBuiltIn(type) {
+                    add("\(field).event_type", "'\(type)' is a built-in event type that only Rapport records")
+                }
+                if properties.count > 100 { add("\(field).properties", "at most 100 properties") }
+                for name in properties.keys.sorted() {
+                    key(name, "\(field).properties.\(name)")
+                    expression(properties[name]!, "\(field).properties.\(name)", expecting: nil)
+                }
+            case .sendMessage(let message):
+                if message.template.isEmpty || message.template.count > 200 || message.template.contains(where: \.isNewline) {
+                    add("\(field).template", "must be 1 to 200 characters on one line")
+                }
+                template(message.subject, "\(field).subject")
+                template(message.body, "\(field).body")
+                for name in message.data.keys.sorted() {
+                    key(name, "\(field).data.\(name)")
+                    template(message.data[name]!, "\(field).data.\(name)")
+                }
+            case .callWebhook(let webhook):
+                if let url = URL(string: webhook.url), let scheme = url.scheme?.lowercased(), ["https", "http"].contains(scheme), url.host?.isEmpty == false,
+                    webhook.url.count <= 2000
+                {
+                } else {
+                    add("\(field).url", "'\(webhook.url)' is not an absolute http or https URL")
+                }
+                for name in webhook.payload.keys.sorted() {
+                    key(name, "\(field).payload.\(name)")
+                    expression(webhook.payload[name]!, "\(field).payload.\(name)", expecting: nil)
+                }
+            }
+        }
+
+        let limits = definition.limits
+        if case .oncePerCustomerPer(let milliseconds) = limits.frequency, milliseconds < 1000 {
+            add("limits.once_per_customer_per", "must be at least 1 second")
+        }
+        if let cap = limits.dailyCap, cap < 1 { add("limits.daily_cap", "must be at least 1, got \(cap)") }
+        if let quiet = limits.quietHours {
+            do throws(RapportError) {
+                try quiet.start.validate(field: "limits.quiet_hours.start")
+                try quiet.end.validate(field: "limits.quiet_hours.end")
+            } catch {
+                for v in error.fieldViolations { add(v.field, v.problem) }
+            }
+            if quiet.start == quiet.end { add("limits.quiet_hours", "start and end are the same time") }
+        }
+        return issues
+    }
+}

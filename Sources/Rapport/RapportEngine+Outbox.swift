@@ -1,0 +1,190 @@
+public import RapportCore
+import Synchronization
+
+/// One page of outbox entries, oldest first.
+public struct OutboxPage: Hashable, Sendable {
+    public var entries: [OutboxEntry]
+    public var nextPageToken: String?
+}
+
+extension RapportEngine {
+    /// Leases up to `limit` entries that may be delivered now: for each customer, the oldest entry not yet
+    /// delivered, so that a customer's messages go out in order. A lease that expires without an acknowledgement
+    /// makes the entry deliverable again (at least once).
+    ///
+    /// ```swift
+    /// for entry in try await crm.leaseOutbox(consumer: "mailer") {
+    ///     try await mailer.send(entry)                      // deduplicate with entry.idempotencyKey
+    ///     try await crm.acknowledgeOutbox([entry.id])
+    /// }
+    /// ```
+    public func leaseOutbox(consumer: String, limit: Int = 100, leaseDuration: Duration = .seconds(60)) async throws(RapportError) -> [OutboxEntry] {
+        try Self.validateConsumer(consumer)
+        guard (1...1000).contains(limit) else { throw .invalid("limit", "must be 1 to 1000, got \(limit)") }
+        guard leaseDuration >= .seconds(1), leaseDuration <= .seconds(86_400) else { throw .invalid("lease_duration", "must be 1 second to 1 day") }
+        let now = clock.now()
+        return try await write { tx in
+            var leased: [OutboxEntry] = []
+            for var entry in try tx.deliverableOutboxEntries(at: now, limit: limit) {
+                entry.state = .leased
+                entry.leaseOwner = consumer
+                entry.leaseExpiresAt = now + leaseDuration
+                entry.attempts += 1
+                entry.updatedAt = now
+                try tx.updateOutboxEntry(entry)
+                leased.append(entry)
+            }
+            return leased
+        }
+    }
+
+    /// Marks entries delivered. Acknowledging an entry twice, or one whose lease expired, is fine.
+    /// - Throws: `notFound` for an unknown id (nothing is acknowledged then).
+    @discardableResult
+    public func acknowledgeOutbox(_ ids: [OutboxEntryID]) async throws(RapportError) -> [OutboxEntry] {
+        guard !ids.isEmpty, ids.count <= 1000 else { throw .invalid("ids", "name 1 to 1000 entries, got \(ids.count)") }
+        let now = clock.now()
+        let entries: [OutboxEntry] = try await write { tx in
+            try ids.map { id in
+                guard var entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
+                guard entry.state != .delivered else { return entry }
+                entry.state = .delivered
+                entry.leaseOwner = nil
+                entry.leaseExpiresAt = nil
+                entry.updatedAt = now
+                try tx.updateOutboxEntry(entry)
+                return entry
+            }
+        }
+        changeNotifier.notify()  // the customer's next entry may be deliverable now
+        return entries
+    }
+
+    /// Reports a failed delivery: with `retryAfter` the entry is offered again after that delay (and still
+    /// holds back the customer's later entries); without it the entry is given up on (`failed`) and the
+    /// customer's later entries go on.
+    /// - Throws: `failedPrecondition` for an entry already delivered or failed.
+    @discardableResult
+    public func failOutboxEntry(_ id: OutboxEntryID, error message: String, retryAfter: Duration? = nil) async throws(RapportError) -> OutboxEntry {
+        if let retryAfter, retryAfter < .zero || retryAfter > .seconds(7 * 86_400) { throw .invalid("retry_after", "must be 0 to 7 days") }
+        let now = clock.now()
+        let entry: OutboxEntry = try await write { tx in
+            guard var entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
+            guard entry.isOpen else { throw RapportError.failedPrecondition("outbox entry \(id) is \(entry.state.rawValue) already") }
+            entry.lastError = String(message.prefix(2000))
+            entry.leaseOwner = nil
+            entry.leaseExpiresAt = nil
+            entry.updatedAt = now
+            if let retryAfter {
+                entry.state = .pending
+                entry.availableAt = now + retryAfter
+            } else {
+                entry.state = .failed
+            }
+            try tx.updateOutboxEntry(entry)
+            return entry
+        }
+        changeNotifier.notify()
+        return entry
+    }
+
+    /// One outbox entry.
+    public func outboxEntry(_ id: OutboxEntryID) async throws(RapportError) -> OutboxEntry {
+        try await read { tx in
+            guard let entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
+            return entry
+        }
+    }
+
+    /// Outbox entries, oldest first, optionally of one customer and in some states.
+    public func outboxEntries(customer: CustomerID? = nil, states: Set<OutboxState> = [], page: PageRequest = PageRequest()) async throws(RapportError)
+        -> OutboxPage
+    {
+        let size = try PageToken.pageSize(page.size)
+        let after = try page.token.map { token throws(RapportError) in try PageToken.decodeOutboxSequence(token) } ?? 0
+        return try await read { tx in
+            let found = try tx.outboxEntries(OutboxQuery(customerID: customer, states: states, afterSequence: after, limit: size + 1))
+            let shown = Array(found.prefix(size))
+            return OutboxPage(entries: shown, nextPageToken: found.count > size ? shown.last.map { PageToken.encode(outboxSequence: $0.sequence) } : nil)
+        }
+    }
+
+    /// The entries a consumer should deliver, leased as they are taken, as an endless sequence: it waits for new
+    /// entries (and for expired leases) and ends only when the consumer stops iterating or the task is cancelled.
+    /// Acknowledge each entry with ``acknowledgeOutbox(_:)`` once delivered.
+    ///
+    /// ```swift
+    /// for try await entry in crm.outboxDeliveries(consumer: "mailer") {
+    ///     try await mailer.send(entry)
+    ///     try await crm.acknowledgeOutbox([entry.id])
+    /// }
+    /// ```
+    public func outboxDeliveries(consumer: String, leaseDuration: Duration = .seconds(60), batchSize: Int = 50) -> OutboxDeliveries {
+        OutboxDeliveries(engine: self, consumer: consumer, leaseDuration: leaseDuration, batchSize: batchSize)
+    }
+
+    static func validateConsumer(_ consumer: String) throws(RapportError) {
+        guard !consumer.isEmpty, consumer.utf8.count <= 128, !consumer.contains(where: \.isNewline) else {
+            throw .invalid("consumer", "must be 1 to 128 characters on one line (the name of the worker)")
+        }
+    }
+}
+
+/// The outbox entries a consumer should deliver, leased a batch at a time as it iterates.
+public struct OutboxDeliveries: AsyncSequence, Sendable {
+    public typealias Element = OutboxEntry
+
+    let engine: RapportEngine
+    let consumer: String
+    let leaseDuration: Duration
+    let batchSize: Int
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(state: IteratorState(engine: engine), consumer: consumer, leaseDuration: leaseDuration, batchSize: Swift.max(1, Swift.min(batchSize, 1000)))
+    }
+
+    /// Holds the subscription to commits while the iterator lives.
+    final class IteratorState: Sendable {
+        let engine: RapportEngine
+        let subscription: Int
+        let signals: AsyncStream<Void>
+
+        init(engine: RapportEngine) {
+            self.engine = engine
+            (subscription, signals) = engine.changeNotifier.subscribe()
+        }
+
+        deinit { engine.changeNotifier.cancel(subscription) }
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let state: IteratorState
+        let consumer: String
+        let leaseDuration: Duration
+        let batchSize: Int
+        var buffer: [OutboxEntry] = []
+
+        public mutating func next() async throws -> OutboxEntry? {
+            let engine = state.engine
+            while buffer.isEmpty {
+                try Task.checkCancellation()
+                buffer = try await engine.leaseOutbox(consumer: consumer, limit: batchSize, leaseDuration: leaseDuration)
+                guard buffer.isEmpty else { break }
+                // Nothing now: wait for a commit, or for a lease to expire (checked at least this often).
+                let wake = engine.clock.now() + Swift.min(leaseDuration, .seconds(5))
+                let clock = engine.clock
+                let signals = state.signals
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await clock.sleep(until: wake) }
+                    group.addTask {
+                        var iterator = signals.makeAsyncIterator()
+                        _ = await iterator.next()
+                    }
+                    await group.next()
+                    group.cancelAll()
+                }
+            }
+            return buffer.removeFirst()
+        }
+    }
+}

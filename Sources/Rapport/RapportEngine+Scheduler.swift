@@ -1,0 +1,137 @@
+public import Foundation
+import Logging
+public import RapportCore
+
+/// How automation reads time zones and how long it keeps its records.
+public struct AutomationSettings: Sendable {
+    /// The time zone of customers who have none: quiet hours, date triggers, `customer.age`.
+    public var defaultTimeZone: TimeZone
+    /// How long runs that ended are kept.
+    public var runRetention: Duration
+    /// How long delivered and failed outbox entries are kept.
+    public var outboxRetention: Duration
+
+    public init(defaultTimeZone: TimeZone = TimeZone(identifier: "UTC")!, runRetention: Duration = .seconds(90 * 86_400), outboxRetention: Duration = .seconds(30 * 86_400)) {
+        self.defaultTimeZone = defaultTimeZone
+        self.runRetention = runRetention
+        self.outboxRetention = outboxRetention
+    }
+}
+
+extension RapportEngine {
+    /// Runs every job due by now (waits that ended, date triggers, schedules, segment re-checks and builds), each
+    /// in its own transaction, until none is due. Returns how many ran.
+    ///
+    /// A server runs ``runScheduler()`` instead; tests call this after advancing their clock (or use
+    /// `TestRapport.advance(by:)`, which also stops at each job's due time).
+    @discardableResult
+    public func runDueJobs(limit: Int = 100_000) async throws(RapportError) -> Int {
+        var ran = 0
+        while ran < limit {
+            let now = clock.now()
+            let due = try await read { tx in try tx.dueJobs(at: now, limit: 64) }
+            guard !due.isEmpty else { break }
+            var progressed = false
+            for job in due where ran < limit {
+                if try await runJob(job.key, now: now) {
+                    ran += 1
+                    progressed = true
+                }
+            }
+            if !progressed { break }
+        }
+        return ran
+    }
+
+    /// When the earliest job is due, if there is one.
+    public func nextJobDue() async throws(RapportError) -> Timestamp? {
+        try await read { tx in try tx.nextJobDue() }
+    }
+
+    /// Runs one due job; a job that fails goes back with a growing delay (and is dropped after 10 tries).
+    func runJob(_ key: String, now: Timestamp) async throws(RapportError) -> Bool {
+        do {
+            let ran: Bool = try await write { [self] tx in
+                guard let job = try tx.job(key), job.dueAt <= now else { return false }
+                try tx.deleteJob(key)
+                var session = WriteSession(tx: tx, engine: self, now: now)
+                try session.perform(job)
+                try session.finish()
+                return true
+            }
+            changeNotifier.notify()
+            return ran
+        } catch {
+            if case .storage = error { throw error }
+            logger.error("scheduled job failed", metadata: ["job": "\(key)", "error": "\(error)"])
+            try await write { tx in
+                guard var job = try tx.job(key) else { return }
+                job.attempts += 1
+                guard job.attempts < 10 else {
+                    try tx.deleteJob(key)
+                    return
+                }
+                job.dueAt = now + .seconds(Int64(min(3600, 1 << min(job.attempts, 12))))
+                try tx.putJob(job)
+            }
+            return true
+        }
+    }
+
+    /// Runs jobs as they come due, waking at the next due time (read from the engine's clock) or when a commit
+    /// may have scheduled an earlier one, until the task is cancelled. For servers; housekeeping is scheduled
+    /// on first start.
+    public func runScheduler() async {
+        do {
+            try await write { tx in
+                if try tx.job("housekeeping") == nil { try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: self.clock.now(), kind: .housekeeping)) }
+            }
+        } catch {
+            logger.error("cannot schedule housekeeping", metadata: ["error": "\(error)"])
+        }
+        let (id, signals) = changeNotifier.subscribe()
+        defer { changeNotifier.cancel(id) }
+        while !Task.isCancelled {
+            var next: Timestamp?
+            do {
+                try await runDueJobs()
+                next = try await nextJobDue()
+            } catch {
+                logger.error("scheduler failed; retrying", metadata: ["error": "\(error)"])
+                next = clock.now() + .seconds(5)
+            }
+            let wake = min(next ?? clock.now() + .seconds(60), clock.now() + .seconds(60))
+            let clock = self.clock
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await clock.sleep(until: wake) }
+                group.addTask {
+                    var iterator = signals.makeAsyncIterator()
+                    _ = await iterator.next()
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Moves a manual clock forward to `target`, stopping at each job's due time to run it, so that everything
+    /// happens at the time it would have in real life. For tests and the server's manual-clock mode.
+    ///
+    /// - Throws: `failedPrecondition` when the engine's clock is not a ``ManualClock``.
+    @discardableResult
+    public func advanceManualClock(to target: Timestamp) async throws(RapportError) -> Int {
+        guard let manual = clock as? ManualClock else {
+            throw .failedPrecondition("the engine runs on the system clock; only a manual clock can be advanced")
+        }
+        var ran = try await runDueJobs()
+        while let next = try await nextJobDue(), next <= target {
+            manual.advance(to: next)
+            let count = try await runDueJobs()
+            ran += count
+            if count == 0, manual.now() >= next { break }
+        }
+        manual.advance(to: target)
+        ran += try await runDueJobs()
+        return ran
+    }
+}

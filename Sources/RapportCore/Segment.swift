@@ -1,0 +1,94 @@
+/// Identifies a segment (`seg_`).
+public struct SegmentID: PrefixedID {
+    public static let prefix = "seg_"
+    public static let entity = "segment"
+    public let rawValue: String
+    public init(uncheckedRawValue: String) { rawValue = uncheckedRawValue }
+}
+
+/// How a segment's members are decided.
+public enum SegmentKind: String, Hashable, Sendable, Codable, CaseIterable {
+    /// By an expression, kept up to date as customers change and as time passes.
+    case dynamic
+    /// By hand: members are added and removed explicitly (a static list).
+    case list
+}
+
+/// Whether a dynamic segment's membership is complete.
+public enum SegmentState: String, Hashable, Sendable, Codable, CaseIterable {
+    /// The existing customers are still being evaluated, page by page; changes are tracked meanwhile.
+    case building
+    /// Every customer has been evaluated; membership is maintained on every change.
+    case ready
+}
+
+/// A group of customers: dynamic (an expression) or a static list.
+public struct Segment: Hashable, Sendable, Codable {
+    public var id: SegmentID
+    /// The stable name expressions use (`in_segment("big_spenders")`): lower-case letters, digits and `_`.
+    public var key: String
+    public var name: String
+    public var description: String
+    public var kind: SegmentKind
+    /// The condition of a dynamic segment; empty for a list.
+    public var expression: String
+    /// Grows by one whenever the expression or the name changes.
+    public var version: Int64
+    public var state: SegmentState
+    /// While building: where the next page of customers starts.
+    public var buildCursor: CustomerCursor?
+    /// How many active customers are members.
+    public var memberCount: Int64
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+
+    public init(
+        id: SegmentID, key: String, name: String, description: String = "", kind: SegmentKind, expression: String, version: Int64 = 1,
+        state: SegmentState, buildCursor: CustomerCursor? = nil, memberCount: Int64 = 0, createdAt: Timestamp, updatedAt: Timestamp
+    ) {
+        self.id = id
+        self.key = key
+        self.name = name
+        self.description = description
+        self.kind = kind
+        self.expression = expression
+        self.version = version
+        self.state = state
+        self.buildCursor = buildCursor
+        self.memberCount = memberCount
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    /// The optimistic-concurrency tag of this version.
+    public var etag: String { "\"\(version)\"" }
+}
+
+/// A customer's membership in a segment, and since when.
+public struct SegmentMembership: Hashable, Sendable, Codable {
+    public var segmentID: SegmentID
+    public var customerID: CustomerID
+    public var since: Timestamp
+
+    public init(segmentID: SegmentID, customerID: CustomerID, since: Timestamp) {
+        self.segmentID = segmentID
+        self.customerID = customerID
+        self.since = since
+    }
+}
+
+/// A membership of a static list as storage holds it: like other owned records it follows merges (`customerID`
+/// is the owner now) and goes back on unmerge (`homeCustomerID` is who was added).
+public struct ListMembershipRecord: Hashable, Sendable, Codable {
+    public var segmentID: SegmentID
+    public var customerID: CustomerID
+    public var homeCustomerID: CustomerID
+    public var addedAt: Timestamp
+
+    public init(segmentID: SegmentID, customerID: CustomerID, homeCustomerID: CustomerID, addedAt: Timestamp) {
+        self.segmentID = segmentID
+        self.customerID = customerID
+        self.homeCustomerID = homeCustomerID
+        self.addedAt = addedAt
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import Rapport
+import RapportCore
+import RapportRules
+import RapportTesting
+import Testing
+
+@Suite("Rules")
+struct RuleTests {
+    func customer(_ crm: RapportEngine, _ email: String) async throws -> CustomerID {
+        try #require(try await crm.findCustomer(.email(email))).id
+    }
+
+    func runs(_ crm: RapportEngine, _ rule: RuleID) async throws -> [RuleRun] {
+        try await crm.runs(rule: rule, page: PageRequest(size: 1000)).runs
+    }
+
+    @Test(arguments: Backend.allCases)
+    func eventTriggersRunInTheIngestTransactionAndEveryRunIsRecorded(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.defineEventType(EventTypeDefinition(type: "cart.updated", properties: [EventPropertyDefinition(key: "value_minor", type: .int)]))
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Big carts", trigger: .event(type: "cart.updated", filter: "event.properties.value_minor > 0"),
+                condition: "event.properties.value_minor >= 10000", actions: [.addTag("big_cart")]))
+        _ = try await crm.ingest([
+            event("e1", "cart.updated", at: clock.now(), .email("ada@example.com"), properties: ["value_minor": .int(25_000)]),
+            event("e2", "cart.updated", at: clock.now(), .email("bob@example.com"), properties: ["value_minor": .int(500)]),
+            event("e3", "cart.updated", at: clock.now(), .email("cy@example.com"), properties: ["value_minor": .int(0)]),  // filtered out: no run
+            event("e4", "page.viewed", at: clock.now(), .email("dan@example.com")),
+        ])
+        let ada = try await customer(crm, "ada@example.com")
+        let bob = try await customer(crm, "bob@example.com")
+        #expect(try await crm.customer(ada).profile.tags == ["big_cart"])
+        #expect(try await crm.customer(bob).profile.tags == [])
+        let recorded = try await runs(crm, rule.id).sorted { $0.customerID < $1.customerID }
+        #expect(recorded.map(\.customerID) == [ada, bob])
+        #expect(recorded.map(\.status) == [.fired, .skipped])
+        #expect(recorded[1].reason == "the condition is false")
+        #expect(recorded[0].event?.id == "e1")
+        #expect(recorded[0].actions == [ActionOutcome(action: "add_tag", status: .applied, detail: "tagged 'big_cart'")])
+        #expect(try await crm.runs(customer: ada).runs.map(\.id) == [recorded[0].id])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aWaitingRunRechecksAndKeepsTheVersionItStartedWith(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Follow up", trigger: .event(type: "checkout.started"),
+                wait: RuleWait(duration: .seconds(3600), recheck: "orders_count(since: event.occurred_at) == 0"), actions: [.addTag("v1")]))
+        _ = try await crm.ingest([
+            event("a", "checkout.started", at: clock.now(), .email("ada@example.com")),
+            event("b", "checkout.started", at: clock.now(), .email("bob@example.com")),
+        ])
+        let waiting = try await runs(crm, rule.id)
+        #expect(waiting.map(\.status) == [.waiting, .waiting])
+        #expect(waiting.allSatisfy { $0.resumeAt == start + .seconds(3600) && $0.step == .wait })
+        // A second trigger while waiting does not start a second run.
+        _ = try await crm.ingest([event("a2", "checkout.started", at: clock.now(), .email("ada@example.com"))])
+        #expect(try await runs(crm, rule.id).first?.reason == "a run of this rule is already waiting for the customer")
+
+        // Version 2 tags differently; the waiting runs finish with version 1.
+        _ = try await crm.updateRule(rule.id, RuleDefinition(name: "Follow up", trigger: .event(type: "checkout.started"), actions: [.addTag("v2")]))
+        clock.advance(by: .seconds(1800))
+        _ = try await crm.ingest([order("1", at: clock.now(), .email("bob@example.com"))])  // Bob buys: his re-check fails
+        try await crm.advanceManualClock(to: start + .seconds(3600))
+        let ada = try await customer(crm, "ada@example.com")
+        let bob = try await customer(crm, "bob@example.com")
+        #expect(try await crm.customer(ada).profile.tags == ["v1"])
+        #expect(try await crm.customer(bob).profile.tags == [])
+        let done = try await runs(crm, rule.id).filter { $0.event?.id != "a2" }.sorted { $0.customerID < $1.customerID }
+        #expect(done.map(\.status) == [.fired, .skipped])
+        #expect(done.map(\.ruleVersion) == [1, 1])
+        #expect(done[1].reason == "the re-check was false after waiting 1h")
+    }
+
+    @Test(arguments: Backend.allCases)
+    func disablingCancelsWaitingRuns(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(86_400)), actions: [.addTag("later")]))
+        _ = try await crm.ingest([event("a", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        let disabled = try await crm.setRuleEnabled(rule.id, false)
+        #expect(!disabled.enabled)
+        let run = try #require(try await runs(crm, rule.id).first)
+        #expect(run.status == .cancelled)
+        #expect(run.reason == "the rule was disabled")
+        #expect(try await crm.nextJobDue() == nil)
+        try await crm.advanceManualClock(to: start + .seconds(2 * 86_400))
+        #expect(try await crm.customer(try await customer(crm, "ada@example.com")).profile.tags == [])
+        // Re-enabled, it triggers again.
+        _ = try await crm.setRuleEnabled(rule.id, true)
+        _ = try await crm.ingest([event("b", "signed_up", at: clock.now(), .email("bob@example.com"))])
+        #expect(try await runs(crm, rule.id).first?.status == .waiting)
+    }
+
+    @Test func limitsStopRunsAndSayWhy() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        let once = try await crm.createRule(
+            RuleDefinition(name: "Once", trigger: .event(type: "visit"), actions: [.addTag("seen")], limits: RuleLimits(frequency: .oncePerCustomer)))
+        let weekly = try await crm.createRule(
+            RuleDefinition(
+                name: "Weekly", trigger: .event(type: "visit"), actions: [.emitEvent(type: "weekly.nudge")],
+                limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 7 * 86_400_000))))
+        let capped = try await crm.createRule(
+            RuleDefinition(name: "Capped", trigger: .event(type: "visit"), actions: [.emitEvent(type: "capped.nudge")], limits: RuleLimits(dailyCap: 2)))
+        let consented = try await crm.createRule(
+            RuleDefinition(
+                name: "Consented", trigger: .event(type: "visit"), actions: [.emitEvent(type: "consented.nudge")],
+                limits: RuleLimits(requiredConsent: RequiredConsent(channel: .sms, purpose: .marketing))))
+        for (index, email) in ["a", "b", "c"].enumerated() {
+            _ = try await crm.ingest([event("v\(index)", "visit", at: test.clock.now(), .email("\(email)@example.com"))])
+        }
+        _ = try await crm.ingest([event("v3", "visit", at: test.clock.now(), .email("a@example.com"))])
+        func statuses(_ rule: Rule) async throws -> [RunStatus] { try await runs(crm, rule.id).reversed().map(\.status) }
+        #expect(try await statuses(once) == [.fired, .fired, .fired, .skipped])
+        #expect(try await runs(crm, once.id).first?.reason.hasPrefix("the rule fires once per customer and fired for this customer at") == true)
+        #expect(try await statuses(weekly) == [.fired, .fired, .fired, .skipped])
+        #expect(try await runs(crm, weekly.id).first?.reason.hasPrefix("the rule fired for this customer within the last 7d") == true)
+        #expect(try await statuses(capped) == [.fired, .fired, .skipped, .skipped])
+        #expect(try await runs(crm, capped.id).first?.reason == "the rule reached its daily cap of 2 runs")
+        #expect(try await statuses(consented) == [.skipped, .skipped, .skipped, .skipped])
+        #expect(try await runs(crm, consented.id).first?.reason == "the customer does not consent to sms for marketing")
+
+        // A week later the weekly rule fires again; the next day the cap is fresh.
+        try await test.advance(by: .seconds(7 * 86_400))
+        let a = try await customer(crm, "a@example.com")
+        _ = try await crm.recordConsent(ConsentInput(customerID: a, channel: .sms, purpose: .marketing, status: .granted, source: "form"))
+        _ = try await crm.ingest([event("v4", "visit", at: test.clock.now(), .email("a@example.com"))])
+        #expect(try await runs(crm, weekly.id).first?.status == .fired)
+        #expect(try await runs(crm, capped.id).first?.status == .fired)
+        #expect(try await runs(crm, consented.id).first?.status == .fired)
+    }
+
+    @Test func quietHoursDeferTheRunToTheirEndInTheCustomersZone() async throws {
+        // 2026-01-01T22:30 in Berlin is 21:30 UTC.
+        let test = TestRapport(now: Timestamp(millisecondsSinceEpoch: 1_767_303_000_000))
+        let crm = test.crm
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Polite", trigger: .event(type: "visit"), actions: [.addTag("greeted")],
+                limits: RuleLimits(quietHours: QuietHours(start: LocalTime(hour: 21), end: LocalTime(hour: 8)))))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(timeZone: "Europe/Berlin"), identities: [.email("ada@example.com")]))
+        _ = try await crm.ingest([event("v", "visit", at: test.clock.now(), .email("ada@example.com"))])
+        let run = try #require(try await runs(crm, rule.id).first)
+        #expect(run.status == .waiting)
+        #expect(run.step == .quietHours)
+        // 08:00 in Berlin the next morning is 07:00 UTC.
+        #expect(run.resumeAt == Timestamp(millisecondsSinceEpoch: 1_767_337_200_000))
+        try await test.advance(by: .seconds(9 * 3600))
+        #expect(try await crm.customer(ada.id).profile.tags == [])  // 06:30 in Berlin: still quiet
+        try await test.advance(by: .seconds(3600))
+        #expect(try await crm.customer(ada.id).profile.tags == ["greeted"])
+        #expect(try await crm.run(run.id).status == .fired)
+    }
+
+    @Test func actionsChangeTheProfileAndEmittedEventsTriggerRules() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "points", type: .int))
+        let first = try await crm.createRule(
+            RuleDefinition(
+                name: "Points", trigger: .event(type: "order.placed"),
+                actions: [
+                    .setAttribute(key: "points", value: "(customer.attributes.points ?? 0) + 10"),
+                    .setLifecycleStage(.active), .emitEvent(type: "points.earned", properties: ["points": "10", "order": "order.id"]),
+                ]))
+        let second = try await crm.createRule(
+            RuleDefinition(name: "Tag earners", trigger: .event(type: "points.earned"), condition: "customer.attributes.points >= 10", actions: [.addTag("earner")]))
+        _ = try await crm.ingest([order("1", at: test.clock.now(), .email("ada@example.com"))])
+        let ada = try await customer(crm, "ada@example.com")
+        let profile = try await crm.customer(ada).profile
+        #expect(profile.attributes["points"] == .int(10))
+        #expect(profile.lifecycleStage == .active)
+        #expect(profile.tags == ["earner"])
+        #expect(try await runs(crm, first.id).first?.actions.map(\.status) == [.applied, .applied, .applied])
+        #expect(try await runs(crm, second.id).first?.status == .fired)
+        let view = try await crm.customer360(ada)
+        let emitted = view.timeline.entries.compactMap { entry -> Event? in if case .event(let event) = entry { event } else { nil } }
+        #expect(emitted.first?.type == "points.earned")
+        #expect(emitted.first?.properties["order"] == .string(try #require(view.recentOrders.first).id.rawValue))
+    }
+
+    @Test func rulesThatTriggerEachOtherStopAtTheDepthLimit() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.createRule(RuleDefinition(name: "Ping", trigger: .event(type: "ping"), actions: [.emitEvent(type: "pong")]))
+        _ = try await test.crm.createRule(RuleDefinition(name: "Pong", trigger: .event(type: "pong"), actions: [.emitEvent(type: "ping")]))
+        _ = try await test.crm.ingest([event("p", "ping", at: test.clock.now(), .email("ada@example.com"))])
+        let all = try await test.crm.runs(page: PageRequest(size: 100)).runs
+        // Depths 0 to 8 fire (ping, pong, ping...); the tenth link is stopped and says why.
+        #expect(all.count == 10)
+        #expect(all.filter { $0.status == .fired }.count == 9)
+        let stopped = try #require(all.first)
+        #expect(stopped.status == .skipped)
+        #expect(stopped.reason.contains("deeper than 8") == true)
+    }
+
+    @Test func definitionsAreCheckedWithPositionedErrorsAndNothingIsSaved() async throws {
+        let test = TestRapport()
+        let definition = RuleDefinition(
+            name: "", trigger: .event(type: "cart.updated", filter: "event.properties.value > 1"), condition: "stats.order_count >= \"3\"",
+            wait: RuleWait(duration: .milliseconds(10), recheck: "orders_count(wthin: 1h) == 0"),
+            actions: [
+                .addTag("a,b"), .setAttribute(key: "undeclared", value: "1"), .emitEvent(type: "order.placed"),
+                .sendMessage(MessageAction(channel: .email, template: "", subject: "Hi {{ customer.nme }}")),
+                .callWebhook(WebhookAction(url: "ftp://example.com", payload: ["x": "now +"])),
+            ], limits: RuleLimits(dailyCap: 0, quietHours: QuietHours(start: LocalTime(hour: 8), end: LocalTime(hour: 8))))
+        let issues = try await test.crm.validateRule(definition)
+        #expect(Set(issues.map(\.field)) == [
+            "name", "trigger.filter", "condition", "wait.duration", "wait.recheck", "actions[0].tag", "actions[1].key", "actions[2].event_type",
+            "actions[3].template", "actions[3].subject", "actions[4].url", "actions[4].payload.x", "limits.daily_cap", "limits.quiet_hours",
+        ])
+        let subject = try #require(issues.first { $0.field == "actions[3].subject" })
+        #expect(subject.line == 1)
+        #expect(subject.column == 7)
+        #expect(subject.message.contains("unknown field 'customer.nme'"))
+        let filter = try #require(issues.first { $0.field == "trigger.filter" })
+        #expect(filter.message.contains("event type 'cart.updated' is not declared"))
+        let error = await captureError { try await test.crm.createRule(definition) }
+        #expect(error?.fieldViolations.count == issues.count)
+        #expect(try await test.crm.rules().isEmpty)
+    }
+
+    @Test func explainRuleSaysWhyItWouldOrWouldNotFire() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.ingest([order("1", at: test.clock.now(), .email("ada@example.com"), totalMinor: 5000)])
+        let ada = try await customer(test.crm, "ada@example.com")
+        let rule = try await test.crm.createRule(
+            RuleDefinition(
+                name: "Repeat buyers", trigger: .event(type: "visit"), condition: "stats.order_count >= 2", actions: [.addTag("repeat")],
+                limits: RuleLimits(frequency: .oncePerCustomer)))
+        let explanation = try await test.crm.explainRule(
+            rule.id, customer: ada, event: EventInput(id: "x", type: "visit", occurredAt: test.clock.now(), identities: [.email("ada@example.com")]))
+        #expect(!explanation.wouldFire)
+        #expect(explanation.condition?.value == .bool(false))
+        #expect(explanation.condition?.root.children.first?.value == .int(1))
+        #expect(explanation.limit == nil)
+    }
+
+    @Test func deletingARuleKeepsItsFinishedRuns() async throws {
+        let test = TestRapport()
+        let rule = try await test.crm.createRule(RuleDefinition(name: "Tag", trigger: .event(type: "visit"), actions: [.addTag("x")]))
+        _ = try await test.crm.ingest([event("v", "visit", at: test.clock.now(), .email("ada@example.com"))])
+        try await test.crm.deleteRule(rule.id)
+        await expectError(.notFound(entity: "rule", id: rule.id.rawValue)) { try await test.crm.rule(rule.id) }
+        #expect(try await test.crm.runs(rule: rule.id).runs.map(\.status) == [.fired])
+    }
+}

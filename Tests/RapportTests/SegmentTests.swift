@@ -1,0 +1,196 @@
+import Foundation
+import Rapport
+import RapportCore
+import RapportRules
+import RapportTesting
+import Testing
+
+@Suite("Segments")
+struct SegmentTests {
+    /// The customer an e-mail resolves to.
+    func id(_ crm: RapportEngine, _ email: String) async throws -> CustomerID {
+        try #require(try await crm.findCustomer(.email(email))).id
+    }
+
+    func memberIDs(_ crm: RapportEngine, _ segment: SegmentID) async throws -> [CustomerID] {
+        try await crm.segmentMembers(segment, page: PageRequest(size: 1000)).members.map(\.customerID)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func existingCustomersAreEvaluatedAndChangesAreMaintainedInTheSameTransaction(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.ingest([
+            order("1", at: start, .email("ada@example.com"), totalMinor: 60_000),
+            order("2", at: start, .email("bob@example.com"), totalMinor: 10_000),
+        ])
+        let bigSpenders = try await crm.createSegment(.dynamic(key: "big_spenders", name: "Big spenders", expression: "total_spent(\"EUR\") >= 500 EUR"))
+        #expect(bigSpenders.state == .ready)
+        #expect(bigSpenders.memberCount == 1)
+        let ada = try await id(crm, "ada@example.com")
+        let bob = try await id(crm, "bob@example.com")
+        #expect(try await memberIDs(crm, bigSpenders.id) == [ada])
+
+        // Bob's next order takes him over the line: he is a member as soon as the ingest returns.
+        clock.advance(by: .seconds(60))
+        let cursor = try await crm.changes(after: 0, limit: 1000).last!.cursor
+        _ = try await crm.ingest([order("3", at: clock.now(), .email("bob@example.com"), totalMinor: 45_000)])
+        #expect(try await memberIDs(crm, bigSpenders.id) == [ada, bob].sorted())
+        #expect(try await crm.segment(bigSpenders.id).memberCount == 2)
+        let feed = try await crm.changes(after: cursor)
+        #expect(feed.contains { $0.kind == .segmentEntered && $0.customerID == bob && $0.segmentID == bigSpenders.id })
+
+        // A refund takes Ada out again.
+        _ = try await crm.ingest([order("1", at: start, .email("ada@example.com"), totalMinor: 60_000, status: .refunded, statusAt: clock.now())])
+        #expect(try await memberIDs(crm, bigSpenders.id) == [bob])
+        #expect(try await crm.memberships(of: ada).isEmpty)
+        #expect(try await crm.memberships(of: bob).map(\.segmentID) == [bigSpenders.id])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aTimeWindowIsEnteredOnTheFirstMomentOfDay91WithoutAnyEvent(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.ingest([order("1", at: start, .email("ada@example.com"))])
+        let lapsed = try await crm.createSegment(
+            .dynamic(key: "lapsed", name: "No order in 90 days", expression: "stats.order_count > 0 and time_since(stats.last_order_at) > 90d"))
+        #expect(lapsed.memberCount == 0)
+        // The re-check is a job at the exact instant the window moves; nothing scans all customers.
+        #expect(try await crm.nextJobDue() == start + .seconds(90 * 86_400) + .milliseconds(1))
+
+        try await crm.advanceManualClock(to: start + .seconds(90 * 86_400))
+        #expect(try await crm.segment(lapsed.id).memberCount == 0)
+        try await crm.advanceManualClock(to: start + .seconds(90 * 86_400) + .milliseconds(1))
+        #expect(try await crm.segment(lapsed.id).memberCount == 1)
+        let entered = try await crm.changes(after: 0, limit: 1000).last { $0.kind == .segmentEntered }
+        #expect(entered?.at == start + .seconds(90 * 86_400) + .milliseconds(1))
+
+        // A new order takes her out at once, and the re-check moves 90 days on.
+        _ = try await crm.ingest([order("2", at: clock.now(), .email("ada@example.com"))])
+        #expect(try await crm.segment(lapsed.id).memberCount == 0)
+        #expect(try await crm.nextJobDue() == clock.now() + .seconds(90 * 86_400) + .milliseconds(1))
+    }
+
+    @Test func segmentsThatNameSegmentsFollowThemInTheSameTransaction() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        let vip = try await crm.createSegment(.dynamic(key: "vip", name: "VIP", expression: "has_tag(\"vip\")"))
+        let vipInBerlin = try await crm.createSegment(
+            .dynamic(key: "vip_berlin", name: "VIP in Berlin", expression: "in_segment(\"vip\") and customer.time_zone == \"Europe/Berlin\""))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada", timeZone: "Europe/Berlin"), identities: [.email("ada@example.com")]))
+        #expect(try await crm.memberships(of: ada.id).isEmpty)
+        _ = try await crm.updateCustomer(ada.id) { $0.tags = ["vip"] }
+        #expect(Set(try await crm.memberships(of: ada.id).map(\.segmentID)) == [vip.id, vipInBerlin.id])
+        // A segment cannot come to depend on itself.
+        let error = await captureError { try await crm.updateSegment(vip.id, SegmentChanges(expression: "in_segment(\"vip_berlin\")")) }
+        #expect(error?.fieldViolations.first?.problem.contains("depend on itself") == true)
+        // Nor be deleted while another names it.
+        let refused = await captureError { try await crm.deleteSegment(vip.id) }
+        #expect(refused == .failedPrecondition("segment 'vip' is used by segment vip_berlin; change or delete them first"))
+        try await crm.deleteSegment(vipInBerlin.id)
+        try await crm.deleteSegment(vip.id)
+        #expect(try await crm.memberships(of: ada.id).isEmpty)
+    }
+
+    @Test func expressionErrorsNameTheFieldLineAndColumn() async throws {
+        let test = TestRapport()
+        let error = await captureError {
+            try await test.crm.createSegment(.dynamic(key: "bad", name: "Bad", expression: "stats.order_cont > 1 and\n  customer.tags == 3"))
+        }
+        let violations = error?.fieldViolations ?? []
+        #expect(violations.map(\.field) == ["expression", "expression"])
+        #expect(violations.first?.problem.hasPrefix("line 1, column 1: unknown field 'stats.order_cont' (did you mean 'stats.order_count'?)") == true)
+        #expect(violations.last?.problem.hasPrefix("line 2, column 3: cannot compare string list with int") == true)
+        #expect(try await test.crm.segments().isEmpty)  // nothing saved
+        await expectError(.invalid("key", "'Big Spenders' must start with a lower-case letter")) {
+            try await test.crm.createSegment(.dynamic(key: "Big Spenders", name: "x", expression: "true"))
+        }
+        _ = try await test.crm.createSegment(.list(key: "newsletter", name: "Newsletter"))
+        await expectError(.alreadyExists(entity: "segment", id: "newsletter")) {
+            try await test.crm.createSegment(.list(key: "newsletter", name: "Again"))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func staticListsFollowMergesAndComeBackOnUnmerge(_ backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        let shopAda = try await crm.createCustomer(NewCustomer(identities: [.externalID("42", source: "shopify")]))
+        let list = try await crm.createSegment(.list(key: "press", name: "Press contacts"))
+        let inList = try await crm.createSegment(.dynamic(key: "press_copy", name: "In press list", expression: "in_segment(\"press\")"))
+        let added = try await crm.addToList(list.id, customers: [shopAda.id])
+        #expect(added == ListChange(changed: [shopAda.id], unchanged: []))
+        #expect(try await crm.addToList(list.id, customers: [shopAda.id]).unchanged == [shopAda.id])
+        #expect(try await memberIDs(crm, inList.id) == [shopAda.id])  // a dynamic segment saw the list change
+
+        let merge = try await crm.mergeCustomers(ada.id, shopAda.id)
+        #expect(try await memberIDs(crm, list.id) == [ada.id])
+        #expect(try await memberIDs(crm, inList.id) == [ada.id])
+        #expect(try await crm.segment(list.id).memberCount == 1)
+
+        _ = try await crm.unmerge(merge.merge.id)
+        #expect(try await memberIDs(crm, list.id) == [shopAda.id])
+        #expect(try await memberIDs(crm, inList.id) == [shopAda.id])
+        #expect(try await crm.segment(inList.id).memberCount == 1)
+
+        let removed = try await crm.removeFromList(list.id, customers: [shopAda.id, ada.id])
+        #expect(removed == ListChange(changed: [shopAda.id], unchanged: [ada.id]))
+        #expect(try await crm.segment(list.id).memberCount == 0)
+        #expect(try await memberIDs(crm, inList.id).isEmpty)
+        await expectError(.failedPrecondition("segment 'press_copy' is dynamic: its expression decides its members")) {
+            try await crm.addToList(inList.id, customers: [ada.id])
+        }
+    }
+
+    @Test func previewCountsAndSamplesWithoutSaving() async throws {
+        let test = TestRapport()
+        for index in 0..<30 {
+            _ = try await test.crm.ingest([order("\(index)", at: test.clock.now(), .email("c\(index)@example.com"), totalMinor: Int64(index) * 1000)])
+        }
+        let preview = try await test.crm.previewSegment("total_spent(\"EUR\") >= 200 EUR", sampleSize: 3)
+        #expect(preview.count == 10)
+        #expect(preview.evaluated == 30)
+        #expect(preview.sample.count == 3)
+        #expect(try await test.crm.segments().isEmpty)
+    }
+
+    @Test func membersArePagedByCustomerID() async throws {
+        let test = TestRapport()
+        for index in 0..<25 { _ = try await test.crm.createCustomer(NewCustomer(identities: [.email("c\(index)@example.com")])) }
+        let all = try await test.crm.createSegment(.dynamic(key: "everyone", name: "Everyone", expression: "true"))
+        var seen: [CustomerID] = []
+        var page = try await test.crm.segmentMembers(all.id, page: PageRequest(size: 10))
+        seen += page.members.map(\.customerID)
+        while let token = page.nextPageToken {
+            page = try await test.crm.segmentMembers(all.id, page: PageRequest(size: 10, token: token))
+            seen += page.members.map(\.customerID)
+        }
+        #expect(seen.count == 25)
+        #expect(seen == seen.sorted())
+    }
+
+    @Test func largeStoresAreBuiltPageByPageByTheScheduler() async throws {
+        let test = TestRapport()
+        // 20 pages are built at once; more customers than that continue in the scheduler.
+        var items: [IngestItem] = []
+        for index in 0..<10_600 { items.append(event("e\(index)", "page.viewed", at: test.clock.now(), .email("c\(index)@example.com"))) }
+        _ = try await test.crm.ingest(Array(items[..<5_000]))
+        _ = try await test.crm.ingest(Array(items[5_000..<10_000]))
+        _ = try await test.crm.ingest(Array(items[10_000...]))
+        let viewers = try await test.crm.createSegment(.dynamic(key: "viewers", name: "Viewers", expression: "stats.event_count > 0"))
+        #expect(viewers.state == .building)
+        #expect(viewers.memberCount == 10_000)
+        try await test.crm.runDueJobs()
+        let built = try await test.crm.segment(viewers.id)
+        #expect(built.state == .ready)
+        #expect(built.memberCount == 10_600)
+    }
+
+    @Test func explainSaysWhyACustomerIsInOrOut() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.ingest([order("1", at: test.clock.now(), .email("ada@example.com"), totalMinor: 20_000)])
+        let ada = try await id(test.crm, "ada@example.com")
+        let segment = try await test.crm.createSegment(.dynamic(key: "loyal", name: "Loyal", expression: "stats.order_count >= 2 or total_spent(\"EUR\") > 150 EUR"))
+        let explanation = try await test.crm.explainSegment(segment.id, customer: ada)
+        #expect(explanation.value == .bool(true))
+        #expect(explanation.root.children.map(\.value) == [.bool(false), .bool(true)])
+    }
+}
