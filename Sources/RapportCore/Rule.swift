@@ -242,6 +242,14 @@ public struct QuietHours: Hashable, Sendable, Codable {
     }
 }
 
+/// What a trigger does while a run of the same rule waits for the same customer.
+public enum RetriggerPolicy: String, Hashable, Sendable, Codable, CaseIterable {
+    /// The waiting run goes on; the new trigger is recorded as skipped.
+    case ignore
+    /// The waiting run is cancelled and a new one starts (a reminder one hour after the *last* cart update).
+    case restart
+}
+
 /// The limits a rule fires within.
 public struct RuleLimits: Hashable, Sendable, Codable {
     public var frequency: RuleFrequency
@@ -250,12 +258,30 @@ public struct RuleLimits: Hashable, Sendable, Codable {
     public var quietHours: QuietHours?
     /// The rule fires only for customers who consent to this channel and purpose.
     public var requiredConsent: RequiredConsent?
+    /// What a new trigger does while a run waits for the customer.
+    public var retrigger: RetriggerPolicy
 
-    public init(frequency: RuleFrequency = .unlimited, dailyCap: Int? = nil, quietHours: QuietHours? = nil, requiredConsent: RequiredConsent? = nil) {
+    public init(
+        frequency: RuleFrequency = .unlimited, dailyCap: Int? = nil, quietHours: QuietHours? = nil, requiredConsent: RequiredConsent? = nil,
+        retrigger: RetriggerPolicy = .ignore
+    ) {
         self.frequency = frequency
         self.dailyCap = dailyCap
         self.quietHours = quietHours
         self.requiredConsent = requiredConsent
+        self.retrigger = retrigger
+    }
+
+    private enum CodingKeys: String, CodingKey { case frequency, dailyCap, quietHours, requiredConsent, retrigger }
+
+    public init(from decoder: any Decoder) throws {
+        // Stored definitions outlive versions: a limit added later decodes to its default.
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        frequency = try container.decodeIfPresent(RuleFrequency.self, forKey: .frequency) ?? .unlimited
+        dailyCap = try container.decodeIfPresent(Int.self, forKey: .dailyCap)
+        quietHours = try container.decodeIfPresent(QuietHours.self, forKey: .quietHours)
+        requiredConsent = try container.decodeIfPresent(RequiredConsent.self, forKey: .requiredConsent)
+        retrigger = try container.decodeIfPresent(RetriggerPolicy.self, forKey: .retrigger) ?? .ignore
     }
 }
 

@@ -192,6 +192,7 @@ final class CatalogCache: Sendable {
                 let compiled = try properties.keys.sorted().map { key in (key: key, value: try expression(properties[key]!, expecting: nil)) }
                 actions.append(.emitEvent(type: type, properties: compiled))
             case .sendMessage(let message):
+                requirements.data.insert(.consents)  // consent is checked when the entry is created
                 let data = try message.data.keys.sorted().map { key in (key: key, value: try template(message.data[key]!, .text)) }
                 actions.append(
                     .sendMessage(

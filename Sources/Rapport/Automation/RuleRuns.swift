@@ -40,9 +40,18 @@ extension WriteSession {
             engine.logger.warning("rule chain too deep", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
             return try tx.insertRun(run)
         }
-        if try tx.waitingRun(rule: rule.id, customer: customer) != nil {
-            run.reason = "a run of this rule is already waiting for the customer"
-            return try tx.insertRun(run)
+        if var waiting = try tx.waitingRun(rule: rule.id, customer: customer) {
+            guard rule.definition.limits.retrigger == .restart else {
+                run.reason = "a run of this rule is already waiting for the customer"
+                return try tx.insertRun(run)
+            }
+            waiting.status = .cancelled
+            waiting.reason = "replaced by run \(run.id), triggered again"
+            waiting.step = nil
+            waiting.resumeAt = nil
+            waiting.updatedAt = now
+            try tx.updateRun(waiting)
+            try tx.deleteJob("wait:\(waiting.id.rawValue)")
         }
         if let condition = rule.condition, !condition.matches(context) {
             run.reason = "the condition is false"

@@ -1,0 +1,180 @@
+import Foundation
+import Rapport
+import RapportCore
+import RapportSQLite
+import RapportTesting
+import Testing
+
+@Suite("Outbox and scheduler")
+struct OutboxTests {
+    /// A rule that queues one message per `visit` event, and a customer who consents.
+    func setUp(_ crm: RapportEngine, customers: [String] = ["ada@example.com"]) async throws {
+        _ = try await crm.createRule(
+            RuleDefinition(
+                name: "Notify", trigger: .event(type: "visit"),
+                actions: [.sendMessage(MessageAction(channel: .email, template: "visit", subject: "{{ event.id }}"))]))
+        for email in customers {
+            let customer = try await crm.createCustomer(NewCustomer(identities: [.email(email)]))
+            _ = try await crm.recordConsent(ConsentInput(customerID: customer.id, channel: .email, purpose: .marketing, status: .granted, source: "form"))
+        }
+    }
+
+    func visit(_ crm: RapportEngine, _ id: String, _ email: String, at time: Timestamp) async throws {
+        _ = try await crm.ingest([event(id, "visit", at: time, .email(email))])
+    }
+
+    func subject(_ entry: OutboxEntry) -> String {
+        if case .message(let message) = entry.payload { message.subject } else { "" }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func leasesGoOutInOrderPerCustomerAndExpiredLeasesComeBack(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        try await setUp(crm, customers: ["ada@example.com", "bob@example.com"])
+        try await visit(crm, "a1", "ada@example.com", at: clock.now())
+        try await visit(crm, "b1", "bob@example.com", at: clock.now())
+        try await visit(crm, "a2", "ada@example.com", at: clock.now())
+        // Ada's second message waits for her first.
+        let first = try await crm.leaseOutbox(consumer: "mailer", leaseDuration: .seconds(30))
+        #expect(first.map(subject) == ["a1", "b1"])
+        #expect(first.allSatisfy { $0.state == .leased && $0.leaseOwner == "mailer" && $0.attempts == 1 })
+        #expect(try await crm.leaseOutbox(consumer: "other").isEmpty)
+        // Bob's is acknowledged; Ada's lease runs out and she is offered again, with the same idempotency key.
+        try await crm.acknowledgeOutbox([first[1].id])
+        clock.advance(by: .seconds(31))
+        let again = try await crm.leaseOutbox(consumer: "other")
+        #expect(again.map(\.id) == [first[0].id])
+        #expect(again.first?.idempotencyKey == first[0].idempotencyKey)
+        #expect(again.first?.attempts == 2)
+        // An acknowledgement from the first consumer still counts; then a2 is next.
+        try await crm.acknowledgeOutbox([first[0].id])
+        #expect(try await crm.leaseOutbox(consumer: "mailer").map(subject) == ["a2"])
+        #expect(try await crm.outboxEntries(states: [.delivered]).entries.count == 2)
+        await expectError(.notFound(entity: "outbox entry", id: "obx_missing")) {
+            try await crm.acknowledgeOutbox([OutboxEntryID(uncheckedRawValue: "obx_missing")])
+        }
+    }
+
+    @Test func failuresRetryLaterOrGiveUpAndLetTheQueueMoveOn() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm)
+        try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
+        try await visit(test.crm, "a2", "ada@example.com", at: test.clock.now())
+        let leased = try #require(try await test.crm.leaseOutbox(consumer: "mailer").first)
+        let retried = try await test.crm.failOutboxEntry(leased.id, error: "SMTP 451", retryAfter: .seconds(600))
+        #expect(retried.state == .pending)
+        #expect(retried.lastError == "SMTP 451")
+        #expect(try await test.crm.leaseOutbox(consumer: "mailer").isEmpty)  // held back, and a2 waits behind it
+        test.clock.advance(by: .seconds(600))
+        let second = try #require(try await test.crm.leaseOutbox(consumer: "mailer").first)
+        #expect(second.id == leased.id)
+        let failed = try await test.crm.failOutboxEntry(second.id, error: "mailbox does not exist")
+        #expect(failed.state == .failed)
+        #expect(try await test.crm.leaseOutbox(consumer: "mailer").map(subject) == ["a2"])
+        await expectError(.failedPrecondition("outbox entry \(leased.id) is failed already")) {
+            try await test.crm.failOutboxEntry(leased.id, error: "again")
+        }
+    }
+
+    @Test func consentIsCheckedWhenTheEntryIsCreated() async throws {
+        let test = TestRapport()
+        let rule = try await test.crm.createRule(
+            RuleDefinition(
+                name: "Promo", trigger: .event(type: "visit"),
+                actions: [.sendMessage(MessageAction(channel: .sms, template: "promo")), .sendMessage(MessageAction(channel: .email, purpose: .transactional, template: "receipt"))]))
+        try await visit(test.crm, "v1", "ada@example.com", at: test.clock.now())
+        let run = try #require(try await test.crm.runs(rule: rule.id).runs.first)
+        #expect(run.actions.map(\.status) == [.skipped, .applied])
+        #expect(run.actions[0].detail == "the customer does not consent to sms for marketing")
+        #expect(try await test.crm.outboxEntries().entries.count == 1)
+        // Revoking after the entry was created does not remove it (the decision was made with consent), but
+        // the next one is not created.
+        let ada = try #require(try await test.crm.findCustomer(.email("ada@example.com")))
+        _ = try await test.crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .transactional, status: .denied, source: "settings"))
+        try await visit(test.crm, "v2", "ada@example.com", at: test.clock.now())
+        #expect(try await test.crm.outboxEntries().entries.count == 1)
+    }
+
+    @Test func theDeliveriesSequenceWaitsForNewEntriesAndExpiredLeases() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm)
+        let deliveries = test.crm.outboxDeliveries(consumer: "worker", leaseDuration: .seconds(60))
+        let received = Task {
+            var subjects: [String] = []
+            for try await entry in deliveries {
+                subjects.append(subject(entry))
+                if subjects.count == 3 { break }
+                if subjects.count == 1 { try await test.crm.acknowledgeOutbox([entry.id]) }
+            }
+            return subjects
+        }
+        try await visit(test.crm, "first", "ada@example.com", at: test.clock.now())
+        try await visit(test.crm, "second", "ada@example.com", at: test.clock.now())
+        // "second" is delivered but not acknowledged: after its lease expires it comes again.
+        while try await test.crm.outboxEntries(states: [.leased]).entries.map(subject) != ["second"] { await Task.yield() }
+        test.clock.advance(by: .seconds(61))
+        #expect(try await received.value == ["first", "second", "second"])
+    }
+
+    @Test func jobsSurviveARestartAndRunOnceEvenWithTwoSchedulers() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-jobs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("crm.sqlite").path
+        let clock = ManualClock(now: start)
+        do {
+            let store = try SQLiteStore(path: path)
+            let crm = RapportEngine(store: store, clock: clock, logger: quietLogger)
+            _ = try await crm.createRule(
+                RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
+            _ = try await crm.ingest([event("s", "signed_up", at: clock.now(), .email("ada@example.com"))])
+            try store.close()
+        }
+        clock.advance(by: .seconds(7200))
+        // Two engines on the same file, as two server processes would be, run the due jobs at once.
+        let first = RapportEngine(store: try SQLiteStore(path: path), clock: clock, logger: quietLogger)
+        let second = RapportEngine(store: try SQLiteStore(path: path), clock: clock, logger: quietLogger)
+        async let a = first.runDueJobs()
+        async let b = second.runDueJobs()
+        let ran = try await a + b
+        #expect(ran == 1)
+        let ada = try #require(try await first.findCustomer(.email("ada@example.com")))
+        #expect(ada.profile.tags == ["later"])
+        #expect(try await first.runs(status: .fired).runs.count == 1)
+        #expect(try await first.runDueJobs() == 0)
+    }
+
+    @Test func theSchedulerRunsJobsAsTheClockReachesThem() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.createRule(
+            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
+        _ = try await test.crm.ingest([event("s", "signed_up", at: test.clock.now(), .email("ada@example.com"))])
+        let scheduler = Task { await test.crm.runScheduler() }
+        defer { scheduler.cancel() }
+        test.clock.advance(by: .seconds(3600))
+        var tags: [String] = []
+        for _ in 0..<10_000 {
+            tags = try #require(try await test.crm.findCustomer(.email("ada@example.com"))).profile.tags
+            if !tags.isEmpty { break }
+            await Task.yield()
+        }
+        #expect(tags == ["later"])
+    }
+
+    @Test func housekeepingForgetsOldRunsAndDeliveredEntries() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm)
+        try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
+        let entry = try #require(try await test.crm.leaseOutbox(consumer: "m").first)
+        try await test.crm.acknowledgeOutbox([entry.id])
+        let scheduler = Task { await test.crm.runScheduler() }  // schedules housekeeping
+        while try await test.crm.nextJobDue() == nil { await Task.yield() }
+        scheduler.cancel()
+        _ = await scheduler.value
+        try await test.advance(by: .seconds(31 * 86_400))
+        #expect(try await test.crm.outboxEntries().entries.isEmpty)
+        #expect(try await test.crm.runs().runs.count == 1)  // runs are kept 90 days
+        try await test.advance(by: .seconds(60 * 86_400))
+        #expect(try await test.crm.runs().runs.isEmpty)
+    }
+}
