@@ -123,7 +123,8 @@ extension RapportEngine {
         OutboxDeliveries(engine: self, consumer: consumer, leaseDuration: leaseDuration, batchSize: batchSize)
     }
 
-    static func validateConsumer(_ consumer: String) throws(RapportError) {
+    /// Checks a consumer name: 1 to 128 characters on one line.
+    package static func validateConsumer(_ consumer: String) throws(RapportError) {
         guard !consumer.isEmpty, consumer.utf8.count <= 128, !consumer.contains(where: \.isNewline) else {
             throw .invalid("consumer", "must be 1 to 128 characters on one line (the name of the worker)")
         }

@@ -2,13 +2,13 @@
 public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
     /// Everything, including API keys.
     case admin
-    /// Customers, ingest, consent and merges; reads everything.
+    /// Customers, ingest, consent, merges, segments, rules and the outbox; reads everything.
     case marketing
     /// Customers, interactions and merges; reads everything.
     case sales
     /// Customers, interactions, consent and merges; reads everything.
     case service
-    /// Reads everything, with personal data masked.
+    /// Reads everything (segments and rules too), with personal data masked.
     case analyst
     /// Reads customers and their 360 view, with personal data masked.
     case readOnly = "read_only"
@@ -17,10 +17,13 @@ public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
     public var permissions: Set<Permission> {
         switch self {
         case .admin: Set(Permission.allCases)
-        case .marketing: [.readCustomers, .readPersonalData, .writeCustomers, .ingest, .merge, .writeConsent, .readActivity, .watchChanges]
-        case .sales: [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .readActivity, .watchChanges]
-        case .service: [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .writeConsent, .readActivity, .watchChanges]
-        case .analyst: [.readCustomers, .readActivity, .watchChanges]
+        case .marketing:
+            [.readCustomers, .readPersonalData, .writeCustomers, .ingest, .merge, .writeConsent, .readActivity, .watchChanges, .readAutomation,
+             .manageAutomation, .consumeOutbox]
+        case .sales: [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .readActivity, .watchChanges, .readAutomation]
+        case .service:
+            [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .writeConsent, .readActivity, .watchChanges, .readAutomation]
+        case .analyst: [.readCustomers, .readActivity, .watchChanges, .readAutomation]
         case .readOnly: [.readCustomers]
         }
     }
@@ -51,6 +54,14 @@ public enum Permission: String, Hashable, Sendable, Codable, CaseIterable {
     case watchChanges
     /// Create, list and revoke API keys.
     case manageAPIKeys
+    /// Read segments, rules, their runs and event types; preview segments and validate rules.
+    case readAutomation
+    /// Create, change and delete segments, lists, rules and event types.
+    case manageAutomation
+    /// Lease, acknowledge and list outbox entries (the workers that send messages and call webhooks).
+    case consumeOutbox
+    /// Move the clock of a server started with a manual clock (tests).
+    case controlClock
 }
 
 /// Identifies an API key (`key_`).

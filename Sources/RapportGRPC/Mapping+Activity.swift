@@ -38,18 +38,21 @@ func ingestItems(_ protos: [Rapport_V1_IngestItem]) -> [Result<IngestItem, Rappo
     }
 }
 
+/// An event of a request; field names are the event message's own (`occur_time`, `identities[0].kind`).
+func eventInput(_ event: Rapport_V1_EventInput) throws(RapportError) -> EventInput {
+    var validator = Validator()
+    let channel = validator.capture("") { () throws(RapportError) in try Channel(event.channel, field: "channel") }
+    let identities = validator.capture("") { () throws(RapportError) in try identityInputs(event.identities, field: "identities") }
+    let properties = validator.capture("") { () throws(RapportError) in try attributes(event.properties, field: "properties") }
+    if !event.hasOccurTime { validator.add("occur_time", "is required") }
+    try validator.check()
+    return EventInput(id: event.id, type: event.type, occurredAt: Timestamp(event.occurTime), channel: channel!, identities: identities!, properties: properties!)
+}
+
 func ingestItem(_ proto: Rapport_V1_IngestItem) throws(RapportError) -> IngestItem {
     switch proto.item {
     case .event(let event):
-        var validator = Validator()
-        let channel = validator.capture("") { () throws(RapportError) in try Channel(event.channel, field: "channel") }
-        let identities = validator.capture("") { () throws(RapportError) in try identityInputs(event.identities, field: "identities") }
-        let properties = validator.capture("") { () throws(RapportError) in try attributes(event.properties, field: "properties") }
-        if !event.hasOccurTime { validator.add("occur_time", "is required") }
-        try validator.check()
-        return .event(
-            EventInput(
-                id: event.id, type: event.type, occurredAt: Timestamp(event.occurTime), channel: channel!, identities: identities!, properties: properties!))
+        return .event(try eventInput(event))
     case .order(let order):
         var validator = Validator()
         let channel = validator.capture("") { () throws(RapportError) in try Channel(order.channel, field: "channel") }

@@ -30,7 +30,8 @@ public struct RapportGRPCServer: Sendable {
         self.services = [
             CustomerServiceAdapter(engine: engine), MergeServiceAdapter(engine: engine), IngestServiceAdapter(engine: engine),
             Customer360ServiceAdapter(engine: engine), InteractionServiceAdapter(engine: engine), ConsentServiceAdapter(engine: engine),
-            ChangeServiceAdapter(engine: engine), APIKeyServiceAdapter(engine: engine), HealthAdapter(health: health),
+            ChangeServiceAdapter(engine: engine), APIKeyServiceAdapter(engine: engine), SegmentServiceAdapter(engine: engine),
+            RuleServiceAdapter(engine: engine), OutboxServiceAdapter(engine: engine), ClockServiceAdapter(engine: engine), HealthAdapter(health: health),
         ]
         self.interceptors = [AccessInterceptor(engine: engine, logger: logger)]
     }

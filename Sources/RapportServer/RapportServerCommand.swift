@@ -46,6 +46,15 @@ struct RapportServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The largest request message accepted, in bytes (16 MiB).", valueName: "bytes"))
     var maxMessageBytes = 16 * 1024 * 1024
 
+    @Option(name: .long, help: ArgumentHelp("IANA time zone of customers who have none, for date triggers and quiet hours (env RAPPORT_DEFAULT_TIME_ZONE; default UTC).", valueName: "zone"))
+    var defaultTimeZone: String?
+
+    @Flag(name: .long, help: "For tests only: the clock stands still until ClockService.AdvanceClock moves it (env RAPPORT_MANUAL_CLOCK=1).")
+    var manualClock = false
+
+    @Option(name: .long, help: ArgumentHelp("With --manual-clock: the instant the clock starts at, ISO 8601 (default: now).", valueName: "time"))
+    var clockStart: String?
+
     mutating func validate() throws {
         _ = try settings(environment: ProcessInfo.processInfo.environment)
     }
@@ -138,9 +147,23 @@ struct RapportServerCommand: AsyncParsableCommand {
             throw ValidationError("--max-message-bytes must be between 1024 and 1073741824")
         }
 
+        let zoneText = value(defaultTimeZone, "RAPPORT_DEFAULT_TIME_ZONE") ?? "UTC"
+        guard let zone = TimeZone(identifier: zoneText) else {
+            throw ValidationError("time zone '\(zoneText)' is not an IANA time zone such as 'Europe/Berlin'")
+        }
+        let manual = try manualClock || (env["RAPPORT_MANUAL_CLOCK"].map { try Self.truth($0, variable: "RAPPORT_MANUAL_CLOCK") } ?? false)
+        var start: Date?
+        if let clockStart {
+            guard manual else { throw ValidationError("--clock-start needs --manual-clock") }
+            guard let parsed = ISO8601DateFormatter().date(from: clockStart) else {
+                throw ValidationError("--clock-start '\(clockStart)' is not an ISO 8601 time such as 2026-01-01T00:00:00Z")
+            }
+            start = parsed
+        }
+
         return ServerSettings(
             storage: storage, address: address, port: portValue, tls: tls, logLevel: level, defaultPhoneRegion: region,
-            maxMessageBytes: maxMessageBytes)
+            maxMessageBytes: maxMessageBytes, defaultTimeZone: zone, manualClock: manual ? (start ?? Date()) : nil)
     }
 
     static func truth(_ text: String, variable: String) throws -> Bool {

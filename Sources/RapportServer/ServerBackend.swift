@@ -26,7 +26,14 @@ struct ServerBackend: Sendable {
         }
         var engineLogger = logger
         engineLogger[metadataKey: "component"] = "engine"
-        engine = RapportEngine(store: store, defaultPhoneRegion: settings.defaultPhoneRegion, logger: engineLogger)
+        var clock: any RapportClock = SystemClock()
+        if let start = settings.manualClock {
+            clock = ManualClock(now: Timestamp(start))
+            logger.warning("running on a manual clock: time moves only when ClockService.AdvanceClock moves it (for tests)")
+        }
+        engine = RapportEngine(
+            store: store, clock: clock, defaultPhoneRegion: settings.defaultPhoneRegion, logger: engineLogger,
+            automation: AutomationSettings(defaultTimeZone: settings.defaultTimeZone))
     }
 
     /// On the first start of an empty store, creates an admin key and prints its secret, this once.

@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
+import Rapport
 import RapportGRPC
 import ServiceLifecycle
 import UnixSignals
@@ -22,7 +23,9 @@ struct RapportServerRunner {
                 try await backend.printFirstAdminKeyIfNeeded()
                 Console.output("rapport-server listening on \(address)")
             }
-            let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // Services stop in reverse order: the scheduler first, then the server finishes the calls in flight.
+            let group = ServiceGroup(
+                services: [service, SchedulerService(engine: backend.engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             logger.info("stopped serving")
         } catch {
@@ -49,6 +52,17 @@ struct RapportServerRunner {
         return HTTP2ServerTransport.Posix(
             address: address, transportSecurity: security,
             config: .defaults { $0.rpc.maxRequestPayloadSize = maxBytes })
+    }
+}
+
+/// Runs the engine's scheduled jobs (rule waits, date triggers, schedules, segment re-checks) as they come due,
+/// until graceful shutdown. A job runs in one transaction, so stopping between jobs loses and repeats nothing.
+struct SchedulerService: Service {
+    let engine: RapportEngine
+
+    func run() async throws {
+        let engine = engine
+        await cancelWhenGracefulShutdown { await engine.runScheduler() }
     }
 }
 

@@ -45,6 +45,10 @@ struct ServerSettings: Sendable {
     var logLevel: Logger.Level
     var defaultPhoneRegion: String
     var maxMessageBytes: Int
+    /// The zone of customers who have none.
+    var defaultTimeZone: TimeZone
+    /// For tests: a manual clock starting at this date; nil runs on the system clock.
+    var manualClock: Date?
 }
 
 /// Writes to the standard streams without buffering, so that a script waiting for a line sees it at once.

@@ -12,12 +12,25 @@ struct AccessTests {
     }
 
     static let documented: [(Role, Set<Permission>)] = [
-        (.marketing, [.readCustomers, .readPersonalData, .writeCustomers, .ingest, .merge, .writeConsent, .readActivity, .watchChanges]),
-        (.sales, [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .readActivity, .watchChanges]),
-        (.service, [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .writeConsent, .readActivity, .watchChanges]),
-        (.analyst, [.readCustomers, .readActivity, .watchChanges]),
+        (
+            .marketing,
+            [
+                .readCustomers, .readPersonalData, .writeCustomers, .ingest, .merge, .writeConsent, .readActivity, .watchChanges, .readAutomation,
+                .manageAutomation, .consumeOutbox,
+            ]
+        ),
+        (.sales, [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .readActivity, .watchChanges, .readAutomation]),
+        (
+            .service,
+            [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .writeConsent, .readActivity, .watchChanges, .readAutomation]
+        ),
+        (.analyst, [.readCustomers, .readActivity, .watchChanges, .readAutomation]),
         (.readOnly, [.readCustomers]),
     ]
+
+    @Test func onlyAdminMovesTheClock() {
+        #expect(Role.allCases.filter { $0.permissions.contains(.controlClock) } == [.admin])
+    }
 
     @Test(arguments: documented)
     func rolePermissions(role: Role, permissions: Set<Permission>) {

@@ -14,7 +14,8 @@ struct AccessMatrixTests {
     static let generatedMethods: [MethodDescriptor] = [
         Rapport_V1_CustomerService.Method.descriptors, Rapport_V1_MergeService.Method.descriptors, Rapport_V1_IngestService.Method.descriptors,
         Rapport_V1_Customer360Service.Method.descriptors, Rapport_V1_InteractionService.Method.descriptors, Rapport_V1_ConsentService.Method.descriptors,
-        Rapport_V1_ChangeService.Method.descriptors, Rapport_V1_ApiKeyService.Method.descriptors,
+        Rapport_V1_ChangeService.Method.descriptors, Rapport_V1_ApiKeyService.Method.descriptors, Rapport_V1_SegmentService.Method.descriptors,
+        Rapport_V1_RuleService.Method.descriptors, Rapport_V1_OutboxService.Method.descriptors, Rapport_V1_ClockService.Method.descriptors,
     ].flatMap { $0 }
 
     /// The table's entries in a stable order.
@@ -71,6 +72,57 @@ struct AccessMatrixTests {
         case Keys.CreateApiKey.descriptor: _ = try await c.apiKeys.createApiKey(.init())
         case Keys.RevokeApiKey.descriptor: _ = try await c.apiKeys.revokeApiKey(.with { $0.id = "key_nothing" })
         case Keys.ListApiKeys.descriptor: _ = try await c.apiKeys.listApiKeys(.init())
+        default:
+            try await callAutomation(method, c, sourceLocation: sourceLocation)
+        }
+    }
+
+    /// The dummy calls of the segment, rule, outbox and clock services.
+    static func callAutomation(_ method: MethodDescriptor, _ c: Harness, sourceLocation: SourceLocation) async throws {
+        typealias Segments = Rapport_V1_SegmentService.Method
+        typealias Rules = Rapport_V1_RuleService.Method
+        typealias Outbox = Rapport_V1_OutboxService.Method
+        typealias Clock = Rapport_V1_ClockService.Method
+        let nobody = "cus_nobody"
+        switch method {
+        case Segments.CreateSegment.descriptor: _ = try await c.segments.createSegment(.init())
+        case Segments.GetSegment.descriptor: _ = try await c.segments.getSegment(.with { $0.id = "seg_nothing" })
+        case Segments.ListSegments.descriptor: _ = try await c.segments.listSegments(.init())
+        case Segments.UpdateSegment.descriptor:
+            _ = try await c.segments.updateSegment(.with { $0.segment = .with { $0.id = "seg_nothing" }; $0.updateMask = .with { $0.paths = ["name"] } })
+        case Segments.DeleteSegment.descriptor: _ = try await c.segments.deleteSegment(.with { $0.id = "seg_nothing" })
+        case Segments.ListSegmentMembers.descriptor: _ = try await c.segments.listSegmentMembers(.with { $0.segmentID = "seg_nothing" })
+        case Segments.ListCustomerSegments.descriptor: _ = try await c.segments.listCustomerSegments(.with { $0.customerID = nobody })
+        case Segments.PreviewSegment.descriptor: _ = try await c.segments.previewSegment(.init())
+        case Segments.ExplainSegment.descriptor: _ = try await c.segments.explainSegment(.with { $0.segmentID = "seg_nothing"; $0.customerID = nobody })
+        case Segments.AddToList.descriptor: _ = try await c.segments.addToList(.with { $0.segmentID = "seg_nothing" })
+        case Segments.RemoveFromList.descriptor: _ = try await c.segments.removeFromList(.with { $0.segmentID = "seg_nothing" })
+        case Rules.CreateRule.descriptor: _ = try await c.rules.createRule(.init())
+        case Rules.GetRule.descriptor: _ = try await c.rules.getRule(.with { $0.id = "rul_nothing" })
+        case Rules.ListRules.descriptor: _ = try await c.rules.listRules(.init())
+        case Rules.UpdateRule.descriptor: _ = try await c.rules.updateRule(.with { $0.rule = .with { $0.id = "rul_nothing" } })
+        case Rules.EnableRule.descriptor: _ = try await c.rules.enableRule(.with { $0.id = "rul_nothing" })
+        case Rules.DisableRule.descriptor: _ = try await c.rules.disableRule(.with { $0.id = "rul_nothing" })
+        case Rules.DeleteRule.descriptor: _ = try await c.rules.deleteRule(.with { $0.id = "rul_nothing" })
+        case Rules.ValidateRule.descriptor: _ = try await c.rules.validateRule(.init())
+        case Rules.ExplainRule.descriptor: _ = try await c.rules.explainRule(.with { $0.ruleID = "rul_nothing"; $0.customerID = nobody })
+        case Rules.ExplainExpression.descriptor: _ = try await c.rules.explainExpression(.with { $0.expression = "true"; $0.customerID = nobody })
+        case Rules.ListRuleRuns.descriptor: _ = try await c.rules.listRuleRuns(.init())
+        case Rules.GetRuleRun.descriptor: _ = try await c.rules.getRuleRun(.with { $0.id = "run_nothing" })
+        case Rules.DefineEventType.descriptor: _ = try await c.rules.defineEventType(.init())
+        case Rules.ListEventTypes.descriptor: _ = try await c.rules.listEventTypes(.init())
+        case Outbox.StreamOutbox.descriptor:
+            // An empty consumer name ends the stream at once when the call is allowed.
+            try await c.outbox.streamOutbox(.init()) { response in
+                for try await _ in response.messages {}
+            }
+        case Outbox.LeaseOutbox.descriptor: _ = try await c.outbox.leaseOutbox(.init())
+        case Outbox.AcknowledgeOutbox.descriptor: _ = try await c.outbox.acknowledgeOutbox(.init())
+        case Outbox.FailOutboxEntry.descriptor: _ = try await c.outbox.failOutboxEntry(.with { $0.id = "obx_nothing" })
+        case Outbox.ListOutbox.descriptor: _ = try await c.outbox.listOutbox(.init())
+        case Outbox.GetOutboxEntry.descriptor: _ = try await c.outbox.getOutboxEntry(.with { $0.id = "obx_nothing" })
+        case Clock.GetTime.descriptor: _ = try await c.clockService.getTime(.init())
+        case Clock.AdvanceClock.descriptor: _ = try await c.clockService.advanceClock(.init())
         default: Issue.record("no dummy call for \(method.fullyQualifiedMethod): add one", sourceLocation: sourceLocation)
         }
     }

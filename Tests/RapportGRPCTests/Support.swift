@@ -58,6 +58,10 @@ struct Harness: Sendable {
     var changes: Rapport_V1_ChangeService.Client<Transport> { .init(wrapping: grpc) }
     var apiKeys: Rapport_V1_ApiKeyService.Client<Transport> { .init(wrapping: grpc) }
     var health: Grpc_Health_V1_Health.Client<Transport> { .init(wrapping: grpc) }
+    var segments: Rapport_V1_SegmentService.Client<Transport> { .init(wrapping: grpc) }
+    var rules: Rapport_V1_RuleService.Client<Transport> { .init(wrapping: grpc) }
+    var outbox: Rapport_V1_OutboxService.Client<Transport> { .init(wrapping: grpc) }
+    var clockService: Rapport_V1_ClockService.Client<Transport> { .init(wrapping: grpc) }
 
     func secret(_ role: Role) -> String { keys[role]!.secret }
 

@@ -95,7 +95,7 @@ struct OutboxTests {
         #expect(try await test.crm.outboxEntries().entries.count == 1)
     }
 
-    @Test func theDeliveriesSequenceWaitsForNewEntriesAndExpiredLeases() async throws {
+    @Test(.timeLimit(.minutes(1))) func theDeliveriesSequenceWaitsForNewEntriesAndExpiredLeases() async throws {
         let test = TestRapport()
         try await setUp(test.crm)
         let deliveries = test.crm.outboxDeliveries(consumer: "worker", leaseDuration: .seconds(60))
@@ -144,7 +144,7 @@ struct OutboxTests {
         #expect(try await first.runDueJobs() == 0)
     }
 
-    @Test func theSchedulerRunsJobsAsTheClockReachesThem() async throws {
+    @Test(.timeLimit(.minutes(1))) func theSchedulerRunsJobsAsTheClockReachesThem() async throws {
         let test = TestRapport()
         _ = try await test.crm.createRule(
             RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
@@ -161,7 +161,7 @@ struct OutboxTests {
         #expect(tags == ["later"])
     }
 
-    @Test func housekeepingForgetsOldRunsAndDeliveredEntries() async throws {
+    @Test(.timeLimit(.minutes(1))) func housekeepingForgetsOldRunsAndDeliveredEntries() async throws {
         let test = TestRapport()
         try await setUp(test.crm)
         try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
