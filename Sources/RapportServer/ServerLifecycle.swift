@@ -23,9 +23,11 @@ struct RapportServerRunner {
                 try await backend.printFirstAdminKeyIfNeeded()
                 Console.output("rapport-server listening on \(address)")
             }
-            // Services stop in reverse order: the scheduler first, then the server finishes the calls in flight.
-            let group = ServiceGroup(
-                services: [service, SchedulerService(engine: backend.engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // Services stop in reverse order: the scheduler first, then the server finishes the calls in flight. On a
+            // manual clock there is no scheduler: jobs run inside AdvanceClock, at the times it moves through.
+            var services: [any Service] = [service]
+            if settings.manualClock == nil { services.append(SchedulerService(engine: backend.engine)) }
+            let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
             logger.info("stopped serving")
         } catch {

@@ -46,15 +46,18 @@ def pb(tmp_path_factory):
     # import, and the health client comes from grpcio-health-checking (`grpc_health.v1`), as a user would do.
     sys.path.insert(0, str(out))
     from rapport.v1 import (
-        api_keys_pb2, api_keys_pb2_grpc, changes_pb2, changes_pb2_grpc, common_pb2, customer360_pb2,
-        customer360_pb2_grpc, customers_pb2, customers_pb2_grpc, engagement_pb2, ingest_pb2, ingest_pb2_grpc,
-        merges_pb2, merges_pb2_grpc,
+        api_keys_pb2, api_keys_pb2_grpc, changes_pb2, changes_pb2_grpc, clock_pb2, clock_pb2_grpc, common_pb2,
+        customer360_pb2, customer360_pb2_grpc, customers_pb2, customers_pb2_grpc, engagement_pb2, engagement_pb2_grpc,
+        ingest_pb2, ingest_pb2_grpc, merges_pb2, merges_pb2_grpc, outbox_pb2, outbox_pb2_grpc, rules_pb2,
+        rules_pb2_grpc, segments_pb2, segments_pb2_grpc,
     )
     return SimpleNamespace(
         api_keys=api_keys_pb2, api_keys_grpc=api_keys_pb2_grpc, changes=changes_pb2, changes_grpc=changes_pb2_grpc,
         common=common_pb2, c360=customer360_pb2, c360_grpc=customer360_pb2_grpc, customers=customers_pb2,
-        customers_grpc=customers_pb2_grpc, engagement=engagement_pb2, ingest=ingest_pb2, ingest_grpc=ingest_pb2_grpc,
-        merges=merges_pb2, merges_grpc=merges_pb2_grpc,
+        customers_grpc=customers_pb2_grpc, engagement=engagement_pb2, engagement_grpc=engagement_pb2_grpc,
+        ingest=ingest_pb2, ingest_grpc=ingest_pb2_grpc, merges=merges_pb2, merges_grpc=merges_pb2_grpc,
+        segments=segments_pb2, segments_grpc=segments_pb2_grpc, rules=rules_pb2, rules_grpc=rules_pb2_grpc,
+        outbox=outbox_pb2, outbox_grpc=outbox_pb2_grpc, clock=clock_pb2, clock_grpc=clock_pb2_grpc,
     )
 
 
@@ -80,11 +83,11 @@ def server_binary():
 class RunningServer:
     """A rapport-server process and what it printed."""
 
-    def __init__(self, binary: Path, log_path: Path):
+    def __init__(self, binary: Path, log_path: Path, extra_args=()):
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(
-            [str(binary), "--in-memory", "--host", "127.0.0.1", "--port", "0"],
+            [str(binary), "--in-memory", "--host", "127.0.0.1", "--port", "0", *extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
         self.lines: "queue.Queue[str | None]" = queue.Queue()
         self.output: list[str] = []
@@ -149,18 +152,45 @@ class RunningServer:
         return self.process.returncode
 
 
-@pytest.fixture(scope="session")
-def server(server_binary, tmp_path_factory):
-    running = RunningServer(server_binary, tmp_path_factory.mktemp("server") / "stderr.log")
+def start_server(binary, directory, extra_args=()):
+    running = RunningServer(binary, directory / "stderr.log", extra_args)
     try:
         running.wait_until_listening(STARTUP_TIMEOUT)
         assert running.admin_key, f"an empty store prints an admin key on first start; stdout: {running.output}"
     except BaseException:
         running.stop()
         raise
+    return running
+
+
+@pytest.fixture(scope="session")
+def server(server_binary, tmp_path_factory):
+    running = start_server(server_binary, tmp_path_factory.mktemp("server"))
     yield running
     code = running.stop()
     assert code == 0, f"rapport-server exited with {code} after SIGTERM; stderr:\n{running.stderr_tail()}"
+
+
+# Where the manual clock of the automation server starts: 2026-01-01T00:00:00Z.
+CLOCK_START = "2026-01-01T00:00:00Z"
+CLOCK_START_SECONDS = 1_767_225_600
+
+
+@pytest.fixture(scope="session")
+def clock_server(server_binary, tmp_path_factory):
+    """A second server on a manual clock, for rules that wait: time moves only when the test moves it."""
+    running = start_server(
+        server_binary, tmp_path_factory.mktemp("clock-server"), ["--manual-clock", "--clock-start", CLOCK_START])
+    yield running
+    code = running.stop()
+    assert code == 0, f"rapport-server exited with {code} after SIGTERM; stderr:\n{running.stderr_tail()}"
+
+
+@pytest.fixture(scope="session")
+def clock_channel(clock_server):
+    with grpc.insecure_channel(clock_server.address) as chan:
+        grpc.channel_ready_future(chan).result(timeout=15)
+        yield chan
 
 
 @pytest.fixture(scope="session")
