@@ -27,6 +27,7 @@ let package = Package(
                 .product(name: "Rapport", package: "Rapport"),
                 .product(name: "RapportCore", package: "Rapport"),
                 .product(name: "RapportMemory", package: "Rapport"),
+                .product(name: "RapportRules", package: "Rapport"),
                 .product(name: "RapportSQLite", package: "Rapport"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],

@@ -39,8 +39,8 @@ extension RapportEngine {
             try tx.putStats(CustomerStats(customerID: id))
             _ = try tx.appendChange(kind: .customerCreated, customerID: id, otherCustomerID: nil, mergeID: nil, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
-            session.markDirty(id, .everything)
-            session.trigger(id, BuiltInEvent.customerCreated(id, at: now))
+            try session.markDirty(id, .everything)
+            try session.trigger(id, BuiltInEvent.customerCreated(id, at: now))
             try session.finish()
             return try tx.assemble(try tx.activeCustomer(id))
         }
@@ -91,7 +91,7 @@ extension RapportEngine {
             record.profile = updated
             try tx.saveProfile(&record, changed: changed, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
-            session.markDirty(record.id, .profile)
+            try session.markDirty(record.id, .profile)
             try session.finish()
             return try tx.assemble(try tx.activeCustomer(record.id))
         }
@@ -129,7 +129,7 @@ extension RapportEngine {
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: record.id, homeCustomerID: record.id, createdAt: now))
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
-            session.markDirty(record.id, .identities)
+            try session.markDirty(record.id, .identities)
             try session.finish()
             return try tx.assemble(try tx.activeCustomer(record.id))
         }
@@ -150,7 +150,7 @@ extension RapportEngine {
             try tx.deleteIdentity(identity)
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
-            session.markDirty(record.id, .identities)
+            try session.markDirty(record.id, .identities)
             try session.finish()
             return try tx.assemble(try tx.activeCustomer(record.id))
         }

@@ -259,8 +259,8 @@ extension WriteSession {
         try tx.insertEvent(EventRecord(event: event, homeCustomerID: customer, sequence: sequence))
         touch(customer)
         try updateStats(of: customer) { $0.add(eventAt: input.occurredAt) }
-        markDirty(customer, [.stats, .events])
-        trigger(customer, event)
+        try markDirty(customer, [.stats, .events])
+        try trigger(customer, event)
         return .accepted(customer)
     }
 
@@ -289,10 +289,10 @@ extension WriteSession {
             if order.status.counts != existing.order.status.counts || order.total != existing.order.total {
                 try recomputeStats(of: order.customerID)
             }
-            markDirty(order.customerID, [.stats, .orders])
+            try markDirty(order.customerID, [.stats, .orders])
             if order.status != existing.order.status {
                 let changedAt = order.statusHistory.last { $0.status == order.status }?.at ?? now
-                trigger(order.customerID, BuiltInEvent.order(order, status: order.status, at: changedAt, now: now), order: order)
+                try trigger(order.customerID, BuiltInEvent.order(order, status: order.status, at: changedAt, now: now), order: order)
             }
             return .updated(order.customerID)
         }
@@ -306,9 +306,9 @@ extension WriteSession {
         try tx.insertOrder(OrderRecord(order: order, homeCustomerID: customer, sequence: sequence))
         touch(customer)
         try updateStats(of: customer) { $0.add(order: order) }
-        markDirty(customer, [.stats, .orders])
+        try markDirty(customer, [.stats, .orders])
         for change in history {
-            trigger(customer, BuiltInEvent.order(order, status: change.status, at: change.at, now: now), order: order)
+            try trigger(customer, BuiltInEvent.order(order, status: change.status, at: change.at, now: now), order: order)
         }
         return .accepted(customer)
     }

@@ -51,7 +51,7 @@ extension RapportEngine {
             try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
             _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
-            session.markDirty(owner, .consents)
+            try session.markDirty(owner, .consents)
             try session.finish()
             return consent
         }

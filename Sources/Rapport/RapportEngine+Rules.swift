@@ -295,6 +295,8 @@ extension RapportEngine {
             for var run in waiting {
                 run.status = .cancelled
                 run.reason = reason
+                run.event = nil
+                run.order = nil
                 run.step = nil
                 run.resumeAt = nil
                 run.updatedAt = now

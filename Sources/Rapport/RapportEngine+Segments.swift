@@ -302,7 +302,7 @@ extension RapportEngine {
                 }
                 result.changed.append(record.id)
                 try session.segmentChanged(segment, customer: record.id, entered: adding, depth: -1)
-                session.markDirty(record.id, .segments)
+                try session.markDirty(record.id, .segments)
             }
             try session.finish()
             return result

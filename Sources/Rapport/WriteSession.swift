@@ -109,7 +109,7 @@ struct WriteSession {
                 record.version += 1
                 record.updatedAt = now
                 try tx.updateCustomer(record)
-                markDirty(target, .identities)
+                try markDirty(target, .identities)
             }
         }
         return target
@@ -122,8 +122,8 @@ struct WriteSession {
         createdHere.insert(id)
         createdCustomers.append(id)
         try record(.customerCreated, id)
-        markDirty(id, .everything)
-        trigger(id, BuiltInEvent.customerCreated(id, at: now))
+        try markDirty(id, .everything)
+        try trigger(id, BuiltInEvent.customerCreated(id, at: now))
         return id
     }
 
@@ -161,7 +161,7 @@ struct WriteSession {
         try tx.deleteDynamicMemberships(of: absorbedID)
         try tx.deleteJob("recheck:\(absorbedID.rawValue)")
         try tx.insertMerge(record)
-        markDirty(survivorID, .everything)
+        try markDirty(survivorID, .everything)
 
         try recomputeStats(of: survivorID)
         stats[absorbedID] = CustomerStats(customerID: absorbedID)
@@ -232,8 +232,8 @@ struct WriteSession {
 
         try recomputeStats(of: survivorID)
         try recomputeStats(of: absorbedID)
-        markDirty(survivorID, .everything)
-        markDirty(absorbedID, .everything)
+        try markDirty(survivorID, .everything)
+        try markDirty(absorbedID, .everything)
         identityOwners.removeAll()
         try record(.customersUnmerged, survivorID, other: absorbedID, merge: mergeID)
         engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])

@@ -101,17 +101,58 @@ extension IDGenerator {
 
 /// ULID-style ids: 48 bits of milliseconds then 80 random bits, in Crockford base32 (26 characters).
 ///
-/// They sort by creation time, which keeps SQLite's primary-key b-tree appends local.
-public struct SortableRandomIDGenerator: IDGenerator {
+/// They sort by creation time, which keeps SQLite's primary-key b-tree appends local. The first id of each
+/// millisecond has 80 random bits; later ones in the same millisecond step up from the previous one by a random
+/// 1 to 2³², as ULID's monotonic mode does, so that one engine's ids sort in the order it made them.
+public final class SortableRandomIDGenerator: IDGenerator {
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
-    public init() {}
+    private struct State {
+        /// The last id's milliseconds and 80-bit random part (high 16 bits, low 64 bits).
+        var millis: UInt64 = 0
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        /// xoshiro256** seeded from the system's generator: a system call per id would cost more than the id.
+        var random: (UInt64, UInt64, UInt64, UInt64)
+
+        mutating func next() -> UInt64 {
+            let result = ((random.1 &* 5) << 7 | (random.1 &* 5) >> 57) &* 9
+            let shifted = random.1 << 17
+            random.2 ^= random.0
+            random.3 ^= random.1
+            random.1 ^= random.2
+            random.0 ^= random.3
+            random.2 ^= shifted
+            random.3 = random.3 << 45 | random.3 >> 19
+            return result
+        }
+    }
+
+    private let state: Mutex<State>
+
+    public init() {
+        var system = SystemRandomNumberGenerator()
+        state = Mutex(State(random: (system.next(), system.next(), system.next(), system.next() | 1)))
+    }
 
     public func next(at time: Timestamp) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let millis = UInt64(max(0, time.millisecondsSinceEpoch)) & 0xFFFF_FFFF_FFFF
-        let high = generator.next() & 0xFFFF  // 16 random bits
-        let low = generator.next()  // 64 random bits
+        let now = UInt64(max(0, time.millisecondsSinceEpoch)) & 0xFFFF_FFFF_FFFF
+        let (millis, high, low) = state.withLock { state -> (UInt64, UInt64, UInt64) in
+            if now > state.millis {
+                state.millis = now
+                state.high = state.next() & 0xFFFF
+                state.low = state.next()
+            } else if now < state.millis {
+                // A clock that went back: a fresh id for that time, leaving the current millisecond's sequence alone.
+                return (now, state.next() & 0xFFFF, state.next())
+            } else {
+                // Same (or an earlier) millisecond: step the random part up by 1 to 2^32.
+                let (sum, carry) = state.low.addingReportingOverflow(1 + state.next() & 0xFFFF_FFFF)
+                state.low = sum
+                if carry { state.high = (state.high + 1) & 0xFFFF }
+            }
+            return (state.millis, state.high, state.low)
+        }
         var bytes = [UInt8](repeating: 0, count: 26)
         // 10 characters of time (50 bits, top 2 are zero).
         var value = millis

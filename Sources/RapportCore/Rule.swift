@@ -369,9 +369,11 @@ public struct RuleRun: Hashable, Sendable, Codable {
     public var customerID: CustomerID
     /// What triggered it: an event type (`cart.updated`, `segment.entered`...), `schedule` or `date`.
     public var trigger: String
-    /// The triggering event, kept for the re-check after a wait.
+    /// The id of the triggering event, if any (built-in triggers have ids such as `order.placed:ord_...`).
+    public var eventID: String?
+    /// The triggering event, kept while the run waits (its re-check reads it); nil once the run ended.
     public var event: Event?
-    /// The order a built-in `order.*` trigger is about.
+    /// The order a built-in `order.*` trigger is about, kept while the run waits.
     public var order: Order?
     public var status: RunStatus
     /// Why it was skipped or cancelled.
@@ -386,7 +388,8 @@ public struct RuleRun: Hashable, Sendable, Codable {
     public var updatedAt: Timestamp
 
     public init(
-        id: RunID, ruleID: RuleID, ruleVersion: Int64, customerID: CustomerID, trigger: String, event: Event? = nil, order: Order? = nil,
+        id: RunID, ruleID: RuleID, ruleVersion: Int64, customerID: CustomerID, trigger: String, eventID: String? = nil, event: Event? = nil,
+        order: Order? = nil,
         status: RunStatus, reason: String = "", resumeAt: Timestamp? = nil, step: RunStep? = nil, actions: [ActionOutcome] = [], createdAt: Timestamp,
         updatedAt: Timestamp
     ) {
@@ -395,6 +398,7 @@ public struct RuleRun: Hashable, Sendable, Codable {
         self.ruleVersion = ruleVersion
         self.customerID = customerID
         self.trigger = trigger
+        self.eventID = eventID ?? event?.id
         self.event = event
         self.order = order
         self.status = status

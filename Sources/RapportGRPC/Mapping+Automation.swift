@@ -332,6 +332,7 @@ extension RuleRun {
             $0.ruleVersion = ruleVersion
             $0.customerID = customerID.rawValue
             $0.trigger = trigger
+            $0.eventID = eventID ?? ""
             if let event { $0.event = event.proto }
             $0.status = status.proto
             $0.reason = reason

@@ -39,6 +39,18 @@ struct SortedSet<Element: Comparable>: Sequence {
             count = 1
             return true
         }
+        // Appending is the common case (ids and times that grow): one comparison.
+        if let last = chunks[chunks.count - 1].last, last < element {
+            let chunk = chunks.count - 1
+            chunks[chunk].append(element)
+            count += 1
+            if chunks[chunk].count > 2 * Self.maxChunk {
+                let tail = Array(chunks[chunk][Self.maxChunk...])
+                chunks[chunk].removeSubrange(Self.maxChunk...)
+                chunks.append(tail)
+            }
+            return true
+        }
         let (chunk, index) = locate(element)
         if index < chunks[chunk].count, chunks[chunk][index] == element { return false }
         chunks[chunk].insert(element, at: index)

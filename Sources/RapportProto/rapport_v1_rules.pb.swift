@@ -797,7 +797,8 @@ package nonisolated struct Rapport_V1_RuleRun: @unchecked Sendable {
     set {_uniqueStorage()._trigger = newValue}
   }
 
-  /// The triggering event; identities masked for roles without access to personal data.
+  /// The triggering event while the run waits (its re-check reads it); identities masked for roles without access
+  /// to personal data. Unset once the run ended: `event_id` names it.
   package var event: Rapport_V1_Event {
     get {_storage._event ?? Rapport_V1_Event()}
     set {_uniqueStorage()._event = newValue}
@@ -854,6 +855,12 @@ package nonisolated struct Rapport_V1_RuleRun: @unchecked Sendable {
   package var hasUpdateTime: Bool {_storage._updateTime != nil}
   /// Clears the value of `updateTime`. Subsequent reads from it will return its default value.
   package mutating func clearUpdateTime() {_uniqueStorage()._updateTime = nil}
+
+  /// The id of the triggering event (built-in triggers have ids such as `order.placed:ord_...`).
+  package var eventID: String {
+    get {_storage._eventID}
+    set {_uniqueStorage()._eventID = newValue}
+  }
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2297,7 +2304,7 @@ nonisolated extension Rapport_V1_ActionOutcome: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".RuleRun"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}rule_id\0\u{3}rule_version\0\u{3}customer_id\0\u{1}trigger\0\u{1}event\0\u{1}status\0\u{1}reason\0\u{3}resume_time\0\u{3}waiting_for\0\u{1}actions\0\u{3}create_time\0\u{3}update_time\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}rule_id\0\u{3}rule_version\0\u{3}customer_id\0\u{1}trigger\0\u{1}event\0\u{1}status\0\u{1}reason\0\u{3}resume_time\0\u{3}waiting_for\0\u{1}actions\0\u{3}create_time\0\u{3}update_time\0\u{3}event_id\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -2313,6 +2320,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
     var _actions: [Rapport_V1_ActionOutcome] = []
     var _createTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _updateTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _eventID: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2336,6 +2344,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
       _actions = source._actions
       _createTime = source._createTime
       _updateTime = source._updateTime
+      _eventID = source._eventID
     }
   }
 
@@ -2367,6 +2376,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
         case 11: try { try decoder.decodeRepeatedMessageField(value: &_storage._actions) }()
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._createTime) }()
         case 13: try { try decoder.decodeSingularMessageField(value: &_storage._updateTime) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._eventID) }()
         default: break
         }
       }
@@ -2418,6 +2428,9 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
       try { if let v = _storage._updateTime {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
       } }()
+      if !_storage._eventID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._eventID, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2440,6 +2453,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._actions != rhs_storage._actions {return false}
         if _storage._createTime != rhs_storage._createTime {return false}
         if _storage._updateTime != rhs_storage._updateTime {return false}
+        if _storage._eventID != rhs_storage._eventID {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -2,7 +2,7 @@ import Foundation
 import RapportCore
 
 /// One compiled node: reads the context and the scratch, returns its value or nil when it is missing.
-typealias Fn<T> = @Sendable (borrowing EvaluationContext, inout EvaluationScratch) -> T?
+typealias Fn<T> = @Sendable (UnsafePointer<EvaluationContext>, inout EvaluationScratch) -> T?
 
 /// A compiled node with its static type.
 enum Code: Sendable {

@@ -64,16 +64,43 @@ public struct CompiledExpression: Sendable {
     }
 
     /// Whether a condition holds for `context`; a missing value counts as false.
-    @inline(__always)
     public func matches(_ context: borrowing EvaluationContext) -> Bool {
+        guard let boolCode else { return false }
         var scratch = EvaluationScratch()
-        return boolCode?(context, &scratch) == true
+        return withUnsafePointer(to: context) { boolCode($0, &scratch) == true }
+    }
+
+    /// How many of `contexts` match: a segment over many customers, without copying any of them.
+    ///
+    /// ```swift
+    /// let vip = try CompiledExpression("total_spent(\"EUR\") >= 1000 EUR", schema: schema, scope: .customer)
+    /// let count = vip.count(in: profiles)
+    /// ```
+    public func count(in contexts: [EvaluationContext]) -> Int {
+        guard let boolCode else { return 0 }
+        return contexts.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return 0 }
+            var scratch = EvaluationScratch()
+            var count = 0
+            for index in 0..<buffer.count where boolCode(base + index, &scratch) == true { count += 1 }
+            return count
+        }
+    }
+
+    /// The positions of the contexts that match, in order.
+    public func matchingIndices(in contexts: [EvaluationContext]) -> [Int] {
+        guard let boolCode else { return [] }
+        return contexts.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return [] }
+            var scratch = EvaluationScratch()
+            return (0..<buffer.count).filter { boolCode(base + $0, &scratch) == true }
+        }
     }
 
     /// The value of the expression for `context`.
     public func evaluate(_ context: borrowing EvaluationContext) -> Value {
         var scratch = EvaluationScratch()
-        return valueCode(context, &scratch) ?? .null
+        return withUnsafePointer(to: context) { valueCode($0, &scratch) } ?? .null
     }
 
     /// The value, and the earliest instant at which the passing of time alone may change it (nil if never).
@@ -82,7 +109,7 @@ public struct CompiledExpression: Sendable {
     /// without any new event.
     public func evaluateWithNextChange(_ context: borrowing EvaluationContext) -> (value: Value, nextChange: Timestamp?) {
         var scratch = EvaluationScratch()
-        let value = valueCode(context, &scratch) ?? .null
+        let value = withUnsafePointer(to: context) { valueCode($0, &scratch) } ?? .null
         let next = scratch.nextChange == .max ? nil : Timestamp(millisecondsSinceEpoch: scratch.nextChange)
         return (value, next)
     }
@@ -90,7 +117,7 @@ public struct CompiledExpression: Sendable {
     /// ``matches(_:)`` and the next instant at which time alone may change the answer.
     public func matchesWithNextChange(_ context: borrowing EvaluationContext) -> (matches: Bool, nextChange: Timestamp?) {
         var scratch = EvaluationScratch()
-        let result = boolCode?(context, &scratch) == true
+        let result = withUnsafePointer(to: context) { boolCode?($0, &scratch) } == true
         return (result, scratch.nextChange == .max ? nil : Timestamp(millisecondsSinceEpoch: scratch.nextChange))
     }
 

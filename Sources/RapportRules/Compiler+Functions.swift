@@ -76,7 +76,7 @@ extension Compiler {
             guard let types = eventTypes(bound["types"]) else { return .failure }
             let filter = types.map(Set.init)
             var result = Checked(type: .timestamp, code: .timestamp { c, _ in
-                c.activity?.latestEvent(ofTypes: filter)?.occurredAt.millisecondsSinceEpoch
+                c.pointee.activity?.latestEvent(ofTypes: filter)?.occurredAt.millisecondsSinceEpoch
             })
             result.requirements.data = .events
             return result
@@ -88,7 +88,7 @@ extension Compiler {
             let since = name == "time_since"
             var result = Checked(type: .duration, code: .duration { c, s in
                 guard let t = f(c, &s) else { return nil }
-                let now = c.now.millisecondsSinceEpoch
+                let now = c.pointee.now.millisecondsSinceEpoch
                 let (r, o) = since ? now.subtractingReportingOverflow(t) : t.subtractingReportingOverflow(now)
                 return o ? nil : r
             })
@@ -105,7 +105,7 @@ extension Compiler {
                 let hint = Suggestions.closest(to: key, in: keys).map { " (did you mean '\($0)'?)" } ?? ""
                 return fail("there is no segment with key '\(key)'\(hint)", bound["segment"]!.value.range)
             }
-            var result = Checked(type: .bool, code: .bool { c, _ in c.segments.contains(id) })
+            var result = Checked(type: .bool, code: .bool { c, _ in c.pointee.segments.contains(id) })
             result.requirements.data = .segments
             result.requirements.segmentIDs = [id]
             return result
@@ -116,9 +116,9 @@ extension Compiler {
             guard let f = tag.code.stringFn else { return fail("has_tag needs a string, got \(tag.type)", bound["tag"]!.value.range) }
             var result: Checked
             if case .string(let constant)? = tag.constant {
-                result = Checked(type: .bool, code: .bool { c, _ in c.customer.profile.tags.contains(constant) })
+                result = Checked(type: .bool, code: .bool { c, _ in c.pointee.customer.profile.tags.contains(constant) })
             } else {
-                result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { c.customer.profile.tags.contains($0) } ?? false })
+                result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { c.pointee.customer.profile.tags.contains($0) } ?? false })
             }
             result.requirements = tag.requirements
             result.requirements.data.insert(.profile)
@@ -134,7 +134,7 @@ extension Compiler {
                 return fail("'\(purposeName)' is not a consent purpose (\(ConsentPurpose.allCases.map(\.rawValue).joined(separator: ", ")))", bound["purpose"]!.value.range)
             }
             var result = Checked(type: .bool, code: .bool { c, _ in
-                c.consents.contains { $0.channel == channel && $0.purpose == purpose && $0.status.allows }
+                c.pointee.consents.contains { $0.channel == channel && $0.purpose == purpose && $0.status.allows }
             })
             result.requirements.data = .consents
             return result
@@ -144,10 +144,10 @@ extension Compiler {
             else { return .failure }
             var result: Checked
             if name == "total_spent" {
-                result = Checked(type: .money(currency), code: .money { c, _ in c.stats.totalSpent(in: currency) })
+                result = Checked(type: .money(currency), code: .money { c, _ in c.pointee.stats.totalSpent(in: currency) })
             } else {
                 result = Checked(type: .money(currency), code: .money { c, _ in
-                    c.stats.spent.first { $0.currency == currency }.flatMap { $0.orderCount > 0 ? $0.averageOrderValue : nil }
+                    c.pointee.stats.spent.first { $0.currency == currency }.flatMap { $0.orderCount > 0 ? $0.averageOrderValue : nil }
                 })
             }
             result.requirements.data = .stats
@@ -205,9 +205,9 @@ extension Compiler {
 
     /// Days from today to the next birthday in the customer's time zone (0 on the day); changes at midnight.
     static let daysUntilBirthday: Fn<Int64> = { c, s in
-        guard let birthday = c.customer.profile.birthday else { return nil }
-        let zone = c.timeZone
-        let today = ZonedTime.local(c.now, in: zone).date
+        guard let birthday = c.pointee.customer.profile.birthday else { return nil }
+        let zone = c.pointee.timeZone
+        let today = ZonedTime.local(c.pointee.now, in: zone).date
         let year = today.year ?? 1970
         let todayDays = LocalDate.daysSinceEpoch(year: year, month: today.month, day: today.day)
         var target = LocalDate.daysSinceEpoch(year: year, month: birthday.month, day: min(birthday.day, LocalDate.daysIn(month: birthday.month, year: year)))
@@ -215,7 +215,7 @@ extension Compiler {
             target = LocalDate.daysSinceEpoch(
                 year: year + 1, month: birthday.month, day: min(birthday.day, LocalDate.daysIn(month: birthday.month, year: year + 1)))
         }
-        s.changes(at: ZonedTime.nextMidnight(after: c.now, in: zone).millisecondsSinceEpoch)
+        s.changes(at: ZonedTime.nextMidnight(after: c.pointee.now, in: zone).millisecondsSinceEpoch)
         return Int64(target - todayDays)
     }
 
@@ -312,9 +312,9 @@ extension Compiler {
         }
         let sinceFn = since.flatMap { $0.code.millisecondsFn }
         // Counts (and sums, in the currency) the orders in the window that pass the condition.
-        let tally: @Sendable (borrowing EvaluationContext, inout EvaluationScratch) -> (count: Int64, sum: Int64, overflow: Bool)? = { c, s in
-            guard let activity = c.activity else { return nil }
-            let now = c.now.millisecondsSinceEpoch
+        let tally: @Sendable (UnsafePointer<EvaluationContext>, inout EvaluationScratch) -> (count: Int64, sum: Int64, overflow: Bool)? = { c, s in
+            guard let activity = c.pointee.activity else { return nil }
+            let now = c.pointee.now.millisecondsSinceEpoch
             var start = Int64.min
             if let sinceFn {
                 guard let value = sinceFn(c, &s) else { return nil }
@@ -323,8 +323,10 @@ extension Compiler {
             var count: Int64 = 0
             var sum: Int64 = 0
             var overflow = false
-            for order in activity.countingOrders() {
-                let placed = order.placedAt.millisecondsSinceEpoch
+            let slot = WindowItem()
+            let orders = activity.countingOrders()
+            for index in orders.indices {
+                let placed = orders[index].placedAt.millisecondsSinceEpoch
                 if placed > now {
                     s.changes(at: placed)  // a future-dated order enters the window when its time comes
                     continue
@@ -334,16 +336,17 @@ extension Compiler {
                 } else if placed < start {
                     continue
                 }
-                if let currency, order.currency != currency { continue }
+                if let currency, orders[index].currency != currency { continue }
                 if let condition {
-                    s.itemOrder = order
+                    slot.order = orders[index]
+                    s.item = slot
                     let passes = condition(c, &s) == true
-                    s.itemOrder = nil
+                    s.item = nil
                     guard passes else { continue }
                 }
                 if let within { s.changes(at: placed + within) }  // it leaves the window then
                 count += 1
-                let (total, o) = sum.addingReportingOverflow(order.total.minorUnits)
+                let (total, o) = sum.addingReportingOverflow(orders[index].total.minorUnits)
                 sum = total
                 overflow = overflow || o
             }
@@ -380,8 +383,8 @@ extension Compiler {
         let filter = types.map(Set.init)
         let sinceFn = since.flatMap { $0.code.millisecondsFn }
         var result = Checked(type: .int, code: .int { c, s in
-            guard let activity = c.activity else { return nil }
-            let now = c.now.millisecondsSinceEpoch
+            guard let activity = c.pointee.activity else { return nil }
+            let now = c.pointee.now.millisecondsSinceEpoch
             var start: Int64?
             if let within { start = now - within + 1 }
             if let sinceFn {
@@ -389,18 +392,22 @@ extension Compiler {
                 start = value
             }
             var count: Int64 = 0
-            for event in activity.events(since: start.map(Timestamp.init(millisecondsSinceEpoch:))) {
-                if let filter, !filter.contains(event.type) { continue }
-                let occurred = event.occurredAt.millisecondsSinceEpoch
+            let slot = WindowItem()
+            let events = activity.events(since: start.map(Timestamp.init(millisecondsSinceEpoch:)))
+            // Read in place: an event is copied only when a `where:` looks at it.
+            for index in events.indices {
+                if let filter, !filter.contains(events[index].type) { continue }
+                let occurred = events[index].occurredAt.millisecondsSinceEpoch
                 if occurred > now {
                     s.changes(at: occurred)
                     continue
                 }
                 if let start, occurred < start { continue }
                 if let condition {
-                    s.itemEvent = event
+                    slot.event = events[index]
+                    s.item = slot
                     let passes = condition(c, &s) == true
-                    s.itemEvent = nil
+                    s.item = nil
                     guard passes else { continue }
                 }
                 if let within { s.changes(at: occurred + within) }

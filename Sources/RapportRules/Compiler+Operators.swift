@@ -111,7 +111,7 @@ extension Compiler {
                 guard let x = a(c, &s), let y = b(c, &s) else { return op == .notEqual }
                 let (difference, overflow) = x.subtractingReportingOverflow(y)
                 if !overflow, let after = Self.crossing(difference, slope: slope, op) {
-                    let (instant, late) = c.now.millisecondsSinceEpoch.addingReportingOverflow(after)
+                    let (instant, late) = c.pointee.now.millisecondsSinceEpoch.addingReportingOverflow(after)
                     if !late { s.changes(at: instant) }
                 }
                 return Self.holds(op, x, y)

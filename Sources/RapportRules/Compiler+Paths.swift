@@ -18,7 +18,7 @@ extension Compiler {
         switch root {
         case "now":
             guard parts.count == 1 else { return fail("'now' is a timestamp and has no fields", range) }
-            var result = Checked(type: .timestamp, code: .timestamp { c, _ in c.now.millisecondsSinceEpoch }, slope: 1)
+            var result = Checked(type: .timestamp, code: .timestamp { c, _ in c.pointee.now.millisecondsSinceEpoch }, slope: 1)
             result.requirements.data = .time
             return result
         case "customer": return customerField(parts, range)
@@ -53,7 +53,7 @@ extension Compiler {
         guard parts.count >= 2 else { return unknownField(parts, Self.customerFields, range) }
         func text(_ get: @escaping @Sendable (CustomerProfile) -> String) -> Checked {
             Checked(type: .string, code: .string { c, _ in
-                let value = get(c.customer.profile)
+                let value = get(c.pointee.customer.profile)
                 return value.isEmpty ? nil : value
             })
         }
@@ -63,9 +63,9 @@ extension Compiler {
             let part = parts[2]
             let code: Fn<Int64>
             switch part {
-            case "year": code = { c, _ in c.customer.profile.birthday?.year.map(Int64.init) }
-            case "month": code = { c, _ in c.customer.profile.birthday.map { Int64($0.month) } }
-            case "day": code = { c, _ in c.customer.profile.birthday.map { Int64($0.day) } }
+            case "year": code = { c, _ in c.pointee.customer.profile.birthday?.year.map(Int64.init) }
+            case "month": code = { c, _ in c.pointee.customer.profile.birthday.map { Int64($0.month) } }
+            case "day": code = { c, _ in c.pointee.customer.profile.birthday.map { Int64($0.day) } }
             default: return fail("a birthday has year, month and day, not '\(part)'", range)
             }
             return requiring(.profile, Checked(type: .int, code: .int(code)))
@@ -73,33 +73,33 @@ extension Compiler {
         guard parts.count == 2 else { return fail("'customer.\(field)' has no fields", range) }
         let checked: Checked
         switch field {
-        case "id": return Checked(type: .string, code: .string { c, _ in c.customer.id.rawValue })
+        case "id": return Checked(type: .string, code: .string { c, _ in c.pointee.customer.id.rawValue })
         case "given_name": checked = text(\.givenName)
         case "family_name": checked = text(\.familyName)
         case "locale": checked = text(\.locale)
         case "time_zone": checked = text(\.timeZone)
         case "lifecycle_stage":
-            var stage = Checked(type: .string, code: .string { c, _ in c.customer.profile.lifecycleStage?.rawValue })
+            var stage = Checked(type: .string, code: .string { c, _ in c.pointee.customer.profile.lifecycleStage?.rawValue })
             stage.allowed = ("a lifecycle stage", LifecycleStage.allCases.map(\.rawValue))
             checked = stage
-        case "tags": checked = Checked(type: .stringList, code: .stringList { c, _ in c.customer.profile.tags })
+        case "tags": checked = Checked(type: .stringList, code: .stringList { c, _ in c.pointee.customer.profile.tags })
         case "countries":
             checked = Checked(type: .stringList, code: .stringList { c, _ in
                 var seen: [String] = []
-                for address in c.customer.profile.addresses where !seen.contains(address.country) { seen.append(address.country) }
+                for address in c.pointee.customer.profile.addresses where !seen.contains(address.country) { seen.append(address.country) }
                 return seen
             })
-        case "birthday": checked = Checked(type: .date, code: .date { c, _ in c.customer.profile.birthday })
+        case "birthday": checked = Checked(type: .date, code: .date { c, _ in c.pointee.customer.profile.birthday })
         case "age":
             var age = Checked(type: .int, code: .int(Self.age))
             age.requirements.data = .time
             checked = age
-        case "created_at": return Checked(type: .timestamp, code: .timestamp { c, _ in c.customer.createdAt.millisecondsSinceEpoch })
-        case "updated_at": return requiring(.profile, Checked(type: .timestamp, code: .timestamp { c, _ in c.customer.updatedAt.millisecondsSinceEpoch }))
+        case "created_at": return Checked(type: .timestamp, code: .timestamp { c, _ in c.pointee.customer.createdAt.millisecondsSinceEpoch })
+        case "updated_at": return requiring(.profile, Checked(type: .timestamp, code: .timestamp { c, _ in c.pointee.customer.updatedAt.millisecondsSinceEpoch }))
         case "emails":
-            return requiring(.identities, Checked(type: .stringList, code: .stringList { c, _ in c.identities.filter { $0.kind == .email }.map(\.value) }))
+            return requiring(.identities, Checked(type: .stringList, code: .stringList { c, _ in c.pointee.identities.filter { $0.kind == .email }.map(\.value) }))
         case "phones":
-            return requiring(.identities, Checked(type: .stringList, code: .stringList { c, _ in c.identities.filter { $0.kind == .phone }.map(\.value) }))
+            return requiring(.identities, Checked(type: .stringList, code: .stringList { c, _ in c.pointee.identities.filter { $0.kind == .phone }.map(\.value) }))
         default: return unknownField(parts, Self.customerFields, range)
         }
         return requiring(.profile, checked)
@@ -107,11 +107,11 @@ extension Compiler {
 
     /// Whole years since the birthday (which needs a year) in the customer's time zone; changes on the birthday.
     static let age: Fn<Int64> = { c, s in
-        guard let birthday = c.customer.profile.birthday, let year = birthday.year else { return nil }
-        let zone = c.timeZone
-        let today = ZonedTime.local(c.now, in: zone).date
+        guard let birthday = c.pointee.customer.profile.birthday, let year = birthday.year else { return nil }
+        let zone = c.pointee.timeZone
+        let today = ZonedTime.local(c.pointee.now, in: zone).date
         let hadBirthday = (today.month, today.day) >= (birthday.month, min(birthday.day, LocalDate.daysIn(month: birthday.month, year: today.year)))
-        let next = ZonedTime.nextAnnual(month: birthday.month, day: birthday.day, at: LocalTime(hour: 0), in: zone, after: c.now)
+        let next = ZonedTime.nextAnnual(month: birthday.month, day: birthday.day, at: LocalTime(hour: 0), in: zone, after: c.pointee.now)
         s.changes(at: next.millisecondsSinceEpoch)
         return Int64((today.year ?? year) - year - (hadBirthday ? 0 : 1))
     }
@@ -131,11 +131,11 @@ extension Compiler {
                 "'\(key)' is not a declared attribute\(hint)" + (declared.isEmpty ? "; declare it first" : "; declared: \(declared.joined(separator: ", "))"),
                 range)
         }
-        return requiring(.profile, Self.typedValue(type) { c, _ in c.customer.profile.attributes[key] })
+        return requiring(.profile, Self.typedValue(type) { c, _ in c.pointee.customer.profile.attributes[key] })
     }
 
     /// A node reading an attribute or property of a declared type; a value of another type counts as missing.
-    static func typedValue(_ type: AttributeType, _ get: @escaping @Sendable (borrowing EvaluationContext, inout EvaluationScratch) -> AttributeValue?) -> Checked {
+    static func typedValue(_ type: AttributeType, _ get: @escaping @Sendable (UnsafePointer<EvaluationContext>, inout EvaluationScratch) -> AttributeValue?) -> Checked {
         switch type {
         case .string:
             Checked(type: .string, code: .string { c, s in if case .string(let v)? = get(c, &s) { v } else { nil } })
@@ -164,12 +164,12 @@ extension Compiler {
         guard parts.count == 2 else { return parts.count < 2 ? unknownField(parts, Self.statsFields, range) : fail("'\(parts[0]).\(parts[1])' has no fields", range) }
         let checked: Checked
         switch parts[1] {
-        case "order_count": checked = Checked(type: .int, code: .int { c, _ in c.stats.orderCount })
-        case "event_count": checked = Checked(type: .int, code: .int { c, _ in c.stats.eventCount })
-        case "first_order_at": checked = Checked(type: .timestamp, code: .timestamp { c, _ in c.stats.firstOrderAt?.millisecondsSinceEpoch })
-        case "last_order_at": checked = Checked(type: .timestamp, code: .timestamp { c, _ in c.stats.lastOrderAt?.millisecondsSinceEpoch })
-        case "last_seen_at": checked = Checked(type: .timestamp, code: .timestamp { c, _ in c.stats.lastSeenAt?.millisecondsSinceEpoch })
-        case "currencies": checked = Checked(type: .stringList, code: .stringList { c, _ in c.stats.spent.map(\.currency.code) })
+        case "order_count": checked = Checked(type: .int, code: .int { c, _ in c.pointee.stats.orderCount })
+        case "event_count": checked = Checked(type: .int, code: .int { c, _ in c.pointee.stats.eventCount })
+        case "first_order_at": checked = Checked(type: .timestamp, code: .timestamp { c, _ in c.pointee.stats.firstOrderAt?.millisecondsSinceEpoch })
+        case "last_order_at": checked = Checked(type: .timestamp, code: .timestamp { c, _ in c.pointee.stats.lastOrderAt?.millisecondsSinceEpoch })
+        case "last_seen_at": checked = Checked(type: .timestamp, code: .timestamp { c, _ in c.pointee.stats.lastSeenAt?.millisecondsSinceEpoch })
+        case "currencies": checked = Checked(type: .stringList, code: .stringList { c, _ in c.pointee.stats.spent.map(\.currency.code) })
         default: return unknownField(parts, Self.statsFields, range)
         }
         return requiring(.stats, checked)
@@ -197,7 +197,7 @@ extension Compiler {
         guard parts.count == 2 else { return fail("'event.\(field)' has no fields", range) }
         func text(_ get: @escaping @Sendable (Event) -> String) -> Checked {
             isItem ? Checked(type: .string, code: .string { _, s in s.itemEvent.map(get) })
-                : Checked(type: .string, code: .string { c, _ in c.event.map(get) })
+                : Checked(type: .string, code: .string { c, _ in c.pointee.event.map(get) })
         }
         var checked: Checked
         switch field {
@@ -208,7 +208,7 @@ extension Compiler {
             checked.allowed = ("a channel", Channel.allCases.map(\.rawValue))
         case "occurred_at":
             checked = isItem ? Checked(type: .timestamp, code: .timestamp { _, s in s.itemEvent?.occurredAt.millisecondsSinceEpoch })
-                : Checked(type: .timestamp, code: .timestamp { c, _ in c.event?.occurredAt.millisecondsSinceEpoch })
+                : Checked(type: .timestamp, code: .timestamp { c, _ in c.pointee.event?.occurredAt.millisecondsSinceEpoch })
         default: return unknownField(parts, Self.eventFields, range)
         }
         if !isItem { checked.requirements.data.insert(.trigger) }
@@ -238,7 +238,7 @@ extension Compiler {
         guard let found else { return fail("name the event type to use event.properties.\(key)", range) }
         var checked = isItem
             ? Self.typedValue(found) { _, s in s.itemEvent?.properties[key] }
-            : Self.typedValue(found) { c, _ in c.event?.properties[key] }
+            : Self.typedValue(found) { c, _ in c.pointee.event?.properties[key] }
         if !isItem { checked.requirements.data.insert(.trigger) }
         return checked
     }
@@ -257,7 +257,7 @@ extension Compiler {
         guard parts.count >= 2 else { return unknownField(parts, Self.orderFields, range) }
         guard parts.count == 2 else { return fail("'order.\(parts[1])' has no fields", range) }
         func make<T: Sendable>(_ type: ValueType, _ wrap: (@escaping Fn<T>) -> Code, _ get: @escaping @Sendable (Order) -> T?) -> Checked {
-            isItem ? Checked(type: type, code: wrap { _, s in s.itemOrder.flatMap(get) }) : Checked(type: type, code: wrap { c, _ in c.order.flatMap(get) })
+            isItem ? Checked(type: type, code: wrap { _, s in s.itemOrder.flatMap(get) }) : Checked(type: type, code: wrap { c, _ in c.pointee.order.flatMap(get) })
         }
         var checked: Checked
         switch parts[1] {

@@ -9,7 +9,7 @@ public protocol ActivitySource: AnyObject {
     /// The customer's orders that count (neither cancelled nor refunded), oldest first by placed time.
     func countingOrders() -> [Order]
     /// The customer's events that occurred at or after `start` (every event when nil), oldest first.
-    func events(since start: Timestamp?) -> [Event]
+    func events(since start: Timestamp?) -> ArraySlice<Event>
     /// The customer's most recent event of one of `types` (of any type when nil).
     func latestEvent(ofTypes types: Set<String>?) -> Event?
 }
@@ -29,9 +29,17 @@ public struct EvaluationContext {
     /// The ids of the segments the customer is in.
     public var segments: Set<String>
     /// The event that triggered the rule, if any.
-    public var event: Event?
+    public var event: Event? {
+        get { trigger?.event }
+        set { trigger = newValue == nil && order == nil ? nil : Trigger(event: newValue, order: order) }
+    }
     /// The order the triggering event is about (`order.placed`...), if any.
-    public var order: Order?
+    public var order: Order? {
+        get { trigger?.order }
+        set { trigger = newValue == nil && event == nil ? nil : Trigger(event: event, order: newValue) }
+    }
+    /// The triggering event and order, out of line: most evaluations have none, and a context stays small.
+    private var trigger: Trigger?
     /// The customer's history, for window functions.
     public var activity: (any ActivitySource)?
     /// The zone of `customer.age` and `days_until_birthday()` when the customer has none (UTC by default).
@@ -48,10 +56,20 @@ public struct EvaluationContext {
         self.identities = identities
         self.consents = consents
         self.segments = segments
-        self.event = event
-        self.order = order
+        self.trigger = event == nil && order == nil ? nil : Trigger(event: event, order: order)
         self.activity = activity
         self.defaultTimeZone = defaultTimeZone
+    }
+
+    /// Immutable, replaced on every change: copies of a context never share a change.
+    private final class Trigger: Sendable {
+        let event: Event?
+        let order: Order?
+
+        init(event: Event?, order: Order?) {
+            self.event = event
+            self.order = order
+        }
     }
 
     /// The customer's own time zone, or the default one.
@@ -65,14 +83,23 @@ public struct EvaluationContext {
 public struct EvaluationScratch {
     /// Milliseconds since the epoch; `Int64.max` when time alone never changes the result.
     var nextChange: Int64 = .max
-    var itemOrder: Order?
-    var itemEvent: Event?
+    /// Set only while a window function runs its `where:`, so that the common case stays two words.
+    var item: WindowItem?
 
     public init() {}
 
     mutating func changes(at instant: Int64) {
         if instant < nextChange { nextChange = instant }
     }
+
+    var itemOrder: Order? { item?.order }
+    var itemEvent: Event? { item?.event }
+}
+
+/// The order or event a window function's `where:` is looking at.
+final class WindowItem {
+    var order: Order?
+    var event: Event?
 }
 
 /// What an expression reads, so the caller loads only that.

@@ -104,16 +104,24 @@ struct IDGeneratorTests {
         #expect(generator.next(at: Timestamp(millisecondsSinceEpoch: -5)).prefix(10) == "0000000000")
     }
 
-    /// The type promises 80 random bits in the 16 characters after the time. Every one of those characters must
-    /// then take all 32 values; with 256 ids the chance that a fair character never leaves the lower half of the
-    /// alphabet is 2⁻²⁵⁶.
+    /// The type promises 80 random bits in the 16 characters after the time of each millisecond's first id. Every
+    /// one of those characters must then take all 32 values; with 256 ids the chance that a fair character never
+    /// leaves the lower half of the alphabet is 2⁻²⁵⁶.
     @Test func sortableIDRandomCharactersUseTheWholeAlphabet() {
         let generator = SortableRandomIDGenerator()
-        let bodies = (0..<256).map { _ in Array(generator.next(at: newYear2026)) }
+        let bodies = (0..<256).map { Array(generator.next(at: newYear2026 + .milliseconds(Int64($0)))) }
         let upperHalf = Set("GHJKMNPQRSTVWXYZ")
         for index in 10..<26 {
             #expect(bodies.contains { upperHalf.contains($0[index]) }, "character \(index) never uses the upper half of the alphabet")
         }
+    }
+
+    @Test func sortableIDsOfOneMillisecondGrowInTheOrderTheyWereMade() {
+        let generator = SortableRandomIDGenerator()
+        let ids = (0..<1_000).map { _ in generator.next(at: newYear2026) }
+        #expect(ids.sorted() == ids)
+        #expect(Set(ids).count == ids.count)
+        #expect(ids.allSatisfy { $0.prefix(10) == "01KDVDNA00" })
     }
 
     @Test func sequentialIDsCountFromOne() {

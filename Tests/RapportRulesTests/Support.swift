@@ -41,7 +41,7 @@ final class History: ActivitySource {
     }
 
     func countingOrders() -> [Order] { orders.filter { $0.status.counts } }
-    func events(since start: Timestamp?) -> [Event] { eventList.filter { start == nil || $0.occurredAt >= start! } }
+    func events(since start: Timestamp?) -> ArraySlice<Event> { eventList.filter { start == nil || $0.occurredAt >= start! }[...] }
     func latestEvent(ofTypes types: Set<String>?) -> Event? { eventList.last { types == nil || types!.contains($0.type) } }
 }
 

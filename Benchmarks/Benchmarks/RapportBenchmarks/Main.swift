@@ -6,4 +6,5 @@ let benchmarks: @Sendable () -> Void = {
     registerIngestBenchmarks()
     registerCustomer360Benchmarks()
     registerIdentityResolutionBenchmarks()
+    registerRulesBenchmarks()
 }

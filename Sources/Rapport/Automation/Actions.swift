@@ -50,8 +50,8 @@ extension WriteSession {
             try updateStats(of: customer) { $0.add(eventAt: time) }
             touch(customer)
             context.stats = cachedStats(of: customer) ?? context.stats
-            markDirty(customer, [.stats, .events], depth: depth + 1)
-            trigger(customer, event, depth: depth + 1)
+            try markDirty(customer, [.stats, .events], depth: depth + 1)
+            try trigger(customer, event, depth: depth + 1)
             return ActionOutcome(action: "emit_event", status: .applied, detail: "recorded event \(event.id) of type \(type)")
         case .sendMessage(let message, let subject, let body, let data):
             let consents = context.consents
@@ -105,18 +105,20 @@ extension WriteSession {
         var profile = record.profile
         if let unchanged = edit(&profile) { return ActionOutcome(action: name, status: .applied, detail: unchanged) }
         profile = profile.normalized()
-        let schema = try catalog().attributes
-        do throws(RapportError) {
-            try profile.validate(schema: schema)
-        } catch {
-            return ActionOutcome(action: name, status: .failed, detail: error.message)
+        // Tags and stages were checked with the rule; attribute values have the declared type. What is left is
+        // what a value computed now can break.
+        if profile.tags.count > 200 { return ActionOutcome(action: name, status: .failed, detail: "the customer would have more than 200 tags") }
+        for (key, value) in profile.attributes {
+            if case .string(let text) = value, text.count > 10_000 {
+                return ActionOutcome(action: name, status: .failed, detail: "attributes.\(key) would be longer than 10000 characters")
+            }
         }
         let changed = profile.changedFields(comparedTo: record.profile)
         guard !changed.isEmpty else { return ActionOutcome(action: name, status: .applied, detail: "nothing to change") }
         record.profile = profile
         try tx.saveProfile(&record, changed: changed, at: now)
         context.customer = record
-        markDirty(record.id, .profile, depth: depth + 1)
+        try markDirty(record.id, .profile, depth: depth + 1)
         return nil
     }
 

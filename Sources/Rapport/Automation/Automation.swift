@@ -43,8 +43,10 @@ extension WriteSession {
         return catalog
     }
 
-    /// Notes that `data` of a customer changed: its segments are looked at before the transaction ends.
-    mutating func markDirty(_ customer: CustomerID, _ data: Requirements.Data, depth: Int = 0) {
+    /// Notes that `data` of a customer changed: its segments are looked at before the transaction ends. Nothing
+    /// is kept when no segment or rule exists.
+    mutating func markDirty(_ customer: CustomerID, _ data: Requirements.Data, depth: Int = 0) throws {
+        guard try !catalog().isIdle else { return }
         if let mark = automation.dirty[customer] {
             automation.dirty[customer] = (mark.data.union(data), max(mark.depth, depth))
         } else {
@@ -53,8 +55,15 @@ extension WriteSession {
         }
     }
 
-    /// Queues what rules may trigger on.
-    mutating func trigger(_ customer: CustomerID, _ event: Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0) {
+    /// Queues what rules may trigger on, if a rule listens for it.
+    mutating func trigger(_ customer: CustomerID, _ event: Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0) throws {
+        let catalog = try catalog()
+        guard !catalog.isIdle else { return }
+        switch event.type {
+        case "segment.entered": guard segment.map({ catalog.rulesBySegmentEntered[$0] != nil }) == true else { return }
+        case "segment.exited": guard segment.map({ catalog.rulesBySegmentExited[$0] != nil }) == true else { return }
+        default: guard catalog.rulesByEventType[event.type] != nil else { return }
+        }
         automation.triggers.append(PendingTrigger(customer: customer, type: event.type, event: event, order: order, segment: segment, depth: depth))
     }
 
@@ -95,8 +104,12 @@ extension WriteSession {
 
     // MARK: Segments
 
-    /// Re-evaluates the dynamic segments a change can affect (and every time-dependent one), records entries and
-    /// exits, queues their triggers, and moves the customer's re-check to when time alone changes something next.
+    /// Re-evaluates the dynamic segments a change can affect, records entries and exits, queues their triggers,
+    /// and makes sure the customer's re-check comes no later than when time alone changes one of them next.
+    ///
+    /// The re-check job is kept no later than every pending time change of the customer's segments: a segment
+    /// not evaluated now keeps the change it had, which the job (as early or earlier) covers; when the job runs,
+    /// every time-dependent segment is evaluated and the next job planned from all of them.
     mutating func refreshSegments(of customerID: CustomerID, changed: Requirements.Data, depth: Int, catalog: AutomationCatalog) throws {
         guard let record = try tx.customer(customerID), record.state == .active else { return }
         if changed.contains(.profile), !catalog.dateRules.isEmpty {
@@ -104,17 +117,17 @@ extension WriteSession {
         }
         guard !catalog.dynamicSegments.isEmpty else { return }
         var memberships = Set(try tx.memberships(of: customerID).map(\.segmentID))
-        var reads = catalog.requirements.data
+        var reads = catalog.segmentRequirements.data
         reads.remove(.segments)
         var (context, activity) = try tx.evaluationContext(
             record, stats: cachedStats(of: customerID), reads: reads, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
         var changedSegments = Set<String>()
         var nextCheck = Int64.max
+        context.segments = Set(memberships.map(\.rawValue))
         for entry in catalog.dynamicSegments {
             let reads = entry.predicate.requirements
-            let affected = entry.timeDependent || !reads.data.isDisjoint(with: changed) || !reads.segmentIDs.isDisjoint(with: changedSegments)
+            let affected = !reads.data.isDisjoint(with: changed) || !reads.segmentIDs.isDisjoint(with: changedSegments)
             guard affected else { continue }
-            context.segments = Set(memberships.map(\.rawValue))
             let (matches, next) = entry.predicate.matchesWithNextChange(context)
             if let next { nextCheck = min(nextCheck, next.millisecondsSinceEpoch) }
             let id = entry.segment.id
@@ -122,9 +135,11 @@ extension WriteSession {
             if matches {
                 try tx.insertDynamicMembership(SegmentMembership(segmentID: id, customerID: customerID, since: now))
                 memberships.insert(id)
+                context.segments.insert(id.rawValue)
             } else {
                 try tx.deleteDynamicMembership(segment: id, customer: customerID)
                 memberships.remove(id)
+                context.segments.remove(id.rawValue)
             }
             changedSegments.insert(id.rawValue)
             try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth)
@@ -138,18 +153,16 @@ extension WriteSession {
     mutating func segmentChanged(_ segment: Segment, customer: CustomerID, entered: Bool, depth: Int) throws {
         _ = try tx.appendChange(
             kind: entered ? .segmentEntered : .segmentExited, customerID: customer, otherCustomerID: nil, mergeID: nil, segmentID: segment.id, at: now)
-        trigger(customer, BuiltInEvent.segment(segment, entered: entered, customer: customer, at: now), segment: segment.id, depth: depth + 1)
+        try trigger(customer, BuiltInEvent.segment(segment, entered: entered, customer: customer, at: now), segment: segment.id, depth: depth + 1)
     }
 
-    /// Keeps one re-check job per customer, due when time alone may next change one of its segments.
+    /// Keeps one re-check job per customer, due no later than when time alone may next change one of its
+    /// segments. A job that comes earlier stays: a re-check too early changes nothing and plans the next one, and
+    /// busy customers (whose next change moves with every event) cost no write per event.
     func scheduleRecheck(_ customer: CustomerID, at due: Timestamp?) throws {
+        guard let due else { return }
         let key = "recheck:\(customer.rawValue)"
-        let existing = try tx.job(key)
-        if let due {
-            guard existing?.dueAt != due else { return }
-            try tx.putJob(ScheduledJob(key: key, dueAt: due, kind: .recheckSegments(customer), customerID: customer))
-        } else if existing != nil {
-            try tx.deleteJob(key)
-        }
+        if let existing = try tx.job(key), existing.dueAt <= due { return }
+        try tx.putJob(ScheduledJob(key: key, dueAt: due, kind: .recheckSegments(customer), customerID: customer))
     }
 }

@@ -37,8 +37,8 @@ struct CompiledRule: Sendable {
 }
 
 /// Everything automation needs, compiled once per definitions version and shared by the transactions that see
-/// that version.
-struct AutomationCatalog: Sendable {
+/// that version. A class, so that handing it around costs one reference; never changed once built.
+final class AutomationCatalog: @unchecked Sendable {
     var version: Int64
     var schema: ExpressionSchema
     var attributes: AttributeSchema
@@ -53,15 +53,29 @@ struct AutomationCatalog: Sendable {
     var dateRules: [CompiledRule]
     /// The current version of every rule, enabled or not.
     var rules: [RuleID: CompiledRule]
-    /// What any segment or enabled rule reads: a customer is loaded only with that.
+    /// What any segment or enabled rule reads.
     var requirements: Requirements
+    /// What the dynamic segments read: a customer's segments are re-evaluated with only that loaded.
+    var segmentRequirements: Requirements
 
     /// Nothing to maintain and nothing to trigger: transactions skip automation entirely.
     var isIdle: Bool { dynamicSegments.isEmpty && rulesByEventType.isEmpty && rulesBySegmentEntered.isEmpty && rulesBySegmentExited.isEmpty && dateRules.isEmpty }
 
-    static let empty = AutomationCatalog(
-        version: 0, schema: ExpressionSchema(), attributes: AttributeSchema(), eventTypes: [:], segments: [:], dynamicSegments: [], rulesByEventType: [:],
-        rulesBySegmentEntered: [:], rulesBySegmentExited: [:], dateRules: [], rules: [:], requirements: Requirements())
+    init(version: Int64) {
+        self.version = version
+        schema = ExpressionSchema()
+        attributes = AttributeSchema()
+        eventTypes = [:]
+        segments = [:]
+        dynamicSegments = []
+        rulesByEventType = [:]
+        rulesBySegmentEntered = [:]
+        rulesBySegmentExited = [:]
+        dateRules = []
+        rules = [:]
+        requirements = Requirements()
+        segmentRequirements = Requirements()
+    }
 }
 
 /// Builds catalogs and keeps the latest one, and compiled older rule versions for waiting runs.
@@ -97,8 +111,7 @@ final class CatalogCache: Sendable {
         let segments = try tx.segments()
         let schema = ExpressionSchema(
             attributes: attributeDefinitions, eventTypes: eventTypes, segments: Dictionary(segments.map { ($0.key, $0.id.rawValue) }, uniquingKeysWith: { a, _ in a }))
-        var catalog = AutomationCatalog.empty
-        catalog.version = version
+        let catalog = AutomationCatalog(version: version)
         catalog.schema = schema
         catalog.attributes = AttributeSchema(attributeDefinitions)
         catalog.eventTypes = Dictionary(eventTypes.map { ($0.type, $0) }, uniquingKeysWith: { a, _ in a })
@@ -113,7 +126,8 @@ final class CatalogCache: Sendable {
             }
         }
         catalog.dynamicSegments = orderedByDependencies(compiled)
-        for entry in catalog.dynamicSegments { catalog.requirements.formUnion(entry.predicate.requirements) }
+        for entry in catalog.dynamicSegments { catalog.segmentRequirements.formUnion(entry.predicate.requirements) }
+        catalog.requirements = catalog.segmentRequirements
 
         for rule in try tx.rules() {
             let compiledRule: CompiledRule

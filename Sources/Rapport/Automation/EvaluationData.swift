@@ -9,6 +9,8 @@ final class ActivityLoader: ActivitySource {
     private var orders: [Order]?
     /// Events loaded so far, newest first, and the position to continue from.
     private var newestFirst: [Event] = []
+    /// The same events oldest first, made again only when more were loaded.
+    private var oldestFirst: [Event] = []
     private var nextPosition: TimelinePosition?
     private var exhausted = false
     private(set) var error: (any Error)?
@@ -46,15 +48,19 @@ final class ActivityLoader: ActivitySource {
         }
     }
 
-    func events(since start: Timestamp?) -> [Event] {
+    func events(since start: Timestamp?) -> ArraySlice<Event> {
         // Newer-to-older pages until the oldest loaded event is before `start` (or all of them).
         while !exhausted, start == nil || (newestFirst.last.map { $0.occurredAt >= start! } ?? true) { loadPage() }
-        var result: [Event] = []
-        for event in newestFirst {
-            if let start, event.occurredAt < start { break }
-            result.append(event)
+        if oldestFirst.count != newestFirst.count { oldestFirst = newestFirst.reversed() }
+        guard let start else { return oldestFirst[...] }
+        // The first event at or after `start`.
+        var low = 0
+        var high = oldestFirst.count
+        while low < high {
+            let middle = (low + high) / 2
+            if oldestFirst[middle].occurredAt < start { low = middle + 1 } else { high = middle }
         }
-        return result.reversed()
+        return oldestFirst[low...]
     }
 
     func latestEvent(ofTypes types: Set<String>?) -> Event? {

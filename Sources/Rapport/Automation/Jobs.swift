@@ -13,7 +13,7 @@ extension WriteSession {
         case .resumeRun(let run):
             try resumeRun(run)
         case .recheckSegments(let customer):
-            markDirty(customer, .time)
+            try markDirty(customer, .time)
         case .dateTrigger(let ruleID, let customerID):
             let catalog = try catalog()
             guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true, let record = try tx.customer(customerID), record.state == .active else {
@@ -99,9 +99,7 @@ extension WriteSession {
                 try tx.deleteDynamicMembership(segment: segmentID, customer: record.id)
             }
             // The customer's re-check comes no later than this segment's next change.
-            if let next, (try tx.job("recheck:\(record.id.rawValue)")?.dueAt).map({ next < $0 }) ?? true {
-                try scheduleRecheck(record.id, at: next)
-            }
+            try scheduleRecheck(record.id, at: next)
         }
         if page.count == jobPageSize, let last = page.last {
             segment.buildCursor = CustomerCursor(value: last.createdAt.millisecondsSinceEpoch, id: last.id)

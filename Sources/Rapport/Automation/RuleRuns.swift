@@ -33,8 +33,8 @@ extension WriteSession {
         if let filter = rule.filter, !filter.matches(context) { return }  // not this rule's kind of event
         let customer = context.customer.id
         var run = RuleRun(
-            id: engine.ids.make(RunID.self, at: now), ruleID: rule.id, ruleVersion: rule.version, customerID: customer, trigger: trigger, event: event,
-            order: order, status: .skipped, createdAt: now, updatedAt: now)
+            id: engine.ids.make(RunID.self, at: now), ruleID: rule.id, ruleVersion: rule.version, customerID: customer, trigger: trigger, eventID: event?.id,
+            status: .skipped, createdAt: now, updatedAt: now)
         if depth > maxAutomationDepth {
             run.reason = "the chain of rules triggering rules is deeper than \(maxAutomationDepth) (do two rules trigger each other?)"
             engine.logger.warning("rule chain too deep", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
@@ -47,6 +47,8 @@ extension WriteSession {
             }
             waiting.status = .cancelled
             waiting.reason = "replaced by run \(run.id), triggered again"
+            waiting.event = nil
+            waiting.order = nil
             waiting.step = nil
             waiting.resumeAt = nil
             waiting.updatedAt = now
@@ -64,6 +66,8 @@ extension WriteSession {
         if let wait = rule.definition.wait {
             let from = event?.occurredAt ?? now  // the wait counts from when the trigger happened
             run.status = .waiting
+            run.event = event  // for the re-check
+            run.order = order
             run.step = .wait
             run.resumeAt = max(now, from + wait.duration)
             try tx.insertRun(run)
@@ -75,6 +79,8 @@ extension WriteSession {
     /// Fires the run now, or makes it wait for the end of quiet hours.
     mutating func proceed(_ run: inout RuleRun, _ rule: CompiledRule, depth: Int, context: inout EvaluationContext, isNew: Bool) throws {
         if let quiet = rule.definition.limits.quietHours, let end = Self.quietHoursEnd(quiet, now: now, zone: context.timeZone) {
+            run.event = context.event
+            run.order = context.order
             run.status = .waiting
             run.step = .quietHours
             run.resumeAt = end
@@ -92,6 +98,8 @@ extension WriteSession {
         for (index, action) in rule.actions.enumerated() {
             run.actions.append(try apply(action, index: index, run: run, depth: depth, context: &context))
         }
+        run.event = nil
+        run.order = nil
         if isNew { try tx.insertRun(run) } else { try tx.updateRun(run) }
         let counter = try tx.ruleCounter(rule: rule.id, customer: run.customerID)
         try tx.putRuleCounter(RuleCounter(ruleID: rule.id, customerID: run.customerID, lastFiredAt: now, firedCount: (counter?.firedCount ?? 0) + 1))
@@ -157,6 +165,8 @@ extension WriteSession {
         func end(_ status: RunStatus, _ reason: String) throws {
             run.status = status
             run.reason = reason
+            run.event = nil
+            run.order = nil
             run.step = nil
             run.resumeAt = nil
             run.updatedAt = now
