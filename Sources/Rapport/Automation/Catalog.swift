@@ -88,9 +88,8 @@ final class CatalogCache: Sendable {
         let version = try tx.definitionsVersion()
         if let cached = latest.withLock({ $0 }), cached.version == version { return cached }
         let catalog = try Self.build(tx, version: version, logger: logger)
-        latest.withLock { current in
-            if current == nil || current!.version <= version { current = catalog }
-        }
+        // Versions are random, not ordered: the last one built is the one to keep (a stale one only costs a rebuild).
+        latest.withLock { $0 = catalog }
         return catalog
     }
 
