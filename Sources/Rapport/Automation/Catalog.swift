@@ -82,12 +82,15 @@ final class AutomationCatalog: @unchecked Sendable {
 final class CatalogCache: Sendable {
     private let latest = Mutex<AutomationCatalog?>(nil)
     private let versions = Mutex<[String: CompiledRule]>([:])
+    /// How many catalogs were compiled (tests check that transactions share them).
+    let builds = Atomic<Int>(0)
 
     /// The catalog for the definitions `tx` sees, compiled if it changed since the last one.
     func catalog(_ tx: any StoreReader, logger: (String) -> Void) throws -> AutomationCatalog {
         let version = try tx.definitionsVersion()
         if let cached = latest.withLock({ $0 }), cached.version == version { return cached }
         let catalog = try Self.build(tx, version: version, logger: logger)
+        builds.add(1, ordering: .relaxed)
         // Versions are random, not ordered: the last one built is the one to keep (a stale one only costs a rebuild).
         latest.withLock { $0 = catalog }
         return catalog
