@@ -103,7 +103,7 @@ extension Compiler {
                 return Self.holds(op, x.minorUnits, y.minorUnits)
             })
         case (.timestamp(let a), .timestamp(let b)), (.duration(let a), .duration(let b)):
-            let slope = lhs.slope - rhs.slope
+            guard let slope = Self.slope(lhs.slope.subtractingReportingOverflow(rhs.slope)) else { return fail(Self.slopeMessage, range) }
             if slope == 0 {
                 return Checked(type: .bool, code: .bool(Self.ordered(op, a, b, constant: nil)))
             }
@@ -314,21 +314,25 @@ extension Compiler {
                 return o ? nil : Money(minorUnits: r, currency: x.currency)
             })
         case (.add, .timestamp(let a), .duration(let b)), (.add, .duration(let b), .timestamp(let a)):
-            let isTimestampLeft = lhs.type == .timestamp
             var result = Checked(type: .timestamp, code: .timestamp(Self.sum(a, b, sign: 1)))
-            result.slope = isTimestampLeft ? lhs.slope + rhs.slope : rhs.slope + lhs.slope
+            guard let slope = Self.slope(lhs.slope.addingReportingOverflow(rhs.slope)) else { return fail(Self.slopeMessage, range) }
+            result.slope = slope
             return result
         case (.subtract, .timestamp(let a), .duration(let b)):
             var result = Checked(type: .timestamp, code: .timestamp(Self.sum(a, b, sign: -1)))
-            result.slope = lhs.slope - rhs.slope
+            guard let slope = Self.slope(lhs.slope.subtractingReportingOverflow(rhs.slope)) else { return fail(Self.slopeMessage, range) }
+            result.slope = slope
             return result
         case (.subtract, .timestamp(let a), .timestamp(let b)):
             var result = Checked(type: .duration, code: .duration(Self.sum(a, b, sign: -1)))
-            result.slope = lhs.slope - rhs.slope
+            guard let slope = Self.slope(lhs.slope.subtractingReportingOverflow(rhs.slope)) else { return fail(Self.slopeMessage, range) }
+            result.slope = slope
             return result
         case (.add, .duration(let a), .duration(let b)), (.subtract, .duration(let a), .duration(let b)):
             var result = Checked(type: .duration, code: .duration(Self.sum(a, b, sign: op == .add ? 1 : -1)))
-            result.slope = op == .add ? lhs.slope + rhs.slope : lhs.slope - rhs.slope
+            let combined = op == .add ? lhs.slope.addingReportingOverflow(rhs.slope) : lhs.slope.subtractingReportingOverflow(rhs.slope)
+            guard let slope = Self.slope(combined) else { return fail(Self.slopeMessage, range) }
+            result.slope = slope
             return result
         case (.multiply, .duration(let a), .int(let b)), (.multiply, .int(let b), .duration(let a)):
             let duration = lhs.type == .duration ? lhs : rhs
@@ -342,7 +346,8 @@ extension Compiler {
                 guard case .int(let k)? = factor.constant else {
                     return fail("a duration that changes with time can only be multiplied by a number written out", range)
                 }
-                result.slope = duration.slope * k
+                guard let slope = Self.slope(duration.slope.multipliedReportingOverflow(by: k)) else { return fail(Self.slopeMessage, range) }
+                result.slope = slope
             }
             return result
         default:

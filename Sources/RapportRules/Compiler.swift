@@ -46,6 +46,16 @@ struct Compiler {
         return .failure
     }
 
+    /// The largest rate of change with time a value may have (a million milliseconds per millisecond).
+    static let maxSlope: Int64 = 1 << 20
+
+    /// A combined slope when it is in range; nil when it overflowed or changes with time too fast to plan for.
+    static func slope(_ result: (partialValue: Int64, overflow: Bool)) -> Int64? {
+        result.overflow || result.partialValue.magnitude > UInt64(maxSlope) ? nil : result.partialValue
+    }
+
+    static let slopeMessage = "this value changes with time too fast to evaluate (a factor too large)"
+
     mutating func check(_ syntax: Syntax) -> Checked {
         let firstChild = recorder?.count ?? 0
         var result = checkNode(syntax)
@@ -73,7 +83,7 @@ struct Compiler {
             guard let currency = try? CurrencyCode(code) else { return fail("'\(code)' is not an ISO 4217 currency code", syntax.range) }
             guard let minor = Self.minorUnits(amount, digits: currency.minorUnitDigits) else {
                 return fail(
-                    "'\(amount) \(code)' is not an amount of \(code): at most \(currency.minorUnitDigits) decimal places and 15 digits before the point",
+                    "'\(amount) \(code)' is not an amount of \(code): at most \(currency.minorUnitDigits) decimal places and \(Self.wholeDigits(currency.minorUnitDigits)) digits before the point",
                     syntax.range)
             }
             return literal(.money(Money(minorUnits: minor, currency: currency)), .money(currency))
@@ -97,15 +107,21 @@ struct Compiler {
     }
 
     /// `49.99` in a currency with 2 digits is 4999; nil when there are too many decimals or digits.
+    /// How many digits an amount may have before the point: 15, fewer when the minor units would not fit 18 digits.
+    static func wholeDigits(_ minorDigits: Int) -> Int { min(15, 18 - minorDigits) }
+
     static func minorUnits(_ amount: String, digits: Int) -> Int64? {
         let parts = amount.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let wholeText = parts.first, wholeText.count <= 15, let whole = Int64(wholeText) else { return nil }
+        guard parts.count <= 2, let wholeText = parts.first, wholeText.count <= wholeDigits(digits), let whole = Int64(wholeText) else { return nil }
         let fraction = parts.count == 2 ? String(parts[1]) : ""
         guard fraction.count <= digits else { return nil }
         var scale: Int64 = 1
         for _ in 0..<digits { scale *= 10 }
         let padded = fraction + String(repeating: "0", count: digits - fraction.count)
-        return whole * scale + (padded.isEmpty ? 0 : Int64(padded)!)
+        let (scaled, overflow) = whole.multipliedReportingOverflow(by: scale)
+        guard !overflow else { return nil }
+        let (minor, late) = scaled.addingReportingOverflow(padded.isEmpty ? 0 : Int64(padded)!)
+        return late ? nil : minor
     }
 
     // MARK: Lists

@@ -42,6 +42,10 @@ struct TypeCheckTests {
         ("customer.birthday.week == 1", "a birthday has year, month and day, not 'week'"),
         ("customer.attributes > 1", "name one attribute: customer.attributes.KEY"),
         ("null < 1", "only '==' and '!=' compare with null"),
+        // Values that would overflow are refused at compile time, never trapped on.
+        ("time_since(stats.last_order_at) * 9223372036854775807 * 2 > 1d", "changes with time too fast"),
+        ("time_since(stats.last_order_at) * 1048576 * 2 > 1d", "changes with time too fast"),
+        ("999999999999999 CLF > total_spent(\"CLF\")", "at most 4 decimal places and 14 digits before the point"),
     ])
     func rejectsWithAClearMessage(_ source: String, _ message: String) {
         let found = issues(source, expecting: .bool)
