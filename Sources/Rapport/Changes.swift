@@ -23,6 +23,21 @@ final class ChangeNotifier: Sendable {
         for continuation in all { continuation.yield() }
     }
 
+    /// Waits until `signals` yields (a commit after its subscription) or `clock` reaches `deadline`. A wait that
+    /// ends at the deadline finishes `signals` (cancelling an `AsyncStream`'s iteration ends the stream), so each
+    /// wait needs a subscription of its own.
+    static func wait(for signals: AsyncStream<Void>, orUntil deadline: Timestamp, on clock: any RapportClock) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(until: deadline) }
+            group.addTask {
+                var iterator = signals.makeAsyncIterator()
+                _ = await iterator.next()
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
     /// Ends every subscription: their watchers finish once they have caught up.
     func finishAll() {
         let all = watchers.withLock { watchers in

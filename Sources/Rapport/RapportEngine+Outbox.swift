@@ -38,7 +38,8 @@ extension RapportEngine {
         }
     }
 
-    /// Marks entries delivered. Acknowledging an entry twice, or one whose lease expired, is fine.
+    /// Marks entries delivered. Acknowledging an entry twice, or one whose lease expired, is fine: it was
+    /// delivered (an entry failed before is marked delivered too).
     /// - Throws: `notFound` for an unknown id (nothing is acknowledged then).
     @discardableResult
     public func acknowledgeOutbox(_ ids: [OutboxEntryID]) async throws(RapportError) -> [OutboxEntry] {
@@ -63,14 +64,23 @@ extension RapportEngine {
     /// Reports a failed delivery: with `retryAfter` the entry is offered again after that delay (and still
     /// holds back the customer's later entries); without it the entry is given up on (`failed`) and the
     /// customer's later entries go on.
-    /// - Throws: `failedPrecondition` for an entry already delivered or failed.
+    ///
+    /// - Parameter consumer: the consumer reporting; when given, a report from a consumer whose lease expired
+    ///   while another consumer holds the entry now is refused, so that it cannot undo the live lease.
+    /// - Throws: `failedPrecondition` for an entry already delivered or failed, or leased by another consumer.
     @discardableResult
-    public func failOutboxEntry(_ id: OutboxEntryID, error message: String, retryAfter: Duration? = nil) async throws(RapportError) -> OutboxEntry {
+    public func failOutboxEntry(_ id: OutboxEntryID, consumer: String? = nil, error message: String, retryAfter: Duration? = nil) async throws(RapportError)
+        -> OutboxEntry
+    {
+        if let consumer { try Self.validateConsumer(consumer) }
         if let retryAfter, retryAfter < .zero || retryAfter > .seconds(7 * 86_400) { throw .invalid("retry_after", "must be 0 to 7 days") }
         let now = clock.now()
         let entry: OutboxEntry = try await write { tx in
             guard var entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
             guard entry.isOpen else { throw RapportError.failedPrecondition("outbox entry \(id) is \(entry.state.rawValue) already") }
+            if let consumer, entry.state == .leased, let owner = entry.leaseOwner, owner != consumer, let expires = entry.leaseExpiresAt, expires > now {
+                throw RapportError.failedPrecondition("outbox entry \(id) is leased by '\(owner)' until \(expires); the lease of '\(consumer)' expired")
+            }
             entry.lastError = String(message.prefix(2000))
             entry.leaseOwner = nil
             entry.leaseExpiresAt = nil
@@ -141,51 +151,32 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
     let batchSize: Int
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(state: IteratorState(engine: engine), consumer: consumer, leaseDuration: leaseDuration, batchSize: Swift.max(1, Swift.min(batchSize, 1000)))
-    }
-
-    /// Holds the subscription to commits while the iterator lives.
-    final class IteratorState: Sendable {
-        let engine: RapportEngine
-        let subscription: Int
-        let signals: AsyncStream<Void>
-
-        init(engine: RapportEngine) {
-            self.engine = engine
-            (subscription, signals) = engine.changeNotifier.subscribe()
-        }
-
-        deinit { engine.changeNotifier.cancel(subscription) }
+        Iterator(engine: engine, consumer: consumer, leaseDuration: leaseDuration, batchSize: Swift.max(1, Swift.min(batchSize, 1000)))
     }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let state: IteratorState
+        let engine: RapportEngine
         let consumer: String
         let leaseDuration: Duration
         let batchSize: Int
         var buffer: [OutboxEntry] = []
 
         public mutating func next() async throws -> OutboxEntry? {
-            let engine = state.engine
-            while buffer.isEmpty {
+            let clock = engine.clock
+            while true {
+                // An entry whose lease ran out while it waited here is not handed out: it is deliverable again,
+                // perhaps to another consumer, and will be leased anew in order.
+                while let first = buffer.first, let expires = first.leaseExpiresAt, expires <= clock.now() { buffer.removeFirst() }
+                if !buffer.isEmpty { return buffer.removeFirst() }
                 try Task.checkCancellation()
+                // Subscribed before leasing, so that a commit made meanwhile ends the wait below at once.
+                let (subscription, signals) = engine.changeNotifier.subscribe()
+                defer { engine.changeNotifier.cancel(subscription) }
                 buffer = try await engine.leaseOutbox(consumer: consumer, limit: batchSize, leaseDuration: leaseDuration)
-                guard buffer.isEmpty else { break }
+                guard buffer.isEmpty else { continue }
                 // Nothing now: wait for a commit, or for a lease to expire (checked at least this often).
-                let wake = engine.clock.now() + Swift.min(leaseDuration, .seconds(5))
-                let clock = engine.clock
-                let signals = state.signals
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { try? await clock.sleep(until: wake) }
-                    group.addTask {
-                        var iterator = signals.makeAsyncIterator()
-                        _ = await iterator.next()
-                    }
-                    await group.next()
-                    group.cancelAll()
-                }
+                await ChangeNotifier.wait(for: signals, orUntil: clock.now() + Swift.min(leaseDuration, .seconds(5)), on: clock)
             }
-            return buffer.removeFirst()
         }
     }
 }

@@ -48,7 +48,8 @@ extension RapportEngine {
         try await read { tx in try tx.nextJobDue() }
     }
 
-    /// Runs one due job; a job that fails goes back with a growing delay (and is dropped after 10 tries).
+    /// Runs one due job; a job that fails goes back with a growing delay, so that it never holds up the jobs
+    /// after it. A job that keeps failing on its own (not on a storage error) is dropped after 10 tries.
     func runJob(_ key: String, now: Timestamp) async throws(RapportError) -> Bool {
         do {
             let ran: Bool = try await write { [self] tx in
@@ -62,12 +63,14 @@ extension RapportEngine {
             changeNotifier.notify()
             return ran
         } catch {
-            if case .storage = error { throw error }
             logger.error("scheduled job failed", metadata: ["job": "\(key)", "error": "\(error)"])
-            try await write { tx in
+            var isStorage = false
+            if case .storage = error { isStorage = true }
+            // Storage errors may pass (a busy or full disk): such a job is retried, never dropped.
+            try await write { [isStorage] tx in
                 guard var job = try tx.job(key) else { return }
                 job.attempts += 1
-                guard job.attempts < 10 else {
+                guard job.attempts < 10 || isStorage else {
                     try tx.deleteJob(key)
                     return
                 }
@@ -89,9 +92,10 @@ extension RapportEngine {
         } catch {
             logger.error("cannot schedule housekeeping", metadata: ["error": "\(error)"])
         }
-        let (id, signals) = changeNotifier.subscribe()
-        defer { changeNotifier.cancel(id) }
         while !Task.isCancelled {
+            // Subscribed before looking at the jobs, so that a commit made meanwhile ends the wait below at once.
+            let (subscription, signals) = changeNotifier.subscribe()
+            defer { changeNotifier.cancel(subscription) }
             var next: Timestamp?
             do {
                 try await runDueJobs()
@@ -101,16 +105,7 @@ extension RapportEngine {
                 next = clock.now() + .seconds(5)
             }
             let wake = min(next ?? clock.now() + .seconds(60), clock.now() + .seconds(60))
-            let clock = self.clock
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await clock.sleep(until: wake) }
-                group.addTask {
-                    var iterator = signals.makeAsyncIterator()
-                    _ = await iterator.next()
-                }
-                await group.next()
-                group.cancelAll()
-            }
+            await ChangeNotifier.wait(for: signals, orUntil: wake, on: clock)
         }
     }
 

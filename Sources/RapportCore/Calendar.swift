@@ -84,6 +84,12 @@ public enum ZonedTime {
     /// The instant a wall clock in `zone` shows `time` on `date` (which needs a year). A time skipped by a
     /// daylight-saving jump is read after the jump; a time shown twice is its first occurrence.
     public static func instant(_ date: LocalDate, _ time: LocalTime, in zone: TimeZone) -> Timestamp {
+        instants(date, time, in: zone)[0]
+    }
+
+    /// Every instant a wall clock in `zone` shows `time` on `date`, earliest first: one, two for a time shown
+    /// twice when clocks go back, and for a time skipped by a jump forward the instant read after the jump.
+    public static func instants(_ date: LocalDate, _ time: LocalTime, in zone: TimeZone) -> [Timestamp] {
         let days = Int64(LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day))
         let wall = days * 86_400_000 + Int64(time.minutes) * 60_000
         func offset(_ milliseconds: Int64) -> Int64 {
@@ -92,8 +98,8 @@ public enum ZonedTime {
         // The offsets a day before and after cover both sides of any transition near the wall time.
         let before = offset(wall - 86_400_000)
         let after = offset(wall + 86_400_000)
-        let valid = [wall - before, wall - after].filter { $0 + offset($0) == wall }
-        return Timestamp(millisecondsSinceEpoch: valid.min() ?? wall - before)
+        let valid = Set([wall - before, wall - after].filter { $0 + offset($0) == wall }).sorted()
+        return (valid.isEmpty ? [wall - before] : valid).map { Timestamp(millisecondsSinceEpoch: $0) }
     }
 
     /// The first instant strictly after `after` at which a wall clock in `zone` shows `time` on the day of the

@@ -246,7 +246,8 @@ public struct QuietHours: Hashable, Sendable, Codable {
 public enum RetriggerPolicy: String, Hashable, Sendable, Codable, CaseIterable {
     /// The waiting run goes on; the new trigger is recorded as skipped.
     case ignore
-    /// The waiting run is cancelled and a new one starts (a reminder one hour after the *last* cart update).
+    /// The waiting run is cancelled and a new one starts (a reminder one hour after the *last* cart update). A new
+    /// trigger whose condition is false, or that a limit stops, leaves the waiting run as it is.
     case restart
 }
 

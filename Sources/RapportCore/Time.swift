@@ -101,6 +101,9 @@ public final class ManualClock: RapportClock {
 
     public func now() -> Timestamp { state.withLock { $0.now } }
 
+    /// How many `sleep(until:)` calls were made, and how many are suspended now (for tests of waiting loops).
+    package var sleeps: (made: Int, waiting: Int) { state.withLock { ($0.nextID, $0.sleepers.count) } }
+
     /// Moves the clock forward; a negative duration is ignored, time never goes back.
     public func advance(by duration: Duration) {
         guard duration > .zero else { return }

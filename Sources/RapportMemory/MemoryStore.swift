@@ -92,7 +92,7 @@ final class MemoryDatabase: @unchecked Sendable {
     var runOrder = SortedSet<RunCursor>()
     var runsByRule: [RuleID: SortedSet<RunCursor>] = [:]
     var runsByCustomer: [CustomerID: SortedSet<RunCursor>] = [:]
-    var waitingRuns: [RuleCustomerKey: RunID] = [:]
+    var waitingRuns: [RuleCustomerKey: SortedSet<RunCursor>] = [:]
     var ruleCounters: [RuleCustomerKey: RuleCounter] = [:]
     var ruleFiredCounts: [RuleDayKey: Int64] = [:]
     var jobs: [String: ScheduledJob] = [:]

@@ -286,7 +286,7 @@ extension MemoryTransaction {
     }
 
     func waitingRun(rule: RuleID, customer: CustomerID) throws -> RuleRun? {
-        db.waitingRuns[RuleCustomerKey(rule: rule, customer: customer)].flatMap { db.runs[$0] }
+        db.waitingRuns[RuleCustomerKey(rule: rule, customer: customer)]?.descending(before: nil, limit: 1).first.flatMap { db.runs[$0.id] }
     }
 
     private func indexRun(_ run: RuleRun, adding: Bool) {
@@ -300,9 +300,9 @@ extension MemoryTransaction {
             sortedRemove(\.runsByRule, run.ruleID, cursor)
             sortedRemove(\.runsByCustomer, run.customerID, cursor)
         }
-        let key = RuleCustomerKey(rule: run.ruleID, customer: run.customerID)
         if run.status == .waiting {
-            if adding { set(\.waitingRuns, key, run.id) } else if db.waitingRuns[key] == run.id { set(\.waitingRuns, key, nil) }
+            let key = RuleCustomerKey(rule: run.ruleID, customer: run.customerID)
+            if adding { sortedInsert(\.waitingRuns, key, cursor) } else { sortedRemove(\.waitingRuns, key, cursor) }
         }
     }
 

@@ -224,6 +224,26 @@ extension StoreConformance {
         resumed.updatedAt = F.time(90)
         try await store.write { [resumed] in try $0.updateRun(resumed) }
         #expect(try await store.read { try $0.waitingRun(rule: F.ruleID("1"), customer: F.customerID("a")) } == nil)
+        // After a merge two runs can wait for one customer: the newest is the waiting run, and ending the other
+        // one leaves it so.
+        try await store.write { tx in
+            try tx.insertRun(F.run("6", customer: "b", at: 1, status: .waiting))
+            try tx.insertRun(F.run("7", customer: "a", at: 2, status: .waiting))
+        }
+        var moved = try #require(try await store.read { try $0.run(F.runID("6")) })
+        moved.customerID = F.customerID("a")
+        try await store.write { [moved] in try $0.updateRun(moved) }
+        #expect(try await store.read { try $0.waitingRun(rule: F.ruleID("1"), customer: F.customerID("a"))?.id } == F.runID("7"))
+        #expect(try await store.read { try $0.waitingRun(rule: F.ruleID("1"), customer: F.customerID("b")) } == nil)
+        moved.status = .fired
+        moved.updatedAt = F.time(21)
+        try await store.write { [moved] in try $0.updateRun(moved) }
+        #expect(try await store.read { try $0.waitingRun(rule: F.ruleID("1"), customer: F.customerID("a"))?.id } == F.runID("7"))
+        var newest = try #require(try await store.read { try $0.run(F.runID("7")) })
+        newest.status = .cancelled
+        newest.updatedAt = F.time(22)
+        try await store.write { [newest] in try $0.updateRun(newest) }
+        #expect(try await store.read { try $0.waitingRun(rule: F.ruleID("1"), customer: F.customerID("a")) } == nil)
         await #expect(throws: RapportError.notFound(entity: "rule run", id: "run_9")) { try await store.write { try $0.updateRun(F.run("9", at: 1)) } }
 
         try await store.write { tx in

@@ -175,6 +175,7 @@ struct IngestTests {
 final class FailingStore: Store, @unchecked Sendable {
     let base: any Store
     nonisolated(unsafe) var failOnEventID: String?
+    nonisolated(unsafe) var failOnJobKey: String?
 
     init(base: any Store) { self.base = base }
 
@@ -182,14 +183,16 @@ final class FailingStore: Store, @unchecked Sendable {
 
     func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T {
         let failOn = failOnEventID
-        return try await base.write { tx in try body(FailingWriter(base: tx, failOnEventID: failOn)) }
+        let failOnJob = failOnJobKey
+        return try await base.write { tx in try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob)) }
     }
 }
 
-/// Forwards every call and throws on one event insert.
+/// Forwards every call and throws on one event insert, or when one job is taken to run.
 struct FailingWriter: StoreWriter {
     let base: any StoreWriter
     let failOnEventID: String?
+    var failOnJobKey: String? = nil
 
     func insertEvent(_ record: EventRecord) throws {
         if record.event.id == failOnEventID { throw InjectedFailure() }
@@ -301,7 +304,10 @@ extension FailingWriter {
     func putRuleCounter(_ counter: RuleCounter) throws { try base.putRuleCounter(counter) }
     func incrementRuleFiredCount(rule: RuleID, day: Int64) throws { try base.incrementRuleFiredCount(rule: rule, day: day) }
     func putJob(_ job: ScheduledJob) throws { try base.putJob(job) }
-    func deleteJob(_ key: String) throws { try base.deleteJob(key) }
+    func deleteJob(_ key: String) throws {
+        if key == failOnJobKey { throw InjectedFailure() }
+        try base.deleteJob(key)
+    }
     func deleteJobs(keyPrefix prefix: String) throws { try base.deleteJobs(keyPrefix: prefix) }
     func insertOutboxEntry(_ entry: OutboxEntry) throws { try base.insertOutboxEntry(entry) }
     func updateOutboxEntry(_ entry: OutboxEntry) throws { try base.updateOutboxEntry(entry) }

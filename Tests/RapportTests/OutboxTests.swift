@@ -177,4 +177,99 @@ struct OutboxTests {
         try await test.advance(by: .seconds(60 * 86_400))
         #expect(try await test.crm.runs().runs.isEmpty)
     }
+
+    @Test func aConsumerWhoseLeaseExpiredCannotUndoAnotherConsumersLease() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm)
+        try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
+        let stale = try #require(try await test.crm.leaseOutbox(consumer: "a", leaseDuration: .seconds(30)).first)
+        test.clock.advance(by: .seconds(31))
+        let live = try #require(try await test.crm.leaseOutbox(consumer: "b", leaseDuration: .seconds(30)).first)
+        #expect(live.id == stale.id)
+        await expectError(.failedPrecondition("outbox entry \(live.id) is leased by 'b' until \(live.leaseExpiresAt!); the lease of 'a' expired")) {
+            try await test.crm.failOutboxEntry(stale.id, consumer: "a", error: "timeout", retryAfter: .seconds(60))
+        }
+        #expect(try await test.crm.outboxEntry(live.id) == live)
+        let failed = try await test.crm.failOutboxEntry(live.id, consumer: "b", error: "410 Gone")
+        #expect(failed.state == .failed)
+    }
+
+    @Test func deliveriesDoNotHandOutEntriesWhoseLeaseRanOutWhileBuffered() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm, customers: ["ada@example.com", "bob@example.com"])
+        try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
+        try await visit(test.crm, "b1", "bob@example.com", at: test.clock.now())
+        var deliveries = test.crm.outboxDeliveries(consumer: "worker", leaseDuration: .seconds(60)).makeAsyncIterator()
+        let first = try #require(try await deliveries.next())
+        #expect(subject(first) == "a1")  // b1 was leased with it and waits in the iterator
+        test.clock.advance(by: .seconds(61))
+        // b1's lease ran out: it is not handed out stale; both are leased again, in order.
+        let next = try #require(try await deliveries.next())
+        #expect(subject(next) == "a1")
+        #expect(next.attempts == 2)
+        #expect(next.leaseExpiresAt == test.clock.now() + .seconds(60))
+        let after = try #require(try await deliveries.next())
+        #expect(subject(after) == "b1")
+        #expect(after.attempts == 2)
+    }
+
+    @Test func aJobThatFailsOnStorageGoesBackWithoutHoldingUpTheOthers() async throws {
+        let store = FailingStore(base: try Backend.memory.makeStore())
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
+        _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(60))
+        _ = try await crm.ingest([event("s2", "signed_up", at: clock.now(), .email("bob@example.com"))])
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com")))
+        let bob = try #require(try await crm.findCustomer(.email("bob@example.com")))
+        let adaRun = try #require(try await crm.runs(rule: rule.id).runs.first { $0.customerID == ada.id })
+        let key = "wait:\(adaRun.id.rawValue)"
+        store.failOnJobKey = key
+        clock.advance(by: .seconds(7200))
+        try await crm.runDueJobs()
+        // Ada's job failed on storage and went back with a delay; Bob's, due after it, ran.
+        #expect(try await crm.customer(bob.id).profile.tags == ["later"])
+        #expect(try await crm.customer(ada.id).profile.tags == [])
+        let job = try #require(try await store.read { try $0.job(key) })
+        #expect(job.attempts == 1)
+        #expect(job.dueAt == clock.now() + .seconds(2))
+        store.failOnJobKey = nil
+        clock.advance(by: .seconds(2))
+        try await crm.runDueJobs()
+        #expect(try await crm.customer(ada.id).profile.tags == ["later"])
+    }
+
+    @Test(.timeLimit(.minutes(1))) func theSchedulerWaitsQuietlyAfterATimeoutAndWakesOnACommit() async throws {
+        let (crm, clock) = try makeEngine()
+        let scheduler = Task { await crm.runScheduler() }
+        defer { scheduler.cancel() }
+        /// The sleeps made once the scheduler sleeps and stays asleep while the test reads the store and yields
+        /// 200 times; nil when it never settles (a scheduler that spins makes a sleep after another).
+        func settled() async throws -> Int? {
+            for _ in 0..<500 {
+                let before = clock.sleeps
+                for _ in 0..<200 {
+                    _ = try await crm.nextJobDue()
+                    await Task.yield()  // other suites may hold the other threads: let the scheduler run
+                }
+                let after = clock.sleeps
+                if after.made == before.made, after.waiting == 1 { return after.made }
+            }
+            return nil
+        }
+        let first = try #require(try await settled())
+        // The wait times out (no job is due within 60 s): the scheduler looks once and waits again, quietly.
+        clock.advance(by: .seconds(61))
+        let afterTimeout = try #require(try await settled())
+        #expect(afterTimeout == first + 1)
+        // A commit still wakes it.
+        _ = try await crm.createRule(
+            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
+        _ = try await crm.ingest([event("s", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        let afterCommit = try #require(try await settled())
+        #expect(afterCommit > afterTimeout)
+        #expect(try await crm.nextJobDue() == clock.now() + .seconds(3600))
+    }
 }

@@ -157,6 +157,37 @@ struct RuleTests {
         #expect(try await crm.run(run.id).status == .fired)
     }
 
+    @Test func quietHoursEndingInAnHourShownTwiceEndAtItsSecondPass() async throws {
+        // 2026-11-01T06:10Z is 01:10 EST in New York, the second pass of 01:xx after clocks went back at 02:00 EDT.
+        let test = TestRapport(now: Timestamp(millisecondsSinceEpoch: 1_793_513_400_000))
+        let crm = test.crm
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Polite", trigger: .event(type: "visit"), actions: [.addTag("greeted")],
+                limits: RuleLimits(quietHours: QuietHours(start: LocalTime(hour: 21), end: LocalTime(hour: 1, minute: 30)))))
+        _ = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(timeZone: "America/New_York"), identities: [.email("ada@example.com")]))
+        _ = try await crm.ingest([event("v", "visit", at: test.clock.now(), .email("ada@example.com"))])
+        let run = try #require(try await runs(crm, rule.id).first)
+        #expect(run.step == .quietHours)
+        // 01:30 EST, twenty minutes later (not 01:30 on the next night).
+        #expect(run.resumeAt == Timestamp(millisecondsSinceEpoch: 1_793_514_600_000))
+    }
+
+    @Test func dateTriggersAYearBeforeTheDateKeepFiringEveryYear() async throws {
+        let test = TestRapport()  // 2026-01-01T00:00Z
+        let rule = try await test.crm.createRule(
+            RuleDefinition(
+                name: "A year ahead", trigger: .date(DateTrigger(field: .birthday, offsetDays: -366, at: LocalTime(hour: 9))), actions: [.addTag("early")]))
+        _ = try await test.crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 1990, month: 1, day: 1), timeZone: "UTC"), identities: [.email("ada@example.com")]))
+        // 366 days before 2028-01-01 is 2026-12-31; the one after is 366 days before 2029-01-01: 2028-01-01.
+        let first = Timestamp(millisecondsSinceEpoch: 1_798_707_600_000)
+        #expect(try await test.crm.nextJobDue() == first)
+        try await test.advance(to: first)
+        #expect(try await runs(test.crm, rule.id).map(\.status) == [.fired])
+        #expect(try await test.crm.nextJobDue() == Timestamp(millisecondsSinceEpoch: 1_830_330_000_000))
+    }
+
     @Test func actionsChangeTheProfileAndEmittedEventsTriggerRules() async throws {
         let test = TestRapport()
         let crm = test.crm

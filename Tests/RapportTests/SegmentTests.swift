@@ -184,6 +184,22 @@ struct SegmentTests {
         #expect(built.memberCount == 10_600)
     }
 
+    @Test(arguments: Backend.allCases)
+    func segmentsThatReadOnlyWhatNeverChangesTakeNewCustomers(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.ingest([event("e1", at: start, .email("old@example.com"))])
+        let newcomers = try await crm.createSegment(.dynamic(key: "newcomers", name: "Newcomers", expression: "customer.created_at > @2026-01-01T00:00:00Z"))
+        let everyone = try await crm.createSegment(.dynamic(key: "everyone", name: "Everyone", expression: "true"))
+        #expect(try await crm.segment(newcomers.id).memberCount == 0)
+        #expect(try await crm.segment(everyone.id).memberCount == 1)
+
+        clock.advance(by: .seconds(60))
+        _ = try await crm.ingest([event("e2", at: clock.now(), .email("new@example.com"))])
+        let newcomer = try await id(crm, "new@example.com")
+        #expect(try await memberIDs(crm, newcomers.id) == [newcomer])
+        #expect(try await crm.segment(everyone.id).memberCount == 2)
+    }
+
     @Test func explainSaysWhyACustomerIsInOrOut() async throws {
         let test = TestRapport()
         _ = try await test.crm.ingest([order("1", at: test.clock.now(), .email("ada@example.com"), totalMinor: 20_000)])

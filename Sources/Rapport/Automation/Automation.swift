@@ -126,7 +126,11 @@ extension WriteSession {
         context.segments = Set(memberships.map(\.rawValue))
         for entry in catalog.dynamicSegments {
             let reads = entry.predicate.requirements
-            let affected = !reads.data.isDisjoint(with: changed) || !reads.segmentIDs.isDisjoint(with: changedSegments)
+            // An expression that reads nothing that changes (`customer.id`, `customer.created_at`, constants) is
+            // evaluated when a customer appears: created, merged or restored.
+            let affected =
+                reads.data.isEmpty
+                ? changed.isSuperset(of: .everything) : !reads.data.isDisjoint(with: changed) || !reads.segmentIDs.isDisjoint(with: changedSegments)
             guard affected else { continue }
             let (matches, next) = entry.predicate.matchesWithNextChange(context)
             if let next { nextCheck = min(nextCheck, next.millisecondsSinceEpoch) }

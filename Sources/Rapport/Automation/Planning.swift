@@ -25,7 +25,8 @@ extension WriteSession {
         }
         func annual(month: Int, day: Int, notBefore: Timestamp?) -> Timestamp? {
             let year = ZonedTime.local(after, in: zone).date.year ?? 1970
-            for candidate in (year - 1)...(year + 2) {
+            // Offsets of up to a year each way: two years before and three after cover every next occurrence.
+            for candidate in (year - 2)...(year + 3) {
                 let date = LocalDate(year: candidate, month: month, day: min(day, LocalDate.daysIn(month: month, year: candidate)))
                 let instant = ZonedTime.instant(shifted(date), trigger.at, in: zone)
                 if instant > after, notBefore.map({ instant > $0 }) ?? true { return instant }

@@ -40,11 +40,20 @@ extension WriteSession {
             engine.logger.warning("rule chain too deep", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
             return try tx.insertRun(run)
         }
-        if var waiting = try tx.waitingRun(rule: rule.id, customer: customer) {
-            guard rule.definition.limits.retrigger == .restart else {
-                run.reason = "a run of this rule is already waiting for the customer"
-                return try tx.insertRun(run)
-            }
+        let waiting = try tx.waitingRun(rule: rule.id, customer: customer)
+        if waiting != nil, rule.definition.limits.retrigger == .ignore {
+            run.reason = "a run of this rule is already waiting for the customer"
+            return try tx.insertRun(run)
+        }
+        if let condition = rule.condition, !condition.matches(context) {
+            run.reason = "the condition is false"
+            return try tx.insertRun(run)
+        }
+        if let reason = try limitReached(rule, context: context) {
+            run.reason = reason
+            return try tx.insertRun(run)
+        }
+        if var waiting {  // restart: the new run replaces it
             waiting.status = .cancelled
             waiting.reason = "replaced by run \(run.id), triggered again"
             waiting.event = nil
@@ -54,14 +63,6 @@ extension WriteSession {
             waiting.updatedAt = now
             try tx.updateRun(waiting)
             try tx.deleteJob("wait:\(waiting.id.rawValue)")
-        }
-        if let condition = rule.condition, !condition.matches(context) {
-            run.reason = "the condition is false"
-            return try tx.insertRun(run)
-        }
-        if let reason = try limitReached(rule, context: context) {
-            run.reason = reason
-            return try tx.insertRun(run)
         }
         if let wait = rule.definition.wait {
             let from = event?.occurredAt ?? now  // the wait counts from when the trigger happened
@@ -151,11 +152,14 @@ extension WriteSession {
     static func quietHoursEnd(_ quiet: QuietHours, now: Timestamp, zone: TimeZone) -> Timestamp? {
         let local = ZonedTime.local(now, in: zone)
         guard quiet.contains(minutes: local.minutes) else { return nil }
-        let today = ZonedTime.instant(local.date, quiet.end, in: zone)
-        if today > now { return today }
+        // The first moment after now at which the wall clock shows the end: today (either pass of an hour shown
+        // twice when clocks go back), else tomorrow.
         let date = local.date
-        let tomorrow = LocalDate.civil(daysSinceEpoch: LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day) + 1)
-        return ZonedTime.instant(tomorrow, quiet.end, in: zone)
+        let today = LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day)
+        for day in today...(today + 1) {
+            if let end = ZonedTime.instants(LocalDate.civil(daysSinceEpoch: day), quiet.end, in: zone).first(where: { $0 > now }) { return end }
+        }
+        return now + .seconds(86_400)
     }
 
     /// Continues a waiting run: re-checks after its wait, checks the limits again, then fires or waits for the end
