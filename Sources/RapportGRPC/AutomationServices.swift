@@ -36,7 +36,7 @@ struct SegmentServiceAdapter: Rapport_V1_SegmentService.SimpleServiceProtocol {
             default: throw RapportError.invalid("update_mask.paths[\(index)]", "'\(path)' is not a segment field that can change (name, description, expression)")
             }
         }
-        return try await renamingFields(under("segment", except: ["request_id", "etag"])) {
+        return try await renamingFields(under("segment", except: ["request_id"])) {
             try await engine.updateSegment(id, changes, ifMatch: request.segment.etag, requestID: request.requestID).proto
         }
     }
@@ -126,39 +126,63 @@ struct RuleServiceAdapter: Rapport_V1_RuleService.SimpleServiceProtocol {
 
     func updateRule(request: Rapport_V1_UpdateRuleRequest, context: ServerContext) async throws -> Rapport_V1_Rule {
         let id = try parseID(RuleID.self, request.rule.id, field: "rule.id")
-        var definition: RuleDefinition
         if request.updateMask.paths.isEmpty {
-            definition = try ruleDefinition(request.rule)
-        } else {
-            // Only the masked fields of the request are read; the others keep their current values.
-            definition = try await engine.rule(id).definition
-            let rule = request.rule
-            var validator = Validator()
-            for (index, path) in request.updateMask.paths.enumerated() {
-                switch path {
-                case "name": definition.name = rule.name
-                case "description": definition.description = rule.description_p
-                case "trigger":
-                    if let trigger = validator.capture("", { () throws(RapportError) in try ruleTrigger(rule, field: "rule.trigger") }) { definition.trigger = trigger }
-                case "condition": definition.condition = rule.condition
-                case "wait": definition.wait = rule.hasWait ? RuleWait(duration: Duration(rule.wait.duration), recheck: rule.wait.recheck) : nil
-                case "actions":
-                    definition.actions = rule.actions.enumerated().compactMap { index, action in
-                        validator.capture("") { () throws(RapportError) in try ruleAction(action, field: "rule.actions[\(index)]") }
-                    }
-                case "limits":
-                    if let limits = validator.capture("", { () throws(RapportError) in try ruleLimits(rule.limits, field: "rule.limits") }) { definition.limits = limits }
-                case "priority": definition.priority = Int(rule.priority)
-                default:
-                    validator.add(
-                        "update_mask.paths[\(index)]", "'\(path)' is not a rule field that can change (name, description, trigger, condition, wait, actions, limits, priority)")
-                }
+            let definition = try ruleDefinition(request.rule)
+            return try await renamingFields(under("rule", except: ["request_id"])) {
+                try await engine.updateRule(id, definition, ifMatch: request.rule.etag, requestID: request.requestID).proto
             }
-            try validator.check()
         }
-        return try await renamingFields(under("rule", except: ["request_id", "etag"])) {
-            try await engine.updateRule(id, definition, ifMatch: request.rule.etag, requestID: request.requestID).proto
+        // Only the masked fields of the request are read; the others keep their current values. Without an etag
+        // the version read here is the one updated, read again if another update came in between: a masked update
+        // never reverts someone else's change to the other fields.
+        var attempts = 0
+        while true {
+            attempts += 1
+            let current = try await engine.rule(id)
+            let definition = try maskedRuleDefinition(request, current: current.definition)
+            let etag = request.rule.etag.isEmpty ? current.etag : request.rule.etag
+            do {
+                return try await renamingFields(under("rule", except: ["request_id"])) {
+                    try await engine.updateRule(id, definition, ifMatch: etag, requestID: request.requestID).proto
+                }
+            } catch RapportError.etagMismatch where request.rule.etag.isEmpty && attempts < 5 {
+                continue
+            }
         }
+    }
+
+    /// The current definition with the fields the request's mask names taken from the request.
+    private func maskedRuleDefinition(_ request: Rapport_V1_UpdateRuleRequest, current: RuleDefinition) throws(RapportError) -> RuleDefinition {
+        var definition = current
+        let rule = request.rule
+        var validator = Validator()
+        for (index, path) in request.updateMask.paths.enumerated() {
+            switch path {
+            case "name": definition.name = rule.name
+            case "description": definition.description = rule.description_p
+            case "trigger":
+                if let trigger = validator.capture("", { () throws(RapportError) in try ruleTrigger(rule, field: "rule.trigger") }) { definition.trigger = trigger }
+            case "condition": definition.condition = rule.condition
+            case "wait":
+                if !rule.hasWait {
+                    definition.wait = nil
+                } else if let duration = validator.capture("", { () throws(RapportError) in try Duration(rule.wait.duration, field: "rule.wait.duration") }) {
+                    definition.wait = RuleWait(duration: duration, recheck: rule.wait.recheck)
+                }
+            case "actions":
+                definition.actions = rule.actions.enumerated().compactMap { index, action in
+                    validator.capture("") { () throws(RapportError) in try ruleAction(action, field: "rule.actions[\(index)]") }
+                }
+            case "limits":
+                if let limits = validator.capture("", { () throws(RapportError) in try ruleLimits(rule.limits, field: "rule.limits") }) { definition.limits = limits }
+            case "priority": definition.priority = Int(rule.priority)
+            default:
+                validator.add(
+                    "update_mask.paths[\(index)]", "'\(path)' is not a rule field that can change (name, description, trigger, condition, wait, actions, limits, priority)")
+            }
+        }
+        try validator.check()
+        return definition
     }
 
     func enableRule(request: Rapport_V1_SetRuleEnabledRequest, context: ServerContext) async throws -> Rapport_V1_Rule {
@@ -234,7 +258,7 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
 
     func streamOutbox(request: Rapport_V1_StreamOutboxRequest, response: RPCWriter<Rapport_V1_OutboxEntry>, context: ServerContext) async throws {
         try RapportEngine.validateConsumer(request.consumer)
-        let lease = request.hasLeaseDuration ? Duration(request.leaseDuration) : .seconds(60)
+        let lease = request.hasLeaseDuration ? try Duration(request.leaseDuration, field: "lease_duration") : .seconds(60)
         guard lease >= .seconds(1), lease <= .seconds(86_400) else { throw RapportError.invalid("lease_duration", "must be 1 second to 1 day") }
         guard (0...1000).contains(request.batchSize) else { throw RapportError.invalid("batch_size", "must be 0 to 1000, got \(request.batchSize)") }
         let deliveries = engine.outboxDeliveries(consumer: request.consumer, leaseDuration: lease, batchSize: request.batchSize == 0 ? 50 : Int(request.batchSize))
@@ -256,7 +280,7 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
     func leaseOutbox(request: Rapport_V1_LeaseOutboxRequest, context: ServerContext) async throws -> Rapport_V1_LeaseOutboxResponse {
         let entries = try await engine.leaseOutbox(
             consumer: request.consumer, limit: request.limit == 0 ? 100 : Int(request.limit),
-            leaseDuration: request.hasLeaseDuration ? Duration(request.leaseDuration) : .seconds(60))
+            leaseDuration: request.hasLeaseDuration ? try Duration(request.leaseDuration, field: "lease_duration") : .seconds(60))
         return .with { $0.entries = entries.map(\.proto) }
     }
 
@@ -272,7 +296,7 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
 
     func failOutboxEntry(request: Rapport_V1_FailOutboxEntryRequest, context: ServerContext) async throws -> Rapport_V1_OutboxEntry {
         try await engine.failOutboxEntry(
-            parseID(OutboxEntryID.self, request.id, field: "id"), error: request.error, retryAfter: request.hasRetryAfter ? Duration(request.retryAfter) : nil
+            parseID(OutboxEntryID.self, request.id, field: "id"), consumer: request.consumer.isEmpty ? nil : request.consumer, error: request.error, retryAfter: request.hasRetryAfter ? try Duration(request.retryAfter, field: "retry_after") : nil
         ).proto
     }
 
@@ -315,10 +339,10 @@ struct ClockServiceAdapter: Rapport_V1_ClockService.SimpleServiceProtocol {
         let target: Timestamp
         switch request.target {
         case .by(let duration):
-            let amount = Duration(duration)
+            let amount = try Duration(duration, field: "by")
             guard amount >= .zero else { throw RapportError.invalid("by", "must not be negative") }
             target = engine.clock.now() + amount
-        case .to(let instant): target = Timestamp(instant)
+        case .to(let instant): target = try Timestamp(instant, field: "to")
         case nil: throw RapportError.invalid("target", "is required: 'by' a duration or 'to' an instant")
         }
         let ran = try await engine.advanceManualClock(to: target)

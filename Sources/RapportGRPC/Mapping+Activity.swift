@@ -44,9 +44,14 @@ func eventInput(_ event: Rapport_V1_EventInput) throws(RapportError) -> EventInp
     let channel = validator.capture("") { () throws(RapportError) in try Channel(event.channel, field: "channel") }
     let identities = validator.capture("") { () throws(RapportError) in try identityInputs(event.identities, field: "identities") }
     let properties = validator.capture("") { () throws(RapportError) in try attributes(event.properties, field: "properties") }
-    if !event.hasOccurTime { validator.add("occur_time", "is required") }
+    var occurredAt: Timestamp?
+    if !event.hasOccurTime {
+        validator.add("occur_time", "is required")
+    } else {
+        occurredAt = validator.capture("") { () throws(RapportError) in try Timestamp(event.occurTime, field: "occur_time") }
+    }
     try validator.check()
-    return EventInput(id: event.id, type: event.type, occurredAt: Timestamp(event.occurTime), channel: channel!, identities: identities!, properties: properties!)
+    return EventInput(id: event.id, type: event.type, occurredAt: occurredAt!, channel: channel!, identities: identities!, properties: properties!)
 }
 
 func ingestItem(_ proto: Rapport_V1_IngestItem) throws(RapportError) -> IngestItem {
@@ -58,14 +63,20 @@ func ingestItem(_ proto: Rapport_V1_IngestItem) throws(RapportError) -> IngestIt
         let channel = validator.capture("") { () throws(RapportError) in try Channel(order.channel, field: "channel") }
         let identities = validator.capture("") { () throws(RapportError) in try identityInputs(order.identities, field: "identities") }
         let status = validator.capture("") { () throws(RapportError) in try OrderStatus(order.status, field: "status") }
-        if !order.hasPlaceTime { validator.add("place_time", "is required") }
+        var placedAt: Timestamp?
+        if !order.hasPlaceTime {
+            validator.add("place_time", "is required")
+        } else {
+            placedAt = validator.capture("") { () throws(RapportError) in try Timestamp(order.placeTime, field: "place_time") }
+        }
+        let statusChangedAt = order.hasStatusTime ? validator.capture("") { () throws(RapportError) in try Timestamp(order.statusTime, field: "status_time") } : nil
         try validator.check()
         return .order(
             OrderInput(
                 source: order.source, externalID: order.externalID, channel: channel!, identities: identities!,
                 lines: order.lines.map { OrderLine(sku: $0.sku, name: $0.name, quantity: $0.quantity, unitPriceMinor: $0.unitPriceMinor) },
                 currency: order.currency, discountMinor: order.discountMinor, shippingMinor: order.shippingMinor, taxMinor: order.taxMinor,
-                status: status!, placedAt: Timestamp(order.placeTime), statusChangedAt: order.hasStatusTime ? Timestamp(order.statusTime) : nil))
+                status: status!, placedAt: placedAt!, statusChangedAt: statusChangedAt))
     case nil:
         throw .invalid("item", "holds neither an event nor an order")
     }

@@ -8,8 +8,14 @@ import SwiftProtobuf
 // Proto ⇄ domain for segments, rules, runs, explanations, event types, the outbox and the clock. Mapping only.
 
 extension Duration {
-    init(_ proto: Google_Protobuf_Duration) {
-        self = .milliseconds(proto.seconds * 1000 + Int64(proto.nanos / 1_000_000))
+    /// A request's duration, within the range protobuf allows (±10,000 years); else `invalid` naming the field.
+    init(_ proto: Google_Protobuf_Duration, field: String) throws(RapportError) {
+        let seconds = proto.seconds
+        let nanos = proto.nanos
+        guard (-315_576_000_000...315_576_000_000).contains(seconds), (-999_999_999...999_999_999).contains(nanos),
+            seconds == 0 || nanos == 0 || (seconds < 0) == (nanos < 0)
+        else { throw .invalid(field, "is not a valid duration (seconds and nanos out of range or of different signs)") }
+        self = .milliseconds(seconds * 1000 + Int64(nanos / 1_000_000))
     }
 
     var proto: Google_Protobuf_Duration {
@@ -96,7 +102,10 @@ func ruleDefinition(_ proto: Rapport_V1_Rule, field: String = "rule") throws(Rap
     var validator = Validator()
     let trigger = validator.capture("") { () throws(RapportError) in try ruleTrigger(proto, field: "\(field).trigger") }
     var wait: RuleWait?
-    if proto.hasWait { wait = RuleWait(duration: Duration(proto.wait.duration), recheck: proto.wait.recheck) }
+    if proto.hasWait {
+        let duration = validator.capture("") { () throws(RapportError) in try Duration(proto.wait.duration, field: "\(field).wait.duration") }
+        wait = RuleWait(duration: duration ?? .zero, recheck: proto.wait.recheck)
+    }
     var actions: [RuleAction] = []
     for (index, action) in proto.actions.enumerated() {
         if let mapped = validator.capture("", { () throws(RapportError) in try ruleAction(action, field: "\(field).actions[\(index)]") }) { actions.append(mapped) }
@@ -162,7 +171,8 @@ func ruleLimits(_ proto: Rapport_V1_RuleLimits, field: String) throws(RapportErr
     switch proto.frequency {
     case .unlimited, nil: limits.frequency = .unlimited
     case .oncePerCustomer: limits.frequency = .oncePerCustomer
-    case .oncePerCustomerPer(let period): limits.frequency = .oncePerCustomerPer(milliseconds: Duration(period).milliseconds)
+    case .oncePerCustomerPer(let period):
+        limits.frequency = .oncePerCustomerPer(milliseconds: try Duration(period, field: "\(field).once_per_customer_per").milliseconds)
     }
     if proto.dailyCap != 0 { limits.dailyCap = Int(proto.dailyCap) }
     if proto.hasQuietHours {

@@ -8,7 +8,11 @@ import SwiftProtobuf
 // here only what the wire cannot express (an unknown enum number, a missing message) is rejected.
 
 extension Timestamp {
-    init(_ proto: Google_Protobuf_Timestamp) {
+    /// A request's timestamp, within the range protobuf allows (years 1 to 9999); else `invalid` naming the field.
+    init(_ proto: Google_Protobuf_Timestamp, field: String) throws(RapportError) {
+        guard (-62_135_596_800...253_402_300_799).contains(proto.seconds), (0..<1_000_000_000).contains(proto.nanos) else {
+            throw .invalid(field, "is not a valid timestamp (seconds and nanos out of range; years 1 to 9999)")
+        }
         self.init(millisecondsSinceEpoch: proto.seconds * 1000 + Int64(proto.nanos / 1_000_000))
     }
 
@@ -83,7 +87,7 @@ extension AttributeValue {
             else { throw .invalid(field, "'\(text)' is not a decimal number such as 12.50") }
             self = .decimal(value)
         case .boolValue(let value): self = .bool(value)
-        case .timestampValue(let value): self = .timestamp(Timestamp(value))
+        case .timestampValue(let value): self = .timestamp(try Timestamp(value, field: field))
         case .stringListValue(let list): self = .stringList(list.values)
         case nil: throw .invalid(field, "has no value")
         }

@@ -194,10 +194,11 @@ struct InteractionServiceAdapter: Rapport_V1_InteractionService.SimpleServicePro
         let customer = validator.capture("") { () throws(RapportError) in try parseID(CustomerID.self, proto.customerID, field: "interaction.customer_id") }
         let channel = validator.capture("") { () throws(RapportError) in try InteractionChannel(proto.channel, field: "interaction.channel") }
         let direction = validator.capture("") { () throws(RapportError) in try InteractionDirection(proto.direction, field: "interaction.direction") }
+        let occurredAt = proto.hasOccurTime ? validator.capture("") { () throws(RapportError) in try Timestamp(proto.occurTime, field: "interaction.occur_time") } : nil
         try validator.check()
         let input = InteractionInput(
             customerID: customer!, channel: channel!, direction: direction!, subject: proto.subject, summary: proto.summary, agent: proto.agent,
-            occurredAt: proto.hasOccurTime ? Timestamp(proto.occurTime) : nil)
+            occurredAt: occurredAt)
         return try await renamingFields(under("interaction", except: ["request_id"])) {
             try await engine.recordInteraction(input, requestID: request.requestID).proto
         }
@@ -224,10 +225,11 @@ struct ConsentServiceAdapter: Rapport_V1_ConsentService.SimpleServiceProtocol {
         let channel = validator.capture("") { () throws(RapportError) in try ConsentChannel(proto.channel, field: "consent.channel") }
         let purpose = validator.capture("") { () throws(RapportError) in try ConsentPurpose(proto.purpose, field: "consent.purpose") }
         let status = validator.capture("") { () throws(RapportError) in try ConsentStatus(proto.status, field: "consent.status") }
+        let occurredAt = proto.hasOccurTime ? validator.capture("") { () throws(RapportError) in try Timestamp(proto.occurTime, field: "consent.occur_time") } : nil
         try validator.check()
         let input = ConsentInput(
             customerID: customer!, channel: channel!, purpose: purpose!, status: status!, source: proto.source,
-            occurredAt: proto.hasOccurTime ? Timestamp(proto.occurTime) : nil)
+            occurredAt: occurredAt)
         return try await renamingFields(under("consent", except: ["request_id"])) {
             try await engine.recordConsent(input, requestID: request.requestID).proto
         }

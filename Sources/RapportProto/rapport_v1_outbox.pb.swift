@@ -329,7 +329,8 @@ package nonisolated struct Rapport_V1_AcknowledgeOutboxRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// 1 to 1000 entries delivered. Acknowledging twice, or after the lease expired, is fine.
+  /// 1 to 1000 entries delivered. Acknowledging twice, or after the lease expired, is fine: the entry was
+  /// delivered (one failed before is marked delivered too).
   package var ids: [String] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -368,6 +369,10 @@ package nonisolated struct Rapport_V1_FailOutboxEntryRequest: Sendable {
   package var hasRetryAfter: Bool {self._retryAfter != nil}
   /// Clears the value of `retryAfter`. Subsequent reads from it will return its default value.
   package mutating func clearRetryAfter() {self._retryAfter = nil}
+
+  /// The worker reporting (as in its lease). When set, a report from a worker whose lease expired while another
+  /// worker holds the entry now is refused with FAILED_PRECONDITION instead of undoing the live lease.
+  package var consumer: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -906,7 +911,7 @@ nonisolated extension Rapport_V1_AcknowledgeOutboxResponse: SwiftProtobuf.Messag
 
 nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".FailOutboxEntryRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}error\0\u{3}retry_after\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}error\0\u{3}retry_after\0\u{1}consumer\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -917,6 +922,7 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
       case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._retryAfter) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
       default: break
       }
     }
@@ -936,6 +942,9 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
     try { if let v = self._retryAfter {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    if !self.consumer.isEmpty {
+      try visitor.visitSingularStringField(value: self.consumer, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -943,6 +952,7 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
     if lhs.id != rhs.id {return false}
     if lhs.error != rhs.error {return false}
     if lhs._retryAfter != rhs._retryAfter {return false}
+    if lhs.consumer != rhs.consumer {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

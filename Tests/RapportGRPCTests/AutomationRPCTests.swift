@@ -191,11 +191,43 @@ struct AutomationRPCTests {
             #expect(updated.actions == created.actions)
             change.etag = created.etag
             await expectRPCError(.aborted) { try await c.rules.updateRule(.with { $0.rule = change; $0.updateMask = .with { $0.paths = ["name"] } }) }
+            // An etag that is not one is named where the request carries it.
+            change.etag = "garbage"
+            let malformed = await expectRPCError(.invalidArgument) {
+                try await c.rules.updateRule(.with { $0.rule = change; $0.updateMask = .with { $0.paths = ["name"] } })
+            }
+            #expect(violationFields(malformed) == ["rule.etag"])
+            // Without an etag, a masked update changes only its fields of the current version.
+            let prioritized = try await c.rules.updateRule(.with { $0.rule = .with { $0.id = created.id; $0.priority = 7 }; $0.updateMask = .with { $0.paths = ["priority"] } })
+            #expect(prioritized.name == "Renamed")
+            #expect(prioritized.priority == 7)
+            #expect(prioritized.version == 3)
             let disabled = try await c.rules.disableRule(.with { $0.id = created.id })
             #expect(!disabled.enabled)
             let runs = try await c.rules.listRuleRuns(.with { $0.ruleID = created.id }).runs
             #expect(runs.map(\.status) == [.cancelled])
             #expect(runs.first?.reason == "the rule was disabled")
+        }
+    }
+
+    @Test func durationsAndTimestampsOutOfRangeAreInvalidArguments() async throws {
+        try await withRapport { c in
+            let lease = await expectRPCError(.invalidArgument) {
+                try await c.outbox.leaseOutbox(.with { $0.consumer = "w"; $0.leaseDuration = .with { $0.seconds = 10_000_000_000_000_000 } })
+            }
+            #expect(violationFields(lease) == ["lease_duration"])
+            let retry = await expectRPCError(.invalidArgument) {
+                try await c.outbox.failOutboxEntry(.with { $0.id = "obx_1"; $0.retryAfter = .with { $0.seconds = -10_000_000_000_000_000 } })
+            }
+            #expect(violationFields(retry) == ["retry_after"])
+            var rule = Self.cartRule
+            rule.wait.duration = .with { $0.seconds = 1; $0.nanos = -5 }
+            let wait = await expectRPCError(.invalidArgument) { try await c.rules.createRule(.with { $0.rule = rule }) }
+            #expect(violationFields(wait).contains("rule.wait.duration"))
+            var far = eventItem("far", "page.viewed", .email("ada@example.com"))
+            far.event.occurTime = .with { $0.seconds = 100_000_000_000_000_000 }
+            let response = try await c.ingest.ingestEvents(.with { $0.items = [far] })
+            #expect(response.results[0].violations.map(\.field) == ["occur_time"])
         }
     }
 
