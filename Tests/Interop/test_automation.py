@@ -159,6 +159,12 @@ def test_an_abandoned_cart_rule_waits_rechecks_and_fills_the_outbox(pb, rpc, adm
     rpc.clock.AdvanceClock(pb.clock.AdvanceClockRequest(by=duration(31)), metadata=admin, timeout=T)
     again = rpc.outbox.LeaseOutbox(pb.outbox.LeaseOutboxRequest(consumer="py-worker-2"), metadata=admin, timeout=T).entries
     assert [(e.id, e.idempotency_key, e.attempts) for e in again] == [(entry.id, entry.idempotency_key, 2)]
+    # The first worker, whose lease expired, cannot give up on the entry the second one holds now.
+    with pytest.raises(grpc.RpcError) as refused:
+        rpc.outbox.FailOutboxEntry(pb.outbox.FailOutboxEntryRequest(id=entry.id, consumer="py-worker", error="timeout"),
+                                   metadata=admin, timeout=T)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "leased by 'py-worker-2'" in refused.value.details()
     acknowledged = rpc.outbox.AcknowledgeOutbox(pb.outbox.AcknowledgeOutboxRequest(ids=[entry.id]), metadata=admin, timeout=T)
     assert acknowledged.entries[0].state == pb.outbox.OUTBOX_STATE_DELIVERED
     assert not rpc.outbox.LeaseOutbox(pb.outbox.LeaseOutboxRequest(consumer="py-worker"), metadata=admin, timeout=T).entries
