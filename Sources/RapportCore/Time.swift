@@ -34,14 +34,19 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
 
     /// ISO 8601 in UTC with milliseconds, for example `2026-11-25T09:00:00.000Z`.
     public var description: String {
-        // Whole seconds are exact in a Double; the milliseconds come from the integer, never from a fraction.
-        let (seconds, millis) = millisecondsSinceEpoch.quotientAndRemainder(dividingBy: 1000)
-        let wholeSeconds = millis < 0 ? seconds - 1 : seconds
-        let fraction = millis < 0 ? millis + 1000 : millis
-        let text = Date(timeIntervalSince1970: Double(wholeSeconds))
-            .formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
-        let digits = String(fraction)
-        return text.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
+        // Civil-calendar arithmetic on the integer (no formatter, no floating point): rules write it into every
+        // reason they record.
+        let (days, rest) = millisecondsSinceEpoch.quotientAndRemainder(dividingBy: 86_400_000)
+        let millisOfDay = rest < 0 ? rest + 86_400_000 : rest
+        let date = LocalDate.civil(daysSinceEpoch: Int(rest < 0 ? days - 1 : days))
+        func digits(_ value: Int64, _ count: Int) -> String {
+            let text = String(value)
+            return text.count >= count ? text : String(repeating: "0", count: count - text.count) + text
+        }
+        let year = Int64(date.year ?? 1970)
+        let yearText = year < 0 ? "-" + digits(-year, 4) : digits(year, 4)
+        return "\(yearText)-\(digits(Int64(date.month), 2))-\(digits(Int64(date.day), 2))T\(digits(millisOfDay / 3_600_000, 2)):"
+            + "\(digits(millisOfDay / 60_000 % 60, 2)):\(digits(millisOfDay / 1000 % 60, 2)).\(digits(millisOfDay % 1000, 3))Z"
     }
 }
 

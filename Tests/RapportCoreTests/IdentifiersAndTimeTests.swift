@@ -188,6 +188,8 @@ struct TimeTests {
         (1_767_225_599_999, "2025-12-31T23:59:59.999Z"),
         (1_767_225_600_001, "2026-01-01T00:00:00.001Z"),
         (-1, "1969-12-31T23:59:59.999Z"),
+        (-62_135_596_800_000, "0001-01-01T00:00:00.000Z"),
+        (-62_167_219_200_001, "-0001-12-31T23:59:59.999Z"),
     ])
     func descriptionIsISO8601InUTCWithMilliseconds(milliseconds: Int64, text: String) {
         #expect(Timestamp(millisecondsSinceEpoch: milliseconds).description == text)
@@ -205,6 +207,23 @@ struct TimeTests {
         }
         let wrongCount = wrong.count
         #expect(wrongCount == 0, "of 3000, e.g. \(wrong.prefix(3).joined(separator: ", "))")
+    }
+
+    /// The text is Foundation's ISO 8601 rendering of the same instant, from 1583 to 9999 (before, Foundation
+    /// switches to the Julian calendar; Rapport stays proleptic Gregorian, as ISO 8601 and its own parser do).
+    @Test func descriptionAgreesWithFoundation() {
+        var rng = SeededGenerator(seed: 7)
+        var wrong: [String] = []
+        for _ in 0..<5_000 {
+            let milliseconds = Int64.random(in: -12_212_553_600_000...253_402_300_799_999, using: &rng)
+            let seconds = Double(milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000)
+            let expected = Date(timeIntervalSince1970: seconds)
+                .formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false).timeZone(separator: .omitted))
+            let text = Timestamp(millisecondsSinceEpoch: milliseconds).description
+            if String(text.prefix(19)) != String(expected.prefix(19)) { wrong.append("\(milliseconds): \(text) vs \(expected)") }
+        }
+        let wrongCount = wrong.count
+        #expect(wrongCount == 0, "e.g. \(wrong.prefix(3).joined(separator: ", "))")
     }
 
     /// A timestamp turned into a Foundation date and back is the same timestamp.

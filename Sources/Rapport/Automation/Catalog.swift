@@ -4,10 +4,15 @@ import RapportRules
 import Synchronization
 
 /// A dynamic segment with its compiled expression.
-struct CompiledSegment: Sendable {
-    var segment: Segment
-    var predicate: CompiledExpression
+final class CompiledSegment: Sendable {
+    let segment: Segment
+    let predicate: CompiledExpression
     var timeDependent: Bool { predicate.requirements.data.contains(.time) }
+
+    init(segment: Segment, predicate: CompiledExpression) {
+        self.segment = segment
+        self.predicate = predicate
+    }
 }
 
 /// One action of a rule, compiled.
@@ -22,18 +27,32 @@ enum CompiledAction: Sendable {
 }
 
 /// A version of a rule with its expressions and templates compiled.
-struct CompiledRule: Sendable {
-    var id: RuleID
-    var version: Int64
-    var definition: RuleDefinition
-    var filter: CompiledExpression?
-    var condition: CompiledExpression?
-    var recheck: CompiledExpression?
-    var actions: [CompiledAction]
+final class CompiledRule: Sendable {
+    let id: RuleID
+    let version: Int64
+    let definition: RuleDefinition
+    let filter: CompiledExpression?
+    let condition: CompiledExpression?
+    let recheck: CompiledExpression?
+    let actions: [CompiledAction]
     /// What evaluating any of its expressions reads.
-    var requirements: Requirements
+    let requirements: Requirements
 
     var scope: ExpressionScope { definition.trigger.eventType.map { .event(type: $0) } ?? .customer }
+
+    init(
+        id: RuleID, version: Int64, definition: RuleDefinition, filter: CompiledExpression?, condition: CompiledExpression?, recheck: CompiledExpression?,
+        actions: [CompiledAction], requirements: Requirements
+    ) {
+        self.id = id
+        self.version = version
+        self.definition = definition
+        self.filter = filter
+        self.condition = condition
+        self.recheck = recheck
+        self.actions = actions
+        self.requirements = requirements
+    }
 }
 
 /// Everything automation needs, compiled once per definitions version and shared by the transactions that see
