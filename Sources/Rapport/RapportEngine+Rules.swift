@@ -293,13 +293,7 @@ extension RapportEngine {
         while true {
             let waiting = try tx.runs(RunQuery(ruleID: id, status: .waiting, limit: 500))
             for var run in waiting {
-                run.status = .cancelled
-                run.reason = reason
-                run.event = nil
-                run.order = nil
-                run.step = nil
-                run.resumeAt = nil
-                run.updatedAt = now
+                run.end(.cancelled, reason: reason, at: now)
                 try tx.updateRun(run)
                 try tx.deleteJob("wait:\(run.id.rawValue)")
             }

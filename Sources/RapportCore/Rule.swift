@@ -410,6 +410,17 @@ public struct RuleRun: Hashable, Sendable, Codable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
+
+    /// Ends a waiting run (skipped or cancelled, and why): it no longer keeps its trigger or a resume time.
+    public mutating func end(_ status: RunStatus, reason: String, at time: Timestamp) {
+        self.status = status
+        self.reason = reason
+        event = nil
+        order = nil
+        step = nil
+        resumeAt = nil
+        updatedAt = time
+    }
 }
 
 /// How often a rule fired for one customer, for its frequency limit.

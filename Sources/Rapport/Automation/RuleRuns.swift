@@ -54,13 +54,7 @@ extension WriteSession {
             return try tx.insertRun(run)
         }
         if var waiting {  // restart: the new run replaces it
-            waiting.status = .cancelled
-            waiting.reason = "replaced by run \(run.id), triggered again"
-            waiting.event = nil
-            waiting.order = nil
-            waiting.step = nil
-            waiting.resumeAt = nil
-            waiting.updatedAt = now
+            waiting.end(.cancelled, reason: "replaced by run \(run.id), triggered again", at: now)
             try tx.updateRun(waiting)
             try tx.deleteJob("wait:\(waiting.id.rawValue)")
         }
@@ -167,13 +161,7 @@ extension WriteSession {
     mutating func resumeRun(_ id: RunID) throws {
         guard var run = try tx.run(id), run.status == .waiting else { return }
         func end(_ status: RunStatus, _ reason: String) throws {
-            run.status = status
-            run.reason = reason
-            run.event = nil
-            run.order = nil
-            run.step = nil
-            run.resumeAt = nil
-            run.updatedAt = now
+            run.end(status, reason: reason, at: now)
             try tx.updateRun(run)
         }
         guard let ruleRecord = try tx.rule(run.ruleID) else { return try end(.cancelled, "the rule was deleted") }
