@@ -68,6 +68,8 @@ let package = Package(
             dependencies: [
                 "RapportCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The sqlite3 C API GRDB itself uses, to read rows' columns without GRDB's per-row wrappers.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: upcoming
         ),

@@ -5,7 +5,8 @@ public struct CurrencyCode: Hashable, Comparable, Sendable, Codable, CustomStrin
 
     /// The currency `code` (case-insensitive), or an `invalidArgument` error naming `field`.
     public init(_ code: String, field: String = "currency") throws(RapportError) {
-        let upper = code.uppercased()
+        // Codes usually arrive upper-case already (and always from storage): skip the Unicode case mapping then.
+        let upper = code.utf8.allSatisfy({ $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? code : code.uppercased()
         guard Self.minorUnitDigits[upper] != nil else {
             throw .invalid(field, "'\(code)' is not an ISO 4217 currency code")
         }

@@ -7,7 +7,7 @@ extension SQLiteTransaction {
 
     private static let apiKeyColumns = "id, name, role, secret_hash, created_at, revoked_at"
 
-    private func decodeAPIKey(_ row: Row) throws -> APIKey {
+    private func decodeAPIKey(_ row: ColumnRow) throws -> APIKey {
         APIKey(
             id: APIKeyID(uncheckedRawValue: try row.decode(String.self, atIndex: 0)), name: try row.decode(String.self, atIndex: 1),
             role: try decodeEnum(Role.self, row, 2), secretHash: try row.decode(String.self, atIndex: 3), createdAt: try time(row, 4),

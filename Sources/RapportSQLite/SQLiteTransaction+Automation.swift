@@ -24,7 +24,7 @@ extension SQLiteTransaction {
 
     // MARK: Segments
 
-    private func decodeSegment(_ row: Row) throws -> Segment {
+    private func decodeSegment(_ row: ColumnRow) throws -> Segment {
         var segment = try decodeJSON(Segment.self, row, 0)
         segment.memberCount = try row.decode(Int64.self, atIndex: 1)
         return segment
@@ -175,7 +175,7 @@ extension SQLiteTransaction {
 
     // MARK: Rules and runs
 
-    private func decodeRule(_ row: Row) throws -> Rule {
+    private func decodeRule(_ row: ColumnRow) throws -> Rule {
         Rule(
             id: RuleID(uncheckedRawValue: try row.decode(String.self, atIndex: 0)), version: try row.decode(Int64.self, atIndex: 1),
             definition: try decodeJSON(RuleDefinition.self, row, 5), enabled: try row.decode(Bool.self, atIndex: 2), createdAt: try time(row, 3),
@@ -223,7 +223,7 @@ extension SQLiteTransaction {
         guard inserted > 0 else { throw RapportError.alreadyExists(entity: "rule version", id: "\(rule)@\(version)") }
     }
 
-    private func decodeRun(_ row: Row) throws -> RuleRun { try decodeJSON(RuleRun.self, row, 0) }
+    private func decodeRun(_ row: ColumnRow) throws -> RuleRun { try decodeJSON(RuleRun.self, row, 0) }
 
     func run(_ id: RunID) throws -> RuleRun? {
         try fetchOne("SELECT details FROM rule_runs WHERE id = ?", [id.rawValue], decodeRun)
@@ -307,7 +307,7 @@ extension SQLiteTransaction {
 
     // MARK: Jobs
 
-    private func decodeJob(_ row: Row) throws -> ScheduledJob {
+    private func decodeJob(_ row: ColumnRow) throws -> ScheduledJob {
         ScheduledJob(
             key: try row.decode(String.self, atIndex: 0), dueAt: try time(row, 1), kind: try decodeJSON(JobKind.self, row, 4),
             customerID: try row.decode(String?.self, atIndex: 2).map(CustomerID.init(uncheckedRawValue:)), attempts: try row.decode(Int.self, atIndex: 3))
@@ -352,7 +352,7 @@ extension SQLiteTransaction {
 
     // MARK: Outbox
 
-    private func decodeOutbox(_ row: Row) throws -> OutboxEntry { try decodeJSON(OutboxEntry.self, row, 0) }
+    private func decodeOutbox(_ row: ColumnRow) throws -> OutboxEntry { try decodeJSON(OutboxEntry.self, row, 0) }
 
     func outboxEntry(_ id: OutboxEntryID) throws -> OutboxEntry? {
         try fetchOne("SELECT details FROM outbox WHERE id = ?", [id.rawValue], decodeOutbox)

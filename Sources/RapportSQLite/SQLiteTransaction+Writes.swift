@@ -22,14 +22,14 @@ extension SQLiteTransaction {
             case .merged(let survivor, let merge): (survivor.rawValue, merge.rawValue)
             }
         return [
-            record.state == .active ? "active" : "merged", mergedInto, mergeID, try json(StoredProfile(record.profile)),
-            try json(record.fieldTimes.mapValues(\.millisecondsSinceEpoch)), tags, record.profile.lifecycleStage?.rawValue,
+            record.state == .active ? "active" : "merged", mergedInto, mergeID, ColumnJSON.text(record.profile),
+            ColumnJSON.text(record.fieldTimes), tags, record.profile.lifecycleStage?.rawValue,
             record.createdAt.millisecondsSinceEpoch, record.updatedAt.millisecondsSinceEpoch, record.version, record.id.rawValue,
         ]
     }
 
     func insertCustomer(_ record: CustomerRecord) throws {
-        let tags = try json(record.profile.tags)
+        let tags = ColumnJSON.text(record.profile.tags)
         let inserted = try changes(
             """
             INSERT INTO customers (state, merged_into, merge_id, profile, field_times, tags, lifecycle_stage, created_at, updated_at, version, id)
@@ -45,7 +45,7 @@ extension SQLiteTransaction {
         guard let oldTags = try fetchOne("SELECT tags FROM customers WHERE id = ?", [record.id.rawValue], { try $0.decode(String.self, atIndex: 0) }) else {
             throw RapportError.notFound(entity: "customer", id: record.id.rawValue)
         }
-        let tags = try json(record.profile.tags)
+        let tags = ColumnJSON.text(record.profile.tags)
         try execute(
             """
             UPDATE customers SET state = ?, merged_into = ?, merge_id = ?, profile = ?, field_times = ?, tags = ?, lifecycle_stage = ?,
@@ -85,7 +85,7 @@ extension SQLiteTransaction {
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """,
             [
-                stats.customerID.rawValue, stats.orderCount, try json(stats.spent.map(StoredCurrencyTotal.init)),
+                stats.customerID.rawValue, stats.orderCount, ColumnJSON.text(stats.spent),
                 stats.firstOrderAt?.millisecondsSinceEpoch, stats.lastOrderAt?.millisecondsSinceEpoch, stats.eventCount,
                 stats.lastSeenAt?.millisecondsSinceEpoch,
             ]
@@ -134,8 +134,8 @@ extension SQLiteTransaction {
             [
                 record.sequence, event.id, event.customerID.rawValue, record.homeCustomerID.rawValue, event.type,
                 event.occurredAt.millisecondsSinceEpoch, event.receivedAt.millisecondsSinceEpoch, event.channel.rawValue,
-                event.identities.isEmpty ? "[]" : try json(event.identities.map(StoredIdentity.init)),
-                event.properties.isEmpty ? "{}" : try json(event.properties),
+                event.identities.isEmpty ? "[]" : ColumnJSON.text(event.identities),
+                event.properties.isEmpty ? "{}" : ColumnJSON.text(event.properties),
             ]
         )
         guard inserted > 0 else { throw try duplicate(entity: "event", table: "events", id: event.id, sequence: record.sequence) }
@@ -146,7 +146,7 @@ extension SQLiteTransaction {
         return [
             record.sequence, order.key.source, order.key.externalID, order.channel.rawValue, order.customerID.rawValue,
             record.homeCustomerID.rawValue, order.status.rawValue, order.currency.code, order.total.minorUnits,
-            order.placedAt.millisecondsSinceEpoch, order.updatedAt.millisecondsSinceEpoch, try json(StoredOrderDetails(order)),
+            order.placedAt.millisecondsSinceEpoch, order.updatedAt.millisecondsSinceEpoch, ColumnJSON.text(order),
             order.id.rawValue,
         ]
     }
@@ -292,7 +292,7 @@ extension SQLiteTransaction {
             "INSERT INTO profile_changes (customer_id, sequence, at, fields, profile) VALUES (?, ?, ?, ?, ?)",
             [
                 change.customerID.rawValue, change.sequence, change.at.millisecondsSinceEpoch, try json(change.fields.map(\.path).sorted()),
-                try json(StoredProfile(change.profile)),
+                ColumnJSON.text(change.profile),
             ]
         )
     }

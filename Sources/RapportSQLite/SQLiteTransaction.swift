@@ -41,20 +41,23 @@ final class SQLiteTransaction: StoreWriter {
         return db.changesCount
     }
 
-    func fetchOne<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (Row) throws -> T) throws -> T? {
+    func fetchOne<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (ColumnRow) throws -> T) throws -> T? {
         try guarded {
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-            guard let row = try cursor.next() else { return nil }
-            return try decode(row)
+            var result: T?
+            try db.forEachRow(db.cachedStatement(sql: sql), arguments) { row in
+                result = try decode(row)
+                return false
+            }
+            return result
         }
     }
 
-    func fetchAll<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (Row) throws -> T) throws -> [T] {
+    func fetchAll<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (ColumnRow) throws -> T) throws -> [T] {
         try guarded {
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
             var result: [T] = []
-            while let row = try cursor.next() {
+            try db.forEachRow(db.cachedStatement(sql: sql), arguments) { row in
                 result.append(try decode(row))
+                return true
             }
             return result
         }
@@ -69,24 +72,33 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     /// Decodes a JSON column; only called inside `fetchOne`/`fetchAll`, which turn its errors into storage errors.
-    func decodeJSON<T: Decodable>(_ type: T.Type, _ row: Row, _ index: Int) throws -> T {
-        try row.withUnsafeData(atIndex: index) { data in
-            guard let data else { throw RapportError.storage("unexpected NULL JSON in column \(index)") }
+    func decodeJSON<T: Decodable>(_ type: T.Type, _ row: ColumnRow, _ index: Int) throws -> T {
+        try row.withUnsafeBytes(atIndex: index) { bytes in
+            guard let bytes else { throw RapportError.storage("unexpected NULL JSON in column \(index)") }
+            let data = bytes.baseAddress.map { Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: bytes.count, deallocator: .none) } ?? Data()
             return try decoder.decode(T.self, from: data)
         }
     }
 
-    func decodeEnum<E: RawRepresentable<String>>(_ type: E.Type, _ row: Row, _ index: Int) throws -> E {
+    /// Reads a hot JSON column with one of ``ColumnJSON``'s readers.
+    func decodeColumn<T>(_ row: ColumnRow, _ index: Int, _ read: (inout JSONScanner) throws -> T) throws -> T {
+        try row.withUnsafeBytes(atIndex: index) { bytes in
+            guard let bytes else { throw RapportError.storage("unexpected NULL JSON in column \(index)") }
+            return try JSONScanner.read(bytes, read)
+        }
+    }
+
+    func decodeEnum<E: RawRepresentable<String>>(_ type: E.Type, _ row: ColumnRow, _ index: Int) throws -> E {
         let text = try row.decode(String.self, atIndex: index)
         guard let value = E(rawValue: text) else { throw RapportError.storage("unknown \(E.self) '\(text)' in the database") }
         return value
     }
 
-    func time(_ row: Row, _ index: Int) throws -> Timestamp {
+    func time(_ row: ColumnRow, _ index: Int) throws -> Timestamp {
         Timestamp(millisecondsSinceEpoch: try row.decode(Int64.self, atIndex: index))
     }
 
-    func optionalTime(_ row: Row, _ index: Int) throws -> Timestamp? {
+    func optionalTime(_ row: ColumnRow, _ index: Int) throws -> Timestamp? {
         try row.decode(Int64?.self, atIndex: index).map(Timestamp.init(millisecondsSinceEpoch:))
     }
 
@@ -114,11 +126,11 @@ final class SQLiteTransaction: StoreWriter {
 
     static let customerColumns = "id, merged_into, merge_id, profile, field_times, created_at, updated_at, version"
 
-    func decodeCustomer(_ row: Row) throws -> CustomerRecord {
+    func decodeCustomer(_ row: ColumnRow) throws -> CustomerRecord {
         CustomerRecord(
             id: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 0)),
-            profile: try decodeJSON(StoredProfile.self, row, 3).profile,
-            fieldTimes: try decodeJSON([String: Int64].self, row, 4).mapValues(Timestamp.init(millisecondsSinceEpoch:)),
+            profile: try decodeColumn(row, 3, ColumnJSON.readProfile),
+            fieldTimes: try decodeColumn(row, 4, ColumnJSON.readTimes),
             state: CustomerState(mergedInto: try row.decode(String?.self, atIndex: 1), mergeID: try row.decode(String?.self, atIndex: 2)),
             createdAt: try time(row, 5),
             updatedAt: try time(row, 6),
@@ -180,7 +192,7 @@ final class SQLiteTransaction: StoreWriter {
             CustomerStats(
                 customerID: customer,
                 orderCount: try row.decode(Int64.self, atIndex: 0),
-                spent: try decodeJSON([StoredCurrencyTotal].self, row, 1).map(\.total),
+                spent: try decodeColumn(row, 1, ColumnJSON.readTotals),
                 firstOrderAt: try optionalTime(row, 2),
                 lastOrderAt: try optionalTime(row, 3),
                 eventCount: try row.decode(Int64.self, atIndex: 4),
@@ -193,7 +205,7 @@ final class SQLiteTransaction: StoreWriter {
 
     static let identityColumns = "kind, source, value, customer_id, home_customer_id, created_at"
 
-    func decodeIdentity(_ row: Row) throws -> IdentityRecord {
+    func decodeIdentity(_ row: ColumnRow) throws -> IdentityRecord {
         IdentityRecord(
             identity: Identity(kind: try decodeEnum(IdentityKind.self, row, 0), source: try row.decode(String.self, atIndex: 1), value: try row.decode(String.self, atIndex: 2)),
             customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 3)),
@@ -214,14 +226,14 @@ final class SQLiteTransaction: StoreWriter {
 
     static let eventColumns = "sequence, id, customer_id, home_customer_id, type, occurred_at, received_at, channel, identities, properties"
 
-    func decodeEvent(_ row: Row) throws -> EventRecord {
+    func decodeEvent(_ row: ColumnRow) throws -> EventRecord {
         let event = Event(
             id: try row.decode(String.self, atIndex: 1),
             type: try row.decode(String.self, atIndex: 4),
             occurredAt: try time(row, 5),
             channel: try decodeEnum(Channel.self, row, 7),
-            identities: try decodeJSON([StoredIdentity].self, row, 8).map(\.identity),
-            properties: try decodeJSON([String: AttributeValue].self, row, 9),
+            identities: try decodeColumn(row, 8, ColumnJSON.readIdentities),
+            properties: try decodeColumn(row, 9, ColumnJSON.readAttributes),
             customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
             receivedAt: try time(row, 6)
         )
@@ -253,8 +265,8 @@ final class SQLiteTransaction: StoreWriter {
 
     static let orderColumns = "sequence, id, source, external_id, channel, customer_id, home_customer_id, status, currency, placed_at, updated_at, details"
 
-    func decodeOrder(_ row: Row) throws -> OrderRecord {
-        let details = try decodeJSON(StoredOrderDetails.self, row, 11)
+    func decodeOrder(_ row: ColumnRow) throws -> OrderRecord {
+        let details = try decodeColumn(row, 11, ColumnJSON.readOrderDetails)
         let currencyCode = try row.decode(String.self, atIndex: 8)
         let currency: CurrencyCode
         do {
@@ -267,16 +279,16 @@ final class SQLiteTransaction: StoreWriter {
             key: OrderKey(source: try row.decode(String.self, atIndex: 2), externalID: try row.decode(String.self, atIndex: 3)),
             channel: try decodeEnum(Channel.self, row, 4),
             customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 5)),
-            identities: details.identities.map(\.identity),
-            lines: details.lines.map(\.line),
+            identities: details.identities,
+            lines: details.lines,
             currency: currency,
-            subtotal: details.subtotal.money,
-            discount: details.discount.money,
-            shipping: details.shipping.money,
-            tax: details.tax.money,
-            total: details.total.money,
+            subtotal: details.subtotal,
+            discount: details.discount,
+            shipping: details.shipping,
+            tax: details.tax,
+            total: details.total,
             status: try decodeEnum(OrderStatus.self, row, 7),
-            statusHistory: details.statusHistory.map(\.change),
+            statusHistory: details.statusHistory,
             placedAt: try time(row, 9),
             updatedAt: try time(row, 10)
         )
@@ -306,7 +318,7 @@ final class SQLiteTransaction: StoreWriter {
 
     static let interactionColumns = "sequence, id, customer_id, home_customer_id, channel, direction, subject, summary, agent, occurred_at"
 
-    func decodeInteraction(_ row: Row) throws -> InteractionRecord {
+    func decodeInteraction(_ row: ColumnRow) throws -> InteractionRecord {
         let interaction = Interaction(
             id: InteractionID(uncheckedRawValue: try row.decode(String.self, atIndex: 1)),
             customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
@@ -339,7 +351,7 @@ final class SQLiteTransaction: StoreWriter {
 
     static let consentColumns = "sequence, id, customer_id, home_customer_id, channel, purpose, status, source, occurred_at, recorded_at"
 
-    func decodeConsent(_ row: Row) throws -> ConsentRecord {
+    func decodeConsent(_ row: ColumnRow) throws -> ConsentRecord {
         let consent = Consent(
             id: ConsentID(uncheckedRawValue: try row.decode(String.self, atIndex: 1)),
             customerID: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2)),
@@ -367,7 +379,7 @@ final class SQLiteTransaction: StoreWriter {
 
     static let mergeColumns = "id, survivor_id, absorbed_id, sequence, merged_at, unmerged_at, details"
 
-    func decodeMerge(_ row: Row) throws -> MergeRecord {
+    func decodeMerge(_ row: ColumnRow) throws -> MergeRecord {
         let details = try decodeJSON(StoredMergeDetails.self, row, 6)
         return MergeRecord(
             id: MergeID(uncheckedRawValue: try row.decode(String.self, atIndex: 0)),
@@ -400,7 +412,7 @@ final class SQLiteTransaction: StoreWriter {
                 sequence: try row.decode(Int64.self, atIndex: 0),
                 at: try time(row, 1),
                 fields: Set(try decodeJSON([String].self, row, 2).map(CustomerField.init(path:))),
-                profile: try decodeJSON(StoredProfile.self, row, 3).profile
+                profile: try decodeColumn(row, 3, ColumnJSON.readProfile)
             )
         }
     }

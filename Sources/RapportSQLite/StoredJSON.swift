@@ -5,6 +5,10 @@ import RapportCore
 // relying on the synthesized `Codable` of core types: the file format is a public promise, and it must not change
 // when a Swift property of a core type is renamed. `AttributeValue` is the exception: its own coding is already an
 // explicit `{"type", "value"}` form.
+//
+// The hot columns (profiles, field times, stats totals, event identities and properties, order details) are read and
+// written by ColumnJSON.swift's hand-written coder; these forms remain their definition, and the tests hold the two
+// to the same text both ways.
 
 /// `{"kind": "email", "source": "", "value": "ada@example.com"}`.
 struct StoredIdentity: Codable {

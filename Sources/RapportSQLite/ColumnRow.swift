@@ -1,0 +1,96 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import RapportCore
+
+/// The current row of a stepped statement, read column by column straight from SQLite.
+///
+/// Valid only until the statement steps again; every value is copied out.
+struct ColumnRow {
+    let handle: SQLiteStatement
+
+    private func column(_ index: Int) -> Int32 { Int32(index) }
+
+    private func null(_ index: Int) -> RapportError {
+        .storage("unexpected NULL in column \(index)")
+    }
+
+    func isNull(atIndex index: Int) -> Bool {
+        sqlite3_column_type(handle, column(index)) == SQLITE_NULL
+    }
+
+    func decode(_ type: String.Type, atIndex index: Int) throws -> String {
+        // Text first, then its length, as SQLite documents.
+        guard let text = sqlite3_column_text(handle, column(index)) else { throw null(index) }
+        let count = Int(sqlite3_column_bytes(handle, column(index)))
+        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
+    }
+
+    func decode(_ type: String?.Type, atIndex index: Int) throws -> String? {
+        isNull(atIndex: index) ? nil : try decode(String.self, atIndex: index)
+    }
+
+    func decode(_ type: Int64.Type, atIndex index: Int) throws -> Int64 {
+        guard !isNull(atIndex: index) else { throw null(index) }
+        return sqlite3_column_int64(handle, column(index))
+    }
+
+    func decode(_ type: Int64?.Type, atIndex index: Int) throws -> Int64? {
+        isNull(atIndex: index) ? nil : sqlite3_column_int64(handle, column(index))
+    }
+
+    func decode(_ type: Int.Type, atIndex index: Int) throws -> Int {
+        Int(try decode(Int64.self, atIndex: index))
+    }
+
+    func decode(_ type: Bool.Type, atIndex index: Int) throws -> Bool {
+        try decode(Int64.self, atIndex: index) != 0
+    }
+
+    func decode(_ type: Data.Type, atIndex index: Int) throws -> Data {
+        try withUnsafeBytes(atIndex: index) { bytes in
+            guard let bytes else { throw null(index) }
+            return Data(bytes)
+        }
+    }
+
+    /// The column's bytes (text or blob) without a copy, or nil for NULL.
+    func withUnsafeBytes<T>(atIndex index: Int, _ body: (UnsafeRawBufferPointer?) throws -> T) throws -> T {
+        if isNull(atIndex: index) { return try body(nil) }
+        // Blob first, then its length; an empty value may come back as a NULL pointer.
+        let pointer = sqlite3_column_blob(handle, column(index))
+        let count = Int(sqlite3_column_bytes(handle, column(index)))
+        guard let pointer, count > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+}
+
+extension Database {
+    /// Binds `arguments`, steps through the rows calling `row` for each until it returns false, and resets.
+    ///
+    /// Read-only statements are stepped here, straight through SQLite; others (`UPDATE … RETURNING`) through GRDB's
+    /// cursor, so that GRDB sees every write it runs.
+    func forEachRow(_ statement: Statement, _ arguments: StatementArguments, _ row: (ColumnRow) throws -> Bool) throws {
+        let handle = statement.sqliteStatement
+        let current = ColumnRow(handle: handle)
+        guard statement.isReadonly else {
+            let cursor = try Row.fetchCursor(statement, arguments: arguments)
+            while try cursor.next() != nil {
+                guard try row(current) else { return }
+            }
+            return
+        }
+        try statement.setArguments(arguments)
+        defer { sqlite3_reset(handle) }
+        while true {
+            switch sqlite3_step(handle) {
+            case SQLITE_ROW:
+                guard try row(current) else { return }
+            case SQLITE_DONE:
+                return
+            case let code:
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: lastErrorMessage, sql: statement.sql, arguments: arguments)
+            }
+        }
+    }
+}
