@@ -47,7 +47,7 @@ extension RapportEngine {
     public func customer360(_ id: CustomerID, recentOrders: Int = 5, timelinePageSize: Int = 20) async throws(RapportError) -> Customer360 {
         let orderCount = max(0, min(recentOrders, 100))
         let size = try PageToken.pageSize(timelinePageSize)
-        return try await read { tx in
+        return try await quickRead { tx in
             let record = try tx.activeCustomer(id)
             // One read of the newest orders serves both the recent orders and the timeline's first page.
             let orders = try tx.orders(of: record.id, before: nil, limit: max(orderCount, size + 1))
@@ -65,12 +65,12 @@ extension RapportEngine {
     public func timeline(_ id: CustomerID, page: PageRequest = PageRequest()) async throws(RapportError) -> TimelinePage {
         let size = try PageToken.pageSize(page.size)
         let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token) }
-        return try await read { tx in try timelinePage(tx, try tx.activeCustomer(id).id, before: before, size: size) }
+        return try await quickRead { tx in try timelinePage(tx, try tx.activeCustomer(id).id, before: before, size: size) }
     }
 
     /// The customer's aggregates: order count, spending per currency, first and last order, last seen.
     public func stats(of id: CustomerID) async throws(RapportError) -> CustomerStats {
-        try await read { tx in
+        try await quickRead { tx in
             let record = try tx.activeCustomer(id)
             return try tx.stats(of: record.id) ?? CustomerStats(customerID: record.id)
         }
@@ -80,7 +80,7 @@ extension RapportEngine {
     public func orders(of id: CustomerID, page: PageRequest = PageRequest()) async throws(RapportError) -> (orders: [Order], nextPageToken: String?) {
         let size = try PageToken.pageSize(page.size)
         let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token) }
-        return try await read { tx in
+        return try await quickRead { tx in
             let records = try tx.orders(of: try tx.activeCustomer(id).id, before: before, limit: size + 1)
             let pageRecords = records.prefix(size)
             let next = records.count > size ? pageRecords.last.map { PageToken.encode(TimelinePosition(time: $0.order.placedAt, sequence: $0.sequence)) } : nil
@@ -90,7 +90,7 @@ extension RapportEngine {
 
     /// An order by its Rapport id.
     public func order(_ id: OrderID) async throws(RapportError) -> Order {
-        try await read { tx in
+        try await quickRead { tx in
             guard let record = try tx.order(id) else { throw RapportError.notFound(entity: "order", id: id.rawValue) }
             return record.order
         }
@@ -98,7 +98,7 @@ extension RapportEngine {
 
     /// An order by the shop's key.
     public func order(_ key: OrderKey) async throws(RapportError) -> Order {
-        try await read { tx in
+        try await quickRead { tx in
             guard let record = try tx.order(key: OrderKey(source: key.source.lowercased(), externalID: key.externalID)) else {
                 throw RapportError.notFound(entity: "order", id: key.description)
             }
@@ -108,7 +108,7 @@ extension RapportEngine {
 
     /// An event by its id.
     public func event(_ id: String) async throws(RapportError) -> Event {
-        try await read { tx in
+        try await quickRead { tx in
             guard let record = try tx.event(id: id) else { throw RapportError.notFound(entity: "event", id: id) }
             return record.event
         }

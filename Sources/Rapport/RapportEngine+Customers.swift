@@ -48,7 +48,7 @@ extension RapportEngine {
 
     /// The customer with this id. A merged customer's id returns the customer it was merged into.
     public func customer(_ id: CustomerID) async throws(RapportError) -> Customer {
-        try await read { tx in try tx.assemble(try tx.activeCustomer(id)) }
+        try await quickRead { tx in try tx.assemble(try tx.activeCustomer(id)) }
     }
 
     /// The customer an identity resolves to, if any.
@@ -58,7 +58,7 @@ extension RapportEngine {
     /// ```
     public func findCustomer(_ identity: IdentityInput) async throws(RapportError) -> Customer? {
         let normalized = try normalizer.normalize(kind: identity.kind, source: identity.source, value: identity.value)
-        return try await read { tx in
+        return try await quickRead { tx in
             guard let record = try tx.identity(normalized) else { return nil }
             return try tx.assemble(try tx.activeCustomer(record.customerID))
         }

@@ -72,6 +72,17 @@ public final class RapportEngine: Sendable {
         }
     }
 
+    /// ``read(_:)`` for a short body (a bounded number of rows), through ``Store/quickRead(_:)``.
+    func quickRead<T: Sendable>(_ body: @Sendable @escaping (any StoreReader) throws -> T) async throws(RapportError) -> T {
+        do {
+            return try await store.quickRead(body)
+        } catch let error as RapportError {
+            throw error
+        } catch {
+            throw .storage(String(describing: error))
+        }
+    }
+
     /// Normalizes raw identities, naming `parent[i]` in errors, and drops duplicates (first one wins).
     func normalize(_ inputs: [IdentityInput], parent: String) throws(RapportError) -> [Identity] {
         var validator = Validator()

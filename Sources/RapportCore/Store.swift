@@ -109,6 +109,17 @@ public protocol Store: Sendable {
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T
     /// Runs `body` in a write transaction: all of it commits, or, if it throws, none of it.
     func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T
+    /// Runs a short `body` (a lookup, one customer's 360: a bounded number of rows) like ``read(_:)``, but on the
+    /// caller's thread where the backend can, saving the hop to a thread of its own; scans belong in ``read(_:)``.
+    ///
+    /// The default runs ``read(_:)``.
+    func quickRead<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T
+}
+
+extension Store {
+    public func quickRead<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
+        try await read(body)
+    }
 }
 
 /// The reads one transaction can do.

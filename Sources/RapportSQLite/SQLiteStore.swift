@@ -128,6 +128,24 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// Runs `body` in a read transaction like ``read(_:)``, on the calling thread instead of one of GRDB's reader
+    /// queues: for short reads, where the hop there and back would cost more than the queries.
+    ///
+    /// It blocks the calling thread while it waits for a free reader connection (readers are held only for the
+    /// length of a read body) and while `body` runs.
+    public func quickRead<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
+        try readOnCallingThread(body)
+    }
+
+    /// Not `async`, so that `pool.read` is GRDB's synchronous one.
+    private func readOnCallingThread<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+        do {
+            return try pool.read { db in try Self.marking { try body(SQLiteTransaction(db)) } }
+        } catch {
+            throw Self.storageError(error)
+        }
+    }
+
     /// Runs `body` in the single write transaction: it commits if `body` returns, and rolls back if it throws.
     ///
     /// What `body` throws comes out unchanged (the reader and writer it is given throw only ``RapportError``); a

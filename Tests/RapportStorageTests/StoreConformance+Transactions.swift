@@ -115,4 +115,17 @@ extension StoreConformance {
         #expect(try await store.read { try $0.customer(F.customerID("a")) } == F.customer("a"))
         #expect(try await store.read { try $0.customer(F.customerID("b")) } == F.customer("b"))
     }
+
+    @Test(arguments: Backend.allCases)
+    func aQuickReadSeesWhatAReadSeesAndRethrowsItsError(_ backend: Backend) async throws {
+        let (store, before) = try await makeBaseline(backend)
+        expectSameReads(before, try await store.quickRead { try Self.transactionUniverse.snapshot($0) }, "quick read")
+        await #expect(throws: Abort()) {
+            try await store.quickRead { _ in throw Abort() }
+        }
+        try await store.write { try writeEverything($0) }
+        let after = try await store.read { try Self.transactionUniverse.snapshot($0) }
+        expectSameReads(after, try await store.quickRead { try Self.transactionUniverse.snapshot($0) }, "quick read after a write")
+        #expect(after["currentSequence"] == .number(210))
+    }
 }
