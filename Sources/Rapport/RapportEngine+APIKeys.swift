@@ -55,7 +55,7 @@ extension RapportEngine {
         let hash = SHA256.hex(secret)
         let now = clock.now()
         if let cached = authenticated.withLock({ $0[hash] }), now < cached.until { return cached.key }
-        guard let key = try await read({ tx in try tx.apiKey(secretHash: hash) }), key.isActive else { return nil }
+        guard let key = try await quickRead({ tx in try tx.apiKey(secretHash: hash) }), key.isActive else { return nil }
         authenticated.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[hash] = (key, now + .seconds(5))
