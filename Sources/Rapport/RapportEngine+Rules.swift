@@ -81,10 +81,32 @@ extension RapportEngine {
 
     /// Replaces a rule's definition with a new version. Waiting runs finish with the version they started with.
     public func updateRule(_ id: RuleID, _ definition: RuleDefinition, ifMatch: String? = nil, requestID: String? = nil) async throws(RapportError) -> Rule {
+        try await updateRule(id, ifMatch: ifMatch, requestID: requestID, fingerprint: UpdateRuleFingerprint(id: id, definition: definition, ifMatch: ifMatch)) { _ in
+            definition
+        }
+    }
+
+    /// Changes only the fields `changes` sets, in one transaction with reading the current version: an update of
+    /// other fields made meanwhile is never reverted. Waiting runs finish with the version they started with.
+    ///
+    /// ```swift
+    /// let renamed = try await crm.updateRule(rule.id, RuleChanges(name: "Welcome (v2)", wait: .some(nil)))
+    /// ```
+    public func updateRule(_ id: RuleID, _ changes: RuleChanges, ifMatch: String? = nil, requestID: String? = nil) async throws(RapportError) -> Rule {
+        try await updateRule(id, ifMatch: ifMatch, requestID: requestID, fingerprint: UpdateRuleChangesFingerprint(id: id, changes: changes, ifMatch: ifMatch)) {
+            changes.applied(to: $0)
+        }
+    }
+
+    /// Writes the definition `change` makes of the current one as a new version, unless it is the same.
+    private func updateRule(
+        _ id: RuleID, ifMatch: String?, requestID: String?, fingerprint: some Encodable, change: @Sendable @escaping (RuleDefinition) -> RuleDefinition
+    ) async throws(RapportError) -> Rule {
         let now = clock.now()
-        let rule: Rule = try await mutate("updateRule", requestID: requestID, fingerprint: UpdateRuleFingerprint(id: id, definition: definition, ifMatch: ifMatch)) { tx in
+        let rule: Rule = try await mutate("updateRule", requestID: requestID, fingerprint: fingerprint) { tx in
             guard var rule = try tx.rule(id) else { throw RapportError.notFound(entity: "rule", id: id.rawValue) }
             try Self.check(etag: ifMatch, version: rule.version, entity: "rule", id: id.rawValue)
+            let definition = change(rule.definition)
             try Self.requireValid(definition, tx: tx)
             guard definition != rule.definition else { return rule }
             rule.version += 1
@@ -307,4 +329,70 @@ struct UpdateRuleFingerprint: Encodable {
     var id: RuleID
     var definition: RuleDefinition
     var ifMatch: String?
+}
+
+/// Some fields of a rule's definition to change; nil leaves a field as it is.
+public struct RuleChanges: Hashable, Sendable {
+    public var name: String?
+    public var description: String?
+    public var trigger: RuleTrigger?
+    public var condition: String?
+    /// `.some(nil)` removes the wait.
+    public var wait: RuleWait??
+    public var actions: [RuleAction]?
+    public var limits: RuleLimits?
+    public var priority: Int?
+
+    public init(
+        name: String? = nil, description: String? = nil, trigger: RuleTrigger? = nil, condition: String? = nil, wait: RuleWait?? = nil,
+        actions: [RuleAction]? = nil, limits: RuleLimits? = nil, priority: Int? = nil
+    ) {
+        self.name = name
+        self.description = description
+        self.trigger = trigger
+        self.condition = condition
+        self.wait = wait
+        self.actions = actions
+        self.limits = limits
+        self.priority = priority
+    }
+
+    /// `definition` with these changes made.
+    public func applied(to definition: RuleDefinition) -> RuleDefinition {
+        var result = definition
+        if let name { result.name = name }
+        if let description { result.description = description }
+        if let trigger { result.trigger = trigger }
+        if let condition { result.condition = condition }
+        if let wait { result.wait = wait }
+        if let actions { result.actions = actions }
+        if let limits { result.limits = limits }
+        if let priority { result.priority = priority }
+        return result
+    }
+}
+
+/// What identifies a partial update request, for request-id retries (a removed wait is told from an untouched one).
+struct UpdateRuleChangesFingerprint: Encodable {
+    var id: RuleID
+    var changes: RuleChanges
+    var ifMatch: String?
+
+    enum CodingKeys: String, CodingKey { case id, ifMatch, name, description, trigger, condition, wait, removesWait, actions, limits, priority }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encodeIfPresent(ifMatch, forKey: .ifMatch)
+        try container.encodeIfPresent(changes.name, forKey: .name)
+        try container.encodeIfPresent(changes.description, forKey: .description)
+        try container.encodeIfPresent(changes.trigger, forKey: .trigger)
+        try container.encodeIfPresent(changes.condition, forKey: .condition)
+        if case .some(let wait) = changes.wait {
+            if let wait { try container.encode(wait, forKey: .wait) } else { try container.encode(true, forKey: .removesWait) }
+        }
+        try container.encodeIfPresent(changes.actions, forKey: .actions)
+        try container.encodeIfPresent(changes.limits, forKey: .limits)
+        try container.encodeIfPresent(changes.priority, forKey: .priority)
+    }
 }

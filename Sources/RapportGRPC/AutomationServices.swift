@@ -132,57 +132,43 @@ struct RuleServiceAdapter: Rapport_V1_RuleService.SimpleServiceProtocol {
                 try await engine.updateRule(id, definition, ifMatch: request.rule.etag, requestID: request.requestID).proto
             }
         }
-        // Only the masked fields of the request are read; the others keep their current values. Without an etag
-        // the version read here is the one updated, read again if another update came in between: a masked update
-        // never reverts someone else's change to the other fields.
-        var attempts = 0
-        while true {
-            attempts += 1
-            let current = try await engine.rule(id)
-            let definition = try maskedRuleDefinition(request, current: current.definition)
-            let etag = request.rule.etag.isEmpty ? current.etag : request.rule.etag
-            do {
-                return try await renamingFields(under("rule", except: ["request_id"])) {
-                    try await engine.updateRule(id, definition, ifMatch: etag, requestID: request.requestID).proto
-                }
-            } catch RapportError.etagMismatch where request.rule.etag.isEmpty && attempts < 5 {
-                continue
-            }
+        // Only the masked fields of the request are read; the engine keeps the others as they are when it writes.
+        let changes = try ruleChanges(request)
+        return try await renamingFields(under("rule", except: ["request_id"])) {
+            try await engine.updateRule(id, changes, ifMatch: request.rule.etag, requestID: request.requestID).proto
         }
     }
 
-    /// The current definition with the fields the request's mask names taken from the request.
-    private func maskedRuleDefinition(_ request: Rapport_V1_UpdateRuleRequest, current: RuleDefinition) throws(RapportError) -> RuleDefinition {
-        var definition = current
+    /// The fields the request's mask names, taken from the request.
+    private func ruleChanges(_ request: Rapport_V1_UpdateRuleRequest) throws(RapportError) -> RuleChanges {
+        var changes = RuleChanges()
         let rule = request.rule
         var validator = Validator()
         for (index, path) in request.updateMask.paths.enumerated() {
             switch path {
-            case "name": definition.name = rule.name
-            case "description": definition.description = rule.description_p
-            case "trigger":
-                if let trigger = validator.capture("", { () throws(RapportError) in try ruleTrigger(rule, field: "rule.trigger") }) { definition.trigger = trigger }
-            case "condition": definition.condition = rule.condition
+            case "name": changes.name = rule.name
+            case "description": changes.description = rule.description_p
+            case "trigger": changes.trigger = validator.capture("", { () throws(RapportError) in try ruleTrigger(rule, field: "rule.trigger") })
+            case "condition": changes.condition = rule.condition
             case "wait":
                 if !rule.hasWait {
-                    definition.wait = nil
+                    changes.wait = .some(nil)
                 } else if let duration = validator.capture("", { () throws(RapportError) in try Duration(rule.wait.duration, field: "rule.wait.duration") }) {
-                    definition.wait = RuleWait(duration: duration, recheck: rule.wait.recheck)
+                    changes.wait = RuleWait(duration: duration, recheck: rule.wait.recheck)
                 }
             case "actions":
-                definition.actions = rule.actions.enumerated().compactMap { index, action in
+                changes.actions = rule.actions.enumerated().compactMap { index, action in
                     validator.capture("") { () throws(RapportError) in try ruleAction(action, field: "rule.actions[\(index)]") }
                 }
-            case "limits":
-                if let limits = validator.capture("", { () throws(RapportError) in try ruleLimits(rule.limits, field: "rule.limits") }) { definition.limits = limits }
-            case "priority": definition.priority = Int(rule.priority)
+            case "limits": changes.limits = validator.capture("", { () throws(RapportError) in try ruleLimits(rule.limits, field: "rule.limits") })
+            case "priority": changes.priority = Int(rule.priority)
             default:
                 validator.add(
                     "update_mask.paths[\(index)]", "'\(path)' is not a rule field that can change (name, description, trigger, condition, wait, actions, limits, priority)")
             }
         }
         try validator.check()
-        return definition
+        return changes
     }
 
     func enableRule(request: Rapport_V1_SetRuleEnabledRequest, context: ServerContext) async throws -> Rapport_V1_Rule {

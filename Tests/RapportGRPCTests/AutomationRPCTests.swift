@@ -189,7 +189,7 @@ struct AutomationRPCTests {
             #expect(updated.name == "Renamed")
             #expect(updated.version == 2)
             #expect(updated.actions == created.actions)
-            change.etag = created.etag
+            // The etag of version 1 is stale now.
             await expectRPCError(.aborted) { try await c.rules.updateRule(.with { $0.rule = change; $0.updateMask = .with { $0.paths = ["name"] } }) }
             // An etag that is not one is named where the request carries it.
             change.etag = "garbage"
@@ -198,10 +198,19 @@ struct AutomationRPCTests {
             }
             #expect(violationFields(malformed) == ["rule.etag"])
             // Without an etag, a masked update changes only its fields of the current version.
-            let prioritized = try await c.rules.updateRule(.with { $0.rule = .with { $0.id = created.id; $0.priority = 7 }; $0.updateMask = .with { $0.paths = ["priority"] } })
+            let prioritize = Rapport_V1_UpdateRuleRequest.with {
+                $0.rule = .with { $0.id = created.id; $0.priority = 7 }
+                $0.updateMask = .with { $0.paths = ["priority"] }
+                $0.requestID = "prioritize-1"
+            }
+            let prioritized = try await c.rules.updateRule(prioritize)
             #expect(prioritized.name == "Renamed")
             #expect(prioritized.priority == 7)
             #expect(prioritized.version == 3)
+            // A retry of that request after another change returns its stored answer.
+            let renamedAgain = try await c.rules.updateRule(.with { $0.rule = .with { $0.id = created.id; $0.name = "Renamed again" }; $0.updateMask = .with { $0.paths = ["name"] } })
+            #expect(renamedAgain.version == 4 && renamedAgain.priority == 7)
+            #expect(try await c.rules.updateRule(prioritize) == prioritized)
             let disabled = try await c.rules.disableRule(.with { $0.id = created.id })
             #expect(!disabled.enabled)
             let runs = try await c.rules.listRuleRuns(.with { $0.ruleID = created.id }).runs

@@ -77,6 +77,45 @@ struct RuleTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func partialUpdatesChangeOnlyTheirFieldsAndReplayByRequestID(_ backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Follow up", trigger: .event(type: "checkout.started"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("v1")]))
+        // Someone changes the actions; a rename made afterwards from the old version keeps them.
+        _ = try await crm.updateRule(rule.id, RuleChanges(actions: [.addTag("v2")]))
+        let renamed = try await crm.updateRule(rule.id, RuleChanges(name: "Follow up (v3)"), requestID: "rename-1")
+        #expect(renamed.version == 3)
+        #expect(renamed.definition.name == "Follow up (v3)")
+        #expect(renamed.definition.actions == [.addTag("v2")])
+        #expect(renamed.definition.wait == RuleWait(duration: .seconds(3600)))
+
+        // A retry of the same request returns the stored answer even though the rule moved on.
+        let unwaited = try await crm.updateRule(rule.id, RuleChanges(wait: .some(nil)))
+        #expect(unwaited.version == 4 && unwaited.definition.wait == nil && unwaited.definition.name == "Follow up (v3)")
+        #expect(try await crm.updateRule(rule.id, RuleChanges(name: "Follow up (v3)"), requestID: "rename-1") == renamed)
+        // The same request id with other changes is refused, and removing the wait differs from leaving it.
+        let reused = RapportError.failedPrecondition("request_id 'rename-1' was already used for a different updateRule request")
+        await #expect(throws: reused) { try await crm.updateRule(rule.id, RuleChanges(name: "Other"), requestID: "rename-1") }
+        _ = try await crm.updateRule(rule.id, RuleChanges(wait: .some(nil)), requestID: "unwait")
+        await #expect(throws: RapportError.failedPrecondition("request_id 'unwait' was already used for a different updateRule request")) {
+            try await crm.updateRule(rule.id, RuleChanges(), requestID: "unwait")
+        }
+
+        // Changes are checked like whole definitions, and an etag still guards them.
+        await #expect {
+            try await crm.updateRule(rule.id, RuleChanges(condition: "stats.order_count >"))
+        } throws: { error in
+            guard case RapportError.invalidArgument(let violations) = error else { return false }
+            return violations.map(\.field) == ["condition"]
+        }
+        await #expect(throws: RapportError.etagMismatch(entity: "rule", id: rule.id.rawValue, expected: "\"1\"", actual: "\"4\"")) {
+            try await crm.updateRule(rule.id, RuleChanges(priority: 2), ifMatch: "\"1\"")
+        }
+        #expect(try await crm.rule(rule.id).version == 4)
+    }
+
+    @Test(arguments: Backend.allCases)
     func disablingCancelsWaitingRuns(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let rule = try await crm.createRule(
