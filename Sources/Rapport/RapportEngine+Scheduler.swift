@@ -49,7 +49,7 @@ extension RapportEngine {
     }
 
     /// Runs one due job; a job that fails goes back with a growing delay, so that it never holds up the jobs
-    /// after it. A job that keeps failing on its own (not on a storage error) is dropped after 10 tries.
+    /// after it. A job is dropped after 10 failed tries, or 100 when storage failed (often a passing problem).
     func runJob(_ key: String, now: Timestamp) async throws(RapportError) -> Bool {
         do {
             let ran: Bool = try await write { [self] tx in
@@ -66,11 +66,12 @@ extension RapportEngine {
             logger.error("scheduled job failed", metadata: ["job": "\(key)", "error": "\(error)"])
             var isStorage = false
             if case .storage = error { isStorage = true }
-            // Storage errors may pass (a busy or full disk): such a job is retried, never dropped.
+            // Storage errors may pass (a busy or full disk): such a job gets many more tries (days, with the growing
+            // delay) before it is dropped, but not endless ones, since a row that cannot be read fails for good too.
             try await write { [isStorage] tx in
                 guard var job = try tx.job(key) else { return }
                 job.attempts += 1
-                guard job.attempts < 10 || isStorage else {
+                guard job.attempts < (isStorage ? 100 : 10) else {
                     try tx.deleteJob(key)
                     return
                 }

@@ -176,6 +176,7 @@ final class FailingStore: Store, @unchecked Sendable {
     let base: any Store
     nonisolated(unsafe) var failOnEventID: String?
     nonisolated(unsafe) var failOnJobKey: String?
+    nonisolated(unsafe) var failOnCustomerUpdate = false
 
     init(base: any Store) { self.base = base }
 
@@ -184,15 +185,19 @@ final class FailingStore: Store, @unchecked Sendable {
     func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T {
         let failOn = failOnEventID
         let failOnJob = failOnJobKey
-        return try await base.write { tx in try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob)) }
+        let failOnUpdate = failOnCustomerUpdate
+        return try await base.write { tx in
+            try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob, failOnCustomerUpdate: failOnUpdate))
+        }
     }
 }
 
-/// Forwards every call and throws on one event insert, or when one job is taken to run.
+/// Forwards every call and throws on one event insert, when one job is taken to run, or on customer updates.
 struct FailingWriter: StoreWriter {
     let base: any StoreWriter
     let failOnEventID: String?
     var failOnJobKey: String? = nil
+    var failOnCustomerUpdate = false
 
     func insertEvent(_ record: EventRecord) throws {
         if record.event.id == failOnEventID { throw InjectedFailure() }
@@ -225,7 +230,10 @@ struct FailingWriter: StoreWriter {
     func attributeDefinitions() throws -> [AttributeDefinition] { try base.attributeDefinitions() }
     func allocateSequence(_ count: Int) throws -> Int64 { try base.allocateSequence(count) }
     func insertCustomer(_ record: CustomerRecord) throws { try base.insertCustomer(record) }
-    func updateCustomer(_ record: CustomerRecord) throws { try base.updateCustomer(record) }
+    func updateCustomer(_ record: CustomerRecord) throws {
+        if failOnCustomerUpdate { throw InjectedFailure() }
+        try base.updateCustomer(record)
+    }
     func deleteCustomer(_ id: CustomerID) throws { try base.deleteCustomer(id) }
     func putStats(_ stats: CustomerStats) throws { try base.putStats(stats) }
     func insertIdentity(_ record: IdentityRecord) throws { try base.insertIdentity(record) }

@@ -241,6 +241,29 @@ struct OutboxTests {
         #expect(try await crm.customer(ada.id).profile.tags == ["later"])
     }
 
+    @Test func aJobThatKeepsFailingOnStorageIsDroppedAfterAHundredTries() async throws {
+        let store = FailingStore(base: try Backend.memory.makeStore())
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
+        _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        let run = try #require(try await crm.runs(rule: rule.id).runs.first)
+        let key = "wait:\(run.id.rawValue)"
+        // The job's own work (tagging Ada) fails on storage every time it runs.
+        store.failOnCustomerUpdate = true
+        for _ in 0..<99 {
+            clock.advance(by: .seconds(3600))
+            try await crm.runDueJobs()
+        }
+        #expect(try await store.read { try $0.job(key) }?.attempts == 99)
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        #expect(try await store.read { try $0.job(key) } == nil)
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com")))
+        #expect(ada.profile.tags == [])
+    }
+
     @Test(.timeLimit(.minutes(1))) func theSchedulerWaitsQuietlyAfterATimeoutAndWakesOnACommit() async throws {
         let (crm, clock) = try makeEngine()
         let scheduler = Task { await crm.runScheduler() }
