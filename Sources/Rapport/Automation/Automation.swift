@@ -69,14 +69,9 @@ extension WriteSession {
 
     /// Maintains segments and runs the triggered rules until nothing is left, or the chain is too deep.
     mutating func runAutomation() throws {
+        // `markDirty` and `trigger` keep nothing while the catalog is idle, so work means a catalog that is not.
         guard automation.hasWork else { return }
         let catalog = try catalog()
-        guard !catalog.isIdle else {
-            automation.dirtyOrder.removeAll()
-            automation.dirty.removeAll()
-            automation.triggers.removeAll()
-            return
-        }
         var rounds = 0
         while automation.hasWork {
             rounds += 1

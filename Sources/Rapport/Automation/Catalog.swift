@@ -7,7 +7,6 @@ import Synchronization
 final class CompiledSegment: Sendable {
     let segment: Segment
     let predicate: CompiledExpression
-    var timeDependent: Bool { predicate.requirements.data.contains(.time) }
 
     init(segment: Segment, predicate: CompiledExpression) {
         self.segment = segment
@@ -72,8 +71,6 @@ final class AutomationCatalog: @unchecked Sendable {
     var dateRules: [CompiledRule]
     /// The current version of every rule, enabled or not.
     var rules: [RuleID: CompiledRule]
-    /// What any segment or enabled rule reads.
-    var requirements: Requirements
     /// What the dynamic segments read: a customer's segments are re-evaluated with only that loaded.
     var segmentRequirements: Requirements
 
@@ -92,7 +89,6 @@ final class AutomationCatalog: @unchecked Sendable {
         rulesBySegmentExited = [:]
         dateRules = []
         rules = [:]
-        requirements = Requirements()
         segmentRequirements = Requirements()
     }
 }
@@ -148,7 +144,6 @@ final class CatalogCache: Sendable {
         }
         catalog.dynamicSegments = orderedByDependencies(compiled)
         for entry in catalog.dynamicSegments { catalog.segmentRequirements.formUnion(entry.predicate.requirements) }
-        catalog.requirements = catalog.segmentRequirements
 
         for rule in try tx.rules() {
             let compiledRule: CompiledRule
@@ -160,7 +155,6 @@ final class CatalogCache: Sendable {
             }
             catalog.rules[rule.id] = compiledRule
             guard rule.enabled else { continue }
-            catalog.requirements.formUnion(compiledRule.requirements)
             switch rule.definition.trigger {
             case .event(let type, _): catalog.rulesByEventType[type, default: []].append(compiledRule)
             case .segmentEntered(let segment): catalog.rulesBySegmentEntered[segment, default: []].append(compiledRule)
