@@ -148,7 +148,9 @@ struct ChangeFeedTests {
         try await withRapport { c in
             _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.identities = [.email(adaEmail)] } })
             var options = CallOptions.defaults
-            options.timeout = .milliseconds(200)
+            // Long enough for the first change to arrive on a loaded machine (200 ms once was not, with every suite
+            // running in parallel on 2 cores), short enough to end the open watch.
+            options.timeout = .seconds(2)
             let received = Counter()
             let error = await expectRPCError(.deadlineExceeded) {
                 try await c.changes.watchChanges(.init(), options: options) { response in
