@@ -158,6 +158,7 @@ struct WriteSession {
         absorbed.state = .merged(into: survivorID, by: id)
         try tx.updateCustomer(absorbed)
         try tx.reassignAll(from: absorbedID, to: survivorID)
+        try adoptWaitingRuns(of: absorbedID, into: survivorID)
         try tx.deleteDynamicMemberships(of: absorbedID)
         try tx.deleteJob("recheck:\(absorbedID.rawValue)")
         try tx.insertMerge(record)
@@ -188,7 +189,7 @@ struct WriteSession {
         }
 
         // Everything that came from the absorbed side (itself and what had been merged into it) goes back.
-        let side = try absorbedSide(absorbedID)
+        let side = try Self.standingSide(of: absorbedID, tx: tx)
         try tx.reassign(owner: survivorID, homes: side, to: absorbedID)
         try tx.updateCustomer(merge.absorbedBefore)
         merge.unmergedAt = now
@@ -240,17 +241,6 @@ struct WriteSession {
         return (survivorID, absorbedID)
     }
 
-    /// A customer and, recursively, every customer merged into it by a standing merge.
-    private func absorbedSide(_ id: CustomerID) throws -> Set<CustomerID> {
-        var result: Set<CustomerID> = [id]
-        var pending = [id]
-        while let next = pending.popLast() {
-            for merge in try tx.merges(into: next) where merge.isActive && result.insert(merge.absorbedID).inserted {
-                pending.append(merge.absorbedID)
-            }
-        }
-        return result
-    }
 
     /// The customer the strongest known identity of a record points to.
     private func owner(of identities: [Identity]) throws -> CustomerID? {

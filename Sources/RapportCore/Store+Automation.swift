@@ -97,8 +97,9 @@ public protocol AutomationReader {
     func ruleDefinition(_ id: RuleID, version: Int64) throws -> RuleDefinition?
     func run(_ id: RunID) throws -> RuleRun?
     func runs(_ query: RunQuery) throws -> [RuleRun]
-    /// The newest waiting run (by creation time, then id) of a rule for a customer, if there is one. There can be
-    /// more than one after a merge, until the absorbed customer's run resumes under the survivor.
+    /// The newest waiting run (by creation time, then id) of a rule for a customer, if there is one. (The engine
+    /// keeps one per rule and customer: a merge hands the absorbed customer's runs to the survivor, cancelling
+    /// duplicates.)
     func waitingRun(rule: RuleID, customer: CustomerID) throws -> RuleRun?
     func ruleCounter(rule: RuleID, customer: CustomerID) throws -> RuleCounter?
     /// How many runs of the rule fired on a UTC day (days since the epoch).

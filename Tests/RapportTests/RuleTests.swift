@@ -318,4 +318,71 @@ struct RuleTests {
         await expectError(.notFound(entity: "rule", id: rule.id.rawValue)) { try await test.crm.rule(rule.id) }
         #expect(try await test.crm.runs(rule: rule.id).runs.map(\.status) == [.fired])
     }
+
+    @Test(arguments: Backend.allCases, [RetriggerPolicy.ignore, .restart])
+    func aMergeLeavesOneWaitingRunPerRuleAsTheRetriggerPolicySays(_ backend: Backend, _ policy: RetriggerPolicy) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Reminder", trigger: .event(type: "checkout.started"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("reminded")],
+                limits: RuleLimits(retrigger: policy)))
+        _ = try await crm.ingest([event("a", "checkout.started", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(600))
+        _ = try await crm.ingest([event("b", "checkout.started", at: clock.now(), .email("bob@example.com"))])
+        let ada = try await customer(crm, "ada@example.com")
+        let bob = try await customer(crm, "bob@example.com")
+        let before = try await runs(crm, rule.id)
+        let adaRun = try #require(before.first { $0.customerID == ada })
+        let bobRun = try #require(before.first { $0.customerID == bob })
+
+        _ = try await crm.mergeCustomers(ada, bob)
+        // Ignoring new triggers keeps the older run (Ada's); restarting keeps the newer one (Bob's), now Ada's.
+        let (kept, dropped) = policy == .ignore ? (adaRun, bobRun) : (bobRun, adaRun)
+        let merged = Dictionary(uniqueKeysWithValues: try await runs(crm, rule.id).map { ($0.id, $0) })
+        #expect(merged[kept.id]?.status == .waiting)
+        #expect(merged[kept.id]?.customerID == ada)
+        #expect(merged[dropped.id]?.status == .cancelled)
+        #expect(merged[dropped.id]?.reason == "the customer was merged with \(policy == .ignore ? ada : bob), whose run \(kept.id) of this rule continues")
+        #expect(try await crm.nextJobDue() == kept.resumeAt)
+
+        // A trigger through the absorbed customer's identity now meets the one waiting run.
+        clock.advance(by: .seconds(600))
+        _ = try await crm.ingest([event("b2", "checkout.started", at: clock.now(), .email("bob@example.com"))])
+        let after = try await runs(crm, rule.id)
+        #expect(after.filter { $0.status == .waiting }.count == 1)
+        try await crm.advanceManualClock(to: start + .seconds(3 * 3600))
+        let fired = try await runs(crm, rule.id).filter { $0.status == .fired }
+        #expect(fired.map(\.customerID) == [ada])
+        #expect(fired.map(\.eventID) == [policy == .ignore ? "a" : "b2"])
+        #expect(try await crm.customer(ada).profile.tags == ["reminded"])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func onceLimitsCountTheMergedCustomersAndAnUnmergeSeparatesThem(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Welcome", trigger: .event(type: "signed_up"), actions: [.addTag("welcomed")], limits: RuleLimits(frequency: .oncePerCustomer)))
+        _ = try await crm.ingest([
+            event("a", "signed_up", at: clock.now(), .email("ada@example.com")),
+            event("b", "page.viewed", at: clock.now(), .email("bob@example.com")),
+        ])
+        let ada = try await customer(crm, "ada@example.com")
+        let bob = try await customer(crm, "bob@example.com")
+        // Bob is merged into Ada, who was welcomed: signing up as Bob does not welcome the person again...
+        let merge = try await crm.mergeCustomers(bob, ada)
+        #expect(merge.survivor.id == ada)
+        _ = try await crm.ingest([event("b2", "signed_up", at: clock.now(), .email("bob@example.com"))])
+        #expect(try await runs(crm, rule.id).first?.reason.hasPrefix("the rule fires once per customer and fired for this customer") == true)
+        // ...and the other way round: the survivor counts what the absorbed customer received.
+        _ = try await crm.unmerge(merge.merge.id)
+        _ = try await crm.ingest([event("b3", "signed_up", at: clock.now(), .email("bob@example.com"))])
+        #expect(try await runs(crm, rule.id).first.map { [$0.status] } == [.fired])
+        #expect(try await runs(crm, rule.id).first?.customerID == bob)
+        _ = try await crm.mergeCustomers(ada, bob)
+        _ = try await crm.ingest([event("a2", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        let last = try #require(try await runs(crm, rule.id).first)
+        #expect(last.status == .skipped)
+        #expect(last.eventID == "a2")
+        #expect(try await runs(crm, rule.id).filter { $0.status == .fired }.count == 2)
+    }
 }

@@ -117,11 +117,11 @@ extension WriteSession {
         switch limits.frequency {
         case .unlimited: break
         case .oncePerCustomer:
-            if let counter = try tx.ruleCounter(rule: rule.id, customer: customer), counter.firedCount > 0 {
+            if let counter = try counter(of: rule.id, customer: customer, tx: tx), counter.firedCount > 0 {
                 return "the rule fires once per customer and fired for this customer at \(counter.lastFiredAt)"
             }
         case .oncePerCustomerPer(let milliseconds):
-            if let counter = try tx.ruleCounter(rule: rule.id, customer: customer), now.millisecondsSinceEpoch - counter.lastFiredAt.millisecondsSinceEpoch < milliseconds {
+            if let counter = try counter(of: rule.id, customer: customer, tx: tx), now.millisecondsSinceEpoch - counter.lastFiredAt.millisecondsSinceEpoch < milliseconds {
                 return "the rule fired for this customer within the last \(Value.durationText(milliseconds)) (at \(counter.lastFiredAt))"
             }
         }
@@ -132,6 +132,71 @@ extension WriteSession {
             return "the customer does not consent to \(required.channel.rawValue) for \(required.purpose.rawValue)"
         }
         return nil
+    }
+
+    /// How often and when last the rule fired for the customer, counting the customers merged into it: a person
+    /// who got a once-per-customer message under either of two profiles does not get it again once they are one.
+    /// An unmerge separates the counts again (each customer keeps its own).
+    static func counter(of rule: RuleID, customer: CustomerID, tx: any StoreReader) throws -> RuleCounter? {
+        var total = try tx.ruleCounter(rule: rule, customer: customer)
+        for absorbed in try standingSide(of: customer, tx: tx) where absorbed != customer {
+            guard let counter = try tx.ruleCounter(rule: rule, customer: absorbed) else { continue }
+            if var sum = total {
+                sum.firedCount += counter.firedCount
+                sum.lastFiredAt = max(sum.lastFiredAt, counter.lastFiredAt)
+                total = sum
+            } else {
+                total = RuleCounter(ruleID: rule, customerID: customer, lastFiredAt: counter.lastFiredAt, firedCount: counter.firedCount)
+            }
+        }
+        return total
+    }
+
+    /// A customer and, recursively, every customer merged into it by a standing merge.
+    static func standingSide(of id: CustomerID, tx: any StoreReader) throws -> Set<CustomerID> {
+        var result: Set<CustomerID> = [id]
+        var pending = [id]
+        while let next = pending.popLast() {
+            for merge in try tx.merges(into: next) where merge.isActive && result.insert(merge.absorbedID).inserted {
+                pending.append(merge.absorbedID)
+            }
+        }
+        return result
+    }
+
+    /// Gives the survivor of a merge the absorbed customer's waiting runs, so that the merged customer has at most
+    /// one waiting run per rule: of two runs of the same rule, the older one continues when the rule ignores new
+    /// triggers while a run waits, the newer one when it restarts; the other is cancelled. An unmerge leaves the
+    /// runs with the survivor (a run cancelled here stays cancelled).
+    mutating func adoptWaitingRuns(of absorbed: CustomerID, into survivor: CustomerID) throws {
+        var runs: [RuleRun] = []
+        var before: RunCursor?
+        repeat {
+            let page = try tx.runs(RunQuery(customerID: absorbed, status: .waiting, before: before, limit: 500))
+            runs += page
+            before = page.count == 500 ? page.last.map { RunCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+        } while before != nil
+        guard !runs.isEmpty else { return }
+        let catalog = try catalog()
+        for var run in runs.reversed() {  // oldest first
+            if let held = try tx.waitingRun(rule: run.ruleID, customer: survivor) {
+                let restarts = catalog.rules[run.ruleID]?.definition.limits.retrigger == .restart
+                let absorbedIsNewer = (run.createdAt, run.id) > (held.createdAt, held.id)
+                let keepAbsorbed = restarts == absorbedIsNewer
+                var (dropped, kept) = keepAbsorbed ? (held, run) : (run, held)
+                dropped.end(.cancelled, reason: "the customer was merged with \(keepAbsorbed ? absorbed : survivor), whose run \(kept.id) of this rule continues", at: now)
+                try tx.updateRun(dropped)
+                try tx.deleteJob("wait:\(dropped.id.rawValue)")
+                guard keepAbsorbed else { continue }
+            }
+            run.customerID = survivor
+            run.updatedAt = now
+            try tx.updateRun(run)
+            if var job = try tx.job("wait:\(run.id.rawValue)") {
+                job.customerID = survivor
+                try tx.putJob(job)
+            }
+        }
     }
 
     /// Whether the current consent allows contact: marketing and profiling need a grant; transactional messages
