@@ -40,7 +40,7 @@ extension RapportEngine {
             try tx.updateAPIKey(key)
             return key
         }
-        authenticated.withLock { $0.removeValue(forKey: key.secretHash) }
+        _ = authenticated.withLock { $0.removeValue(forKey: key.secretHash) }
         return key
     }
 

@@ -385,14 +385,18 @@ public struct RuleRun: Hashable, Sendable, Codable {
     public var step: RunStep?
     /// For fired runs: each action's outcome, in order.
     public var actions: [ActionOutcome]
+    /// For skipped runs: how many later triggers were skipped for the same reason and folded into this record
+    /// (the customer's latest run of the rule) instead of adding one each; `eventID` and `updatedAt` then tell
+    /// the latest of them. A once-per-customer rule on page views keeps one skipped record, not one per view.
+    public var repeats: Int
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
 
     public init(
         id: RunID, ruleID: RuleID, ruleVersion: Int64, customerID: CustomerID, trigger: String, eventID: String? = nil, event: Event? = nil,
         order: Order? = nil,
-        status: RunStatus, reason: String = "", resumeAt: Timestamp? = nil, step: RunStep? = nil, actions: [ActionOutcome] = [], createdAt: Timestamp,
-        updatedAt: Timestamp
+        status: RunStatus, reason: String = "", resumeAt: Timestamp? = nil, step: RunStep? = nil, actions: [ActionOutcome] = [], repeats: Int = 0,
+        createdAt: Timestamp, updatedAt: Timestamp
     ) {
         self.id = id
         self.ruleID = ruleID
@@ -407,8 +411,34 @@ public struct RuleRun: Hashable, Sendable, Codable {
         self.resumeAt = resumeAt
         self.step = step
         self.actions = actions
+        self.repeats = repeats
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, ruleID, ruleVersion, customerID, trigger, eventID, event, order, status, reason, resumeAt, step, actions, repeats, createdAt, updatedAt
+    }
+
+    public init(from decoder: any Decoder) throws {
+        // Runs stored by earlier versions have no `repeats`.
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(RunID.self, forKey: .id)
+        ruleID = try container.decode(RuleID.self, forKey: .ruleID)
+        ruleVersion = try container.decode(Int64.self, forKey: .ruleVersion)
+        customerID = try container.decode(CustomerID.self, forKey: .customerID)
+        trigger = try container.decode(String.self, forKey: .trigger)
+        eventID = try container.decodeIfPresent(String.self, forKey: .eventID)
+        event = try container.decodeIfPresent(Event.self, forKey: .event)
+        order = try container.decodeIfPresent(Order.self, forKey: .order)
+        status = try container.decode(RunStatus.self, forKey: .status)
+        reason = try container.decode(String.self, forKey: .reason)
+        resumeAt = try container.decodeIfPresent(Timestamp.self, forKey: .resumeAt)
+        step = try container.decodeIfPresent(RunStep.self, forKey: .step)
+        actions = try container.decode([ActionOutcome].self, forKey: .actions)
+        repeats = try container.decodeIfPresent(Int.self, forKey: .repeats) ?? 0
+        createdAt = try container.decode(Timestamp.self, forKey: .createdAt)
+        updatedAt = try container.decode(Timestamp.self, forKey: .updatedAt)
     }
 
     /// Ends a waiting run (skipped or cancelled, and why): it no longer keeps its trigger or a resume time.

@@ -101,6 +101,8 @@ public protocol AutomationReader {
     /// keeps one per rule and customer: a merge hands the absorbed customer's runs to the survivor, cancelling
     /// duplicates.)
     func waitingRun(rule: RuleID, customer: CustomerID) throws -> RuleRun?
+    /// The newest run (by creation time, then id) of a rule for a customer, whatever its status.
+    func latestRun(rule: RuleID, customer: CustomerID) throws -> RuleRun?
     func ruleCounter(rule: RuleID, customer: CustomerID) throws -> RuleCounter?
     /// How many runs of the rule fired on a UTC day (days since the epoch).
     func ruleFiredCount(rule: RuleID, day: Int64) throws -> Int64

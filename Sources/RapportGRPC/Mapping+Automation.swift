@@ -346,6 +346,7 @@ extension RuleRun {
             if let event { $0.event = event.proto }
             $0.status = status.proto
             $0.reason = reason
+            $0.repeats = Int64(repeats)
             if let resumeAt { $0.resumeTime = resumeAt.proto }
             $0.waitingFor = step?.rawValue ?? ""
             $0.actions = actions.map { outcome in

@@ -93,6 +93,7 @@ final class MemoryDatabase: @unchecked Sendable {
     var runsByRule: [RuleID: SortedSet<RunCursor>] = [:]
     var runsByCustomer: [CustomerID: SortedSet<RunCursor>] = [:]
     var waitingRuns: [RuleCustomerKey: SortedSet<RunCursor>] = [:]
+    var runsByRuleCustomer: [RuleCustomerKey: SortedSet<RunCursor>] = [:]
     var ruleCounters: [RuleCustomerKey: RuleCounter] = [:]
     var ruleFiredCounts: [RuleDayKey: Int64] = [:]
     var jobs: [String: ScheduledJob] = [:]

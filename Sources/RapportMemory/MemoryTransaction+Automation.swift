@@ -289,19 +289,25 @@ extension MemoryTransaction {
         db.waitingRuns[RuleCustomerKey(rule: rule, customer: customer)]?.descending(before: nil, limit: 1).first.flatMap { db.runs[$0.id] }
     }
 
+    func latestRun(rule: RuleID, customer: CustomerID) throws -> RuleRun? {
+        db.runsByRuleCustomer[RuleCustomerKey(rule: rule, customer: customer)]?.descending(before: nil, limit: 1).first.flatMap { db.runs[$0.id] }
+    }
+
     private func indexRun(_ run: RuleRun, adding: Bool) {
         let cursor = RunCursor(run)
+        let key = RuleCustomerKey(rule: run.ruleID, customer: run.customerID)
         if adding {
             sortedInsert(\.runOrder, cursor)
             sortedInsert(\.runsByRule, run.ruleID, cursor)
             sortedInsert(\.runsByCustomer, run.customerID, cursor)
+            sortedInsert(\.runsByRuleCustomer, key, cursor)
         } else {
             sortedRemove(\.runOrder, cursor)
             sortedRemove(\.runsByRule, run.ruleID, cursor)
             sortedRemove(\.runsByCustomer, run.customerID, cursor)
+            sortedRemove(\.runsByRuleCustomer, key, cursor)
         }
         if run.status == .waiting {
-            let key = RuleCustomerKey(rule: run.ruleID, customer: run.customerID)
             if adding { sortedInsert(\.waitingRuns, key, cursor) } else { sortedRemove(\.waitingRuns, key, cursor) }
         }
     }
@@ -314,9 +320,12 @@ extension MemoryTransaction {
 
     func updateRun(_ run: RuleRun) throws {
         guard let old = db.runs[run.id] else { throw RapportError.notFound(entity: "rule run", id: run.id.rawValue) }
-        indexRun(old, adding: false)
+        // The indexes hold the rule, customer, creation time and whether it waits: unchanged, they stay.
+        let reindex =
+            old.ruleID != run.ruleID || old.customerID != run.customerID || old.createdAt != run.createdAt || (old.status == .waiting) != (run.status == .waiting)
+        if reindex { indexRun(old, adding: false) }
         set(\.runs, run.id, run)
-        indexRun(run, adding: true)
+        if reindex { indexRun(run, adding: true) }
     }
 
     private func deleteRunRecord(_ run: RuleRun) {

@@ -862,6 +862,14 @@ package nonisolated struct Rapport_V1_RuleRun: @unchecked Sendable {
     set {_uniqueStorage()._eventID = newValue}
   }
 
+  /// For skipped runs: how many later triggers were skipped for the same reason and folded into this record (the
+  /// customer's latest run of the rule) instead of adding one each; `event_id` and `update_time` then name the
+  /// latest of them.
+  package var repeats: Int64 {
+    get {_storage._repeats}
+    set {_uniqueStorage()._repeats = newValue}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -2304,7 +2312,7 @@ nonisolated extension Rapport_V1_ActionOutcome: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".RuleRun"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}rule_id\0\u{3}rule_version\0\u{3}customer_id\0\u{1}trigger\0\u{1}event\0\u{1}status\0\u{1}reason\0\u{3}resume_time\0\u{3}waiting_for\0\u{1}actions\0\u{3}create_time\0\u{3}update_time\0\u{3}event_id\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}rule_id\0\u{3}rule_version\0\u{3}customer_id\0\u{1}trigger\0\u{1}event\0\u{1}status\0\u{1}reason\0\u{3}resume_time\0\u{3}waiting_for\0\u{1}actions\0\u{3}create_time\0\u{3}update_time\0\u{3}event_id\0\u{1}repeats\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -2321,6 +2329,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
     var _createTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _updateTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
     var _eventID: String = String()
+    var _repeats: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2345,6 +2354,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
       _createTime = source._createTime
       _updateTime = source._updateTime
       _eventID = source._eventID
+      _repeats = source._repeats
     }
   }
 
@@ -2377,6 +2387,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._createTime) }()
         case 13: try { try decoder.decodeSingularMessageField(value: &_storage._updateTime) }()
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._eventID) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._repeats) }()
         default: break
         }
       }
@@ -2431,6 +2442,9 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
       if !_storage._eventID.isEmpty {
         try visitor.visitSingularStringField(value: _storage._eventID, fieldNumber: 14)
       }
+      if _storage._repeats != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._repeats, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2454,6 +2468,7 @@ nonisolated extension Rapport_V1_RuleRun: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._createTime != rhs_storage._createTime {return false}
         if _storage._updateTime != rhs_storage._updateTime {return false}
         if _storage._eventID != rhs_storage._eventID {return false}
+        if _storage._repeats != rhs_storage._repeats {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -259,6 +259,12 @@ extension SQLiteTransaction {
             [rule.rawValue, customer.rawValue], decodeRun)
     }
 
+    func latestRun(rule: RuleID, customer: CustomerID) throws -> RuleRun? {
+        try fetchOne(
+            "SELECT details FROM rule_runs INDEXED BY rule_runs_by_customer WHERE customer_id = ? AND rule_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            [customer.rawValue, rule.rawValue], decodeRun)
+    }
+
     private func runArguments(_ run: RuleRun) throws -> StatementArguments {
         [
             run.ruleID.rawValue, run.customerID.rawValue, run.status.rawValue, run.createdAt.millisecondsSinceEpoch, run.updatedAt.millisecondsSinceEpoch,

@@ -145,6 +145,13 @@ def test_an_abandoned_cart_rule_waits_rechecks_and_fills_the_outbox(pb, rpc, adm
     outcomes = sorted((r.status, r.reason) for r in runs)
     assert outcomes == sorted([(pb.rules.RUN_STATUS_FIRED, ""),
                                (pb.rules.RUN_STATUS_SKIPPED, "the re-check was false after waiting 1h")])
+    # Ada starts two more checkouts the same day: the once-a-day limit skips both, in one record that counts the repeat.
+    rpc.ingest.IngestEvents(pb.ingest.IngestEventsRequest(items=[
+        event(pb, f"cart-ada-{n}", "checkout.started", start + 3600, "ada@cart.example", value_minor=pb.common.AttributeValue(int_value=100))
+        for n in (2, 3)]), metadata=admin, timeout=T)
+    runs = rpc.rules.ListRuleRuns(pb.rules.ListRuleRunsRequest(rule_id=created.id), metadata=admin, timeout=T).runs
+    limited = [r for r in runs if r.reason.startswith("the rule fired for this customer within the last 1d")]
+    assert [(r.status, r.event_id, r.repeats) for r in limited] == [(pb.rules.RUN_STATUS_SKIPPED, "cart-ada-3", 1)]
 
     # A worker streams the outbox, sends, and acknowledges.
     stream = rpc.outbox.StreamOutbox(pb.outbox.StreamOutboxRequest(consumer="py-worker", lease_duration=duration(30)),

@@ -218,7 +218,19 @@ extension StoreConformance {
             #expect(try tx.runs(RunQuery(status: .skipped)).map(\.id.rawValue) == ["run_2"])
             #expect(try tx.waitingRun(rule: F.ruleID("1"), customer: F.customerID("a"))?.id == F.runID("3"))
             #expect(try tx.waitingRun(rule: F.ruleID("1"), customer: F.customerID("b")) == nil)
+            #expect(try tx.latestRun(rule: F.ruleID("1"), customer: F.customerID("a"))?.id == F.runID("3"))
+            #expect(try tx.latestRun(rule: F.ruleID("0"), customer: F.customerID("a"))?.id == F.runID("4"))
+            #expect(try tx.latestRun(rule: F.ruleID("1"), customer: F.customerID("b")) == runs[1])
+            #expect(try tx.latestRun(rule: F.ruleID("0"), customer: F.customerID("b")) == nil)
         }
+        // A skipped run counting a repeat keeps its place and round-trips the count.
+        var repeated = runs[1]
+        repeated.repeats = 3
+        repeated.eventID = "e-later"
+        repeated.updatedAt = F.time(24)
+        try await store.write { [repeated] in try $0.updateRun(repeated) }
+        #expect(try await store.read { try $0.latestRun(rule: F.ruleID("1"), customer: F.customerID("b")) } == repeated)
+        #expect(try await store.read { try $0.runs(RunQuery(status: .skipped)) } == [repeated])
         var resumed = runs[2]
         resumed.status = .fired
         resumed.updatedAt = F.time(90)
@@ -235,6 +247,7 @@ extension StoreConformance {
         try await store.write { [moved] in try $0.updateRun(moved) }
         #expect(try await store.read { try $0.waitingRun(rule: F.ruleID("1"), customer: F.customerID("a"))?.id } == F.runID("7"))
         #expect(try await store.read { try $0.waitingRun(rule: F.ruleID("1"), customer: F.customerID("b")) } == nil)
+        #expect(try await store.read { try $0.latestRun(rule: F.ruleID("1"), customer: F.customerID("b"))?.id } == F.runID("2"))
         moved.status = .fired
         moved.updatedAt = F.time(21)
         try await store.write { [moved] in try $0.updateRun(moved) }

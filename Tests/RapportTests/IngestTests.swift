@@ -284,6 +284,7 @@ extension FailingWriter {
     func run(_ id: RunID) throws -> RuleRun? { try base.run(id) }
     func runs(_ query: RunQuery) throws -> [RuleRun] { try base.runs(query) }
     func waitingRun(rule: RuleID, customer: CustomerID) throws -> RuleRun? { try base.waitingRun(rule: rule, customer: customer) }
+    func latestRun(rule: RuleID, customer: CustomerID) throws -> RuleRun? { try base.latestRun(rule: rule, customer: customer) }
     func ruleCounter(rule: RuleID, customer: CustomerID) throws -> RuleCounter? { try base.ruleCounter(rule: rule, customer: customer) }
     func ruleFiredCount(rule: RuleID, day: Int64) throws -> Int64 { try base.ruleFiredCount(rule: rule, day: day) }
     func job(_ key: String) throws -> ScheduledJob? { try base.job(key) }

@@ -161,8 +161,14 @@ struct RuleTests {
         #expect(try await runs(crm, weekly.id).first?.reason.hasPrefix("the rule fired for this customer within the last 7d") == true)
         #expect(try await statuses(capped) == [.fired, .fired, .skipped, .skipped])
         #expect(try await runs(crm, capped.id).first?.reason == "the rule reached its daily cap of 2 runs")
-        #expect(try await statuses(consented) == [.skipped, .skipped, .skipped, .skipped])
-        #expect(try await runs(crm, consented.id).first?.reason == "the customer does not consent to sms for marketing")
+        // The same skip again for a customer is folded into its latest record: a's second visit adds no run.
+        #expect(try await statuses(consented) == [.skipped, .skipped, .skipped])
+        let refused = try #require(try await runs(crm, consented.id).last)
+        #expect(refused.reason == "the customer does not consent to sms for marketing")
+        #expect(refused.customerID == (try await customer(crm, "a@example.com")))
+        #expect(refused.repeats == 1)
+        #expect(refused.eventID == "v3")
+        #expect(try await runs(crm, consented.id).dropLast().map(\.repeats) == [0, 0])
 
         // A week later the weekly rule fires again; the next day the cap is fresh.
         try await test.advance(by: .seconds(7 * 86_400))
@@ -380,9 +386,48 @@ struct RuleTests {
         #expect(try await runs(crm, rule.id).first?.customerID == bob)
         _ = try await crm.mergeCustomers(ada, bob)
         _ = try await crm.ingest([event("a2", "signed_up", at: clock.now(), .email("ada@example.com"))])
-        let last = try #require(try await runs(crm, rule.id).first)
-        #expect(last.status == .skipped)
-        #expect(last.eventID == "a2")
+        // Skipped again for the same reason: Ada's latest run (the skip of b2) counts it.
+        let skips = try await runs(crm, rule.id).filter { $0.status == .skipped }
+        #expect(skips.map(\.eventID) == ["a2"])
+        #expect(skips.map(\.repeats) == [1])
         #expect(try await runs(crm, rule.id).filter { $0.status == .fired }.count == 2)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func theSameSkipAgainIsFoldedIntoTheCustomersLatestRun(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.defineEventType(EventTypeDefinition(type: "visit", properties: [EventPropertyDefinition(key: "pages", type: .int)]))
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Deep visits", trigger: .event(type: "visit"), condition: "event.properties.pages >= 5", actions: [.addTag("deep")],
+                limits: RuleLimits(frequency: .oncePerCustomer)))
+        func visit(_ id: String, pages: Int64) async throws {
+            _ = try await crm.ingest([event(id, "visit", at: clock.now(), .email("ada@example.com"), properties: ["pages": .int(pages)])])
+            clock.advance(by: .seconds(60))
+        }
+        for (index, pages) in [1, 2, 3].enumerated() { try await visit("shallow\(index)", pages: Int64(pages)) }
+        var recorded = try await runs(crm, rule.id)
+        #expect(recorded.map(\.status) == [.skipped])
+        #expect(recorded[0].repeats == 2)
+        #expect(recorded[0].eventID == "shallow2")
+        #expect(recorded[0].createdAt == start)
+        #expect(recorded[0].updatedAt == start + .seconds(120))
+        // Firing, then a skip for another reason, then that reason again: two new records, the last one counted.
+        try await visit("deep", pages: 9)
+        try await visit("deep2", pages: 9)
+        try await visit("deep3", pages: 9)
+        try await visit("shallow3", pages: 1)
+        recorded = try await runs(crm, rule.id)
+        #expect(recorded.map(\.status) == [.skipped, .skipped, .fired, .skipped])
+        #expect(recorded.map(\.repeats) == [0, 1, 0, 2])
+        #expect(recorded.map(\.eventID) == ["shallow3", "deep3", "deep", "shallow2"])
+        #expect(recorded[1].reason.hasPrefix("the rule fires once per customer"))
+        // A new version of the rule starts a new record.
+        _ = try await crm.updateRule(rule.id, RuleChanges(name: "Deep visits v2"))
+        try await visit("shallow4", pages: 1)
+        recorded = try await runs(crm, rule.id)
+        #expect(recorded.count == 5)
+        #expect(recorded[0].ruleVersion == 2)
+        #expect(recorded[0].repeats == 0)
     }
 }

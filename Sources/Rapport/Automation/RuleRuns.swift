@@ -38,20 +38,20 @@ extension WriteSession {
         if depth > maxAutomationDepth {
             run.reason = "the chain of rules triggering rules is deeper than \(maxAutomationDepth) (do two rules trigger each other?)"
             engine.logger.warning("rule chain too deep", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
-            return try tx.insertRun(run)
+            return try recordSkip(run)
         }
         let waiting = try tx.waitingRun(rule: rule.id, customer: customer)
         if waiting != nil, rule.definition.limits.retrigger == .ignore {
             run.reason = "a run of this rule is already waiting for the customer"
-            return try tx.insertRun(run)
+            return try recordSkip(run)
         }
         if let condition = rule.condition, !condition.matches(context) {
             run.reason = "the condition is false"
-            return try tx.insertRun(run)
+            return try recordSkip(run)
         }
         if let reason = try limitReached(rule, context: context) {
             run.reason = reason
-            return try tx.insertRun(run)
+            return try recordSkip(run)
         }
         if var waiting {  // restart: the new run replaces it
             waiting.end(.cancelled, reason: "replaced by run \(run.id), triggered again", at: now)
@@ -69,6 +69,20 @@ extension WriteSession {
             return try tx.putJob(ScheduledJob(key: "wait:\(run.id.rawValue)", dueAt: run.resumeAt!, kind: .resumeRun(run.id), customerID: customer))
         }
         try proceed(&run, rule, depth: depth, context: &context, isNew: true)
+    }
+
+    /// Records a skipped run; when the customer's latest run of the rule was skipped for the same reason (same
+    /// version and trigger), that record counts one more repeat and names the latest event instead.
+    func recordSkip(_ run: RuleRun) throws {
+        if var latest = try tx.latestRun(rule: run.ruleID, customer: run.customerID), latest.status == .skipped, latest.reason == run.reason,
+            latest.ruleVersion == run.ruleVersion, latest.trigger == run.trigger
+        {
+            latest.repeats += 1
+            latest.eventID = run.eventID
+            latest.updatedAt = run.updatedAt
+            return try tx.updateRun(latest)
+        }
+        try tx.insertRun(run)
     }
 
     /// Fires the run now, or makes it wait for the end of quiet hours.
