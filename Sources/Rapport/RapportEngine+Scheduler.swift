@@ -113,12 +113,16 @@ extension RapportEngine {
     /// Moves a manual clock forward to `target`, stopping at each job's due time to run it, so that everything
     /// happens at the time it would have in real life. For tests and the server's manual-clock mode.
     ///
-    /// - Throws: `failedPrecondition` when the engine's clock is not a ``ManualClock``.
+    /// A target before the clock's time leaves the clock where it is (and runs what is due now).
+    ///
+    /// - Throws: `failedPrecondition` when the engine's clock is not a ``ManualClock``; `invalidArgument` for a
+    ///   target after ``Timestamp/latest``.
     @discardableResult
     public func advanceManualClock(to target: Timestamp) async throws(RapportError) -> Int {
         guard let manual = clock as? ManualClock else {
             throw .failedPrecondition("the engine runs on the system clock; only a manual clock can be advanced")
         }
+        if target > .latest { throw .invalid("target", "is after \(Timestamp.latest), the latest time Rapport keeps") }
         var ran = try await runDueJobs()
         while let next = try await nextJobDue(), next <= target {
             manual.advance(to: next)

@@ -17,6 +17,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
         self.millisecondsSinceEpoch = Int64((microseconds / 1000).rounded(.down))
     }
 
+    /// The last millisecond of year 9999, the latest instant Rapport keeps (and protobuf's `Timestamp` allows).
+    public static let latest = Timestamp(millisecondsSinceEpoch: 253_402_300_799_999)
+
     /// The same instant as a Foundation date.
     public var date: Date { Date(timeIntervalSince1970: Double(millisecondsSinceEpoch) / 1000) }
 

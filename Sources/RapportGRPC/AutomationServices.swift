@@ -323,15 +323,26 @@ struct ClockServiceAdapter: Rapport_V1_ClockService.SimpleServiceProtocol {
             throw RapportError.failedPrecondition("the server runs on the system clock; start it with --manual-clock to move time in tests")
         }
         let target: Timestamp
+        let field: String
         switch request.target {
         case .by(let duration):
             let amount = try Duration(duration, field: "by")
             guard amount >= .zero else { throw RapportError.invalid("by", "must not be negative") }
             target = engine.clock.now() + amount
-        case .to(let instant): target = try Timestamp(instant, field: "to")
+            field = "by"
+        case .to(let instant):
+            target = try Timestamp(instant, field: "to")
+            field = "to"
         case nil: throw RapportError.invalid("target", "is required: 'by' a duration or 'to' an instant")
         }
-        let ran = try await engine.advanceManualClock(to: target)
+        let ran: Int
+        do {
+            ran = try await engine.advanceManualClock(to: target)
+        } catch {
+            // The engine names its parameter `target`; the caller sent `by` or `to`.
+            guard case .invalidArgument(let violations) = error else { throw error }
+            throw RapportError.invalidArgument(violations.map { FieldViolation(field: $0.field == "target" ? field : $0.field, problem: $0.problem) })
+        }
         return .with {
             $0.now = engine.clock.now().proto
             $0.jobsRun = Int64(ran)

@@ -280,6 +280,16 @@ struct AutomationRPCTests {
                 #expect(changes.last?.segmentID == segment.id)
             }
             await expectRPCError(.invalidArgument) { try await c.clockService.advanceClock(.with { $0.by = Google_Protobuf_Duration(seconds: -1) }) }
+            // Past the year 9999: refused, naming the field sent, and the clock stays; an earlier instant changes nothing.
+            let before = try await c.clockService.getTime(.init()).now
+            let tooFar = await expectRPCError(.invalidArgument) {
+                try await c.clockService.advanceClock(.with { $0.by = Google_Protobuf_Duration(seconds: 9_000 * 366 * 86_400) })
+            }
+            #expect(violationFields(tooFar) == ["by"])
+            #expect(tooFar?.message.contains("the latest time Rapport keeps") == true)
+            #expect(try await c.clockService.getTime(.init()).now == before)
+            let backwards = try await c.clockService.advanceClock(.with { $0.to = Google_Protobuf_Timestamp(seconds: before.seconds - 60) })
+            #expect(backwards.now == before)
             await expectRPCError(.permissionDenied) { try await c.as(.marketing) { try await c.clockService.advanceClock(.with { $0.by = Google_Protobuf_Duration(seconds: 1) }) } }
         }
     }

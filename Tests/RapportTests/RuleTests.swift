@@ -430,4 +430,16 @@ struct RuleTests {
         #expect(recorded[0].ruleVersion == 2)
         #expect(recorded[0].repeats == 0)
     }
+
+    @Test func aManualClockMovesOnlyForwardAndNoFurtherThanTheYear9999() async throws {
+        let (crm, clock) = try makeEngine()
+        #expect(try await crm.advanceManualClock(to: start - .seconds(1)) == 0)
+        #expect(clock.now() == start)
+        await expectError(.invalid("target", "is after \(Timestamp.latest), the latest time Rapport keeps")) {
+            try await crm.advanceManualClock(to: Timestamp.latest + .milliseconds(1))
+        }
+        #expect(clock.now() == start)
+        #expect(try await crm.advanceManualClock(to: .latest) == 0)
+        #expect(clock.now() == .latest)
+    }
 }
