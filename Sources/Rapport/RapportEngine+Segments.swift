@@ -49,6 +49,8 @@ public struct SegmentChanges: Hashable, Sendable, Codable {
 public struct SegmentMembersPage: Hashable, Sendable {
     public var members: [SegmentMembership]
     public var nextPageToken: String?
+    /// How many members the segment has, read with the page.
+    public var totalCount: Int64
 }
 
 /// How many customers an unsaved expression selects, and some of them.
@@ -210,10 +212,12 @@ extension RapportEngine {
         let size = try PageToken.pageSize(page.size)
         let after = try page.token.map { token throws(RapportError) in try PageToken.decodeMember(token) }
         return try await read { tx in
-            guard try tx.segment(id) != nil else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
+            guard let segment = try tx.segment(id) else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
             let members = try tx.members(of: id, after: after, limit: size + 1)
             let shown = Array(members.prefix(size))
-            return SegmentMembersPage(members: shown, nextPageToken: members.count > size ? shown.last.map { PageToken.encode(member: $0.customerID) } : nil)
+            return SegmentMembersPage(
+                members: shown, nextPageToken: members.count > size ? shown.last.map { PageToken.encode(member: $0.customerID) } : nil,
+                totalCount: segment.memberCount)
         }
     }
 

@@ -49,11 +49,10 @@ struct SegmentServiceAdapter: Rapport_V1_SegmentService.SimpleServiceProtocol {
     func listSegmentMembers(request: Rapport_V1_ListSegmentMembersRequest, context: ServerContext) async throws -> Rapport_V1_ListSegmentMembersResponse {
         let id = try parseID(SegmentID.self, request.segmentID, field: "segment_id")
         let page = try await engine.segmentMembers(id, page: pageRequest(size: request.pageSize, token: request.pageToken))
-        let total = try await engine.segment(id).memberCount
         return .with {
             $0.members = page.members.map(\.proto)
             $0.nextPageToken = page.nextPageToken ?? ""
-            $0.totalSize = total
+            $0.totalSize = page.totalCount
         }
     }
 

@@ -159,9 +159,11 @@ struct SegmentTests {
         var seen: [CustomerID] = []
         var page = try await test.crm.segmentMembers(all.id, page: PageRequest(size: 10))
         seen += page.members.map(\.customerID)
+        #expect(page.totalCount == 25)
         while let token = page.nextPageToken {
             page = try await test.crm.segmentMembers(all.id, page: PageRequest(size: 10, token: token))
             seen += page.members.map(\.customerID)
+            #expect(page.totalCount == 25)
         }
         #expect(seen.count == 25)
         #expect(seen == seen.sorted())
