@@ -4,20 +4,21 @@ extension CustomerFilter {
     /// Parses the filter language of `ListCustomers`: conditions joined by `AND`.
     ///
     /// ```
-    /// tags:vip AND lifecycle_stage=(active,loyal) AND create_time>=2026-01-01T00:00:00Z
+    /// tags:vip AND tags:"rock and roll" AND lifecycle_stage=(active,loyal) AND create_time>=2026-01-01T00:00:00Z
     /// ```
     /// Conditions: `tags:TAG` (repeatable: all of them), `lifecycle_stage=STAGE` or `=(STAGE,STAGE)`,
-    /// `create_time>=TIME`, `create_time<TIME`, `update_time>=TIME`, with RFC 3339 times. Empty text is no filter.
+    /// `create_time>=TIME`, `create_time<TIME`, `update_time>=TIME`, with RFC 3339 times. A value with spaces is
+    /// written in double quotes (`\"` and `\\` inside); `AND` (or `and`) inside quotes is part of the value. Empty
+    /// text is no filter.
     public init(parsing text: String, field: String = "filter") throws(RapportError) {
         self.init()
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { return }
         guard trimmed.count <= 2000 else { throw .invalid(field, "is longer than 2000 characters") }
-        let conditions = trimmed.components(separatedBy: " AND ").flatMap { $0.components(separatedBy: " and ") }
-        for raw in conditions {
+        for raw in try Self.conditions(trimmed, field: field) {
             let condition = raw.trimmingCharacters(in: .whitespaces)
             if condition.hasPrefix("tags:") {
-                let tag = String(condition.dropFirst(5)).trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+                let tag = try Self.value(condition.dropFirst(5), condition: condition, field: field)
                 guard !tag.isEmpty else { throw .invalid(field, "'\(condition)' names no tag") }
                 tags.append(tag)
             } else if condition.hasPrefix("lifecycle_stage=") {
@@ -31,11 +32,11 @@ extension CustomerFilter {
                     lifecycleStages.append(stage)
                 }
             } else if condition.hasPrefix("create_time>=") {
-                createdFrom = try Self.time(String(condition.dropFirst("create_time>=".count)), condition: condition, field: field)
+                createdFrom = try Self.time(condition.dropFirst("create_time>=".count), condition: condition, field: field)
             } else if condition.hasPrefix("create_time<") {
-                createdBefore = try Self.time(String(condition.dropFirst("create_time<".count)), condition: condition, field: field)
+                createdBefore = try Self.time(condition.dropFirst("create_time<".count), condition: condition, field: field)
             } else if condition.hasPrefix("update_time>=") {
-                updatedFrom = try Self.time(String(condition.dropFirst("update_time>=".count)), condition: condition, field: field)
+                updatedFrom = try Self.time(condition.dropFirst("update_time>=".count), condition: condition, field: field)
             } else {
                 throw .invalid(
                     field, "'\(condition)' is not a condition: use tags:TAG, lifecycle_stage=STAGE, create_time>=TIME, create_time<TIME or update_time>=TIME")
@@ -43,8 +44,77 @@ extension CustomerFilter {
         }
     }
 
-    private static func time(_ text: String, condition: String, field: String) throws(RapportError) -> Timestamp {
-        let value = text.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+    /// The conditions of a filter: the text between words `AND` (or `and`) that stand outside double quotes.
+    private static func conditions(_ text: String, field: String) throws(RapportError) -> [Substring] {
+        var result: [Substring] = []
+        var conditionStart = text.startIndex
+        var wordStart: String.Index?
+        var inQuotes = false
+        var index = text.startIndex
+        func endWord(at end: String.Index) {
+            guard let start = wordStart else { return }
+            wordStart = nil
+            let word = text[start..<end]
+            guard word == "AND" || word == "and" else { return }
+            result.append(text[conditionStart..<start])
+            conditionStart = end
+        }
+        while index < text.endIndex {
+            let character = text[index]
+            if inQuotes {
+                if character == "\\" {
+                    index = text.index(after: index)
+                    guard index < text.endIndex else { break }
+                } else if character == "\"" {
+                    inQuotes = false
+                }
+            } else if character == " " || character == "\t" {
+                endWord(at: index)
+            } else {
+                if wordStart == nil { wordStart = index }
+                if character == "\"" { inQuotes = true }
+            }
+            index = text.index(after: index)
+        }
+        guard !inQuotes else { throw .invalid(field, "a quoted value is not closed: add the missing \"") }
+        endWord(at: text.endIndex)
+        result.append(text[conditionStart...])
+        for condition in result where condition.allSatisfy({ $0 == " " || $0 == "\t" }) {
+            throw .invalid(field, "an AND has no condition on one side")
+        }
+        return result
+    }
+
+    /// A condition's value: one word, or text in double quotes with `\"` and `\\` escapes.
+    private static func value(_ text: Substring, condition: String, field: String) throws(RapportError) -> String {
+        let value = text.trimmingCharacters(in: .whitespaces)
+        guard value.hasPrefix("\"") else {
+            guard !value.contains(where: { $0 == " " || $0 == "\t" || $0 == "\"" }) else {
+                throw .invalid(field, "'\(condition)': write a value with spaces or quotes in double quotes, such as tags:\"two words\"")
+            }
+            return value
+        }
+        var result = ""
+        var index = value.index(after: value.startIndex)
+        while index < value.endIndex {
+            let character = value[index]
+            index = value.index(after: index)
+            if character == "\"" {
+                guard index == value.endIndex else { throw .invalid(field, "'\(condition)' has text after its closing quote") }
+                return result
+            }
+            if character == "\\", index < value.endIndex {
+                result.append(value[index])
+                index = value.index(after: index)
+            } else {
+                result.append(character)
+            }
+        }
+        throw .invalid(field, "'\(condition)': the quoted value is not closed")
+    }
+
+    private static func time(_ text: Substring, condition: String, field: String) throws(RapportError) -> Timestamp {
+        let value = try Self.value(text, condition: condition, field: field)
         let withFraction = ISO8601DateFormatter()
         withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let plain = ISO8601DateFormatter()

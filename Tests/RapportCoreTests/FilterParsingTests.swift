@@ -14,11 +14,26 @@ struct FilterParsingTests {
         #expect(try CustomerFilter(parsing: "lifecycle_stage=at_risk").lifecycleStages == [.atRisk])
     }
 
+    @Test func quotedValuesKeepTheirSpacesQuotesAndAnds() throws {
+        let filter = try CustomerFilter(parsing: #"tags:"rock and roll" AND tags:"say \"hi\"" and tags:"a AND b"   AND  tags:back\slash AND create_time>="2026-01-01T00:00:00Z""#)
+        #expect(filter.tags == ["rock and roll", #"say "hi""#, "a AND b", #"back\slash"#])
+        #expect(filter.createdFrom == Timestamp(millisecondsSinceEpoch: 1_767_225_600_000))
+        // A word that merely contains "and" is a value.
+        #expect(try CustomerFilter(parsing: "tags:brand AND tags:andes").tags == ["brand", "andes"])
+    }
+
     @Test(arguments: [
         ("name=ada", "'name=ada' is not a condition"),
         ("lifecycle_stage=sleepy", "'sleepy' is not a lifecycle stage"),
         ("create_time>=yesterday", "is not an RFC 3339 time"),
         ("tags:", "names no tag"),
+        (#"tags:"""#, "names no tag"),
+        ("tags:rock and roll", "'roll' is not a condition"),
+        ("tags:two words", "write a value with spaces or quotes in double quotes"),
+        (#"tags:"open"#, "a quoted value is not closed"),
+        (#"tags:"a"b"#, "has text after its closing quote"),
+        ("tags:vip AND", "an AND has no condition on one side"),
+        ("tags:vip AND AND tags:new", "an AND has no condition on one side"),
     ])
     func rejectsWhatItCannotRead(text: String, problem: String) {
         #expect {
