@@ -9,8 +9,8 @@ struct CustomersList: AsyncParsableCommand {
         abstract: "List customers, one page or --all of them.",
         discussion: """
             Filters are conditions joined by AND: tags:vip, lifecycle_stage=active, lifecycle_stage=(active,loyal), \
-            create_time>=2026-01-01T00:00:00Z, update_time<... Order by create_time (default) or update_time, \
-            optionally followed by ' desc'.
+            create_time>=2026-01-01T00:00:00Z, create_time<..., update_time>=...; a value with spaces goes in double \
+            quotes: tags:"rock and roll". Order by create_time (default) or update_time, optionally followed by ' desc'.
 
             With --json: one page prints the ListCustomersResponse; --all prints one customer per line.
             """
@@ -18,7 +18,7 @@ struct CustomersList: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("Conditions joined by AND, e.g. 'tags:vip lifecycle_stage=active'.", valueName: "filter"))
+    @Option(help: ArgumentHelp("Conditions joined by AND, e.g. 'tags:vip AND lifecycle_stage=active'.", valueName: "filter"))
     var filter: String = ""
 
     @Option(help: ArgumentHelp("create_time or update_time, optionally with ' desc'.", valueName: "order"))
