@@ -66,6 +66,43 @@ struct ColumnRow {
 }
 
 extension Database {
+    /// ``forEachRow(_:_:_:)`` for a read-only statement whose parameters are `text` (and `int`), bound straight
+    /// through SQLite without GRDB's argument values; the bindings are cleared before it returns.
+    func forEachRow(_ statement: Statement, text: String, int: Int64?, _ row: (ColumnRow) throws -> Bool) throws {
+        guard statement.isReadonly else {
+            return try forEachRow(statement, int.map { [text, $0] } ?? [text], row)
+        }
+        let handle = statement.sqliteStatement
+        let current = ColumnRow(handle: handle)
+        sqlite3_reset(handle)
+        var utf8 = text  // withUTF8 may make the string contiguous first
+        try utf8.withUTF8 { bytes in
+            defer {
+                sqlite3_reset(handle)
+                sqlite3_clear_bindings(handle)
+            }
+            // No destructor: SQLite reads the bytes in place, which stay valid until the bindings are cleared.
+            if let base = bytes.baseAddress {
+                sqlite3_bind_text(handle, 1, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
+            } else {
+                sqlite3_bind_text(handle, 1, "", 0, nil)
+            }
+            if let int { sqlite3_bind_int64(handle, 2, int) }
+            while true {
+                switch sqlite3_step(handle) {
+                case SQLITE_ROW:
+                    guard try row(current) else { return }
+                case SQLITE_DONE:
+                    return
+                case let code:
+                    throw DatabaseError(
+                        resultCode: ResultCode(rawValue: code), message: lastErrorMessage, sql: statement.sql,
+                        arguments: int.map { [text, $0] } ?? [text])
+                }
+            }
+        }
+    }
+
     /// Binds `arguments`, steps through the rows calling `row` for each until it returns false, and resets.
     ///
     /// Read-only statements are stepped here, straight through SQLite; others (`UPDATE … RETURNING`) through GRDB's

@@ -39,6 +39,8 @@ public final class SQLiteStore: Store {
     /// The path of the database file.
     public let path: String
     private let pool: DatabasePool
+    /// The connections `quickRead` uses first.
+    private let quickReaders: QuickReaders
     /// The directory `temporary()` made, removed on deinit.
     private let temporaryDirectory: URL?
 
@@ -85,6 +87,7 @@ public final class SQLiteStore: Store {
         }
         self.path = path
         self.temporaryDirectory = temporaryDirectory
+        quickReaders = QuickReaders(path: path, configuration: configuration, limit: max(1, options.maximumReaderCount))
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             // GRDB skips migrations it does not know; a file that has some was written by a newer Rapport, whose
@@ -102,6 +105,7 @@ public final class SQLiteStore: Store {
 
     deinit {
         guard let temporaryDirectory else { return }
+        try? quickReaders.close()
         try? pool.close()
         try? FileManager.default.removeItem(at: temporaryDirectory)
     }
@@ -111,6 +115,7 @@ public final class SQLiteStore: Store {
     /// Releasing the store closes it too; call this to know the file is closed at a given point.
     public func close() throws {
         do {
+            try quickReaders.close()
             try pool.close()
         } catch {
             throw Self.storageError(error)
@@ -131,8 +136,9 @@ public final class SQLiteStore: Store {
     /// Runs `body` in a read transaction like ``read(_:)``, on the calling thread instead of one of GRDB's reader
     /// queues: for short reads, where the hop there and back would cost more than the queries.
     ///
-    /// It blocks the calling thread while it waits for a free reader connection (readers are held only for the
-    /// length of a read body) and while `body` runs.
+    /// It uses a reader connection of the store's own (up to `maximumReaderCount`, opened on first use) with cached
+    /// `BEGIN`/`COMMIT` statements; when all of them are busy, one of the pool's, waiting for it if needed. It
+    /// blocks the calling thread while `body` runs.
     public func quickRead<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
         try readOnCallingThread(body)
     }
@@ -140,6 +146,7 @@ public final class SQLiteStore: Store {
     /// Not `async`, so that `pool.read` is GRDB's synchronous one.
     private func readOnCallingThread<T>(_ body: (any StoreReader) throws -> T) throws -> T {
         do {
+            if let value = try quickReaders.withReader({ db in try Self.marking { try body(SQLiteTransaction(db)) } }) { return value }
             return try pool.read { db in try Self.marking { try body(SQLiteTransaction(db)) } }
         } catch {
             throw Self.storageError(error)

@@ -55,7 +55,34 @@ final class SQLiteTransaction: StoreWriter {
     func fetchAll<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (ColumnRow) throws -> T) throws -> [T] {
         try guarded {
             var result: [T] = []
+            result.reserveCapacity(8)
             try db.forEachRow(db.cachedStatement(sql: sql), arguments) { row in
+                result.append(try decode(row))
+                return true
+            }
+            return result
+        }
+    }
+
+    /// ``fetchOne(_:_:_:)`` for a read-only statement whose parameters are a text (and an integer), bound straight
+    /// through SQLite: the reads of one customer's rows, by far the most frequent.
+    func fetchOne<T>(_ sql: String, text: String, int: Int64? = nil, _ decode: (ColumnRow) throws -> T) throws -> T? {
+        try guarded {
+            var result: T?
+            try db.forEachRow(db.cachedStatement(sql: sql), text: text, int: int) { row in
+                result = try decode(row)
+                return false
+            }
+            return result
+        }
+    }
+
+    /// ``fetchAll(_:_:_:)`` for a read-only statement whose parameters are a text (and an integer).
+    func fetchAll<T>(_ sql: String, text: String, int: Int64? = nil, _ decode: (ColumnRow) throws -> T) throws -> [T] {
+        try guarded {
+            var result: [T] = []
+            result.reserveCapacity(8)
+            try db.forEachRow(db.cachedStatement(sql: sql), text: text, int: int) { row in
                 result.append(try decode(row))
                 return true
             }
@@ -103,17 +130,9 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     /// `AND (time, sequence) < (?, ?)` for a newest-first listing that resumes strictly before `position`.
-    static func before(_ position: TimelinePosition?, time column: String) -> String {
-        position == nil ? "" : " AND (\(column) < ? OR (\(column) = ? AND sequence < ?))"
-    }
 
-    static func arguments(_ customer: CustomerID, _ position: TimelinePosition?, _ limit: Int) -> StatementArguments {
-        var arguments: StatementArguments = [customer.rawValue]
-        if let position {
-            arguments += [position.time.millisecondsSinceEpoch, position.time.millisecondsSinceEpoch, position.sequence]
-        }
-        arguments += [max(0, limit)]
-        return arguments
+    static func arguments(_ customer: CustomerID, _ position: TimelinePosition, _ limit: Int) -> StatementArguments {
+        [customer.rawValue, position.time.millisecondsSinceEpoch, position.time.millisecondsSinceEpoch, position.sequence, max(0, limit)]
     }
 
     // MARK: Sequence
@@ -139,7 +158,7 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func customer(_ id: CustomerID) throws -> CustomerRecord? {
-        try fetchOne("SELECT \(Self.customerColumns) FROM customers WHERE id = ?", [id.rawValue], decodeCustomer)
+        try fetchOne(SQL.customerByID, text: id.rawValue, decodeCustomer)
     }
 
     func customers(_ query: CustomerQuery) throws -> [CustomerRecord] {
@@ -187,7 +206,7 @@ final class SQLiteTransaction: StoreWriter {
     func stats(of customer: CustomerID) throws -> CustomerStats? {
         try fetchOne(
             "SELECT order_count, spent, first_order_at, last_order_at, event_count, last_seen_at FROM customer_stats WHERE customer_id = ?",
-            [customer.rawValue]
+            text: customer.rawValue
         ) { row in
             CustomerStats(
                 customerID: customer,
@@ -215,11 +234,11 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func identity(_ identity: Identity) throws -> IdentityRecord? {
-        try fetchOne("SELECT \(Self.identityColumns) FROM identities WHERE key = ?", [identity.key], decodeIdentity)
+        try fetchOne(SQL.identityByKey, text: identity.key, decodeIdentity)
     }
 
     func identities(of customer: CustomerID) throws -> [IdentityRecord] {
-        try fetchAll("SELECT \(Self.identityColumns) FROM identities WHERE customer_id = ? ORDER BY key", [customer.rawValue], decodeIdentity)
+        try fetchAll(SQL.identitiesOfCustomer, text: customer.rawValue, decodeIdentity)
     }
 
     // MARK: Events
@@ -244,15 +263,12 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func event(id: String) throws -> EventRecord? {
-        try fetchOne("SELECT \(Self.eventColumns) FROM events WHERE id = ?", [id], decodeEvent)
+        try fetchOne(SQL.eventByID, text: id, decodeEvent)
     }
 
     func events(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [EventRecord] {
-        try fetchAll(
-            "SELECT \(Self.eventColumns) FROM events WHERE customer_id = ?\(Self.before(before, time: "occurred_at"))"
-                + " ORDER BY occurred_at DESC, sequence DESC LIMIT ?",
-            Self.arguments(customer, before, limit), decodeEvent
-        )
+        guard let before else { return try fetchAll(SQL.eventsNewest, text: customer.rawValue, int: Int64(max(0, limit)), decodeEvent) }
+        return try fetchAll(SQL.eventsBefore, Self.arguments(customer, before, limit), decodeEvent)
     }
 
     func eventSummary(of customer: CustomerID) throws -> EventSummary {
@@ -299,19 +315,16 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func order(_ id: OrderID) throws -> OrderRecord? {
-        try fetchOne("SELECT \(Self.orderColumns) FROM orders WHERE id = ?", [id.rawValue], decodeOrder)
+        try fetchOne(SQL.orderByID, text: id.rawValue, decodeOrder)
     }
 
     func order(key: OrderKey) throws -> OrderRecord? {
-        try fetchOne("SELECT \(Self.orderColumns) FROM orders WHERE source = ? AND external_id = ?", [key.source, key.externalID], decodeOrder)
+        try fetchOne(SQL.orderByKey, [key.source, key.externalID], decodeOrder)
     }
 
     func orders(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [OrderRecord] {
-        try fetchAll(
-            "SELECT \(Self.orderColumns) FROM orders WHERE customer_id = ?\(Self.before(before, time: "placed_at"))"
-                + " ORDER BY placed_at DESC, sequence DESC LIMIT ?",
-            Self.arguments(customer, before, limit), decodeOrder
-        )
+        guard let before else { return try fetchAll(SQL.ordersNewest, text: customer.rawValue, int: Int64(max(0, limit)), decodeOrder) }
+        return try fetchAll(SQL.ordersBefore, Self.arguments(customer, before, limit), decodeOrder)
     }
 
     // MARK: Interactions
@@ -336,15 +349,12 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func interaction(_ id: InteractionID) throws -> InteractionRecord? {
-        try fetchOne("SELECT \(Self.interactionColumns) FROM interactions WHERE id = ?", [id.rawValue], decodeInteraction)
+        try fetchOne(SQL.interactionByID, [id.rawValue], decodeInteraction)
     }
 
     func interactions(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [InteractionRecord] {
-        try fetchAll(
-            "SELECT \(Self.interactionColumns) FROM interactions WHERE customer_id = ?\(Self.before(before, time: "occurred_at"))"
-                + " ORDER BY occurred_at DESC, sequence DESC LIMIT ?",
-            Self.arguments(customer, before, limit), decodeInteraction
-        )
+        guard let before else { return try fetchAll(SQL.interactionsNewest, text: customer.rawValue, int: Int64(max(0, limit)), decodeInteraction) }
+        return try fetchAll(SQL.interactionsBefore, Self.arguments(customer, before, limit), decodeInteraction)
     }
 
     // MARK: Consents
@@ -369,10 +379,7 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func consents(of customer: CustomerID) throws -> [ConsentRecord] {
-        try fetchAll(
-            "SELECT \(Self.consentColumns) FROM consents WHERE customer_id = ? ORDER BY occurred_at, sequence",
-            [customer.rawValue], decodeConsent
-        )
+        try fetchAll(SQL.consentsOfCustomer, text: customer.rawValue, decodeConsent)
     }
 
     // MARK: Merges and profile changes
@@ -395,11 +402,11 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func merge(_ id: MergeID) throws -> MergeRecord? {
-        try fetchOne("SELECT \(Self.mergeColumns) FROM merges WHERE id = ?", [id.rawValue], decodeMerge)
+        try fetchOne(SQL.mergeByID, [id.rawValue], decodeMerge)
     }
 
     func merges(into survivor: CustomerID) throws -> [MergeRecord] {
-        try fetchAll("SELECT \(Self.mergeColumns) FROM merges WHERE survivor_id = ? ORDER BY sequence, rowid", [survivor.rawValue], decodeMerge)
+        try fetchAll(SQL.mergesInto, text: survivor.rawValue, decodeMerge)
     }
 
     func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange] {
@@ -426,5 +433,32 @@ final class SQLiteTransaction: StoreWriter {
                 description: try row.decode(String.self, atIndex: 2)
             )
         }
+    }
+}
+
+/// The text of the statements run most often, made once (a statement's text is the key of its cached statement).
+enum SQL {
+    static let customerByID = "SELECT \(SQLiteTransaction.customerColumns) FROM customers WHERE id = ?"
+    static let identityByKey = "SELECT \(SQLiteTransaction.identityColumns) FROM identities WHERE key = ?"
+    static let identitiesOfCustomer = "SELECT \(SQLiteTransaction.identityColumns) FROM identities WHERE customer_id = ? ORDER BY key"
+    static let eventByID = "SELECT \(SQLiteTransaction.eventColumns) FROM events WHERE id = ?"
+    static let orderByID = "SELECT \(SQLiteTransaction.orderColumns) FROM orders WHERE id = ?"
+    static let orderByKey = "SELECT \(SQLiteTransaction.orderColumns) FROM orders WHERE source = ? AND external_id = ?"
+    static let interactionByID = "SELECT \(SQLiteTransaction.interactionColumns) FROM interactions WHERE id = ?"
+    static let consentsOfCustomer = "SELECT \(SQLiteTransaction.consentColumns) FROM consents WHERE customer_id = ? ORDER BY occurred_at, sequence"
+    static let mergeByID = "SELECT \(SQLiteTransaction.mergeColumns) FROM merges WHERE id = ?"
+    static let mergesInto = "SELECT \(SQLiteTransaction.mergeColumns) FROM merges WHERE survivor_id = ? ORDER BY sequence, rowid"
+    static let eventsNewest = timeline("SELECT \(SQLiteTransaction.eventColumns) FROM events", time: "occurred_at", before: false)
+    static let eventsBefore = timeline("SELECT \(SQLiteTransaction.eventColumns) FROM events", time: "occurred_at", before: true)
+    static let ordersNewest = timeline("SELECT \(SQLiteTransaction.orderColumns) FROM orders", time: "placed_at", before: false)
+    static let ordersBefore = timeline("SELECT \(SQLiteTransaction.orderColumns) FROM orders", time: "placed_at", before: true)
+    static let interactionsNewest = timeline("SELECT \(SQLiteTransaction.interactionColumns) FROM interactions", time: "occurred_at", before: false)
+    static let interactionsBefore = timeline("SELECT \(SQLiteTransaction.interactionColumns) FROM interactions", time: "occurred_at", before: true)
+
+    /// A page of a customer's timeline rows, newest first: the first page, or the page `before` a position
+    /// (arguments: customer, then time, time and sequence of the position, then the limit).
+    private static func timeline(_ select: String, time column: String, before: Bool) -> String {
+        select + " WHERE customer_id = ?" + (before ? " AND (\(column) < ? OR (\(column) = ? AND sequence < ?))" : "")
+            + " ORDER BY \(column) DESC, sequence DESC LIMIT ?"
     }
 }

@@ -77,12 +77,57 @@ struct SQLiteFileTests {
     @Test
     func aClosedStoreThrowsStorageErrors() async throws {
         let store = try SQLiteStore.temporary()
+        #expect(try await store.quickRead { try $0.customerCount() } == 0)  // opens a quick reader before the close
         try store.close()
-        await #expect {
-            try await store.read { try $0.customerCount() }
-        } throws: { error in
-            if case .storage = error as? RapportError { return true }
-            return false
+        for read in [{ try await store.read { try $0.customerCount() } }, { try await store.quickRead { try $0.customerCount() } }] {
+            await #expect {
+                try await read()
+            } throws: { error in
+                if case .storage = error as? RapportError { return true }
+                return false
+            }
         }
+    }
+
+    @Test
+    func aQuickReadKeepsItsSnapshotWhileTheWriterCommits() async throws {
+        let store = try SQLiteStore.temporary()
+        try await store.write { try $0.insertCustomer(F.customer("a")) }
+        // Between the body's two queries another thread commits a customer: the body still sees one.
+        let (first, second) = try await store.quickRead { tx in
+            let first = try tx.customerCount()
+            let committed = DispatchSemaphore(value: 0)
+            Task.detached {
+                try await store.write { try $0.insertCustomer(F.customer("b")) }
+                committed.signal()
+            }
+            // (A timeout, not a hang, should the write never get a thread.)
+            #expect(committed.wait(timeout: .now() + 20) == .success)
+            return (first, try tx.customerCount())
+        }
+        #expect(first == 1)
+        #expect(second == 1)
+        #expect(try await store.quickRead { try $0.customerCount() } == 2)
+    }
+
+    @Test
+    func moreQuickReadsThanReadersAllSucceedBesideTheWriter() async throws {
+        let store = try SQLiteStore.temporary(configuration: .init(maximumReaderCount: 2))
+        try await store.write { try $0.insertCustomer(F.customer("a")) }
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                for index in 0..<20 { try await store.write { try $0.insertCustomer(F.customer("w\(index)")) } }
+                return -1
+            }
+            for _ in 0..<32 {
+                group.addTask { try await store.quickRead { try $0.customerCount() } }
+            }
+            var counts: [Int] = []
+            for try await count in group where count >= 0 { counts.append(count) }
+            return counts
+        }
+        #expect(counts.count == 32)
+        #expect(counts.allSatisfy { (1...21).contains($0) })
+        #expect(try await store.quickRead { try $0.customerCount() } == 21)
     }
 }
