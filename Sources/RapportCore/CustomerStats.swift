@@ -18,9 +18,18 @@ public struct CurrencyTotal: Hashable, Sendable, Codable {
     /// The average order value, rounded half away from zero to the minor unit.
     public var averageOrderValue: Money {
         guard orderCount > 0 else { return Money(minorUnits: 0, currency: currency) }
-        let half = orderCount / 2
-        let rounded = totalMinor >= 0 ? (totalMinor + half) / orderCount : (totalMinor - half) / orderCount
-        return Money(minorUnits: rounded, currency: currency)
+        // Quotient and remainder, so that no total (up to Int64.max) overflows on the way.
+        let (quotient, remainder) = totalMinor.quotientAndRemainder(dividingBy: orderCount)
+        let away = remainder.magnitude * 2 >= orderCount.magnitude ? (totalMinor >= 0 ? 1 : -1) : 0
+        return Money(minorUnits: quotient + Int64(away), currency: currency)
+    }
+
+    /// Adds an order's total; a sum beyond what Int64 holds stays at its largest (or smallest) value instead of
+    /// trapping. Ingest accepts at most 10^15 minor units an order: only thousands of such orders reach it.
+    mutating func add(totalMinor amount: Int64) {
+        let (sum, overflow) = totalMinor.addingReportingOverflow(amount)
+        totalMinor = overflow ? (amount > 0 ? .max : .min) : sum
+        orderCount += 1
     }
 }
 
@@ -66,8 +75,7 @@ public struct CustomerStats: Hashable, Sendable, Codable {
         guard order.status.counts else { return }
         orderCount += 1
         if let index = spent.firstIndex(where: { $0.currency == order.currency }) {
-            spent[index].totalMinor += order.total.minorUnits
-            spent[index].orderCount += 1
+            spent[index].add(totalMinor: order.total.minorUnits)
         } else {
             spent.append(CurrencyTotal(currency: order.currency, totalMinor: order.total.minorUnits, orderCount: 1))
             spent.sort { $0.currency < $1.currency }

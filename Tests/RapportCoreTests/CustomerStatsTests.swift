@@ -52,6 +52,29 @@ struct CustomerStatsTests {
         #expect(stats.averageOrderValue.map(\.description) == ["10.00 EUR", "3000 JPY", "10.00 USD"])
     }
 
+    @Test func totalsStopAtTheLargestAmountInsteadOfOverflowing() {
+        var stats = CustomerStats(customerID: customer)
+        let largest: Int64 = 1_000_000_000_000_000  // the most ingest accepts for one order
+        for index in 0..<9_300 {
+            stats.add(order: order(id: "ord_\(index)", totalMinor: largest, placedAt: newYear2026 + .seconds(Int64(index))))
+        }
+        #expect(stats.orderCount == 9_300)
+        #expect(stats.spent == [CurrencyTotal(currency: currency("EUR"), totalMinor: .max, orderCount: 9_300)])
+        #expect(stats.averageOrderValue.map(\.minorUnits) == [Int64.max / 9_300])
+    }
+
+    static let averages: [(total: Int64, count: Int64, average: Int64)] = [
+        (10, 4, 3), (9, 4, 2), (-10, 4, -3), (-9, 4, -2), (7, 2, 4), (-7, 2, -4), (0, 3, 0), (5, 10, 1), (4, 10, 0),
+        (Int64.max, 2, Int64.max / 2 + 1), (Int64.max, 1, Int64.max), (Int64.max - 1, 4, (Int64.max - 1) / 4 + 1),
+        (Int64.min, 3, Int64.min / 3 - 1),  // remainder -2: away from zero
+    ]
+
+    @Test func averagesRoundHalfAwayFromZeroWithoutOverflow() {
+        for (total, count, average) in Self.averages {
+            #expect(CurrencyTotal(currency: currency("EUR"), totalMinor: total, orderCount: count).averageOrderValue.minorUnits == average, "\(total) / \(count)")
+        }
+    }
+
     @Test func firstAndLastOrderTimesIgnoreArrivalOrder() {
         var stats = CustomerStats(customerID: customer)
         let early = newYear2026
