@@ -12,11 +12,11 @@ extension CustomerFilter {
     /// text is no filter.
     public init(parsing text: String, field: String = "filter") throws(RapportError) {
         self.init()
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { return }
         guard trimmed.count <= 2000 else { throw .invalid(field, "is longer than 2000 characters") }
         for raw in try Self.conditions(trimmed, field: field) {
-            let condition = raw.trimmingCharacters(in: .whitespaces)
+            let condition = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if condition.hasPrefix("tags:") {
                 let tag = try Self.value(condition.dropFirst(5), condition: condition, field: field)
                 guard !tag.isEmpty else { throw .invalid(field, "'\(condition)' names no tag") }
@@ -68,7 +68,7 @@ extension CustomerFilter {
                 } else if character == "\"" {
                     inQuotes = false
                 }
-            } else if character == " " || character == "\t" {
+            } else if character.isWhitespace {
                 endWord(at: index)
             } else {
                 if wordStart == nil { wordStart = index }
@@ -79,7 +79,7 @@ extension CustomerFilter {
         guard !inQuotes else { throw .invalid(field, "a quoted value is not closed: add the missing \"") }
         endWord(at: text.endIndex)
         result.append(text[conditionStart...])
-        for condition in result where condition.allSatisfy({ $0 == " " || $0 == "\t" }) {
+        for condition in result where condition.allSatisfy(\.isWhitespace) {
             throw .invalid(field, "an AND has no condition on one side")
         }
         return result
@@ -87,9 +87,9 @@ extension CustomerFilter {
 
     /// A condition's value: one word, or text in double quotes with `\"` and `\\` escapes.
     private static func value(_ text: Substring, condition: String, field: String) throws(RapportError) -> String {
-        let value = text.trimmingCharacters(in: .whitespaces)
+        let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard value.hasPrefix("\"") else {
-            guard !value.contains(where: { $0 == " " || $0 == "\t" || $0 == "\"" }) else {
+            guard !value.contains(where: { $0.isWhitespace || $0 == "\"" }) else {
                 throw .invalid(field, "'\(condition)': write a value with spaces or quotes in double quotes, such as tags:\"two words\"")
             }
             return value
@@ -103,7 +103,10 @@ extension CustomerFilter {
                 guard index == value.endIndex else { throw .invalid(field, "'\(condition)' has text after its closing quote") }
                 return result
             }
-            if character == "\\", index < value.endIndex {
+            if character == "\\" {
+                guard index < value.endIndex, value[index] == "\"" || value[index] == "\\" else {
+                    throw .invalid(field, "'\(condition)': only \\\" and \\\\ may follow a backslash in a quoted value")
+                }
                 result.append(value[index])
                 index = value.index(after: index)
             } else {

@@ -5,9 +5,9 @@ import Synchronization
 /// Read connections of the store's own, for ``SQLiteStore/quickRead(_:)``: short reads on the calling thread
 /// without GRDB's pool bookkeeping, each in a `BEGIN`/`COMMIT` pair of cached statements.
 ///
-/// Connections are opened on first use, up to `limit`, and handed out under a lock; when all are busy (or the
-/// store is closed) ``withReader(_:)`` returns nil and the caller uses GRDB's pool instead. A read sees the last
-/// commit before its first query, like a read of the pool.
+/// Connections are opened on first use, up to `limit`, and handed out under a lock; when all are busy, one cannot
+/// be opened, or the store is closed, ``withReader(_:)`` returns nil and the caller uses GRDB's pool instead. A read
+/// sees the last commit before its first query, like a read of the pool.
 final class QuickReaders: Sendable {
     private struct State {
         var idle: [DatabaseQueue] = []
@@ -24,40 +24,51 @@ final class QuickReaders: Sendable {
         var readOnly = configuration
         readOnly.readonly = true
         readOnly.label = "Rapport.quickRead"
+        // The transaction is ended here, on every path; a connection that cannot end it is closed, not reused
+        // (without this, GRDB would stop the process when such a connection is left inside a transaction).
+        readOnly.allowsUnsafeTransactions = true
         self.path = path
         self.configuration = readOnly
         self.limit = limit
     }
 
-    /// Runs `body` in a read transaction on an idle connection; nil (and `body` not run) when none is free.
+    /// Runs `body` in a read transaction on an idle connection; nil (and `body` not run) when there is none.
     func withReader<T>(_ body: (Database) throws -> T) throws -> T? {
-        guard let queue = try take() else { return nil }
-        defer { giveBack(queue) }
+        guard let queue = take() else { return nil }
+        var reusable = true
+        defer { giveBack(queue, reusable: reusable) }
         return try queue.inDatabase { db in
             try db.cachedStatement(sql: "BEGIN DEFERRED").execute()
-            let value: T
-            do {
-                value = try body(db)
-            } catch {
-                try? db.cachedStatement(sql: "ROLLBACK").execute()
-                throw error
+            defer {
+                if db.isInsideTransaction { try? db.cachedStatement(sql: "ROLLBACK").execute() }
+                reusable = !db.isInsideTransaction
             }
+            let value = try body(db)
             try db.cachedStatement(sql: "COMMIT").execute()
             return value
         }
     }
 
-    /// Closes every idle connection; a busy one is closed when its read gives it back.
+    /// Closes every idle connection (a busy one is closed when its read gives it back); the first failure is
+    /// thrown after all were tried.
     func close() throws {
         let idle = state.withLock { state in
             state.closed = true
             defer { state.idle.removeAll() }
             return state.idle
         }
-        for queue in idle { try queue.close() }
+        var failure: (any Error)?
+        for queue in idle {
+            do {
+                try queue.close()
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
     }
 
-    private func take() throws -> DatabaseQueue? {
+    private func take() -> DatabaseQueue? {
         enum Next {
             case reuse(DatabaseQueue)
             case open
@@ -74,18 +85,18 @@ final class QuickReaders: Sendable {
         case .reuse(let queue): return queue
         case .none: return nil
         case .open:
-            do {
-                return try DatabaseQueue(path: path, configuration: configuration)
-            } catch {
-                state.withLock { $0.opened -= 1 }
-                throw error
-            }
+            if let queue = try? DatabaseQueue(path: path, configuration: configuration) { return queue }
+            state.withLock { $0.opened -= 1 }  // the pool serves this read (and says why, if the file is gone)
+            return nil
         }
     }
 
-    private func giveBack(_ queue: DatabaseQueue) {
+    private func giveBack(_ queue: DatabaseQueue, reusable: Bool) {
         let keep = state.withLock { state in
-            guard !state.closed else { return false }
+            guard !state.closed, reusable else {
+                state.opened -= 1
+                return false
+            }
             state.idle.append(queue)
             return true
         }

@@ -112,14 +112,14 @@ public final class SQLiteStore: Store {
 
     /// Closes every connection; later reads and writes throw ``RapportError/storage(_:)``.
     ///
-    /// Releasing the store closes it too; call this to know the file is closed at a given point.
+    /// Releasing the store closes it too; call this to know the file is closed at a given point (a quick read
+    /// still running closes its connection when it ends).
     public func close() throws {
-        do {
-            try quickReaders.close()
-            try pool.close()
-        } catch {
-            throw Self.storageError(error)
-        }
+        // Both are closed, whatever the first one says.
+        var failure: (any Error)?
+        do { try quickReaders.close() } catch { failure = error }
+        do { try pool.close() } catch { failure = failure ?? error }
+        if let failure { throw Self.storageError(failure) }
     }
 
     /// Runs `body` in a read transaction on a snapshot of the file, concurrently with other reads and the writer.
@@ -144,7 +144,7 @@ public final class SQLiteStore: Store {
     }
 
     /// Not `async`, so that `pool.read` is GRDB's synchronous one.
-    private func readOnCallingThread<T>(_ body: (any StoreReader) throws -> T) throws -> T {
+    func readOnCallingThread<T>(_ body: (any StoreReader) throws -> T) throws -> T {
         do {
             if let value = try quickReaders.withReader({ db in try Self.marking { try body(SQLiteTransaction(db)) } }) { return value }
             return try pool.read { db in try Self.marking { try body(SQLiteTransaction(db)) } }

@@ -261,7 +261,7 @@ extension SQLiteTransaction {
 
     func latestRun(rule: RuleID, customer: CustomerID) throws -> RuleRun? {
         try fetchOne(
-            "SELECT details FROM rule_runs INDEXED BY rule_runs_by_customer WHERE customer_id = ? AND rule_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            "SELECT details FROM rule_runs INDEXED BY rule_runs_by_customer_rule WHERE customer_id = ? AND rule_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
             [customer.rawValue, rule.rawValue], decodeRun)
     }
 

@@ -17,6 +17,7 @@ enum Schema {
         migrator.registerMigration("v1", migrate: v1)
         migrator.registerMigration("v2-access", migrate: v2Access)
         migrator.registerMigration("v3-automation", migrate: v3Automation)
+        migrator.registerMigration("v4-latest-runs", migrate: v4LatestRuns)
         return migrator
     }
 
@@ -311,5 +312,10 @@ enum Schema {
             CREATE INDEX outbox_by_customer ON outbox (customer_id, sequence);
             CREATE INDEX outbox_open ON outbox (customer_id, sequence) WHERE state IN ('pending', 'leased');
             """)
+    }
+
+    /// A customer's latest run of a rule (a repeated skip updates it instead of adding one) in one index step.
+    private static func v4LatestRuns(_ db: Database) throws {
+        try db.execute(sql: "CREATE INDEX rule_runs_by_customer_rule ON rule_runs (customer_id, rule_id, created_at, id)")
     }
 }

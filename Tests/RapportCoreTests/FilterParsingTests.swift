@@ -18,8 +18,9 @@ struct FilterParsingTests {
         let filter = try CustomerFilter(parsing: #"tags:"rock and roll" AND tags:"say \"hi\"" and tags:"a AND b"   AND  tags:back\slash AND create_time>="2026-01-01T00:00:00Z""#)
         #expect(filter.tags == ["rock and roll", #"say "hi""#, "a AND b", #"back\slash"#])
         #expect(filter.createdFrom == Timestamp(millisecondsSinceEpoch: 1_767_225_600_000))
-        // A word that merely contains "and" is a value.
+        // A word that merely contains "and" is a value; any white space separates words.
         #expect(try CustomerFilter(parsing: "tags:brand AND tags:andes").tags == ["brand", "andes"])
+        #expect(try CustomerFilter(parsing: "tags:vip\u{00A0}AND\ntags:new\n").tags == ["vip", "new"])
     }
 
     @Test(arguments: [
@@ -32,6 +33,8 @@ struct FilterParsingTests {
         ("tags:two words", "write a value with spaces or quotes in double quotes"),
         (#"tags:"open"#, "a quoted value is not closed"),
         (#"tags:"a"b"#, "has text after its closing quote"),
+        (#"tags:"C:\temp""#, #"only \" and \\ may follow a backslash"#),
+        ("tags:a\u{00A0}b", "write a value with spaces or quotes in double quotes"),
         ("tags:vip AND", "an AND has no condition on one side"),
         ("tags:vip AND AND tags:new", "an AND has no condition on one side"),
     ])

@@ -93,17 +93,19 @@ struct SQLiteFileTests {
     func aQuickReadKeepsItsSnapshotWhileTheWriterCommits() async throws {
         let store = try SQLiteStore.temporary()
         try await store.write { try $0.insertCustomer(F.customer("a")) }
-        // Between the body's two queries another thread commits a customer: the body still sees one.
-        let (first, second) = try await store.quickRead { tx in
-            let first = try tx.customerCount()
-            let committed = DispatchSemaphore(value: 0)
-            Task.detached {
-                try await store.write { try $0.insertCustomer(F.customer("b")) }
-                committed.signal()
+        // Between the body's two queries the writer commits a customer: the body still sees one. (The read runs on a
+        // thread of its own, so that waiting inside it never holds one of the few threads async work runs on.)
+        let (first, second) = try await onThread {
+            try store.readOnCallingThread { tx in
+                let first = try tx.customerCount()
+                let committed = DispatchSemaphore(value: 0)
+                Task.detached {
+                    try await store.write { try $0.insertCustomer(F.customer("b")) }
+                    committed.signal()
+                }
+                #expect(committed.wait(timeout: .now() + 20) == .success)
+                return (first, try tx.customerCount())
             }
-            // (A timeout, not a hang, should the write never get a thread.)
-            #expect(committed.wait(timeout: .now() + 20) == .success)
-            return (first, try tx.customerCount())
         }
         #expect(first == 1)
         #expect(second == 1)
@@ -112,8 +114,17 @@ struct SQLiteFileTests {
 
     @Test
     func moreQuickReadsThanReadersAllSucceedBesideTheWriter() async throws {
-        let store = try SQLiteStore.temporary(configuration: .init(maximumReaderCount: 2))
+        let store = try SQLiteStore.temporary(configuration: .init(maximumReaderCount: 1))
         try await store.write { try $0.insertCustomer(F.customer("a")) }
+        // The one quick reader is busy while a second quick read runs: that one is served by the pool.
+        let (outer, inner) = try await onThread {
+            try store.readOnCallingThread { tx in
+                let inner = DispatchQueue.global().sync { try? store.readOnCallingThread { try $0.customerCount() } }
+                return (try tx.customerCount(), inner)
+            }
+        }
+        #expect(outer == 1)
+        #expect(inner == 1)
         let counts = try await withThrowingTaskGroup(of: Int.self) { group in
             group.addTask {
                 for index in 0..<20 { try await store.write { try $0.insertCustomer(F.customer("w\(index)")) } }
@@ -129,5 +140,12 @@ struct SQLiteFileTests {
         #expect(counts.count == 32)
         #expect(counts.allSatisfy { (1...21).contains($0) })
         #expect(try await store.quickRead { try $0.customerCount() } == 21)
+    }
+}
+
+/// Runs `body` on a thread of Dispatch's, not one of Swift concurrency's.
+private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
 }

@@ -72,10 +72,15 @@ extension WriteSession {
     }
 
     /// Records a skipped run; when the customer's latest run of the rule was skipped for the same reason (same
-    /// version and trigger), that record counts one more repeat and names the latest event instead.
+    /// version and trigger, skipped when triggered, no firing since), that record counts one more repeat and names
+    /// the latest event instead.
     func recordSkip(_ run: RuleRun) throws {
         if var latest = try tx.latestRun(rule: run.ruleID, customer: run.customerID), latest.status == .skipped, latest.reason == run.reason,
-            latest.ruleVersion == run.ruleVersion, latest.trigger == run.trigger
+            latest.ruleVersion == run.ruleVersion, latest.trigger == run.trigger,
+            // skipped when triggered, not after a wait (that record keeps its own trigger)...
+            latest.repeats > 0 || latest.updatedAt == latest.createdAt,
+            // ...and the rule has not fired for the customer since
+            try tx.ruleCounter(rule: run.ruleID, customer: run.customerID).map({ $0.lastFiredAt <= latest.updatedAt }) ?? true
         {
             latest.repeats += 1
             latest.eventID = run.eventID
@@ -178,6 +183,30 @@ extension WriteSession {
         return result
     }
 
+    /// Keeps one waiting run of a rule for a merged customer when a run resumes: merges move the absorbed
+    /// customer's runs to the survivor (``adoptWaitingRuns(of:into:)``), but a file written before they did may hold
+    /// waiting runs of the same rule under several customers of one merged side. The one the retrigger policy keeps
+    /// (the oldest when new triggers are ignored, the newest on restart) continues and the others are cancelled;
+    /// returns the run that continues when it is not `run`.
+    mutating func settleWaitingRuns(_ run: RuleRun, rule: CompiledRule, customer: CustomerID) throws -> RuleRun? {
+        let side = try Self.standingSide(of: customer, tx: tx)
+        guard side.count > 1 else { return nil }
+        var runs = [run]
+        for member in side.sorted() {
+            if let other = try tx.waitingRun(rule: run.ruleID, customer: member), other.id != run.id { runs.append(other) }
+        }
+        guard runs.count > 1 else { return nil }
+        runs.sort { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        let kept = rule.definition.limits.retrigger == .restart ? runs.last! : runs.first!
+        guard kept.id == run.id else { return kept }
+        for var other in runs where other.id != run.id {
+            other.end(.cancelled, reason: "the customer was merged with \(run.customerID), whose run \(run.id) of this rule continues", at: now)
+            try tx.updateRun(other)
+            try tx.deleteJob("wait:\(other.id.rawValue)")
+        }
+        return nil
+    }
+
     /// Gives the survivor of a merge the absorbed customer's waiting runs, so that the merged customer has at most
     /// one waiting run per rule: of two runs of the same rule, the older one continues when the rule ignores new
     /// triggers while a run waits, the newer one when it restarts; the other is cancelled. An unmerge leaves the
@@ -250,6 +279,9 @@ extension WriteSession {
             return try end(.cancelled, "version \(run.ruleVersion) of the rule no longer compiles")
         }
         guard let record = try? tx.activeCustomer(run.customerID) else { return try end(.cancelled, "the customer was erased") }
+        if let kept = try settleWaitingRuns(run, rule: rule, customer: record.id) {
+            return try end(.cancelled, "the customer was merged with \(kept.customerID), whose run \(kept.id) of this rule continues")
+        }
         run.customerID = record.id  // a merged customer's run continues with the survivor
         var (context, activity) = try tx.evaluationContext(
             record, stats: cachedStats(of: record.id), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
