@@ -464,4 +464,39 @@ struct RuleTests {
         #expect(recorded.map(\.eventID) == ["shallow2", "shallow1", "deep"])
         #expect(recorded.map(\.repeats) == [0, 0, 0])
     }
+
+    @Test(arguments: Backend.allCases, [RetriggerPolicy.ignore, .restart])
+    func waitingRunsLeftUnderMergedCustomersByAnOlderVersionFireOnce(_ backend: Backend, _ policy: RetriggerPolicy) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Reminder", trigger: .event(type: "checkout.started"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("reminded")],
+                limits: RuleLimits(retrigger: policy)))
+        _ = try await crm.ingest([event("a", "checkout.started", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(600))
+        _ = try await crm.ingest([event("b", "checkout.started", at: clock.now(), .email("bob@example.com"))])
+        let ada = try await customer(crm, "ada@example.com")
+        let bob = try await customer(crm, "bob@example.com")
+        let before = try await runs(crm, rule.id)
+        let adaRun = try #require(before.first { $0.customerID == ada })
+        let bobRun = try #require(before.first { $0.customerID == bob })
+        _ = try await crm.mergeCustomers(ada, bob)
+        // Put both runs back as a file written before merges moved waiting runs holds them: each waiting under its
+        // own customer, with its own job.
+        try await crm.store.write { tx in
+            for run in [adaRun, bobRun] {
+                try tx.updateRun(run)
+                try tx.putJob(ScheduledJob(key: "wait:\(run.id.rawValue)", dueAt: run.resumeAt!, kind: .resumeRun(run.id), customerID: run.customerID))
+            }
+        }
+        try await crm.advanceManualClock(to: start + .seconds(3 * 3600))
+        let after = Dictionary(uniqueKeysWithValues: try await runs(crm, rule.id).map { ($0.id, $0) })
+        let (kept, dropped) = policy == .ignore ? (adaRun, bobRun) : (bobRun, adaRun)
+        #expect(after[kept.id]?.status == .fired)
+        #expect(after[kept.id]?.customerID == ada)
+        #expect(after[dropped.id]?.status == .cancelled)
+        #expect(after[dropped.id]?.reason == "the customer was merged with \(kept.customerID), whose run \(kept.id) of this rule continues")
+        #expect(try await crm.customer(ada).profile.tags == ["reminded"])
+        #expect(try await crm.nextJobDue() == nil)
+    }
 }
