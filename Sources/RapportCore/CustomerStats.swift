@@ -1,7 +1,8 @@
 /// One currency's share of a customer's spending.
 public struct CurrencyTotal: Hashable, Sendable, Codable {
     public var currency: CurrencyCode
-    /// Sum of the totals of the counting orders in this currency, in minor units.
+    /// Sum of the totals of the counting orders in this currency, in minor units; it stays at Int64's largest
+    /// value once reached (no real customer gets near: that is 92 trillion euros), and so does the average's input.
     public var totalMinor: Int64
     /// How many counting orders were in this currency.
     public var orderCount: Int64

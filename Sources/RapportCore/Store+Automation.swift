@@ -97,9 +97,9 @@ public protocol AutomationReader {
     func ruleDefinition(_ id: RuleID, version: Int64) throws -> RuleDefinition?
     func run(_ id: RunID) throws -> RuleRun?
     func runs(_ query: RunQuery) throws -> [RuleRun]
-    /// The newest waiting run (by creation time, then id) of a rule for a customer, if there is one. (The engine
-    /// keeps one per rule and customer: a merge hands the absorbed customer's runs to the survivor, cancelling
-    /// duplicates.)
+    /// The newest waiting run (by creation time, then id) of a rule for a customer, if there is one. (A merge hands
+    /// the absorbed customer's runs to the survivor, cancelling duplicates; a file written before merges did may
+    /// hold more than one per merged customer until they resume.)
     func waitingRun(rule: RuleID, customer: CustomerID) throws -> RuleRun?
     /// The newest run (by creation time, then id) of a rule for a customer, whatever its status.
     func latestRun(rule: RuleID, customer: CustomerID) throws -> RuleRun?
