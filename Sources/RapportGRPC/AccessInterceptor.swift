@@ -35,11 +35,10 @@ final class AccessInterceptor: ServerInterceptor {
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
         let method = context.descriptor
-        var logger = self.logger
-        let requestID = request.metadata[stringValues: "x-request-id"].first(where: { _ in true }).map { String($0.prefix(64)) }
-            ?? String(counter.add(1, ordering: .relaxed).newValue, radix: 36)
-        logger[metadataKey: "request_id"] = "\(requestID)"
-        logger[metadataKey: "method"] = "\(method.fullyQualifiedMethod)"
+        var logger = RequestLogger(
+            logger: self.logger, method: method,
+            requestID: request.metadata[stringValues: "x-request-id"].first(where: { _ in true }).map { String($0.prefix(64)) }
+                ?? String(counter.add(1, ordering: .relaxed).newValue, radix: 36))
 
         guard let permission = Permissions.required(for: method) else {
             // Open methods (health).
@@ -53,7 +52,7 @@ final class AccessInterceptor: ServerInterceptor {
             logger.info("rejected: unknown or revoked api key")
             throw RPCError(code: .unauthenticated, message: "invalid API key")
         }
-        logger[metadataKey: "api_key"] = "\(key.id)"
+        logger.apiKey = key.id
         guard key.role.permissions.contains(permission) else {
             logger.info("rejected: role \(key.role.rawValue) lacks \(permission.rawValue)")
             throw RPCError(code: .permissionDenied, message: "the API key's role may not call \(method.method)")
@@ -86,6 +85,28 @@ final class AccessInterceptor: ServerInterceptor {
             }
             throw error
         }
+    }
+
+    /// The call's logger: every line carries the request id, the method and (once known) the API key. The
+    /// metadata is built only for a line that is logged, so a call that logs nothing costs nothing here (a
+    /// handler such as `StreamLogHandler` formats its metadata each time it is set).
+    struct RequestLogger {
+        let logger: Logger
+        let method: MethodDescriptor
+        let requestID: String
+        var apiKey: APIKeyID?
+
+        func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata extra: @autoclosure () -> Logger.Metadata = [:]) {
+            guard logger.logLevel <= level else { return }
+            var metadata: Logger.Metadata = ["request_id": "\(requestID)", "method": "\(method.fullyQualifiedMethod)"]
+            if let apiKey { metadata["api_key"] = "\(apiKey)" }
+            metadata.merge(extra()) { _, new in new }
+            logger.log(level: level, message(), metadata: metadata)
+        }
+
+        func debug(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) { log(.debug, message(), metadata: metadata()) }
+        func info(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) { log(.info, message(), metadata: metadata()) }
+        func error(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) { log(.error, message(), metadata: metadata()) }
     }
 
     static func bearer(_ metadata: Metadata) -> String? {

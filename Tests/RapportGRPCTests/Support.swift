@@ -83,7 +83,7 @@ let quietLogger = Logger(label: "rapport.grpc.test", factory: { _ in SwiftLogNoO
 ///
 /// - Parameter serverInterceptors: more interceptors, after Rapport's own.
 func withRapport<T: Sendable>(
-    role: Role = .admin, serverInterceptors: [any ServerInterceptor] = [], _ body: (Harness) async throws -> T
+    role: Role = .admin, serverInterceptors: [any ServerInterceptor] = [], logger: Logger = quietLogger, _ body: (Harness) async throws -> T
 ) async throws -> T {
     let test = TestRapport()
     let admin = try #require(try await test.crm.bootstrapAdminKey())
@@ -91,7 +91,7 @@ func withRapport<T: Sendable>(
     for other in Role.allCases where other != .admin {
         keys[other] = try await test.crm.createAPIKey(name: "\(other.rawValue) key", role: other)
     }
-    let rapport = RapportGRPCServer(engine: test.crm, logger: quietLogger)
+    let rapport = RapportGRPCServer(engine: test.crm, logger: logger)
     let transport = InProcessTransport()
     let frozenKeys = keys
     return try await withGRPCServer(

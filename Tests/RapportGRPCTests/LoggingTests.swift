@@ -1,0 +1,71 @@
+import GRPCCore
+import Logging
+import RapportProto
+import SwiftProtobuf
+import Synchronization
+import Testing
+
+/// Every log line of a call names its request id and method, and the API key once it is known.
+@Suite("Call logs")
+struct LoggingTests {
+    @Test func everyLineOfACallCarriesItsRequestIDMethodAndKey() async throws {
+        let lines = LogLines()
+        var logger = Logger(label: "rapport.grpc.test") { _ in CapturingLogHandler(lines: lines) }
+        logger.logLevel = .debug
+        try await withRapport(logger: logger) { c in
+            _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.givenName = "Ada" } })
+            _ = await expectRPCError(.unauthenticated) {
+                try await c.withSecret(nil) { try await c.customers.listCustomers(.init()) }
+            }
+        }
+        let logged = lines.all
+        let ok = try #require(logged.first { $0.message == "ok" })
+        #expect(ok.level == .debug)
+        #expect(ok.metadata["method"] == "rapport.v1.CustomerService/CreateCustomer")
+        #expect(ok.metadata["api_key"].map { "\($0)".hasPrefix("key_") } == true)
+        #expect(ok.metadata["request_id"].map { !"\($0)".isEmpty } == true)
+        #expect(ok.metadata["duration"] != nil)
+        let rejected = try #require(logged.first { $0.message == "rejected: no api key" })
+        #expect(rejected.level == .info)
+        #expect(rejected.metadata["method"] == "rapport.v1.CustomerService/ListCustomers")
+        #expect(rejected.metadata["api_key"] == nil)
+        #expect(rejected.metadata["request_id"] != nil && rejected.metadata["request_id"] != ok.metadata["request_id"])
+    }
+
+    @Test func nothingIsFormattedForLinesBelowTheLevel() async throws {
+        let lines = LogLines()
+        var logger = Logger(label: "rapport.grpc.test") { _ in CapturingLogHandler(lines: lines) }
+        logger.logLevel = .info
+        try await withRapport(logger: logger) { c in
+            _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.givenName = "Ada" } })
+        }
+        #expect(lines.all.filter { $0.metadata["request_id"] != nil }.isEmpty)
+    }
+}
+
+/// A log handler that keeps every line it is given, and fails the test if metadata is set on the logger itself
+/// (the interceptor passes metadata per line, so that a call that logs nothing formats nothing).
+private final class LogLines: Sendable {
+    private let lines = Mutex<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
+
+    var all: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] { lines.withLock { $0 } }
+
+    func append(_ line: (level: Logger.Level, message: String, metadata: Logger.Metadata)) { lines.withLock { $0.append(line) } }
+}
+
+private struct CapturingLogHandler: LogHandler {
+    let lines: LogLines
+    var metadata: Logger.Metadata = [:] {
+        didSet { Issue.record("metadata set on the logger: \(metadata)") }
+    }
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.append((event.level, "\(event.message)", event.metadata ?? [:]))
+    }
+}
