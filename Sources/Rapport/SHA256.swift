@@ -54,7 +54,15 @@ enum SHA256 {
 
     /// The digest of `text` as lower-case hex.
     static func hex(_ text: String) -> String {
-        hash(Array(text.utf8)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let digest = hash(Array(text.utf8))
+        let digits = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: digest.count * 2) { buffer in
+            for (index, byte) in digest.enumerated() {
+                buffer[2 * index] = digits[Int(byte >> 4)]
+                buffer[2 * index + 1] = digits[Int(byte & 0x0f)]
+            }
+            return digest.count * 2
+        }
     }
 }
 
