@@ -72,6 +72,8 @@ package nonisolated struct Rapport_V1_GetTimeResponse: Sendable {
   fileprivate var _nextJobTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// Where to move the clock. Either way it goes no further than 9999-12-31T23:59:59.999Z: a later target is
+/// INVALID_ARGUMENT naming `by` or `to`, and the clock stays where it was.
 package nonisolated struct Rapport_V1_AdvanceClockRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

@@ -98,6 +98,13 @@ def test_the_clock_is_manual_and_refused_on_a_system_clock_server(pb, rpc, admin
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "--manual-clock" in error.details()
     assert not system_clock.GetTime(pb.clock.GetTimeRequest(), metadata=bearer(server.admin_key), timeout=T).manual
+    # Past the year 9999 no timestamp can follow: refused, naming the field sent, and the clock stays.
+    error = failure(rpc.clock.AdvanceClock, pb.clock.AdvanceClockRequest(by=duration(9_000 * 366 * DAY)),
+                    metadata=admin, timeout=T)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(violations(error)) == ["by"]
+    assert "the latest time Rapport keeps" in error.details()
+    assert rpc.clock.GetTime(pb.clock.GetTimeRequest(), metadata=admin, timeout=T).now.seconds == CLOCK_START_SECONDS
 
 
 def test_an_abandoned_cart_rule_waits_rechecks_and_fills_the_outbox(pb, rpc, admin):
