@@ -73,7 +73,6 @@ extension Database {
             return try forEachRow(statement, int.map { [text, $0] } ?? [text], row)
         }
         let handle = statement.sqliteStatement
-        let current = ColumnRow(handle: handle)
         sqlite3_reset(handle)
         var utf8 = text  // withUTF8 may make the string contiguous first
         try utf8.withUTF8 { bytes in
@@ -88,18 +87,7 @@ extension Database {
                 sqlite3_bind_text(handle, 1, "", 0, nil)
             }
             if let int { sqlite3_bind_int64(handle, 2, int) }
-            while true {
-                switch sqlite3_step(handle) {
-                case SQLITE_ROW:
-                    guard try row(current) else { return }
-                case SQLITE_DONE:
-                    return
-                case let code:
-                    throw DatabaseError(
-                        resultCode: ResultCode(rawValue: code), message: lastErrorMessage, sql: statement.sql,
-                        arguments: int.map { [text, $0] } ?? [text])
-                }
-            }
+            try step(statement, arguments: int.map { [text, $0] } ?? [text], row)
         }
     }
 
@@ -119,6 +107,14 @@ extension Database {
         }
         try statement.setArguments(arguments)
         defer { sqlite3_reset(handle) }
+        try step(statement, arguments: arguments, row)
+    }
+
+    /// Steps a bound read-only statement through SQLite, calling `row` for each row until it returns false;
+    /// `arguments` only name the bindings in an error.
+    private func step(_ statement: Statement, arguments: @autoclosure () -> StatementArguments, _ row: (ColumnRow) throws -> Bool) throws {
+        let handle = statement.sqliteStatement
+        let current = ColumnRow(handle: handle)
         while true {
             switch sqlite3_step(handle) {
             case SQLITE_ROW:
@@ -126,7 +122,7 @@ extension Database {
             case SQLITE_DONE:
                 return
             case let code:
-                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: lastErrorMessage, sql: statement.sql, arguments: arguments)
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: lastErrorMessage, sql: statement.sql, arguments: arguments())
             }
         }
     }

@@ -9,9 +9,7 @@ import Testing
 @Suite("Call logs")
 struct LoggingTests {
     @Test func everyLineOfACallCarriesItsRequestIDMethodAndKey() async throws {
-        let lines = LogLines()
-        var logger = Logger(label: "rapport.grpc.test") { _ in CapturingLogHandler(lines: lines) }
-        logger.logLevel = .debug
+        let (logger, lines) = capturingLogger(level: .debug)
         try await withRapport(logger: logger) { c in
             _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.givenName = "Ada" } })
             _ = await expectRPCError(.unauthenticated) {
@@ -33,9 +31,7 @@ struct LoggingTests {
     }
 
     @Test func nothingIsFormattedForLinesBelowTheLevel() async throws {
-        let lines = LogLines()
-        var logger = Logger(label: "rapport.grpc.test") { _ in CapturingLogHandler(lines: lines) }
-        logger.logLevel = .info
+        let (logger, lines) = capturingLogger(level: .info)
         try await withRapport(logger: logger) { c in
             _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.givenName = "Ada" } })
         }
@@ -45,6 +41,14 @@ struct LoggingTests {
 
 /// A log handler that keeps every line it is given, and fails the test if metadata is set on the logger itself
 /// (the interceptor passes metadata per line, so that a call that logs nothing formats nothing).
+/// A logger at `level` whose lines are kept in the returned `LogLines`.
+private func capturingLogger(level: Logger.Level) -> (Logger, LogLines) {
+    let lines = LogLines()
+    var logger = Logger(label: "rapport.grpc.test") { _ in CapturingLogHandler(lines: lines) }
+    logger.logLevel = level
+    return (logger, lines)
+}
+
 private final class LogLines: Sendable {
     private let lines = Mutex<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
 

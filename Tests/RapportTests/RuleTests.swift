@@ -325,9 +325,11 @@ struct RuleTests {
         #expect(try await test.crm.runs(rule: rule.id).runs.map(\.status) == [.fired])
     }
 
-    @Test(arguments: Backend.allCases, [RetriggerPolicy.ignore, .restart])
-    func aMergeLeavesOneWaitingRunPerRuleAsTheRetriggerPolicySays(_ backend: Backend, _ policy: RetriggerPolicy) async throws {
-        let (crm, clock) = try makeEngine(backend)
+    /// A reminder rule that waits an hour, with a waiting run for Ada (at the start) and one for Bob (ten minutes
+    /// later), two separate customers.
+    func twoWaitingReminders(_ crm: RapportEngine, _ clock: ManualClock, _ policy: RetriggerPolicy) async throws
+        -> (rule: Rule, ada: CustomerID, bob: CustomerID, adaRun: RuleRun, bobRun: RuleRun)
+    {
         let rule = try await crm.createRule(
             RuleDefinition(
                 name: "Reminder", trigger: .event(type: "checkout.started"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("reminded")],
@@ -340,6 +342,14 @@ struct RuleTests {
         let before = try await runs(crm, rule.id)
         let adaRun = try #require(before.first { $0.customerID == ada })
         let bobRun = try #require(before.first { $0.customerID == bob })
+        #expect([adaRun.status, bobRun.status] == [.waiting, .waiting])
+        return (rule, ada, bob, adaRun, bobRun)
+    }
+
+    @Test(arguments: Backend.allCases, [RetriggerPolicy.ignore, .restart])
+    func aMergeLeavesOneWaitingRunPerRuleAsTheRetriggerPolicySays(_ backend: Backend, _ policy: RetriggerPolicy) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let (rule, ada, bob, adaRun, bobRun) = try await twoWaitingReminders(crm, clock, policy)
 
         _ = try await crm.mergeCustomers(ada, bob)
         // Ignoring new triggers keeps the older run (Ada's); restarting keeps the newer one (Bob's), now Ada's.
@@ -468,18 +478,7 @@ struct RuleTests {
     @Test(arguments: Backend.allCases, [RetriggerPolicy.ignore, .restart])
     func waitingRunsLeftUnderMergedCustomersByAnOlderVersionFireOnce(_ backend: Backend, _ policy: RetriggerPolicy) async throws {
         let (crm, clock) = try makeEngine(backend)
-        let rule = try await crm.createRule(
-            RuleDefinition(
-                name: "Reminder", trigger: .event(type: "checkout.started"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("reminded")],
-                limits: RuleLimits(retrigger: policy)))
-        _ = try await crm.ingest([event("a", "checkout.started", at: clock.now(), .email("ada@example.com"))])
-        clock.advance(by: .seconds(600))
-        _ = try await crm.ingest([event("b", "checkout.started", at: clock.now(), .email("bob@example.com"))])
-        let ada = try await customer(crm, "ada@example.com")
-        let bob = try await customer(crm, "bob@example.com")
-        let before = try await runs(crm, rule.id)
-        let adaRun = try #require(before.first { $0.customerID == ada })
-        let bobRun = try #require(before.first { $0.customerID == bob })
+        let (rule, ada, bob, adaRun, bobRun) = try await twoWaitingReminders(crm, clock, policy)
         _ = try await crm.mergeCustomers(ada, bob)
         // Put both runs back as a file written before merges moved waiting runs holds them: each waiting under its
         // own customer, with its own job.
