@@ -241,7 +241,6 @@ struct WriteSession {
         return (survivorID, absorbedID)
     }
 
-
     /// The customer the strongest known identity of a record points to.
     private func owner(of identities: [Identity]) throws -> CustomerID? {
         var best: (strength: Int, owner: CustomerID)?

@@ -42,34 +42,42 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func fetchOne<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (ColumnRow) throws -> T) throws -> T? {
-        try guarded {
-            var result: T?
-            try db.forEachRow(db.cachedStatement(sql: sql), arguments) { row in
-                result = try decode(row)
-                return false
-            }
-            return result
-        }
+        try first(sql, .arguments(arguments), decode)
     }
 
     func fetchAll<T>(_ sql: String, _ arguments: StatementArguments, _ decode: (ColumnRow) throws -> T) throws -> [T] {
-        try guarded {
-            var result: [T] = []
-            result.reserveCapacity(8)
-            try db.forEachRow(db.cachedStatement(sql: sql), arguments) { row in
-                result.append(try decode(row))
-                return true
-            }
-            return result
-        }
+        try all(sql, .arguments(arguments), decode)
     }
 
     /// ``fetchOne(_:_:_:)`` for a read-only statement whose parameters are a text (and an integer), bound straight
     /// through SQLite: the reads of one customer's rows, by far the most frequent.
     func fetchOne<T>(_ sql: String, text: String, int: Int64? = nil, _ decode: (ColumnRow) throws -> T) throws -> T? {
+        try first(sql, .text(text, int), decode)
+    }
+
+    /// ``fetchAll(_:_:_:)`` for a read-only statement whose parameters are a text (and an integer).
+    func fetchAll<T>(_ sql: String, text: String, int: Int64? = nil, _ decode: (ColumnRow) throws -> T) throws -> [T] {
+        try all(sql, .text(text, int), decode)
+    }
+
+    /// How a statement's parameters are bound: through GRDB's arguments, or a text (and an integer) straight.
+    private enum Bindings {
+        case arguments(StatementArguments)
+        case text(String, Int64?)
+    }
+
+    private func forEachRow(_ sql: String, _ bindings: Bindings, _ row: (ColumnRow) throws -> Bool) throws {
+        let statement = try db.cachedStatement(sql: sql)
+        switch bindings {
+        case .arguments(let arguments): try db.forEachRow(statement, arguments, row)
+        case .text(let text, let int): try db.forEachRow(statement, text: text, int: int, row)
+        }
+    }
+
+    private func first<T>(_ sql: String, _ bindings: Bindings, _ decode: (ColumnRow) throws -> T) throws -> T? {
         try guarded {
             var result: T?
-            try db.forEachRow(db.cachedStatement(sql: sql), text: text, int: int) { row in
+            try forEachRow(sql, bindings) { row in
                 result = try decode(row)
                 return false
             }
@@ -77,12 +85,11 @@ final class SQLiteTransaction: StoreWriter {
         }
     }
 
-    /// ``fetchAll(_:_:_:)`` for a read-only statement whose parameters are a text (and an integer).
-    func fetchAll<T>(_ sql: String, text: String, int: Int64? = nil, _ decode: (ColumnRow) throws -> T) throws -> [T] {
+    private func all<T>(_ sql: String, _ bindings: Bindings, _ decode: (ColumnRow) throws -> T) throws -> [T] {
         try guarded {
             var result: [T] = []
             result.reserveCapacity(8)
-            try db.forEachRow(db.cachedStatement(sql: sql), text: text, int: int) { row in
+            try forEachRow(sql, bindings) { row in
                 result.append(try decode(row))
                 return true
             }
@@ -129,8 +136,7 @@ final class SQLiteTransaction: StoreWriter {
         try row.decode(Int64?.self, atIndex: index).map(Timestamp.init(millisecondsSinceEpoch:))
     }
 
-    /// `AND (time, sequence) < (?, ?)` for a newest-first listing that resumes strictly before `position`.
-
+    /// The arguments of a timeline page that resumes strictly before `position` (`SQL.eventsBefore`...).
     static func arguments(_ customer: CustomerID, _ position: TimelinePosition, _ limit: Int) -> StatementArguments {
         [customer.rawValue, position.time.millisecondsSinceEpoch, position.time.millisecondsSinceEpoch, position.sequence, max(0, limit)]
     }
