@@ -10,7 +10,7 @@ import SwiftProtobuf
 extension Timestamp {
     /// A request's timestamp, within the range protobuf allows (years 1 to 9999); else `invalid` naming the field.
     init(_ proto: Google_Protobuf_Timestamp, field: String) throws(RapportError) {
-        guard (-62_135_596_800...253_402_300_799).contains(proto.seconds), (0..<1_000_000_000).contains(proto.nanos) else {
+        guard (-62_135_596_800...(Timestamp.latest.millisecondsSinceEpoch / 1000)).contains(proto.seconds), (0..<1_000_000_000).contains(proto.nanos) else {
             throw .invalid(field, "is not a valid timestamp (seconds and nanos out of range; years 1 to 9999)")
         }
         self.init(millisecondsSinceEpoch: proto.seconds * 1000 + Int64(proto.nanos / 1_000_000))
