@@ -16,7 +16,7 @@ extension RapportEngine {
             changeNotifier.notify()
             return result
         }
-        guard requestID.utf8.count <= 128, !requestID.contains(where: { $0.isNewline }) else {
+        guard requestID.utf8.count <= 128, !requestID.containsNewline else {
             throw .invalid("request_id", "must be at most 128 characters on one line")
         }
         let key = "\(operation):\(requestID)"

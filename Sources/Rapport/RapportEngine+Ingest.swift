@@ -101,10 +101,10 @@ extension RapportEngine {
 
     private func prepare(_ input: EventInput, now: Timestamp) throws(RapportError) -> PreparedEvent {
         var validator = Validator()
-        if input.id.isEmpty || input.id.utf8.count > 128 || input.id.contains(where: { $0.isNewline }) {
+        if input.id.isEmpty || input.id.utf8.count > 128 || input.id.containsNewline {
             validator.add("id", "must be 1 to 128 characters on one line")
         }
-        if !Self.isEventType(input.type) {
+        if !EventTypeDefinition.isEventTypeName(input.type) {
             validator.add("type", "'\(input.type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
         } else if EventTypeDefinition.isBuiltIn(input.type) {
             validator.add("type", "'\(input.type)' is a built-in event type that Rapport records itself (send orders as orders)")
@@ -125,7 +125,7 @@ extension RapportEngine {
         {
             validator.add("source", "'\(input.source)' must be 1 to 64 letters, digits, '_', '-' or '.'")
         }
-        if input.externalID.isEmpty || input.externalID.utf8.count > 128 || input.externalID.contains(where: { $0.isNewline }) {
+        if input.externalID.isEmpty || input.externalID.utf8.count > 128 || input.externalID.containsNewline {
             validator.add("external_id", "must be 1 to 128 characters on one line")
         }
         let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
@@ -172,14 +172,6 @@ extension RapportEngine {
         return try normalize(inputs, parent: "identities")
     }
 
-    static func isEventType(_ type: String) -> Bool {
-        guard !type.isEmpty, type.utf8.count <= 64 else { return false }
-        return type.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { word in
-            guard let first = word.utf8.first, first >= 97, first <= 122 else { return false }
-            return word.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
-        }
-    }
-
     /// Times before 2000 or more than a day ahead of the clock are mistakes (seconds sent as milliseconds...).
     static func checkTime(_ time: Timestamp, field: String, now: Timestamp) throws(RapportError) {
         if time.millisecondsSinceEpoch < 946_684_800_000 { throw .invalid(field, "\(time) is before the year 2000") }
@@ -187,18 +179,26 @@ extension RapportEngine {
     }
 
     static func checkProperties(_ properties: [String: AttributeValue]) throws(RapportError) {
-        var validator = Validator()
-        if properties.count > 100 { validator.add("properties", "at most 100 properties, got \(properties.count)") }
-        for key in properties.keys.sorted() {
-            validator.capture("") { () throws(RapportError) in try AttributeDefinition.validateKey(key, field: "properties.\(key)") }
-            switch properties[key]! {
-            case .string(let text) where text.utf8.count > 10_000: validator.add("properties.\(key)", "is longer than 10000 bytes")
+        var violations: [(key: String, violation: FieldViolation)] = []
+        if properties.count > 100 { violations.append(("", FieldViolation(field: "properties", problem: "at most 100 properties, got \(properties.count)"))) }
+        for (key, value) in properties {
+            // Field names are spelled out only for a problem.
+            do {
+                try AttributeDefinition.validateKey(key, field: "")
+            } catch {
+                violations += error.fieldViolations.map { (key, $0.nested(under: "properties.\(key)")) }
+            }
+            switch value {
+            case .string(let text) where text.utf8.count > 10_000:
+                violations.append((key, FieldViolation(field: "properties.\(key)", problem: "is longer than 10000 bytes")))
             case .stringList(let list) where list.count > 1000 || list.contains(where: { $0.utf8.count > 1000 }):
-                validator.add("properties.\(key)", "a list holds at most 1000 strings of at most 1000 bytes")
+                violations.append((key, FieldViolation(field: "properties.\(key)", problem: "a list holds at most 1000 strings of at most 1000 bytes")))
             default: break
             }
         }
-        try validator.check()
+        // In key order, as a reader of the error expects (the count first); one key's problems in the order found.
+        guard !violations.isEmpty else { return }
+        throw .invalidArgument(violations.enumerated().sorted { ($0.element.key, $0.offset) < ($1.element.key, $1.offset) }.map(\.element.violation))
     }
 }
 
@@ -246,11 +246,16 @@ extension WriteSession {
         if let existing = try tx.event(id: input.id) { return .duplicate(existing.event.customerID) }
         if let declared = try catalog().eventTypes[input.type] {
             let types = declared.propertyTypes
-            let violations = input.properties.keys.sorted().compactMap { key -> FieldViolation? in
-                guard let type = types[key], let value = input.properties[key], value.type != type, !(type == .decimal && value.type == .int) else { return nil }
-                return FieldViolation(field: "properties.\(key)", problem: "must be \(type.rawValue) as declared for event type '\(input.type)', got \(value.type.rawValue)")
+            let mistyped = input.properties.filter { key, value in
+                guard let type = types[key] else { return false }
+                return value.type != type && !(type == .decimal && value.type == .int)
             }
-            if !violations.isEmpty { return .rejected(violations) }
+            if !mistyped.isEmpty {
+                return .rejected(
+                    mistyped.sorted { $0.key < $1.key }.map { key, value in
+                        FieldViolation(field: "properties.\(key)", problem: "must be \(types[key]!.rawValue) as declared for event type '\(input.type)', got \(value.type.rawValue)")
+                    })
+            }
         }
         let customer = try resolve(input.identities, recordID: input.id)
         let event = Event(

@@ -89,10 +89,15 @@ public final class RapportEngine: Sendable {
         var result: [Identity] = []
         var seen = Set<Identity>()
         for (index, input) in inputs.enumerated() {
-            let field = "\(parent)[\(index)].value"
-            if let identity = validator.capture("", { () throws(RapportError) in
-                try normalizer.normalize(kind: input.kind, source: input.source, value: input.value, field: field)
-            }), seen.insert(identity).inserted {
+            let identity: Identity
+            do {
+                identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value, field: "value")
+            } catch {
+                // The field's full name is spelled out only for an error.
+                validator.capture("\(parent)[\(index)]") { () throws(RapportError) in throw error }
+                continue
+            }
+            if inputs.count == 1 || seen.insert(identity).inserted {
                 result.append(identity)
             }
         }

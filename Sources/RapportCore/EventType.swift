@@ -81,10 +81,20 @@ public struct EventTypeDefinition: Hashable, Sendable, Codable {
     /// Lower-case words of letters, digits and `_` joined by `.`, at most 64 characters (`checkout.started`).
     public static func isEventTypeName(_ type: String) -> Bool {
         guard !type.isEmpty, type.utf8.count <= 64 else { return false }
-        return type.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { word in
-            guard let first = word.utf8.first, first >= 97, first <= 122 else { return false }
-            return word.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        // Words of [a-z0-9_] that start with a letter, joined by single dots.
+        var wordStart = true
+        for byte in type.utf8 {
+            if byte == 46 {
+                guard !wordStart else { return false }
+                wordStart = true
+            } else if wordStart {
+                guard byte >= 97, byte <= 122 else { return false }
+                wordStart = false
+            } else {
+                guard (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte == 95 else { return false }
+            }
         }
+        return !wordStart
     }
 }
 

@@ -190,3 +190,16 @@ public final class SequentialIDGenerator: IDGenerator {
         return String(repeating: "0", count: max(0, 10 - digits.count)) + digits
     }
 }
+
+extension String {
+    /// True when the text has a line break (`\n`, `\r`, form feed, NEL, line or paragraph separator...).
+    package var containsNewline: Bool {
+        // ASCII text (most ids) is checked byte by byte; anything else by `Character.isNewline`.
+        var ascii = true
+        for byte in utf8 {
+            if byte >= 10 && byte <= 13 { return true }
+            if byte >= 128 { ascii = false }
+        }
+        return ascii ? false : contains(where: \.isNewline)
+    }
+}

@@ -38,13 +38,9 @@ public struct IdentityNormalizer: Sendable {
             guard cleanSource.utf8.count <= 64, cleanSource.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 || $0 == 46 }) else {
                 throw .invalid(field.replacingLastComponent(with: "source"), "'\(source)' may hold only letters, digits, '_', '-' and '.'")
             }
-            let trimmed = value.trimmingCharacters(in: .whitespaces)
-            try Self.checkToken(trimmed, field: field, what: "external id")
-            return Identity(kind: .externalID, source: cleanSource, value: trimmed)
+            return Identity(kind: .externalID, source: cleanSource, value: try Self.token(value, field: field, what: "external id"))
         case .anonymousID:
-            let trimmed = value.trimmingCharacters(in: .whitespaces)
-            try Self.checkToken(trimmed, field: field, what: "anonymous id")
-            return Identity(kind: .anonymousID, value: trimmed)
+            return Identity(kind: .anonymousID, value: try Self.token(value, field: field, what: "anonymous id"))
         }
     }
 
@@ -195,6 +191,18 @@ public struct IdentityNormalizer: Sendable {
         let e164 = defaultRegion.callingCode + national
         guard e164.count <= 15 else { throw .invalid(field, "'\(raw)' is longer than 15 digits") }
         return "+" + e164
+    }
+
+    /// `value` without the spaces around it, checked as a token.
+    private static func token(_ value: String, field: String, what: String) throws(RapportError) -> String {
+        // Printable ASCII with nothing to trim (most ids) is a token as it is.
+        let utf8 = value.utf8
+        if let first = utf8.first, let last = utf8.last, first != 32, last != 32, utf8.count <= 256, utf8.allSatisfy({ $0 >= 32 && $0 < 127 }) {
+            return value
+        }
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        try checkToken(trimmed, field: field, what: what)
+        return trimmed
     }
 
     private static func checkToken(_ value: String, field: String, what: String) throws(RapportError) {

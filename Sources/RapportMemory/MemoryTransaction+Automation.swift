@@ -3,6 +3,7 @@ import RapportCore
 extension MemoryTransaction {
     // MARK: Undoable collection edits
 
+    @inline(__always)
     func sortedInsert<Key: Hashable, Element: Comparable>(
         _ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: SortedSet<Element>]>, _ key: Key, _ element: Element
     ) {
@@ -14,6 +15,7 @@ extension MemoryTransaction {
         }
     }
 
+    @inline(__always)
     func sortedRemove<Key: Hashable, Element: Comparable>(
         _ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: SortedSet<Element>]>, _ key: Key, _ element: Element
     ) {
@@ -23,18 +25,21 @@ extension MemoryTransaction {
         addUndo { db[keyPath: path][key, default: SortedSet()].insert(element) }
     }
 
+    @inline(__always)
     func sortedInsert<Element: Comparable>(_ path: ReferenceWritableKeyPath<MemoryDatabase, SortedSet<Element>>, _ element: Element) {
         let db = self.db
         guard db[keyPath: path].insert(element) else { return }
         addUndo { db[keyPath: path].remove(element) }
     }
 
+    @inline(__always)
     func sortedRemove<Element: Comparable>(_ path: ReferenceWritableKeyPath<MemoryDatabase, SortedSet<Element>>, _ element: Element) {
         let db = self.db
         guard db[keyPath: path].remove(element) else { return }
         addUndo { db[keyPath: path].insert(element) }
     }
 
+    @inline(__always)
     func setInsert<Key: Hashable, Element: Hashable>(_ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: Set<Element>]>, _ key: Key, _ element: Element) {
         let db = self.db
         guard db[keyPath: path][key, default: []].insert(element).inserted else { return }
@@ -44,6 +49,7 @@ extension MemoryTransaction {
         }
     }
 
+    @inline(__always)
     func setRemove<Key: Hashable, Element: Hashable>(_ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: Set<Element>]>, _ key: Key, _ element: Element) {
         let db = self.db
         guard db[keyPath: path][key]?.remove(element) != nil else { return }

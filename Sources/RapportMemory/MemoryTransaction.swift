@@ -22,12 +22,14 @@ final class MemoryTransaction: StoreWriter {
         undo.append(action)
     }
 
+    @inline(__always)
     func set<Key: Hashable, Value>(_ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: Value]>, _ key: Key, _ value: Value?) {
         let db = self.db
         let old = db[keyPath: path].updateValue(forKey: key, to: value)
         undo.append { _ = db[keyPath: path].updateValue(forKey: key, to: old) }
     }
 
+    @inline(__always)
     private func indexInsert<Key: Hashable>(
         _ path: ReferenceWritableKeyPath<MemoryDatabase, [CustomerID: TimelineIndex<Key>]>, _ customer: CustomerID, _ key: Key, _ position: TimelinePosition
     ) {
@@ -51,6 +53,7 @@ final class MemoryTransaction: StoreWriter {
         return taken.entries.map(\.key)
     }
 
+    @inline(__always)
     private func indexRemove<Key: Hashable>(
         _ path: ReferenceWritableKeyPath<MemoryDatabase, [CustomerID: TimelineIndex<Key>]>, _ customer: CustomerID, _ key: Key, _ position: TimelinePosition
     ) {

@@ -296,3 +296,28 @@ struct TimeTests {
         #expect(before <= now && now <= after)
     }
 }
+
+@Suite("Text checks")
+struct TextCheckTests {
+    @Test(arguments: ["page.viewed", "a", "checkout.started", "a1_b.c2", "order_v2.line_added", String(repeating: "a", count: 64)])
+    func eventTypeNamesAccepted(name: String) {
+        #expect(EventTypeDefinition.isEventTypeName(name))
+    }
+
+    @Test(arguments: [
+        "", ".", "a.", ".a", "a..b", "1a", "a.1b", "_a", "a._b", "Page.viewed", "page-viewed", "page viewed", "pagé.viewed", "a.b\n",
+        String(repeating: "a", count: 65),
+    ])
+    func eventTypeNamesRejected(name: String) {
+        #expect(!EventTypeDefinition.isEventTypeName(name))
+    }
+
+    @Test(arguments: [
+        ("evt-1", false), ("", false), ("tab\there", false), ("ü and ß", false), ("a\nb", true), ("a\rb", true), ("a\r\nb", true),
+        ("a\u{0B}b", true), ("a\u{0C}b", true), ("ä\u{85}b", true), ("a\u{2028}b", true), ("a\u{2029}b", true), ("ü\nb", true),
+    ])
+    func newlinesAreFoundInASCIIAndUnicodeText(text: String, expected: Bool) {
+        #expect(text.containsNewline == expected)
+        #expect(text.containsNewline == text.contains(where: \.isNewline))
+    }
+}

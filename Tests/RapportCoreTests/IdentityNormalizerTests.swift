@@ -293,6 +293,21 @@ struct IdentityKindNormalizationTests {
         #expect(try normalizer.normalize(kind: .anonymousID, value: longest).value == longest)
     }
 
+    @Test(arguments: [
+        ("device-9", "device-9"), ("Device 9", "Device 9"), (" device-9", "device-9"), ("device-9 ", "device-9"), ("\tdevice-9", "device-9"),
+        ("gerät-9 ", "gerät-9"), ("~!@#$%^&*()[]{}<>?/|", "~!@#$%^&*()[]{}<>?/|"),
+    ])
+    func anonymousIDsAreKeptOrTrimmed(input: String, expected: String) throws {
+        #expect(try normalizer.normalize(kind: .anonymousID, value: input) == Identity(kind: .anonymousID, value: expected))
+        #expect(try normalizer.normalize(kind: .externalID, source: "shop", value: input).value == expected)
+    }
+
+    @Test func anonymousIDOf257PrintableBytesIsRejected() {
+        expectSingleViolation(field: "value", mentions: ["longer than 256 bytes"]) { () throws(RapportError) in
+            try normalizer.normalize(kind: .anonymousID, value: String(repeating: "x", count: 257))
+        }
+    }
+
     @Test(arguments: ["a\u{0000}b", "a\u{0007}b", "a\u{001B}b", "a\u{007F}b", "a\u{0085}b", "a\nb", "a\r\nb", "a\tb"])
     func anonymousIDRejectsControlCharacters(input: String) {
         expectSingleViolation(field: "anonymous_id", mentions: ["anonymous id contains a control character"]) { () throws(RapportError) in

@@ -126,6 +126,28 @@ struct IngestTests {
         #expect(fields(5) == ["discount_minor"])
     }
 
+    @Test func itemViolationsNameTheirFieldsInOrder() async throws {
+        let (crm, _) = try makeEngine()
+        let result = try await crm.ingest([
+            event(
+                "props", at: start, .email("ada@example.com"),
+                properties: ["zeta": .string(String(repeating: "z", count: 10_001)), "Bad-Key": .int(1), "alpha": .stringList(["a", String(repeating: "b", count: 1001)]), "ok": .int(2)]),
+            event("ids", at: start, .email("ada@example.com"), .email("not-an-email"), .email("ADA@example.com"), .phone("12")),
+            event("line\nbreak", at: start, .email("ada@example.com")),
+        ])
+        func violations(_ index: Int) -> [FieldViolation] {
+            guard case .rejected(let violations) = result.outcomes[index] else { return [] }
+            return violations
+        }
+        #expect(violations(0).map(\.field) == ["properties.Bad-Key", "properties.alpha", "properties.zeta"])
+        #expect(violations(0)[0].problem.contains("lower-case letter"))
+        // The duplicate of the first identity is dropped; each bad one is named by its position.
+        #expect(violations(1).map(\.field) == ["identities[1].value", "identities[3].value"])
+        #expect(violations(1)[0].problem.contains("not-an-email"))
+        #expect(violations(2).map(\.field) == ["id"])
+        #expect(result.acceptedCount == 0)
+    }
+
     @Test(arguments: Backend.allCases)
     func anAllOrNothingBatchWithOneBadItemAppliesNothing(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
