@@ -47,6 +47,38 @@ struct SegmentTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func eventWindowsReadPastTheFirstPageOfATimeline(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        clock.advance(by: day * 10)
+        let now = clock.now()
+        // One cart event five days ago, then 700 page views: 400 three days ago, 300 in the last hour (events are
+        // read newest first, 256 at a time).
+        var items = [event("cart", "cart.added", at: now - day * 5, .email("ada@example.com"))]
+        for index in 0..<400 { items.append(event("old-\(index)", at: now - day * 3 + .seconds(Int64(index)), .email("ada@example.com"))) }
+        for index in 0..<300 { items.append(event("new-\(index)", at: now - .seconds(3600) + .seconds(Int64(index)), .email("ada@example.com"))) }
+        _ = try await crm.ingest(items)
+        let ada = try await id(crm, "ada@example.com")
+        let expressions = [
+            "recent_views": #"events_count("page.viewed", within: 2d) == 300"#,
+            "all_views": #"events_count("page.viewed") == 700 and events_count() == 701"#,
+            "cart_this_week": #"events_count("cart.added", within: 6d) == 1"#,
+            "cart_five_days_ago": #"last_event_at("cart.added") == now - 5d"#,
+            "viewed_last": #"last_event_at() == now - 1h + 299s"#,
+        ]
+        var segments: [SegmentID] = []
+        for (key, expression) in expressions.sorted(by: { $0.key < $1.key }) {
+            segments.append(try await crm.createSegment(.dynamic(key: key, name: key, expression: expression)).id)
+        }
+        #expect(try await crm.memberships(of: ada).map(\.segmentID) == segments.sorted())
+
+        // The same windows, maintained by the ingest's own transaction: the next view takes Ada out of two.
+        _ = try await crm.ingest([event("newest", at: now, .email("ada@example.com"))])
+        var keys: Set<String> = []
+        for membership in try await crm.memberships(of: ada) { keys.insert(try await crm.segment(membership.segmentID).key) }
+        #expect(keys == ["cart_five_days_ago", "cart_this_week"])
+    }
+
+    @Test(arguments: Backend.allCases)
     func aTimeWindowIsEnteredOnTheFirstMomentOfDay91WithoutAnyEvent(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         _ = try await crm.ingest([order("1", at: start, .email("ada@example.com"))])

@@ -7,10 +7,8 @@ final class ActivityLoader: ActivitySource {
     let tx: any StoreReader
     let customer: CustomerID
     private var orders: [Order]?
-    /// Events loaded so far, newest first, and the position to continue from.
-    private var newestFirst: [Event] = []
-    /// The same events oldest first, made again only when more were loaded.
-    private var oldestFirst: [Event] = []
+    /// Events loaded so far, oldest first: the newest events of the customer, pages of older ones put in front.
+    private var loaded: [Event] = []
     private var nextPosition: TimelinePosition?
     private var exhausted = false
     private(set) var error: (any Error)?
@@ -38,37 +36,41 @@ final class ActivityLoader: ActivitySource {
     private func loadPage() {
         guard !exhausted else { return }
         do {
-            let page = try tx.events(of: customer, before: nextPosition, limit: 256)
-            newestFirst += page.map(\.event)
+            let page = try tx.events(of: customer, before: nextPosition, limit: Self.pageSize)
             if let last = page.last { nextPosition = TimelinePosition(time: last.event.occurredAt, sequence: last.sequence) }
-            if page.count < 256 { exhausted = true }
+            if page.count < Self.pageSize { exhausted = true }
+            let older = page.reversed().map(\.event)
+            loaded = loaded.isEmpty ? older : older + loaded
         } catch {
             self.error = error
             exhausted = true
         }
     }
 
+    private static let pageSize = 256
+
     func events(since start: Timestamp?) -> ArraySlice<Event> {
-        // Newer-to-older pages until the oldest loaded event is before `start` (or all of them).
-        while !exhausted, start == nil || (newestFirst.last.map { $0.occurredAt >= start! } ?? true) { loadPage() }
-        if oldestFirst.count != newestFirst.count { oldestFirst = newestFirst.reversed() }
-        guard let start else { return oldestFirst[...] }
+        // Older pages until the oldest loaded event is before `start` (or all of them).
+        while !exhausted, start == nil || (loaded.first.map { $0.occurredAt >= start! } ?? true) { loadPage() }
+        guard let start else { return loaded[...] }
         // The first event at or after `start`.
         var low = 0
-        var high = oldestFirst.count
+        var high = loaded.count
         while low < high {
             let middle = (low + high) / 2
-            if oldestFirst[middle].occurredAt < start { low = middle + 1 } else { high = middle }
+            if loaded[middle].occurredAt < start { low = middle + 1 } else { high = middle }
         }
-        return oldestFirst[low...]
+        return loaded[low...]
     }
 
     func latestEvent(ofTypes types: Set<String>?) -> Event? {
-        var index = 0
+        // Newest first; `seen` counts the events looked at from the newest end, so a page put in front continues it.
+        var seen = 0
         while true {
-            while index < newestFirst.count {
-                if types?.contains(newestFirst[index].type) ?? true { return newestFirst[index] }
-                index += 1
+            while seen < loaded.count {
+                let event = loaded[loaded.count - 1 - seen]
+                if types?.contains(event.type) ?? true { return event }
+                seen += 1
             }
             if exhausted { return nil }
             loadPage()
