@@ -48,6 +48,7 @@ extension RapportEngine {
         let digest = (requestID ?? "").isEmpty ? "" : fingerprint ?? Self.fingerprint(of: items)
         let applied: IngestApplied = try await mutate("ingest", requestID: requestID, fingerprint: digest) { [self] tx in
             var session = WriteSession(tx: tx, engine: self, now: now)
+            session.reserve(valid.count)
             var sequence = try tx.allocateSequence(valid.count)
             var outcomes: [IngestOutcome?] = []
             outcomes.reserveCapacity(valid.count)

@@ -26,6 +26,14 @@ struct WriteSession {
         self.now = now
     }
 
+    /// Makes room for about `count` customers in the transaction's caches, so a batch does not grow them step by step.
+    mutating func reserve(_ count: Int) {
+        stats.reserveCapacity(count)
+        identityOwners.reserveCapacity(count)
+        touched.reserveCapacity(count)
+        touchedSet.reserveCapacity(count)
+    }
+
     // MARK: Aggregates
 
     mutating func updateStats(of customer: CustomerID, _ change: (inout CustomerStats) -> Void) throws {
