@@ -40,7 +40,7 @@ extension RapportEngine {
             _ = try tx.appendChange(kind: .customerCreated, customerID: id, otherCustomerID: nil, mergeID: nil, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
             try session.markDirty(id, .everything)
-            try session.trigger(id, BuiltInEvent.customerCreated(id, at: now))
+            try session.trigger(id, type: "customer.created", BuiltInEvent.customerCreated(id, at: now))
             try session.finish()
             return try tx.assemble(try tx.activeCustomer(id))
         }

@@ -298,7 +298,9 @@ extension WriteSession {
             try markDirty(order.customerID, [.stats, .orders])
             if order.status != existing.order.status {
                 let changedAt = order.statusHistory.last { $0.status == order.status }?.at ?? now
-                try trigger(order.customerID, BuiltInEvent.order(order, status: order.status, at: changedAt, now: now), order: order)
+                let now = self.now  // the event is made inside `trigger`, which mutates self
+                try trigger(
+                    order.customerID, type: "order.\(order.status.rawValue)", BuiltInEvent.order(order, status: order.status, at: changedAt, now: now), order: order)
             }
             return .updated(order.customerID)
         }
@@ -313,8 +315,9 @@ extension WriteSession {
         touch(customer)
         try updateStats(of: customer) { $0.add(order: order) }
         try markDirty(customer, [.stats, .orders])
+        let now = self.now  // the event is made inside `trigger`, which mutates self
         for change in history {
-            try trigger(customer, BuiltInEvent.order(order, status: change.status, at: change.at, now: now), order: order)
+            try trigger(customer, type: "order.\(change.status.rawValue)", BuiltInEvent.order(order, status: change.status, at: change.at, now: now), order: order)
         }
         return .accepted(customer)
     }

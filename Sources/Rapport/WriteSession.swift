@@ -62,10 +62,15 @@ struct WriteSession {
     mutating func finish() throws {
         try runAutomation()
         for value in stats.values { try tx.putStats(value) }
+        guard !merges.isEmpty else {
+            // Without merges every touched customer is active and listed once.
+            for customer in touched { try record(.activityRecorded, customer) }
+            return
+        }
         var reported = Set<CustomerID>()
         for customer in touched {
-            // A customer absorbed later in the batch shows up under its survivor (without merges, all are active).
-            let active = merges.isEmpty ? customer : try tx.activeCustomer(customer).id
+            // A customer absorbed later in the batch shows up under its survivor.
+            let active = try tx.activeCustomer(customer).id
             if reported.insert(active).inserted { try record(.activityRecorded, active) }
         }
     }
@@ -131,7 +136,8 @@ struct WriteSession {
         createdCustomers.append(id)
         try record(.customerCreated, id)
         try markDirty(id, .everything)
-        try trigger(id, BuiltInEvent.customerCreated(id, at: now))
+        let now = self.now  // the event is made inside `trigger`, which mutates self
+        try trigger(id, type: "customer.created", BuiltInEvent.customerCreated(id, at: now))
         return id
     }
 

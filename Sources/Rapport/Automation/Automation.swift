@@ -57,14 +57,23 @@ extension WriteSession {
 
     /// Queues what rules may trigger on, if a rule listens for it.
     mutating func trigger(_ customer: CustomerID, _ event: Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0) throws {
+        try trigger(customer, type: event.type, event, order: order, segment: segment, depth: depth)
+    }
+
+    /// Queues an event of `type` if a rule listens for it; the event is made only then.
+    mutating func trigger(
+        _ customer: CustomerID, type: String, _ event: @autoclosure () -> Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0
+    ) throws {
         let catalog = try catalog()
         guard !catalog.isIdle else { return }
-        switch event.type {
+        switch type {
         case "segment.entered": guard segment.map({ catalog.rulesBySegmentEntered[$0] != nil }) == true else { return }
         case "segment.exited": guard segment.map({ catalog.rulesBySegmentExited[$0] != nil }) == true else { return }
-        default: guard catalog.rulesByEventType[event.type] != nil else { return }
+        default: guard catalog.rulesByEventType[type] != nil else { return }
         }
-        automation.triggers.append(PendingTrigger(customer: customer, type: event.type, event: event, order: order, segment: segment, depth: depth))
+        let made = event()
+        assert(made.type == type, "trigger type \(type) for an event of type \(made.type)")
+        automation.triggers.append(PendingTrigger(customer: customer, type: type, event: made, order: order, segment: segment, depth: depth))
     }
 
     /// Maintains segments and runs the triggered rules until nothing is left, or the chain is too deep.
@@ -152,7 +161,10 @@ extension WriteSession {
     mutating func segmentChanged(_ segment: Segment, customer: CustomerID, entered: Bool, depth: Int) throws {
         _ = try tx.appendChange(
             kind: entered ? .segmentEntered : .segmentExited, customerID: customer, otherCustomerID: nil, mergeID: nil, segmentID: segment.id, at: now)
-        try trigger(customer, BuiltInEvent.segment(segment, entered: entered, customer: customer, at: now), segment: segment.id, depth: depth + 1)
+        let now = self.now  // the event is made inside `trigger`, which mutates self
+        try trigger(
+            customer, type: entered ? "segment.entered" : "segment.exited", BuiltInEvent.segment(segment, entered: entered, customer: customer, at: now),
+            segment: segment.id, depth: depth + 1)
     }
 
     /// Keeps one re-check job per customer, due no later than when time alone may next change one of its
