@@ -49,7 +49,9 @@ extension RapportEngine {
     }
 
     /// Runs one due job; a job that fails goes back with a growing delay, so that it never holds up the jobs
-    /// after it. A job is dropped after 10 failed tries, or 100 when storage failed (often a passing problem).
+    /// after it. A job is given up after 10 failed tries, or 100 when storage failed (often a passing problem); what
+    /// waited for it is settled then (its rule run is cancelled with the reason, a schedule goes on with its next
+    /// occurrence).
     func runJob(_ key: String, now: Timestamp) async throws(RapportError) -> Bool {
         do {
             let ran: Bool = try await write { [self] tx in
@@ -68,15 +70,29 @@ extension RapportEngine {
             if case .storage = error { isStorage = true }
             // Storage errors may pass (a busy or full disk): such a job gets many more tries (days, with the growing
             // delay) before it is dropped, but not endless ones, since a row that cannot be read fails for good too.
-            try await write { [isStorage] tx in
-                guard var job = try tx.job(key) else { return }
+            let problem = "\(error)"
+            let givenUp: ScheduledJob? = try await write { [isStorage] tx in
+                guard var job = try tx.job(key) else { return nil }
                 job.attempts += 1
-                guard job.attempts < (isStorage ? 100 : 10) else {
-                    try tx.deleteJob(key)
-                    return
-                }
+                guard job.attempts < (isStorage ? 100 : 10) else { return job }
                 job.dueAt = now + .seconds(Int64(min(3600, 1 << min(job.attempts, 12))))
                 try tx.putJob(job)
+                return nil
+            }
+            guard let givenUp else { return true }
+            logger.error("scheduled job given up", metadata: ["job": "\(key)", "attempts": "\(givenUp.attempts)"])
+            do {
+                try await write { [self] tx in
+                    guard try tx.job(key) != nil else { return }
+                    try tx.deleteJob(key)
+                    var session = WriteSession(tx: tx, engine: self, now: now)
+                    try session.giveUp(givenUp, problem: problem)
+                    try session.finish()
+                }
+            } catch {
+                // What depended on the job cannot be settled either: at least the job goes.
+                logger.error("scheduled job given up without settling what waits for it", metadata: ["job": "\(key)", "error": "\(error)"])
+                try await write { tx in if try tx.job(key) != nil { try tx.deleteJob(key) } }
             }
             return true
         }

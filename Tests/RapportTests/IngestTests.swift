@@ -199,6 +199,7 @@ final class FailingStore: Store, @unchecked Sendable {
     nonisolated(unsafe) var failOnEventID: String?
     nonisolated(unsafe) var failOnJobKey: String?
     nonisolated(unsafe) var failOnCustomerUpdate = false
+    nonisolated(unsafe) var failOnCustomerRead = false
 
     init(base: any Store) { self.base = base }
 
@@ -208,18 +209,20 @@ final class FailingStore: Store, @unchecked Sendable {
         let failOn = failOnEventID
         let failOnJob = failOnJobKey
         let failOnUpdate = failOnCustomerUpdate
+        let failOnRead = failOnCustomerRead
         return try await base.write { tx in
-            try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob, failOnCustomerUpdate: failOnUpdate))
+            try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob, failOnCustomerUpdate: failOnUpdate, failOnCustomerRead: failOnRead))
         }
     }
 }
 
-/// Forwards every call and throws on one event insert, when one job is taken to run, or on customer updates.
+/// Forwards every call and throws on one event insert, when one job is taken to run, or on customer updates or reads.
 struct FailingWriter: StoreWriter {
     let base: any StoreWriter
     let failOnEventID: String?
     var failOnJobKey: String? = nil
     var failOnCustomerUpdate = false
+    var failOnCustomerRead = false
 
     func insertEvent(_ record: EventRecord) throws {
         if record.event.id == failOnEventID { throw InjectedFailure() }
@@ -229,7 +232,10 @@ struct FailingWriter: StoreWriter {
     struct InjectedFailure: Error, CustomStringConvertible { var description: String { "injected failure" } }
 
     func currentSequence() throws -> Int64 { try base.currentSequence() }
-    func customer(_ id: CustomerID) throws -> CustomerRecord? { try base.customer(id) }
+    func customer(_ id: CustomerID) throws -> CustomerRecord? {
+        if failOnCustomerRead { throw InjectedFailure() }
+        return try base.customer(id)
+    }
     func customers(_ query: CustomerQuery) throws -> [CustomerRecord] { try base.customers(query) }
     func customerCount() throws -> Int { try base.customerCount() }
     func stats(of customer: CustomerID) throws -> CustomerStats? { try base.stats(of: customer) }

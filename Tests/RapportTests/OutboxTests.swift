@@ -262,6 +262,33 @@ struct OutboxTests {
         #expect(try await store.read { try $0.job(key) } == nil)
         let ada = try #require(try await crm.findCustomer(.email("ada@example.com")))
         #expect(ada.profile.tags == [])
+        // The run that waited for the job is cancelled, saying why, and no longer blocks the rule for Ada.
+        let ended = try await crm.run(run.id)
+        #expect(ended.status == .cancelled)
+        #expect(ended.reason.contains("failed 100 times and was given up"))
+        store.failOnCustomerUpdate = false
+        _ = try await crm.ingest([event("s2", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        #expect(try await crm.runs(rule: rule.id, status: .waiting).runs.count == 1)
+    }
+
+    @Test func aRunWhoseCustomerCannotBeReadWaitsForTheNextTryInsteadOfBeingCancelled() async throws {
+        let store = FailingStore(base: try Backend.memory.makeStore())
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
+        _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        let run = try #require(try await crm.runs(rule: rule.id).runs.first)
+        store.failOnCustomerRead = true
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        #expect(try await crm.run(run.id).status == .waiting)
+        #expect(try await store.read { try $0.job("wait:\(run.id.rawValue)") }?.attempts == 1)
+        store.failOnCustomerRead = false
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        #expect(try await crm.run(run.id).status == .fired)
+        #expect(try await crm.findCustomer(.email("ada@example.com"))?.profile.tags == ["later"])
     }
 
     @Test(.timeLimit(.minutes(1))) func theSchedulerWaitsQuietlyAfterATimeoutAndWakesOnACommit() async throws {

@@ -233,6 +233,26 @@ struct RuleTests {
         #expect(try await test.crm.nextJobDue() == Timestamp(millisecondsSinceEpoch: 1_830_330_000_000))
     }
 
+    @Test(arguments: Backend.allCases)
+    func dateRulesDueAtTheSameTimeAllFireWhenTheFirstChangesTheProfile(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z
+        let nine = DateTrigger(field: .birthday, at: LocalTime(hour: 9))
+        let tagger = try await crm.createRule(RuleDefinition(name: "Tag", trigger: .date(nine), actions: [.addTag("birthday")]))
+        let greeter = try await crm.createRule(RuleDefinition(name: "Greet", trigger: .date(nine), actions: [.addTag("greeted")]))
+        _ = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 1990, month: 1, day: 10), timeZone: "UTC"), identities: [.email("ada@example.com")]))
+        let nineOnTheTenth = start + day * 9 + .seconds(9 * 3600)
+        #expect(try await crm.nextJobDue() == nineOnTheTenth)
+        // Both jobs are due; the first one's tag changes the profile, which re-plans date triggers: the second,
+        // due and not yet run, keeps this year's occurrence.
+        clock.advance(to: nineOnTheTenth)
+        #expect(try await crm.runDueJobs() == 2)
+        #expect(try await runs(crm, tagger.id).map(\.status) == [.fired])
+        #expect(try await runs(crm, greeter.id).map(\.status) == [.fired])
+        #expect(try await crm.findCustomer(.email("ada@example.com"))?.profile.tags == ["birthday", "greeted"])
+        #expect(try await crm.nextJobDue() == nineOnTheTenth + day * 365)
+    }
+
     @Test func actionsChangeTheProfileAndEmittedEventsTriggerRules() async throws {
         let test = TestRapport()
         let crm = test.crm

@@ -45,6 +45,29 @@ extension WriteSession {
         }
     }
 
+    /// Ends what a job that failed too often leaves behind, so that nothing waits for it forever: its run is
+    /// cancelled (a waiting run would otherwise block the rule for the customer), a schedule or date trigger goes on
+    /// with its next occurrence, housekeeping runs again tomorrow. The caller deleted the job in this transaction.
+    mutating func giveUp(_ job: ScheduledJob, problem: String) throws {
+        switch job.kind {
+        case .resumeRun(let id):
+            guard var run = try tx.run(id), run.status == .waiting else { return }
+            run.end(.cancelled, reason: "its continuation failed \(job.attempts) times and was given up: \(problem)", at: now)
+            try tx.updateRun(run)
+        case .scheduledRule(let ruleID, let occurrence, _):
+            guard let rule = try tx.rule(ruleID), rule.enabled, case .schedule(let schedule) = rule.definition.trigger else { return }
+            let following = Self.nextOccurrence(schedule, after: max(occurrence, now))
+            try tx.putJob(ScheduledJob(key: job.key, dueAt: following, kind: .scheduledRule(rule: ruleID, occurrence: following, after: nil)))
+        case .dateTrigger(let ruleID, let customerID):
+            guard let rule = try catalog().rules[ruleID], try tx.rule(ruleID)?.enabled == true, let record = try tx.customer(customerID) else { return }
+            try planDateTrigger(rule, for: record)
+        case .housekeeping:
+            try tx.putJob(ScheduledJob(key: job.key, dueAt: now + .seconds(86_400), kind: .housekeeping))
+        case .recheckSegments, .buildSegment, .planDateTrigger:
+            break  // the customer's next change plans a re-check again; a segment or rule update starts over
+        }
+    }
+
     /// One page of a scheduled rule's occurrence: runs it for the next members of its audience, then either
     /// continues with the next page or waits for the next occurrence.
     private mutating func runSchedule(_ ruleID: RuleID, occurrence: Timestamp, after: CustomerCursor?, key: String) throws {

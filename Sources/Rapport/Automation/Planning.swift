@@ -9,6 +9,9 @@ extension WriteSession {
         let key = "date:\(rule.id.rawValue):\(record.id.rawValue)"
         let next = record.state == .active ? Self.nextOccurrence(trigger, of: record, after: now, defaultTimeZone: engine.automationSettings.defaultTimeZone) : nil
         let existing = try tx.job(key)
+        // A job that is due (or retrying after a failure) has an occurrence to fire: it plans the next one when it
+        // runs. Moving it now (a profile change at 09:00 while the 09:00 jobs wait their turn) would skip a year.
+        if let existing, existing.dueAt <= now || existing.attempts > 0 { return }
         if let next {
             guard existing?.dueAt != next else { return }
             try tx.putJob(ScheduledJob(key: key, dueAt: next, kind: .dateTrigger(rule: rule.id, customer: record.id), customerID: record.id))

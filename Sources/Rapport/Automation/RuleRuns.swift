@@ -278,7 +278,12 @@ extension WriteSession {
         guard let rule = try engine.catalogs.rule(run.ruleID, version: run.ruleVersion, catalog: catalog, tx: tx) else {
             return try end(.cancelled, "version \(run.ruleVersion) of the rule no longer compiles")
         }
-        guard let record = try? tx.activeCustomer(run.customerID) else { return try end(.cancelled, "the customer was erased") }
+        let record: CustomerRecord
+        do {
+            record = try tx.activeCustomer(run.customerID)
+        } catch RapportError.notFound {
+            return try end(.cancelled, "the customer was erased")
+        }  // any other failure (storage) fails the job, which is tried again
         if let kept = try settleWaitingRuns(run, rule: rule, customer: record.id) {
             return try end(.cancelled, "the customer was merged with \(kept.customerID), whose run \(kept.id) of this rule continues")
         }
