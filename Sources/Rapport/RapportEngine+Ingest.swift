@@ -52,12 +52,18 @@ extension RapportEngine {
             var sequence = try tx.allocateSequence(valid.count)
             var outcomes: [IngestOutcome?] = []
             outcomes.reserveCapacity(valid.count)
-            for item in valid {
-                defer { sequence += 1 }
+            for (index, item) in valid.enumerated() {
+                let merges = session.merges.count
                 switch item {
                 case nil: outcomes.append(nil)
                 case .event(let event): outcomes.append(try session.apply(event, sequence: sequence))
                 case .order(let order): outcomes.append(try session.apply(order, sequence: sequence))
+                }
+                sequence += 1
+                if session.merges.count != merges, index + 1 < valid.count {
+                    // The merge took a number after the batch's: the items after it take numbers after the merge's,
+                    // so that an unmerge sees them as arrived after it, as it would in a later batch.
+                    sequence = try tx.allocateSequence(valid.count - index - 1)
                 }
             }
             if mode == .allOrNothing {

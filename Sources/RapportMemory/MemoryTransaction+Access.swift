@@ -65,7 +65,7 @@ extension MemoryTransaction {
             let middle = (low + high) / 2
             if db.changes[middle].cursor <= cursor { low = middle + 1 } else { high = middle }
         }
-        return Array(db.changes[low..<min(db.changes.count, low + max(0, limit))])
+        return Array(db.changes[low..<(low + min(max(0, limit), db.changes.count - low))])
     }
 
     func latestChangeCursor() throws -> Int64 { db.changes.last?.cursor ?? 0 }

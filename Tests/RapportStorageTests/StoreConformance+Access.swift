@@ -118,6 +118,7 @@ extension StoreConformance {
         #expect(try await store.read { try $0.changes(after: cursors[0], limit: 1) } == [expected[1]])
         #expect(try await store.read { try $0.changes(after: third, limit: 10) } == [])
         #expect(try await store.read { try $0.changes(after: 0, limit: 0) } == [])
+        #expect(try await store.read { try $0.changes(after: cursors[0], limit: .max) } == Array(expected.dropFirst()))
         #expect(try await store.read { try $0.latestChangeCursor() } == third)
 
         // A rolled-back append leaves no change behind, and later cursors still increase.

@@ -179,6 +179,27 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func whatFollowsAMergeInItsOwnBatchFollowsItsIdentitiesOnUnmerge(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let result = try await crm.ingest([
+            event("e0", at: start, .email("ada@example.com")),
+            event("e1", at: start, .phone("+14155550123")),
+            event("e2", at: start, .email("ada@example.com"), .phone("+14155550123")),  // the two are one person: merged
+            event("e3", at: start, .phone("+14155550123")),
+        ])
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        #expect(result.merges.count == 1)
+        #expect(result.createdCustomers.count == 2)
+        let phone = try #require(result.createdCustomers.first { $0 != ada })
+        _ = try await crm.unmerge(result.merges[0])
+        // e3 came after the merge and knows only the phone: it goes back with it, as it would from a later batch.
+        #expect(try await crm.event("e3").customerID == phone)
+        #expect(try await crm.event("e1").customerID == phone)
+        #expect(try await crm.event("e2").customerID == ada)
+        #expect(try await crm.stats(of: phone).eventCount == 2)
+    }
+
+    @Test(arguments: Backend.allCases)
     func sharedIdentitiesMergeAutomaticallyButNotAfterAnUnmerge(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
