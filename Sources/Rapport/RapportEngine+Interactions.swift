@@ -19,11 +19,12 @@ extension RapportEngine {
         try validator.check()
         let id = ids.make(InteractionID.self, at: now)
         return try await mutate("recordInteraction", requestID: requestID, fingerprint: input) { tx in
+            // Kept with the customer it names (its home): an unmerge hands it back to that customer.
             let owner = try tx.activeCustomer(input.customerID).id
             let interaction = Interaction(
                 id: id, customerID: owner, channel: input.channel, direction: input.direction, subject: input.subject, summary: input.summary,
                 agent: input.agent, occurredAt: occurredAt)
-            try tx.insertInteraction(InteractionRecord(interaction: interaction, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
+            try tx.insertInteraction(InteractionRecord(interaction: interaction, homeCustomerID: input.customerID, sequence: try tx.allocateSequence(1)))
             _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
             return interaction
         }
@@ -44,11 +45,12 @@ extension RapportEngine {
         try validator.check()
         let id = ids.make(ConsentID.self, at: now)
         return try await mutate("recordConsent", requestID: requestID, fingerprint: input) { [self] tx in
+            // Kept with the customer it names (its home): an unmerge hands it back to that customer.
             let owner = try tx.activeCustomer(input.customerID).id
             let consent = Consent(
                 id: id, customerID: owner, channel: input.channel, purpose: input.purpose, status: input.status, source: input.source,
                 occurredAt: occurredAt, recordedAt: now)
-            try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: owner, sequence: try tx.allocateSequence(1)))
+            try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: input.customerID, sequence: try tx.allocateSequence(1)))
             _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
             try session.markDirty(owner, .consents)

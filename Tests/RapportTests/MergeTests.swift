@@ -179,6 +179,26 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func consentAndInteractionsRecordedForAMergedCustomerGoBackWithItOnUnmerge(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let (older, newer) = try await makePair(crm, clock)
+        let merge = try await crm.mergeCustomers(older.id, newer.id).merge
+        // Addressed to the merged (absorbed) customer's id: they show on the survivor while the merge stands...
+        let revoked = try await crm.recordConsent(ConsentInput(customerID: newer.id, channel: .sms, purpose: .marketing, status: .revoked, source: "stop"))
+        let call = try await crm.recordInteraction(InteractionInput(customerID: newer.id, channel: .phone, direction: .inbound, subject: "Stop texting me"))
+        #expect(try await crm.consents(of: older.id).contains(revoked))
+        // ...and go back with it when the merge is undone: the SMS opt-out is the person's who sent it.
+        _ = try await crm.unmerge(merge.id)
+        #expect(try await crm.consents(of: newer.id).first { $0.channel == .sms }?.status == .revoked)
+        #expect(try await crm.consentHistory(of: older.id).isEmpty)
+        func interactions(_ id: CustomerID) async throws -> [InteractionID] {
+            try await crm.timeline(id, page: PageRequest(size: 100)).entries.compactMap { if case .interaction(let i) = $0 { i.id } else { nil } }
+        }
+        #expect(try await interactions(newer.id).contains(call.id))
+        #expect(try await interactions(older.id).isEmpty)
+    }
+
+    @Test(arguments: Backend.allCases)
     func whatFollowsAMergeInItsOwnBatchFollowsItsIdentitiesOnUnmerge(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let result = try await crm.ingest([
