@@ -207,9 +207,9 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     func reassignAll(from: CustomerID, to: CustomerID) throws
     /// Moves what `owner` owns now and whose home is one of `homes` to `to`.
     func reassign(owner: CustomerID, homes: Set<CustomerID>, to: CustomerID) throws
-    /// Moves one event to another owner.
+    /// Moves one event to another owner, which becomes its home too (an unmerge hands a record over for good).
     func setOwner(ofEvent id: String, to customer: CustomerID) throws
-    /// Moves one order to another owner.
+    /// Moves one order to another owner, which becomes its home too.
     func setOwner(ofOrder id: OrderID, to customer: CustomerID) throws
 
     func insertMerge(_ record: MergeRecord) throws

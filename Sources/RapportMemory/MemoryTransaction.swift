@@ -314,17 +314,21 @@ final class MemoryTransaction: StoreWriter {
     func setOwner(ofEvent id: String, to customer: CustomerID) throws {
         guard var record = db.events[id] else { throw RapportError.notFound(entity: "event", id: id) }
         let position = TimelinePosition(time: record.event.occurredAt, sequence: record.sequence)
-        guard record.event.customerID != customer else { return }
-        indexRemove(\.eventsByCustomer, record.event.customerID, id, position)
-        indexInsert(\.eventsByCustomer, customer, id, position)
+        guard record.event.customerID != customer || record.homeCustomerID != customer else { return }
+        if record.event.customerID != customer {
+            indexRemove(\.eventsByCustomer, record.event.customerID, id, position)
+            indexInsert(\.eventsByCustomer, customer, id, position)
+        }
         record.event.customerID = customer
+        record.homeCustomerID = customer
         set(\.events, id, record)
     }
 
     func setOwner(ofOrder id: OrderID, to customer: CustomerID) throws {
         guard var record = db.orders[id] else { throw RapportError.notFound(entity: "order", id: id.rawValue) }
-        guard record.order.customerID != customer else { return }
+        guard record.order.customerID != customer || record.homeCustomerID != customer else { return }
         record.order.customerID = customer
+        record.homeCustomerID = customer
         try updateOrder(record)
     }
 

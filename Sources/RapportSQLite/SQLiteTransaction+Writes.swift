@@ -248,13 +248,13 @@ extension SQLiteTransaction {
     }
 
     func setOwner(ofEvent id: String, to customer: CustomerID) throws {
-        guard try changes("UPDATE events SET customer_id = ? WHERE id = ?", [customer.rawValue, id]) > 0 else {
+        guard try changes("UPDATE events SET customer_id = ?, home_customer_id = ? WHERE id = ?", [customer.rawValue, customer.rawValue, id]) > 0 else {
             throw RapportError.notFound(entity: "event", id: id)
         }
     }
 
     func setOwner(ofOrder id: OrderID, to customer: CustomerID) throws {
-        guard try changes("UPDATE orders SET customer_id = ? WHERE id = ?", [customer.rawValue, id.rawValue]) > 0 else {
+        guard try changes("UPDATE orders SET customer_id = ?, home_customer_id = ? WHERE id = ?", [customer.rawValue, customer.rawValue, id.rawValue]) > 0 else {
             throw RapportError.notFound(entity: "order", id: id.rawValue)
         }
     }

@@ -8,7 +8,8 @@ import GRDB
 /// Conventions: times are INTEGER milliseconds since the epoch (UTC), money is INTEGER minor units beside a
 /// currency code, ids are TEXT. Owned records (`events`, `orders`, `interactions`, `consents`) use the store-wide
 /// sequence number as their rowid, so an index on `(customer_id, time)` also orders by sequence for free.
-/// `customer_id` is who owns a record now, `home_customer_id` who it first belonged to (unmerge gives it back).
+/// `customer_id` is who owns a record now, `home_customer_id` whose it is at home (who it first belonged to, or the
+/// customer an unmerge handed it to): an unmerge gives a merged side's records back by home.
 /// Nested values are JSON (see `StoredJSON.swift`). No foreign keys: ownership rules live in the writer, the same
 /// as in the in-memory backend.
 enum Schema {

@@ -199,6 +199,27 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aRecordAnUnmergeHandedOverGoesBackWithItsNewCustomerOnALaterUnmerge(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let tom = try await crm.createCustomer(NewCustomer(identities: [.email("tom@example.com")]))
+        clock.advance(by: .seconds(1))
+        let sam = try await crm.createCustomer(NewCustomer(identities: [.email("sam@example.com")]))
+        clock.advance(by: .seconds(1))
+        let amy = try await crm.createCustomer(NewCustomer(identities: [.phone("+14155550123")]))
+        let first = try await crm.mergeCustomers(sam.id, amy.id).merge
+        _ = try await crm.ingest([event("amy-1", at: start, .phone("+14155550123"))])  // Sam's while merged
+        _ = try await crm.unmerge(first.id)
+        #expect(try await crm.event("amy-1").customerID == amy.id)
+        // Amy is then merged into Tom through a shared identity, and that merge is undone too: her event comes back.
+        let second = try await crm.ingest([event("login", at: start, .email("tom@example.com"), .phone("+14155550123"))]).merges
+        #expect(try await crm.merge(try #require(second.first)).survivorID == tom.id)
+        _ = try await crm.unmerge(second[0])
+        #expect(try await crm.event("amy-1").customerID == amy.id)
+        #expect(try await crm.stats(of: amy.id).eventCount == 1)
+        #expect(try await crm.stats(of: tom.id).eventCount == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
     func whatFollowsAMergeInItsOwnBatchFollowsItsIdentitiesOnUnmerge(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let result = try await crm.ingest([
