@@ -27,6 +27,10 @@ extension RapportEngine {
                 guard stored.fingerprint == digest else {
                     throw RapportError.failedPrecondition("request_id '\(requestID)' was already used for a different \(operation) request")
                 }
+                guard !stored.response.isEmpty else {
+                    throw RapportError.failedPrecondition(
+                        "request_id '\(requestID)' was applied already; its answer named a customer erased since, so it is not kept")
+                }
                 return try JSONDecoder().decode(T.self, from: Data(stored.response))
             }
             let result = try body(tx)

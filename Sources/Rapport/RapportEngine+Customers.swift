@@ -165,6 +165,10 @@ extension RapportEngine {
             try Customer.check(etag: ifMatch, against: record)
             for deleted in try tx.deleteCustomerTree(record.id) {
                 _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
+                // Stored answers to requests (kept for their retries) may hold the profile: they are emptied, and a
+                // retry is refused instead of applied again. The id is matched as a JSON string, quotes included,
+                // so that `cus_1` does not match `cus_10`.
+                try tx.redactIdempotencyRecords(mentioning: "\"\(deleted.rawValue)\"")
             }
             return Done()
         }

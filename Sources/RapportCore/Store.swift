@@ -226,6 +226,9 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     func insertIdempotencyRecord(_ record: IdempotencyRecord) throws
     /// Forgets the outcomes stored before `time`.
     func deleteIdempotencyRecords(before time: Timestamp) throws
+    /// Empties the stored responses that contain `text` (UTF-8), keeping their keys and fingerprints: an erased
+    /// customer's id, so that no copy of its data outlives it while a retry is still recognised.
+    func redactIdempotencyRecords(mentioning text: String) throws
 
     /// Appends a change to the feed and returns its cursor. The cursors of committed changes strictly increase.
     func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp)

@@ -39,6 +39,15 @@ extension MemoryTransaction {
         addUndo { db.idempotencyOrder.remove(at: index) }
     }
 
+    func redactIdempotencyRecords(mentioning text: String) throws {
+        let needle = Array(text.utf8)
+        guard !needle.isEmpty else { return }
+        for (key, var record) in db.idempotencyRecords where record.response.firstRange(of: needle) != nil {
+            record.response = []
+            set(\.idempotencyRecords, key, record)
+        }
+    }
+
     func deleteIdempotencyRecords(before time: Timestamp) throws {
         var expired = 0
         for key in db.idempotencyOrder {

@@ -74,6 +74,12 @@ extension SQLiteTransaction {
         try execute("DELETE FROM idempotency_records WHERE created_at < ?", [time.millisecondsSinceEpoch])
     }
 
+    func redactIdempotencyRecords(mentioning text: String) throws {
+        guard !text.isEmpty else { return }
+        // Byte search in the response blob (`instr` on two blobs compares bytes).
+        try execute("UPDATE idempotency_records SET response = x'' WHERE instr(response, ?) > 0", [Data(text.utf8)])
+    }
+
     // MARK: Change feed
 
     func changes(after cursor: Int64, limit: Int) throws -> [Change] {

@@ -84,6 +84,35 @@ extension StoreConformance {
     }
 
     @Test(arguments: Backend.allCases)
+    func requestRecordsMentioningATextAreRedacted(_ backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let records = [
+            F.request("ada", at: 1, response: Array(#"{"id":"cus_ada","name":"Ada"}"#.utf8)),
+            F.request("adam", at: 2, response: Array(#"{"id":"cus_adam"}"#.utf8)),
+            F.request("bob", at: 3, response: Array(#"{"id":"cus_bob"}"#.utf8)),
+        ]
+        try await store.write { tx in for record in records { try tx.insertIdempotencyRecord(record) } }
+        // A failed write forgets nothing.
+        await #expect(throws: RapportError.self) {
+            try await store.write { tx in
+                try tx.redactIdempotencyRecords(mentioning: "cus_bob")
+                throw RapportError.storage("rolled back")
+            }
+        }
+        #expect(try await store.read { try $0.idempotencyRecord("bob") } == records[2])
+        try await store.write { try $0.redactIdempotencyRecords(mentioning: "cus_ada\"") }
+        var redacted = records[0]
+        redacted.response = []
+        let left = try await store.read { tx in try ["ada", "adam", "bob"].map { try tx.idempotencyRecord($0) } }
+        #expect(left == [redacted, records[1], records[2]])
+        try await store.write { try $0.redactIdempotencyRecords(mentioning: "") }  // nothing, rather than everything
+        #expect(try await store.read { try $0.idempotencyRecord("adam") } == records[1])
+        // Redacted records are forgotten by age like the others.
+        try await store.write { try $0.deleteIdempotencyRecords(before: F.time(3)) }
+        #expect(try await store.read { tx in try ["ada", "adam", "bob"].map { try tx.idempotencyRecord($0) } } == [nil, nil, records[2]])
+    }
+
+    @Test(arguments: Backend.allCases)
     func requestRecordsStoredOutOfTimeOrderAreForgottenByAge(_ backend: Backend) async throws {
         let store = try backend.makeStore()
         try await store.write { tx in

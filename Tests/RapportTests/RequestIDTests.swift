@@ -46,6 +46,37 @@ struct RequestIDTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func anErasedCustomerLeavesNoCopyInStoredAnswersAndRetriesAreRefused(backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let input = NewCustomer(profile: CustomerProfile(givenName: "Ada", familyName: "Lovelace"), identities: [.email("ada@example.com")])
+        let ada = try await crm.createCustomer(input, requestID: "create-ada")
+        let bob = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Bob")), requestID: "create-bob")
+        let batch = [event("e1", at: start, .email("ada@example.com"))]
+        _ = try await crm.ingest(batch, requestID: "ingest-1")
+        try await crm.deleteCustomer(ada.id)
+
+        let stored = try await store.read { tx in try ["createCustomer:create-ada", "ingest:ingest-1"].map { try tx.idempotencyRecord($0) } }
+        #expect(stored.map { $0?.response } == [[], []])
+        // A retry is recognised and refused: applying it again would bring the erased customer back.
+        let refused = RapportError.failedPrecondition("request_id 'create-ada' was applied already; its answer named a customer erased since, so it is not kept")
+        await expectError(refused) { try await crm.createCustomer(input, requestID: "create-ada") }
+        await expectError(.failedPrecondition("request_id 'ingest-1' was applied already; its answer named a customer erased since, so it is not kept")) {
+            try await crm.ingest(batch, requestID: "ingest-1")
+        }
+        #expect(try await crm.customerCount() == 1)
+        // Other customers' answers are kept.
+        #expect(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Bob")), requestID: "create-bob") == bob)
+
+        // Housekeeping forgets every answer after the day request ids are remembered.
+        try await store.write { try $0.putJob(ScheduledJob(key: "housekeeping", dueAt: start, kind: .housekeeping)) }
+        clock.advance(by: .seconds(25 * 3600))
+        try await crm.runDueJobs()
+        #expect(try await store.read { try $0.idempotencyRecord("createCustomer:create-bob") } == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
     func apiKeysAreStoredHashedAndRevocable(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let bootstrap = try #require(try await crm.bootstrapAdminKey())
