@@ -280,19 +280,24 @@ extension WriteSession {
     mutating func apply(_ input: PreparedOrder, sequence: Int64) throws -> IngestOutcome {
         if let existing = try tx.order(key: input.key) {
             var order = existing.order
-            order.channel = input.channel
-            order.lines = input.lines
-            order.currency = input.currency
-            order.subtotal = input.subtotal
-            order.discount = input.discount
-            order.shipping = input.shipping
-            order.tax = input.tax
-            order.total = input.total
             if !order.statusHistory.contains(where: { $0.status == input.status }) {
                 order.statusHistory.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? now))
                 // Feeds arrive out of order: the history is kept in time order and its last entry is the status.
                 order.statusHistory = order.statusHistory.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
                 order.status = order.statusHistory.last!.status
+            }
+            // The content (lines, amounts, channel) comes from an item about the order's latest state. An item about a
+            // state the order has moved past (a replayed batch, a status that arrived late) only adds to the history:
+            // it must not undo what came after it.
+            if input.status == order.status {
+                order.channel = input.channel
+                order.lines = input.lines
+                order.currency = input.currency
+                order.subtotal = input.subtotal
+                order.discount = input.discount
+                order.shipping = input.shipping
+                order.tax = input.tax
+                order.total = input.total
             }
             guard order != existing.order else { return .duplicate(order.customerID) }
             order.updatedAt = now

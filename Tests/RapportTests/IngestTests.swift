@@ -60,6 +60,34 @@ struct IngestTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aReplayedOlderStateOfAnOrderChangesNothing(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let eur = try CurrencyCode("EUR")
+        clock.advance(by: day * 30)
+        let placed = [order("o1", at: start + day, .email("ada@example.com"), totalMinor: 1000)]
+        let paid = [order("o1", at: start + day, .email("ada@example.com"), totalMinor: 1200, status: .paid, statusAt: start + day * 2)]
+        let first = try await crm.ingest(placed)
+        guard case .accepted(let ada) = first.outcomes[0] else { throw RapportError.failedPrecondition("not accepted") }
+        #expect(try await crm.ingest(paid).outcomes == [.updated(ada)])  // paid, with a corrected amount
+        let latest = try await crm.order(OrderKey(source: "web", externalID: "o1"))
+        let cursor = try await crm.changes(after: 0, limit: 1000).last!.cursor
+        clock.advance(by: .seconds(60))
+
+        // Both batches again, oldest first, then the first alone: nothing changes, nothing is reported.
+        #expect(try await crm.ingest(placed).outcomes == [.duplicate(ada)])
+        #expect(try await crm.ingest(paid).outcomes == [.duplicate(ada)])
+        #expect(try await crm.ingest(placed + paid).outcomes == [.duplicate(ada), .duplicate(ada)])
+        #expect(try await crm.order(OrderKey(source: "web", externalID: "o1")) == latest)
+        #expect(latest.total == Money(minorUnits: 1200, currency: eur))
+        #expect(try await crm.stats(of: ada).totalSpent(in: eur) == Money(minorUnits: 1200, currency: eur))
+        #expect(try await crm.changes(after: cursor).isEmpty)
+
+        // A later state's item still brings its content.
+        _ = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), totalMinor: 900, status: .shipped, statusAt: start + day * 3)])
+        #expect(try await crm.order(OrderKey(source: "web", externalID: "o1")).total == Money(minorUnits: 900, currency: eur))
+    }
+
+    @Test(arguments: Backend.allCases)
     func cancelledAndRefundedOrdersLeaveTheAggregates(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let eur = try CurrencyCode("EUR")
