@@ -99,7 +99,7 @@ extension RapportEngine {
     /// An order by the shop's key.
     public func order(_ key: OrderKey) async throws(RapportError) -> Order {
         try await quickRead { tx in
-            guard let record = try tx.order(key: OrderKey(source: key.source.lowercased(), externalID: key.externalID)) else {
+            guard let record = try tx.order(key: OrderKey(source: key.source.lowercased(), externalID: key.externalID.canonical)) else {
                 throw RapportError.notFound(entity: "order", id: key.description)
             }
             return record.order
@@ -109,7 +109,7 @@ extension RapportEngine {
     /// An event by its id.
     public func event(_ id: String) async throws(RapportError) -> Event {
         try await quickRead { tx in
-            guard let record = try tx.event(id: id) else { throw RapportError.notFound(entity: "event", id: id) }
+            guard let record = try tx.event(id: id.canonical) else { throw RapportError.notFound(entity: "event", id: id) }
             return record.event
         }
     }

@@ -121,7 +121,7 @@ extension RapportEngine {
         validator.capture("") { () throws(RapportError) in try Self.checkProperties(input.properties) }
         try validator.check()
         return PreparedEvent(
-            id: input.id, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: identities, properties: input.properties)
+            id: input.id.canonical, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: identities, properties: input.properties)
     }
 
     private func prepare(_ input: OrderInput, now: Timestamp) throws(RapportError) -> PreparedOrder {
@@ -168,7 +168,7 @@ extension RapportEngine {
         guard total >= 0 else { throw .invalid("discount_minor", "is larger than the subtotal plus shipping and tax: the total would be negative") }
         let money = { (minor: Int64) in Money(minorUnits: minor, currency: currency!) }
         return PreparedOrder(
-            key: OrderKey(source: source, externalID: input.externalID), channel: input.channel, identities: identities, lines: input.lines,
+            key: OrderKey(source: source, externalID: input.externalID.canonical), channel: input.channel, identities: identities, lines: input.lines,
             currency: currency!, subtotal: money(subtotal), discount: money(input.discountMinor), shipping: money(input.shippingMinor),
             tax: money(input.taxMinor), total: money(total), status: input.status, placedAt: input.placedAt, statusChangedAt: input.statusChangedAt)
     }

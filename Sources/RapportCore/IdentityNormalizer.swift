@@ -29,7 +29,7 @@ public struct IdentityNormalizer: Sendable {
         case .phone:
             return Identity(kind: .phone, value: try phone(value, field: field))
         case .memberCard:
-            let compact = value.filter { !$0.isWhitespace && $0 != "-" }.uppercased()
+            let compact = value.filter { !$0.isWhitespace && $0 != "-" }.uppercased().canonical
             try Self.checkToken(compact, field: field, what: "member card number")
             return Identity(kind: .memberCard, value: compact)
         case .externalID:
@@ -47,7 +47,7 @@ public struct IdentityNormalizer: Sendable {
     /// A trimmed, lower-case e-mail address, or an error saying what is wrong with it.
     public func email(_ raw: String, field: String = "email") throws(RapportError) -> String {
         if let normalized = Self.asciiEmail(raw) { return normalized }
-        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().canonical
         guard !text.isEmpty else { throw .invalid(field, "e-mail address is empty") }
         guard text.utf8.count <= 254 else { throw .invalid(field, "e-mail address is longer than 254 characters") }
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
@@ -200,7 +200,7 @@ public struct IdentityNormalizer: Sendable {
         if let first = utf8.first, let last = utf8.last, first != 32, last != 32, utf8.count <= 256, utf8.allSatisfy({ $0 >= 32 && $0 < 127 }) {
             return value
         }
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        let trimmed = value.trimmingCharacters(in: .whitespaces).canonical
         try checkToken(trimmed, field: field, what: what)
         return trimmed
     }
@@ -292,5 +292,15 @@ extension String {
     func replacingLastComponent(with name: String) -> String {
         guard let dot = lastIndex(of: ".") else { return name }
         return String(self[...dot]) + name
+    }
+}
+
+extension String {
+    /// The text in Unicode normalization form C (composed), ASCII text as it is.
+    ///
+    /// Identities and record ids are compared by Swift as canonically equivalent and by SQLite byte by byte:
+    /// storing one form keeps both backends, and a sender's two spellings of `café`, the same.
+    package var canonical: String {
+        utf8.allSatisfy { $0 < 128 } ? self : precomposedStringWithCanonicalMapping
     }
 }

@@ -302,6 +302,14 @@ struct IdentityKindNormalizationTests {
         #expect(try normalizer.normalize(kind: .externalID, source: "shop", value: input).value == expected)
     }
 
+    @Test func unicodeIdentitiesAreStoredComposed() throws {
+        let composed = Array("jos\u{E9}".utf8)
+        #expect(Array(try normalizer.normalize(kind: .email, value: "Jose\u{301}@example.com").value.utf8) == composed + Array("@example.com".utf8))
+        #expect(Array(try normalizer.normalize(kind: .anonymousID, value: "jose\u{301}").value.utf8) == composed)
+        #expect(Array(try normalizer.normalize(kind: .externalID, source: "shop", value: "jose\u{301}").value.utf8) == composed)
+        #expect(Array(try normalizer.normalize(kind: .memberCard, value: "jose\u{301}").value.utf8) == Array("JOS\u{C9}".utf8))
+    }
+
     @Test func anonymousIDOf257PrintableBytesIsRejected() {
         expectSingleViolation(field: "value", mentions: ["longer than 256 bytes"]) { () throws(RapportError) in
             try normalizer.normalize(kind: .anonymousID, value: String(repeating: "x", count: 257))

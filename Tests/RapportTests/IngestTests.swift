@@ -60,6 +60,30 @@ struct IngestTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func twoSpellingsOfTheSameUnicodeTextAreOneIdOrIdentityOnBothBackends(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let composed = "caf\u{E9}"  // é as one scalar (NFC)
+        let decomposed = "cafe\u{301}"  // e + combining acute accent (NFD)
+        #expect(Array(composed.utf8) != Array(decomposed.utf8))
+        let first = try await crm.ingest([
+            event("view-\(composed)", at: start, .email("jos\u{E9}@\(composed).example"), .anonymousID("device-\(composed)")),
+            order("order-\(composed)", at: start, .email("jos\u{E9}@\(composed).example")),
+        ])
+        guard case .accepted(let customer) = first.outcomes[0] else { throw RapportError.failedPrecondition("not accepted") }
+        let again = try await crm.ingest([
+            event("view-\(decomposed)", at: start, .email("jose\u{301}@\(decomposed).example")),
+            event("other-\(decomposed)", at: start, .anonymousID("device-\(decomposed)")),
+            order("order-\(decomposed)", at: start, .email("jose\u{301}@\(decomposed).example")),
+        ])
+        #expect(again.outcomes == [.duplicate(customer), .accepted(customer), .duplicate(customer)])
+        #expect(again.createdCustomers.isEmpty)
+        #expect(try await crm.event("view-\(decomposed)").customerID == customer)
+        #expect(try await crm.order(OrderKey(source: "web", externalID: "order-\(decomposed)")).customerID == customer)
+        #expect(try await crm.findCustomer(.email("jose\u{301}@\(decomposed).example"))?.id == customer)
+        #expect(try await crm.customerCount() == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
     func aReplayedOlderStateOfAnOrderChangesNothing(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let eur = try CurrencyCode("EUR")
