@@ -45,7 +45,9 @@ extension RapportEngine {
     /// print(view.stats.totalSpent(in: try CurrencyCode("EUR")), view.timeline.entries.count)
     /// ```
     public func customer360(_ id: CustomerID, recentOrders: Int = 5, timelinePageSize: Int = 20) async throws(RapportError) -> Customer360 {
-        let orderCount = max(0, min(recentOrders, 100))
+        guard recentOrders >= 0 else { throw .invalid("recent_orders", "must not be negative, got \(recentOrders)") }
+        guard timelinePageSize >= 0 else { throw .invalid("timeline_page_size", "must not be negative, got \(timelinePageSize)") }
+        let orderCount = min(recentOrders, 100)
         let size = try PageToken.pageSize(timelinePageSize)
         return try await quickRead { tx in
             let record = try tx.activeCustomer(id)

@@ -47,6 +47,26 @@ public enum AttributeValue: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension AttributeValue {
+    /// A decimal written in full, `[+-]digits[.digits]` with at most 38 digits (`12.50`, `-3`), or nil: text that
+    /// only starts like a number (`1.2.3`, `12-5`) or would lose digits is not one.
+    package static func decimal(parsing text: String) -> Decimal? {
+        var bytes = text.utf8[...]
+        if let sign = bytes.first, sign == 43 || sign == 45 { bytes = bytes.dropFirst() }
+        let whole = bytes.prefix { $0 >= 48 && $0 <= 57 }
+        var rest = bytes.dropFirst(whole.count)
+        var fraction = rest.prefix(0)
+        if rest.first == 46 {
+            rest = rest.dropFirst()
+            fraction = rest.prefix { $0 >= 48 && $0 <= 57 }
+            guard !fraction.isEmpty else { return nil }
+            rest = rest.dropFirst(fraction.count)
+        }
+        guard !whole.isEmpty, rest.isEmpty, whole.count + fraction.count <= 38 else { return nil }
+        return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    }
+}
+
 extension AttributeValue: Codable {
     private enum CodingKeys: String, CodingKey { case type, value }
 

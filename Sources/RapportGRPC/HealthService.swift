@@ -12,12 +12,15 @@ public final class HealthService: Sendable {
     private let watchers = Mutex<[Int: AsyncStream<Bool>.Continuation]>([:])
     private let nextWatcher = Atomic<Int>(0)
 
-    /// The services it answers for, besides the server as a whole.
-    static let known: Set<String> = [
-        "rapport.v1.CustomerService", "rapport.v1.MergeService", "rapport.v1.IngestService", "rapport.v1.Customer360Service",
-        "rapport.v1.InteractionService", "rapport.v1.ConsentService", "rapport.v1.ChangeService", "rapport.v1.ApiKeyService",
-        "grpc.health.v1.Health",
-    ]
+    /// The services it answers for, besides the server as a whole: every service the server registers.
+    static let known: Set<String> = Set(
+        [
+            Rapport_V1_CustomerService.descriptor, Rapport_V1_MergeService.descriptor, Rapport_V1_IngestService.descriptor,
+            Rapport_V1_Customer360Service.descriptor, Rapport_V1_InteractionService.descriptor, Rapport_V1_ConsentService.descriptor,
+            Rapport_V1_ChangeService.descriptor, Rapport_V1_ApiKeyService.descriptor, Rapport_V1_SegmentService.descriptor,
+            Rapport_V1_RuleService.descriptor, Rapport_V1_OutboxService.descriptor, Rapport_V1_ClockService.descriptor,
+            Grpc_Health_V1_Health.descriptor,
+        ].map(\.fullyQualifiedService))
 
     init() {}
 

@@ -82,9 +82,9 @@ extension AttributeValue {
         case .stringValue(let value): self = .string(value)
         case .intValue(let value): self = .int(value)
         case .decimalValue(let text):
-            guard let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), !text.isEmpty,
-                text.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" })
-            else { throw .invalid(field, "'\(text)' is not a decimal number such as 12.50") }
+            guard let value = AttributeValue.decimal(parsing: text) else {
+                throw .invalid(field, "'\(text)' is not a decimal number such as 12.50 (digits, one optional '.', at most 38 digits)")
+            }
             self = .decimal(value)
         case .boolValue(let value): self = .bool(value)
         case .timestampValue(let value): self = .timestamp(try Timestamp(value, field: field))

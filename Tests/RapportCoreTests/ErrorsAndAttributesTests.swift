@@ -98,6 +98,16 @@ struct AttributeTests {
         #expect(violations[1].problem == "must be bool, got string")
     }
 
+    @Test(arguments: [("12.50", "12.5"), ("-3", "-3"), ("+0.001", "0.001"), ("007", "7"), (String(repeating: "9", count: 38), String(repeating: "9", count: 38))])
+    func decimalsWrittenInFullAreRead(text: String, expected: String) {
+        #expect(AttributeValue.decimal(parsing: text) == Decimal(string: expected))
+    }
+
+    @Test(arguments: ["", "-", "+", ".", "1.", ".5", "1.2.3", "12-5", "5+", "1e5", "1,5", " 1", "1 ", "١٢", String(repeating: "9", count: 39)])
+    func decimalsThatOnlyStartLikeANumberAreRefused(text: String) {
+        #expect(AttributeValue.decimal(parsing: text) == nil)
+    }
+
     @Test func laterDefinitionOfAKeyWins() throws {
         let schema = AttributeSchema([AttributeDefinition(key: "vip", type: .bool), AttributeDefinition(key: "vip", type: .string)])
         try schema.validate(["vip": .string("gold")])

@@ -30,6 +30,15 @@ struct ErrorTests {
             }
             #expect(violationFields(noMask) == ["update_mask"])
 
+            // A decimal is written in full: text that only starts like one is refused, not cut short.
+            for text in ["1.2.3", "12-5", "5+", ".5", "5.", "", "1e5", String(repeating: "9", count: 39)] {
+                let decimal = await expectRPCError(.invalidArgument) {
+                    try await c.customers.createCustomer(
+                        .with { $0.customer = .with { $0.attributes = ["score": .with { $0.decimalValue = text }] } })
+                }
+                #expect(violationFields(decimal) == ["customer.attributes.score"], "\(text)")
+            }
+
             // All or nothing: every bad item is named, and nothing is applied.
             let batch = await expectRPCError(.invalidArgument) {
                 try await c.ingest.ingestEvents(
@@ -139,6 +148,14 @@ struct ErrorTests {
             #expect(merge?.message == "merge 'mrg_nothing' not found")
             await expectRPCError(.notFound) { try await c.merges.listMerges(.with { $0.customerID = "cus_nobody" }) }
             await expectRPCError(.notFound) { try await c.views.getCustomer360(.with { $0.customerID = "cus_nobody" }) }
+            let negativeOrders = await expectRPCError(.invalidArgument) {
+                try await c.views.getCustomer360(.with { $0.customerID = "cus_nobody"; $0.recentOrders = -3 })
+            }
+            #expect(violationFields(negativeOrders) == ["recent_orders"])
+            let negativePage = await expectRPCError(.invalidArgument) {
+                try await c.views.getCustomer360(.with { $0.customerID = "cus_nobody"; $0.timelinePageSize = -1 })
+            }
+            #expect(violationFields(negativePage) == ["timeline_page_size"])
             await expectRPCError(.notFound) { try await c.views.getOrder(.with { $0.id = "ord_nothing" }) }
             await expectRPCError(.notFound) { try await c.views.getOrder(.with { $0.orderKey = .with { $0.source = "web"; $0.externalID = "404" } }) }
             await expectRPCError(.notFound) { try await c.views.getEvent(.with { $0.id = "no-such-event" }) }

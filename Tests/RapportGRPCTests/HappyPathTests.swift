@@ -374,7 +374,12 @@ struct HappyPathTests {
         try await withRapport { c in
             try await c.withSecret(nil) { () async throws in
                 #expect(try await c.health.check(.init()).status == .serving)
-                for service in ["rapport.v1.CustomerService", "rapport.v1.ChangeService", "rapport.v1.ApiKeyService", "grpc.health.v1.Health"] {
+                // Every service the server registers answers for itself.
+                for service in [
+                    "rapport.v1.CustomerService", "rapport.v1.MergeService", "rapport.v1.IngestService", "rapport.v1.Customer360Service",
+                    "rapport.v1.InteractionService", "rapport.v1.ConsentService", "rapport.v1.ChangeService", "rapport.v1.ApiKeyService",
+                    "rapport.v1.SegmentService", "rapport.v1.RuleService", "rapport.v1.OutboxService", "rapport.v1.ClockService", "grpc.health.v1.Health",
+                ] {
                     #expect(try await c.health.check(.with { $0.service = service }).status == .serving)
                 }
                 let unknown = await expectRPCError(.notFound) { try await c.health.check(.with { $0.service = "rapport.v1.NoSuchService" }) }
