@@ -129,7 +129,7 @@ extension RapportEngine {
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: record.id, homeCustomerID: record.id, createdAt: now))
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
-            try session.markDirty(record.id, .identities)
+            try session.markDirty(record.id, [.identities, .profile])  // `updated_at` moved too
             try session.finish()
             return try tx.assemble(try tx.activeCustomer(record.id))
         }
@@ -150,7 +150,7 @@ extension RapportEngine {
             try tx.deleteIdentity(identity)
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
-            try session.markDirty(record.id, .identities)
+            try session.markDirty(record.id, [.identities, .profile])  // `updated_at` moved too
             try session.finish()
             return try tx.assemble(try tx.activeCustomer(record.id))
         }

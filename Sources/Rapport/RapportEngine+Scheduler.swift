@@ -51,7 +51,7 @@ extension RapportEngine {
     /// Runs one due job; a job that fails goes back with a growing delay, so that it never holds up the jobs
     /// after it. A job is given up after 10 failed tries, or 100 when storage failed (often a passing problem); what
     /// waited for it is settled then (its rule run is cancelled with the reason, a schedule goes on with its next
-    /// occurrence).
+    /// occurrence). Segment re-checks keep being tried, an hour apart at most.
     func runJob(_ key: String, now: Timestamp) async throws(RapportError) -> Bool {
         do {
             let ran: Bool = try await write { [self] tx in
@@ -74,7 +74,9 @@ extension RapportEngine {
             let givenUp: ScheduledJob? = try await write { [isStorage] tx in
                 guard var job = try tx.job(key) else { return nil }
                 job.attempts += 1
-                guard job.attempts < (isStorage ? 100 : 10) else { return job }
+                // A segment re-check is never given up: nothing else would plan it for a customer who changes no more.
+                let isRecheck = if case .recheckSegments = job.kind { true } else { false }
+                guard job.attempts < (isStorage ? 100 : 10) || isRecheck else { return job }
                 job.dueAt = now + .seconds(Int64(min(3600, 1 << min(job.attempts, 12))))
                 try tx.putJob(job)
                 return nil

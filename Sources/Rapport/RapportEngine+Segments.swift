@@ -292,7 +292,10 @@ extension RapportEngine {
             var session = WriteSession(tx: tx, engine: self, now: now)
             var result = ListChange(changed: [], unchanged: [])
             for (index, requested) in customers.enumerated() {
-                guard let record = try? tx.activeCustomer(requested) else {
+                let record: CustomerRecord
+                do {
+                    record = try tx.activeCustomer(requested)
+                } catch RapportError.notFound {
                     throw RapportError.invalidArgument([FieldViolation(field: "customer_ids[\(index)]", problem: "customer '\(requested)' not found")])
                 }
                 let isMember = try tx.isListMember(segment: id, customer: record.id)

@@ -122,7 +122,7 @@ struct WriteSession {
                 record.version += 1
                 record.updatedAt = now
                 try tx.updateCustomer(record)
-                try markDirty(target, .identities)
+                try markDirty(target, [.identities, .profile])  // `updated_at` moved too
             }
         }
         return target

@@ -271,6 +271,27 @@ struct OutboxTests {
         #expect(try await crm.runs(rule: rule.id, status: .waiting).runs.count == 1)
     }
 
+    @Test func aSegmentRecheckIsNeverGivenUp() async throws {
+        let store = FailingStore(base: try Backend.memory.makeStore())
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        _ = try await crm.createSegment(.dynamic(key: "lapsed", name: "Lapsed", expression: "stats.order_count > 0 and time_since(stats.last_order_at) > 90d"))
+        _ = try await crm.ingest([order("o1", at: start, .email("ada@example.com"))])
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        let key = "recheck:\(ada.rawValue)"
+        #expect(try await store.read { try $0.job(key) } != nil)
+        store.failOnJobKey = key
+        clock.advance(by: .seconds(91 * 86_400))
+        for _ in 0..<120 {
+            try await crm.runDueJobs()
+            clock.advance(by: .seconds(3600))
+        }
+        #expect(try await store.read { try $0.job(key) }?.attempts == 120)
+        store.failOnJobKey = nil
+        try await crm.runDueJobs()
+        #expect(try await crm.memberships(of: ada).count == 1)
+    }
+
     @Test func aRunWhoseCustomerCannotBeReadWaitsForTheNextTryInsteadOfBeingCancelled() async throws {
         let store = FailingStore(base: try Backend.memory.makeStore())
         let clock = ManualClock(now: start)

@@ -122,6 +122,42 @@ struct SegmentTests {
         #expect(try await crm.memberships(of: ada.id).isEmpty)
     }
 
+    @Test(arguments: Backend.allCases)
+    func rebuildingASegmentUpdatesTheSegmentsThatNameIt(_ backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let vip = try await crm.createSegment(.dynamic(key: "vip", name: "VIP", expression: "has_tag(\"vip\")"))
+        let vipInBerlin = try await crm.createSegment(
+            .dynamic(key: "vip_berlin", name: "VIP in Berlin", expression: "in_segment(\"vip\") and customer.time_zone == \"Europe/Berlin\""))
+        let ada = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(timeZone: "Europe/Berlin", tags: ["vip"]), identities: [.email("ada@example.com")]))
+        let bob = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(timeZone: "Europe/Berlin", tags: ["gold"]), identities: [.email("bob@example.com")]))
+        #expect(try await memberIDs(crm, vipInBerlin.id) == [ada.id])
+        // VIP now means gold: its rebuild moves Ada out and Bob in, and VIP in Berlin follows at once.
+        let rebuilt = try await crm.updateSegment(vip.id, SegmentChanges(expression: "has_tag(\"gold\")"))
+        #expect(rebuilt.state == .ready)
+        #expect(try await memberIDs(crm, vip.id) == [bob.id])
+        #expect(try await memberIDs(crm, vipInBerlin.id) == [bob.id])
+        #expect(try await crm.segment(vipInBerlin.id).memberCount == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func anIdentityAddedToACustomerMovesItsUpdatedTimeForSegments(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: day * 60)
+        let recent = try await crm.createSegment(.dynamic(key: "recently_updated", name: "Updated in 30 days", expression: "customer.updated_at > now - 30d"))
+        #expect(try await memberIDs(crm, recent.id).isEmpty)
+        _ = try await crm.addIdentity(.phone("+14155550123"), to: ada.id)
+        #expect(try await memberIDs(crm, recent.id) == [ada.id])
+        // A new identity arriving with an event does the same.
+        clock.advance(by: day * 31)
+        try await crm.runDueJobs()
+        #expect(try await memberIDs(crm, recent.id).isEmpty)
+        _ = try await crm.ingest([event("e1", at: clock.now(), .email("ada@example.com"), .anonymousID("device-1"))])
+        #expect(try await memberIDs(crm, recent.id) == [ada.id])
+    }
+
     @Test func expressionErrorsNameTheFieldLineAndColumn() async throws {
         let test = TestRapport()
         let error = await captureError {

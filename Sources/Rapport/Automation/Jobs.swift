@@ -65,7 +65,7 @@ extension WriteSession {
         case .housekeeping:
             try tx.putJob(ScheduledJob(key: job.key, dueAt: now + .seconds(86_400), kind: .housekeeping))
         case .recheckSegments, .buildSegment, .planDateTrigger:
-            break  // the customer's next change plans a re-check again; a segment or rule update starts over
+            break  // re-checks are never given up; a segment or rule update starts a build or a planning over
         }
     }
 
@@ -110,6 +110,8 @@ extension WriteSession {
         let page = try tx.customers(CustomerQuery(order: CustomerOrder(.createdAt), after: segment.buildCursor, limit: jobPageSize))
         var reads = entry.predicate.requirements.data
         reads.insert(.segments)
+        // Segments that name this one are looked at again for each customer whose membership the build changes.
+        let named = catalog.dynamicSegments.contains { $0.predicate.requirements.segmentIDs.contains(segmentID.rawValue) }
         for record in page {
             var (context, activity) = try tx.evaluationContext(
                 record, stats: cachedStats(of: record.id), reads: reads, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
@@ -119,8 +121,10 @@ extension WriteSession {
             let isMember = context.segments.contains(segmentID.rawValue)
             if matches, !isMember {
                 try tx.insertDynamicMembership(SegmentMembership(segmentID: segmentID, customerID: record.id, since: now))
+                if named { try markDirty(record.id, .segments) }
             } else if !matches, isMember {
                 try tx.deleteDynamicMembership(segment: segmentID, customer: record.id)
+                if named { try markDirty(record.id, .segments) }
             }
             // The customer's re-check comes no later than this segment's next change.
             try scheduleRecheck(record.id, at: next)
