@@ -3,23 +3,30 @@ public import RapportCore
 
 /// Wakes the change-feed watchers after every committed write.
 final class ChangeNotifier: Sendable {
-    private let watchers = Mutex<[Int: AsyncStream<Void>.Continuation]>([:])
+    private let watchers = Mutex<(all: [Int: AsyncStream<Void>.Continuation], finished: Bool)>(([:], false))
     private let nextID = Atomic<Int>(0)
 
-    /// A stream that yields after each commit, until `cancel(id)`.
+    /// A stream that yields after each commit, until `cancel(id)`; already finished after ``finishAll()``.
     func subscribe() -> (id: Int, signals: AsyncStream<Void>) {
         let id = nextID.add(1, ordering: .relaxed).newValue
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        watchers.withLock { $0[id] = continuation }
+        let finished = watchers.withLock { state in
+            if !state.finished { state.all[id] = continuation }
+            return state.finished
+        }
+        if finished { continuation.finish() }
         return (id, stream)
     }
 
+    /// True once ``finishAll()`` was called: the engine's long-lived sequences end.
+    var isFinished: Bool { watchers.withLock { $0.finished } }
+
     func cancel(_ id: Int) {
-        watchers.withLock { $0.removeValue(forKey: id) }?.finish()
+        watchers.withLock { $0.all.removeValue(forKey: id) }?.finish()
     }
 
     func notify() {
-        let all = watchers.withLock { Array($0.values) }
+        let all = watchers.withLock { Array($0.all.values) }
         for continuation in all { continuation.yield() }
     }
 
@@ -38,11 +45,14 @@ final class ChangeNotifier: Sendable {
         }
     }
 
-    /// Ends every subscription: their watchers finish once they have caught up.
+    /// Ends every subscription, and those made later: their watchers finish once they have caught up.
     func finishAll() {
-        let all = watchers.withLock { watchers in
-            defer { watchers.removeAll() }
-            return Array(watchers.values)
+        let all = watchers.withLock { state in
+            defer {
+                state.all.removeAll()
+                state.finished = true
+            }
+            return Array(state.all.values)
         }
         for continuation in all { continuation.finish() }
     }
@@ -56,8 +66,9 @@ extension RapportEngine {
         return try await read { tx in try tx.changes(after: cursor, limit: size) }
     }
 
-    /// Ends every ``watchChanges(after:customerID:)`` sequence once it has delivered what is committed: for a server
-    /// that shuts down and must not wait for watchers that never leave.
+    /// Ends every ``watchChanges(after:customerID:)`` sequence once it has delivered what is committed, and every
+    /// ``outboxDeliveries(consumer:leaseDuration:batchSize:)`` sequence (handing back the entries it leased but did
+    /// not hand out), now and from now on: for a server that shuts down and must not wait for streams that never end.
     public func finishChangeWatchers() {
         changeNotifier.finishAll()
     }

@@ -1,4 +1,5 @@
 public import RapportCore
+import Logging
 import Synchronization
 
 /// One page of outbox entries, oldest first.
@@ -120,8 +121,10 @@ extension RapportEngine {
     }
 
     /// The entries a consumer should deliver, leased as they are taken, as an endless sequence: it waits for new
-    /// entries (and for expired leases) and ends only when the consumer stops iterating or the task is cancelled.
-    /// Acknowledge each entry with ``acknowledgeOutbox(_:)`` once delivered.
+    /// entries (and for expired leases) and ends only when the consumer stops iterating, the task is cancelled, or
+    /// the engine's watchers are finished (``finishChangeWatchers()``, a server shutting down).
+    /// Acknowledge each entry with ``acknowledgeOutbox(_:)`` once delivered. Entries are leased a batch at a time: a
+    /// consumer that stops early calls the iterator's `release()` to hand back those it was not given yet.
     ///
     /// ```swift
     /// for try await entry in crm.outboxDeliveries(consumer: "mailer") {
@@ -131,6 +134,37 @@ extension RapportEngine {
     /// ```
     public func outboxDeliveries(consumer: String, leaseDuration: Duration = .seconds(60), batchSize: Int = 50) -> OutboxDeliveries {
         OutboxDeliveries(engine: self, consumer: consumer, leaseDuration: leaseDuration, batchSize: batchSize)
+    }
+
+    /// Hands back entries a consumer leased and did not deliver (it stops early): each is offered again at once, as if
+    /// it had not been leased (the attempt is not counted), and no longer holds up its customer's later entries. An
+    /// entry the consumer no longer holds (acknowledged, failed, or its lease expired) is left alone.
+    ///
+    /// - Returns: how many entries were handed back.
+    @discardableResult
+    public func releaseOutboxEntries(_ ids: [OutboxEntryID], consumer: String) async throws(RapportError) -> Int {
+        try Self.validateConsumer(consumer)
+        guard ids.count <= 1000 else { throw .invalid("ids", "name at most 1000 entries, got \(ids.count)") }
+        guard !ids.isEmpty else { return 0 }
+        let now = clock.now()
+        let released: Int = try await write { tx in
+            var released = 0
+            for id in ids {
+                guard var entry = try tx.outboxEntry(id), entry.state == .leased, entry.leaseOwner == consumer,
+                    let expires = entry.leaseExpiresAt, expires > now
+                else { continue }
+                entry.state = .pending
+                entry.leaseOwner = nil
+                entry.leaseExpiresAt = nil
+                entry.attempts = max(0, entry.attempts - 1)
+                entry.updatedAt = now
+                try tx.updateOutboxEntry(entry)
+                released += 1
+            }
+            return released
+        }
+        if released > 0 { changeNotifier.notify() }
+        return released
     }
 
     /// Checks a consumer name: 1 to 128 characters on one line.
@@ -167,6 +201,10 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                 // An entry whose lease ran out while it waited here is not handed out: it is deliverable again,
                 // perhaps to another consumer, and will be leased anew in order.
                 while let first = buffer.first, let expires = first.leaseExpiresAt, expires <= clock.now() { buffer.removeFirst() }
+                if engine.changeNotifier.isFinished {
+                    await release()
+                    return nil
+                }
                 if !buffer.isEmpty { return buffer.removeFirst() }
                 try Task.checkCancellation()
                 // Subscribed before leasing, so that a commit made meanwhile ends the wait below at once.
@@ -177,6 +215,20 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                 // Nothing now: wait for a commit, or for a lease to expire (checked at least this often).
                 await ChangeNotifier.wait(for: signals, orUntil: clock.now() + Swift.min(leaseDuration, .seconds(5)), on: clock)
             }
+        }
+
+        /// Hands back the entries leased for this iterator and not handed out yet, and `also` (entries handed out
+        /// that were not delivered), so that they are offered again at once instead of when their leases expire.
+        /// Call it when you stop iterating early; it works in a cancelled task too.
+        public mutating func release(also undelivered: [OutboxEntry] = []) async {
+            let ids = (undelivered + buffer).map(\.id)
+            buffer = []
+            guard !ids.isEmpty else { return }
+            let engine = engine
+            let consumer = consumer
+            // A task of its own: the caller's may be cancelled, and the entries must go back all the same.
+            let released = await Task { try? await engine.releaseOutboxEntries(ids, consumer: consumer) }.value
+            if released == nil { engine.logger.warning("outbox entries not handed back; their leases will expire", metadata: ["consumer": "\(consumer)"]) }
         }
     }
 }

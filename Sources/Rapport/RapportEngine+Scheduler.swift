@@ -124,7 +124,11 @@ extension RapportEngine {
                 next = clock.now() + .seconds(5)
             }
             let wake = min(next ?? clock.now() + .seconds(60), clock.now() + .seconds(60))
-            await ChangeNotifier.wait(for: signals, orUntil: wake, on: clock)
+            if changeNotifier.isFinished {
+                try? await clock.sleep(until: wake)  // no more commit signals (the engine's watchers were finished)
+            } else {
+                await ChangeNotifier.wait(for: signals, orUntil: wake, on: clock)
+            }
         }
     }
 

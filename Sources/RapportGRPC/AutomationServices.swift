@@ -247,9 +247,23 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
         guard lease >= .seconds(1), lease <= .seconds(86_400) else { throw RapportError.invalid("lease_duration", "must be 1 second to 1 day") }
         guard (0...1000).contains(request.batchSize) else { throw RapportError.invalid("batch_size", "must be 0 to 1000, got \(request.batchSize)") }
         let deliveries = engine.outboxDeliveries(consumer: request.consumer, leaseDuration: lease, batchSize: request.batchSize == 0 ? 50 : Int(request.batchSize))
-        // Cancellation and deadlines reach the handler through the RPC's cancellation handle, not the task.
+        // Cancellation and deadlines reach the handler through the RPC's cancellation handle, not the task. When the
+        // stream ends early, the entries leased for it and not written (or whose write failed) are handed back.
         let writer = Task {
-            for try await entry in deliveries { try await response.write(entry.proto) }
+            var iterator = deliveries.makeAsyncIterator()
+            do {
+                while let entry = try await iterator.next() {
+                    do {
+                        try await response.write(entry.proto)
+                    } catch {
+                        await iterator.release(also: [entry])
+                        throw error
+                    }
+                }
+            } catch {
+                await iterator.release()
+                throw error
+            }
         }
         try await withRPCCancellationHandler {
             do {

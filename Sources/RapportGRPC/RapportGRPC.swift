@@ -37,7 +37,8 @@ public struct RapportGRPCServer: Sendable {
     }
 
     /// Prepares a graceful shutdown: health reports NOT_SERVING, and the long-lived streams (health Watch,
-    /// WatchChanges) end so that the server does not wait for them. Call it before `beginGracefulShutdown()`.
+    /// WatchChanges, StreamOutbox, which hands back the entries it leased and did not send) end, now and when opened
+    /// later, so that the server does not wait for them. Call it before `beginGracefulShutdown()`.
     public func beginShutdown() {
         health.setServing(false)
         health.finishWatchers()

@@ -27,7 +27,10 @@ struct RapportServerRunner {
             // manual clock there is no scheduler: jobs run inside AdvanceClock, at the times it moves through.
             var services: [any Service] = [service]
             if settings.manualClock == nil { services.append(SchedulerService(engine: backend.engine)) }
-            let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // A backstop: calls still running this long after the signal are cancelled, and the server stops.
+            configuration.maximumGracefulShutdownDuration = .seconds(30)
+            let group = ServiceGroup(configuration: configuration)
             try await group.run()
             logger.info("stopped serving")
         } catch {

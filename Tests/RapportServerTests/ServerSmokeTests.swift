@@ -77,10 +77,35 @@ import Testing
             #expect(kept.id == customerID)
             #expect(kept.givenName == "Ada" && kept.familyName == "Lovelace")
             #expect(kept.identities.map(\.value) == ["ada@example.com"])
-        }
 
-        let secondExit = try await second.stop(within: .seconds(30))
-        #expect(secondExit == 0, "stderr:\n\(second.stderrTail())")
+            // Streams that never end by themselves do not hold up a shutdown: a worker's StreamOutbox (no deadline,
+            // nothing to deliver) and a WatchChanges are open when SIGTERM arrives, and the server still stops.
+            let admin: Metadata = ["authorization": "Bearer \(adminKey)"]
+            let worker = Task {
+                try await Rapport_V1_OutboxService.Client(wrapping: grpc).streamOutbox(.with { $0.consumer = "smoke-worker" }, metadata: admin) { response in
+                    var count = 0
+                    for try await _ in response.messages { count += 1 }
+                    return count
+                }
+            }
+            let (opened, openedContinuation) = AsyncStream<Void>.makeStream()
+            let watcher = Task {
+                try await Rapport_V1_ChangeService.Client(wrapping: grpc).watchChanges(.init(), metadata: admin) { response in
+                    var count = 0
+                    for try await _ in response.messages {
+                        count += 1
+                        openedContinuation.yield()
+                    }
+                    return count
+                }
+            }
+            var openedIterator = opened.makeAsyncIterator()
+            _ = await openedIterator.next()  // the backlog arrived: the watch is open, and the worker's stream before it
+            let secondExit = try await second.stop(within: .seconds(30))
+            #expect(secondExit == 0, "SIGTERM stops the server with open streams; stderr:\n\(second.stderrTail())")
+            #expect((try? await worker.value) == 0, "the outbox stream ends with the server")
+            #expect((try? await watcher.value).map { $0 >= 1 } == true, "the watch ends with the server")
+        }
     }
 
     static var callOptions: CallOptions {

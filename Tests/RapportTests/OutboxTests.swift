@@ -55,6 +55,46 @@ struct OutboxTests {
         }
     }
 
+    @Test(arguments: Backend.allCases)
+    func aConsumerThatStopsEarlyHandsBackWhatItWasNotGiven(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        try await setUp(crm, customers: ["ada@example.com", "bob@example.com", "cy@example.com"])
+        for (id, email) in [("a1", "ada@example.com"), ("b1", "bob@example.com"), ("c1", "cy@example.com"), ("a2", "ada@example.com")] {
+            try await visit(crm, id, email, at: clock.now())
+        }
+        var iterator = crm.outboxDeliveries(consumer: "mailer", leaseDuration: .seconds(3600), batchSize: 10).makeAsyncIterator()
+        let first = try #require(try await iterator.next())  // a1, b1 and c1 were leased together
+        #expect(subject(first) == "a1")
+        #expect(try await crm.outboxEntries(states: [.leased]).entries.count == 3)
+        // The consumer stops: b1 and c1 go back at once, not counted as tries; a1, handed out, stays leased.
+        await iterator.release()
+        let pending = try await crm.outboxEntries(states: [.pending]).entries
+        #expect(Set(pending.map(subject)) == ["b1", "c1", "a2"])
+        #expect(pending.allSatisfy { $0.attempts == 0 && $0.leaseOwner == nil })
+        #expect(try await crm.leaseOutbox(consumer: "other").map(subject).sorted() == ["b1", "c1"])
+        // Only the consumer's own live leases are handed back.
+        #expect(try await crm.releaseOutboxEntries([first.id], consumer: "other") == 0)
+        clock.advance(by: .seconds(3601))
+        #expect(try await crm.releaseOutboxEntries([first.id], consumer: "mailer") == 0)  // its lease expired
+        #expect(try await crm.outboxEntry(first.id).attempts == 1)
+    }
+
+    @Test func finishingTheEnginesWatchersEndsDeliveriesAndHandsBackTheirLeases() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm, customers: ["ada@example.com", "bob@example.com"])
+        try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
+        try await visit(test.crm, "b1", "bob@example.com", at: test.clock.now())
+        var iterator = test.crm.outboxDeliveries(consumer: "mailer", batchSize: 10).makeAsyncIterator()
+        #expect(try await iterator.next().map(subject) == "a1")
+        test.crm.finishChangeWatchers()  // a server shutting down
+        #expect(try await iterator.next() == nil)
+        #expect(try await test.crm.outboxEntries(states: [.pending]).entries.map(subject) == ["b1"])
+        // A sequence started afterwards ends at once too, leasing nothing.
+        var late = test.crm.outboxDeliveries(consumer: "late").makeAsyncIterator()
+        #expect(try await late.next() == nil)
+        #expect(try await test.crm.outboxEntries(states: [.pending]).entries.map(subject) == ["b1"])
+    }
+
     @Test func failuresRetryLaterOrGiveUpAndLetTheQueueMoveOn() async throws {
         let test = TestRapport()
         try await setUp(test.crm)
