@@ -170,7 +170,9 @@ enum Permissions {
         table[Segments.ListSegments.descriptor] = .readAutomation
         table[Segments.ListSegmentMembers.descriptor] = .readAutomation
         table[Segments.ListCustomerSegments.descriptor] = .readAutomation
-        table[Segments.PreviewSegment.descriptor] = .readAutomation
+        // An unsaved expression can test any customer's personal data (`customer.id == "cus_1" and
+        // customer.birthday.month <= 6`): like an explanation, it needs the right to see it.
+        table[Segments.PreviewSegment.descriptor] = .readPersonalData
         table[Segments.ExplainSegment.descriptor] = .readPersonalData
         table[Segments.CreateSegment.descriptor] = .manageAutomation
         table[Segments.UpdateSegment.descriptor] = .manageAutomation
