@@ -725,7 +725,8 @@ package nonisolated struct Rapport_V1_DefinitionIssue: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// `condition`, `trigger.filter`, `actions[1].subject`, `limits.daily_cap`...
+  /// The path of the field in the request (`rule.condition`, `rule.trigger.event.filter`,
+  /// `rule.actions[1].send_message.subject`, `rule.limits.daily_cap`...).
   package var field: String = String()
 
   package var message: String = String()

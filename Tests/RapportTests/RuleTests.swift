@@ -306,14 +306,16 @@ struct RuleTests {
             ], limits: RuleLimits(dailyCap: 0, quietHours: QuietHours(start: LocalTime(hour: 8), end: LocalTime(hour: 8))))
         let issues = try await test.crm.validateRule(definition)
         #expect(Set(issues.map(\.field)) == [
-            "name", "trigger.filter", "condition", "wait.duration", "wait.recheck", "actions[0].tag", "actions[1].key", "actions[2].event_type",
-            "actions[3].template", "actions[3].subject", "actions[4].url", "actions[4].payload.x", "limits.daily_cap", "limits.quiet_hours",
+            // The names of the proto request's fields, as the gRPC layer reports them under `rule.`.
+            "name", "trigger.event.filter", "condition", "wait.duration", "wait.recheck", "actions[0].add_tag", "actions[1].set_attribute.key",
+            "actions[2].emit_event.event_type", "actions[3].send_message.template", "actions[3].send_message.subject", "actions[4].call_webhook.url",
+            "actions[4].call_webhook.payload.x", "limits.daily_cap", "limits.quiet_hours",
         ])
-        let subject = try #require(issues.first { $0.field == "actions[3].subject" })
+        let subject = try #require(issues.first { $0.field == "actions[3].send_message.subject" })
         #expect(subject.line == 1)
         #expect(subject.column == 7)
         #expect(subject.message.contains("unknown field 'customer.nme'"))
-        let filter = try #require(issues.first { $0.field == "trigger.filter" })
+        let filter = try #require(issues.first { $0.field == "trigger.event.filter" })
         #expect(filter.message.contains("event type 'cart.updated' is not declared"))
         let error = await captureError { try await test.crm.createRule(definition) }
         #expect(error?.fieldViolations.count == issues.count)

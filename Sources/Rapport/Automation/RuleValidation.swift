@@ -47,19 +47,21 @@ extension RapportEngine {
         switch definition.trigger {
         case .event(let type, let filter):
             if !EventTypeDefinition.isEventTypeName(type) {
-                add("trigger.event_type", "'\(type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
+                add("trigger.event.event_type", "'\(type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
             } else if !filter.isEmpty {
-                expression(filter, "trigger.filter")
+                expression(filter, "trigger.event.filter")
             }
-        case .segmentEntered(let id), .segmentExited(let id):
-            try segmentExists(id, "trigger.segment_id")
+        case .segmentEntered(let id):
+            try segmentExists(id, "trigger.segment_entered")
+        case .segmentExited(let id):
+            try segmentExists(id, "trigger.segment_exited")
         case .schedule(let schedule):
             if TimeZone(identifier: schedule.timeZone) == nil { add("trigger.schedule.time_zone", "'\(schedule.timeZone)' is not an IANA time zone such as 'Europe/Berlin'") }
             do throws(RapportError) { try schedule.at.validate(field: "trigger.schedule.at") } catch { for v in error.fieldViolations { add(v.field, v.problem) } }
             switch schedule.frequency {
             case .daily: break
-            case .weekly(let weekday) where !(1...7).contains(weekday): add("trigger.schedule.weekday", "must be 1 (Monday) to 7 (Sunday), got \(weekday)")
-            case .monthly(let day) where !(1...31).contains(day): add("trigger.schedule.day_of_month", "must be 1 to 31, got \(day)")
+            case .weekly(let weekday) where !(1...7).contains(weekday): add("trigger.schedule.weekly_on_weekday", "must be 1 (Monday) to 7 (Sunday), got \(weekday)")
+            case .monthly(let day) where !(1...31).contains(day): add("trigger.schedule.monthly_on_day", "must be 1 to 31, got \(day)")
             default: break
             }
             if let audience = schedule.audience { try segmentExists(audience, "trigger.schedule.audience_segment_id") }
@@ -68,7 +70,7 @@ extension RapportEngine {
             if !(-366...366).contains(trigger.offsetDays) { add("trigger.date.offset_days", "must be -366 to 366, got \(trigger.offsetDays)") }
             if case .attribute(let attribute) = trigger.field {
                 if schema.attributes[attribute] != .timestamp {
-                    add("trigger.date.field", "'attributes.\(attribute)' must be a declared timestamp attribute")
+                    add("trigger.date.attribute", "'attributes.\(attribute)' must be a declared timestamp attribute")
                 }
             }
         }
@@ -85,46 +87,47 @@ extension RapportEngine {
             switch action {
             case .addTag(let tag), .removeTag(let tag):
                 if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag != tag.trimmingCharacters(in: .whitespaces) {
-                    add("\(field).tag", "'\(tag)' must be 1 to 64 characters without commas, line breaks or surrounding spaces")
+                    let kind = if case .addTag = action { "add_tag" } else { "remove_tag" }
+                    add("\(field).\(kind)", "'\(tag)' must be 1 to 64 characters without commas, line breaks or surrounding spaces")
                 }
             case .setLifecycleStage: break
             case .setAttribute(let attribute, let value):
                 if let type = schema.attributes[attribute] {
-                    expression(value, "\(field).value", expecting: ValueType(type))
+                    expression(value, "\(field).set_attribute.value", expecting: ValueType(type))
                 } else {
-                    add("\(field).key", "'\(attribute)' is not a declared attribute")
+                    add("\(field).set_attribute.key", "'\(attribute)' is not a declared attribute")
                 }
             case .emitEvent(let type, let properties):
                 if !EventTypeDefinition.isEventTypeName(type) {
-                    add("\(field).event_type", "'\(type)' must be lower-case words of letters, digits and '_' joined by '.'")
+                    add("\(field).emit_event.event_type", "'\(type)' must be lower-case words of letters, digits and '_' joined by '.'")
                 } else if EventTypeDefinition.isBuiltIn(type) {
-                    add("\(field).event_type", "'\(type)' is a built-in event type that only Rapport records")
+                    add("\(field).emit_event.event_type", "'\(type)' is a built-in event type that only Rapport records")
                 }
-                if properties.count > 100 { add("\(field).properties", "at most 100 properties") }
+                if properties.count > 100 { add("\(field).emit_event.properties", "at most 100 properties") }
                 for name in properties.keys.sorted() {
-                    key(name, "\(field).properties.\(name)")
-                    expression(properties[name]!, "\(field).properties.\(name)", expecting: nil)
+                    key(name, "\(field).emit_event.properties.\(name)")
+                    expression(properties[name]!, "\(field).emit_event.properties.\(name)", expecting: nil)
                 }
             case .sendMessage(let message):
                 if message.template.isEmpty || message.template.count > 200 || message.template.contains(where: \.isNewline) {
-                    add("\(field).template", "must be 1 to 200 characters on one line")
+                    add("\(field).send_message.template", "must be 1 to 200 characters on one line")
                 }
-                template(message.subject, "\(field).subject")
-                template(message.body, "\(field).body")
+                template(message.subject, "\(field).send_message.subject")
+                template(message.body, "\(field).send_message.body")
                 for name in message.data.keys.sorted() {
-                    key(name, "\(field).data.\(name)")
-                    template(message.data[name]!, "\(field).data.\(name)")
+                    key(name, "\(field).send_message.data.\(name)")
+                    template(message.data[name]!, "\(field).send_message.data.\(name)")
                 }
             case .callWebhook(let webhook):
                 if let url = URL(string: webhook.url), let scheme = url.scheme?.lowercased(), ["https", "http"].contains(scheme), url.host?.isEmpty == false,
                     webhook.url.count <= 2000
                 {
                 } else {
-                    add("\(field).url", "'\(webhook.url)' is not an absolute http or https URL")
+                    add("\(field).call_webhook.url", "'\(webhook.url)' is not an absolute http or https URL")
                 }
                 for name in webhook.payload.keys.sorted() {
-                    key(name, "\(field).payload.\(name)")
-                    expression(webhook.payload[name]!, "\(field).payload.\(name)", expecting: nil)
+                    key(name, "\(field).call_webhook.payload.\(name)")
+                    expression(webhook.payload[name]!, "\(field).call_webhook.payload.\(name)", expecting: nil)
                 }
             }
         }
