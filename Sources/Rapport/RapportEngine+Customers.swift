@@ -81,7 +81,7 @@ extension RapportEngine {
         let fingerprint = UpdateFingerprint(id: id, profile: profile, fields: fields.map(\.path).sorted(), ifMatch: ifMatch)
         return try await mutate("updateCustomer", requestID: requestID, fingerprint: fingerprint) { [self] tx in
             var record = try tx.activeCustomer(id)
-            try Customer.check(etag: ifMatch, against: record)
+            try Customer.check(etag: ifMatch, of: id, against: record)
             var updated = record.profile
             updated.assign(fields, from: profile)
             updated = updated.normalized()
@@ -121,7 +121,7 @@ extension RapportEngine {
         let now = clock.now()
         return try await mutate("addIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
             var record = try tx.activeCustomer(id)
-            try Customer.check(etag: ifMatch, against: record)
+            try Customer.check(etag: ifMatch, of: id, against: record)
             if let owner = try tx.identity(identity) {
                 guard owner.customerID == record.id else { throw RapportError.alreadyExists(entity: "identity", id: identity.key) }
                 return try tx.assemble(record)
@@ -143,7 +143,7 @@ extension RapportEngine {
         let now = clock.now()
         return try await mutate("removeIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
             var record = try tx.activeCustomer(id)
-            try Customer.check(etag: ifMatch, against: record)
+            try Customer.check(etag: ifMatch, of: id, against: record)
             guard let owner = try tx.identity(identity), owner.customerID == record.id else {
                 throw RapportError.notFound(entity: "identity", id: identity.key)
             }
@@ -162,7 +162,7 @@ extension RapportEngine {
         let now = clock.now()
         let _: Done = try await mutate("deleteCustomer", requestID: requestID, fingerprint: [id.rawValue, ifMatch ?? ""]) { tx in
             let record = try tx.activeCustomer(id)
-            try Customer.check(etag: ifMatch, against: record)
+            try Customer.check(etag: ifMatch, of: id, against: record)
             for deleted in try tx.deleteCustomerTree(record.id) {
                 _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
                 // Stored answers to requests (kept for their retries) may hold the profile: they are emptied, and a

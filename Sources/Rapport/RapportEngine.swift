@@ -137,11 +137,17 @@ extension StoreReader {
 }
 
 extension Customer {
-    /// Checks an `If-Match` style etag (`"3"` or `3`) against the current version.
-    static func check(etag: String?, against record: CustomerRecord) throws(RapportError) {
+    /// Checks an `If-Match` style etag (`"3"` or `3`) of customer `requested` against `record`, the active customer
+    /// it resolved to. A customer merged since the etag was read no longer matches: its etag named a customer that is
+    /// now part of another, whose own version may happen to be the same number.
+    static func check(etag: String?, of requested: CustomerID, against record: CustomerRecord) throws(RapportError) {
         guard let etag, !etag.isEmpty else { return }
         let bare = etag.filter { $0 != "\"" && $0 != " " }
         guard let version = Int64(bare) else { throw .invalid("etag", "'\(etag)' is not an etag returned by Rapport") }
+        guard record.id == requested else {
+            throw .etagMismatch(
+                entity: "customer", id: requested.rawValue, expected: etag, actual: "\"\(record.version)\" of \(record.id), which it was merged into")
+        }
         guard version == record.version else {
             throw .etagMismatch(entity: "customer", id: record.id.rawValue, expected: etag, actual: "\"\(record.version)\"")
         }

@@ -135,25 +135,28 @@ public struct Template: Sendable {
         case .text: return text
         case .singleLine: return singleLine(text)
         case .html:
-            var result = ""
-            result.reserveCapacity(text.utf8.count)
-            for character in text {
-                switch character {
-                case "&": result += "&amp;"
-                case "<": result += "&lt;"
-                case ">": result += "&gt;"
-                case "\"": result += "&quot;"
-                case "'": result += "&#39;"
-                default: result.append(character)
+            // Scalar by scalar, as a browser reads it: a quote followed by a combining mark is one Swift `Character`
+            // but still a quote to HTML.
+            var result = String.UnicodeScalarView()
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "&": result.append(contentsOf: "&amp;".unicodeScalars)
+                case "<": result.append(contentsOf: "&lt;".unicodeScalars)
+                case ">": result.append(contentsOf: "&gt;".unicodeScalars)
+                case "\"": result.append(contentsOf: "&quot;".unicodeScalars)
+                case "'": result.append(contentsOf: "&#39;".unicodeScalars)
+                case "`": result.append(contentsOf: "&#96;".unicodeScalars)
+                default: result.append(scalar)
                 }
             }
-            return result
+            return String(result)
         }
     }
 
     static func singleLine(_ text: String) -> String {
         String(String.UnicodeScalarView(text.unicodeScalars.compactMap { scalar in
-            if scalar == "\n" || scalar == "\r" || scalar == "\t" { return " " }
+            // Every line break, Unicode's too (NEL, line and paragraph separators), becomes a space.
+            if scalar == "\n" || scalar == "\r" || scalar == "\t" || scalar == "\u{85}" || scalar == "\u{2028}" || scalar == "\u{2029}" { return " " }
             return scalar.properties.generalCategory == .control ? nil : scalar
         }))
     }

@@ -22,6 +22,19 @@ struct TemplateTests {
         #expect(subject.render(context(customer(given: "Ada\r\nBcc: all@example.com"))) == "Re: Ada  Bcc: all@example.com")
     }
 
+    @Test func htmlEscapingWorksScalarByScalar() throws {
+        // A quote followed by a combining mark is one Swift Character but still a quote to a browser.
+        let attribute = try Template("<a title=\"{{customer.given_name}}\">", schema: schema, scope: .customer, escaping: .html)
+        let rendered = attribute.render(context(customer(given: "\"\u{301} onmouseover=alert(1) '\u{301}&\u{200D}<\u{301}`")))
+        #expect(rendered == "<a title=\"&quot;\u{301} onmouseover=alert(1) &#39;\u{301}&amp;\u{200D}&lt;\u{301}&#96;\">")
+        #expect(!rendered.unicodeScalars.dropFirst(10).dropLast(2).contains { $0 == "\"" || $0 == "'" || $0 == "<" })
+    }
+
+    @Test func subjectsLoseEveryKindOfLineBreak() throws {
+        let subject = try Template("Re: {{customer.given_name}}", schema: schema, scope: .customer, escaping: .singleLine)
+        #expect(subject.render(context(customer(given: "Ada\u{2028}Bcc: x\u{2029}y\u{85}z\u{0}"))) == "Re: Ada Bcc: x y z")
+    }
+
     @Test func templateErrorsArePositionedInTheTemplate() throws {
         do {
             _ = try Template("Line one\nHello {{ customer.nmae }} and {{ stats.order_count + }}", schema: schema, scope: .customer)

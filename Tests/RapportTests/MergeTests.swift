@@ -220,6 +220,26 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func anEtagReadBeforeAMergeDoesNotMatchTheSurvivor(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))  // version 1
+        clock.advance(by: .seconds(1))
+        let amy = try await crm.createCustomer(NewCustomer(identities: [.email("amy@example.com")]))
+        let amyRead = try await crm.updateCustomer(amy.id) { $0.givenName = "Amy" }  // version 2
+        _ = try await crm.mergeCustomers(bob.id, amy.id)  // Bob survives, now at version 2
+        let survivor = try await crm.customer(bob.id)
+        #expect(survivor.etag == amyRead.etag)  // the same number: it must not let Amy's etag act on Bob
+        let stale = RapportError.etagMismatch(
+            entity: "customer", id: amy.id.rawValue, expected: amyRead.etag, actual: "\(survivor.etag) of \(bob.id), which it was merged into")
+        await expectError(stale) { try await crm.deleteCustomer(amy.id, ifMatch: amyRead.etag) }
+        await expectError(stale) { try await crm.updateCustomer(amy.id, set: CustomerProfile(familyName: "X"), fields: [.familyName], ifMatch: amyRead.etag) }
+        await expectError(stale) { try await crm.addIdentity(.phone("+14155550123"), to: amy.id, ifMatch: amyRead.etag) }
+        #expect(try await crm.customer(bob.id) == survivor)
+        // Without an etag, a merged customer's id still reaches the survivor.
+        #expect(try await crm.updateCustomer(amy.id, set: CustomerProfile(familyName: "King"), fields: [.familyName]).id == bob.id)
+    }
+
+    @Test(arguments: Backend.allCases)
     func whatFollowsAMergeInItsOwnBatchFollowsItsIdentitiesOnUnmerge(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let result = try await crm.ingest([
