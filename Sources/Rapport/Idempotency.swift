@@ -16,10 +16,10 @@ extension RapportEngine {
             changeNotifier.notify()
             return result
         }
-        guard requestID.utf8.count <= 128, !requestID.containsNewline else {
+        guard requestID.utf8.count <= 128, !requestID.containsNewline, !requestID.containsNUL else {
             throw .invalid("request_id", "must be at most 128 characters on one line")
         }
-        let key = "\(operation):\(requestID)"
+        let key = "\(operation):\(requestID.canonical)"
         let digest = Self.fingerprint(of: fingerprint)
         let now = clock.now()
         let result: T = try await write { tx in

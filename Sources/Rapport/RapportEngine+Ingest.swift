@@ -1,4 +1,5 @@
 public import RapportCore
+import Foundation
 import RapportRules
 
 extension RapportEngine {
@@ -108,8 +109,8 @@ extension RapportEngine {
 
     private func prepare(_ input: EventInput, now: Timestamp) throws(RapportError) -> PreparedEvent {
         var validator = Validator()
-        if input.id.isEmpty || input.id.utf8.count > 128 || input.id.containsNewline {
-            validator.add("id", "must be 1 to 128 characters on one line")
+        if input.id.isEmpty || input.id.utf8.count > 128 || input.id.containsNewline || input.id.containsNUL {
+            validator.add("id", "must be 1 to 128 characters on one line, without NUL")
         }
         if !EventTypeDefinition.isEventTypeName(input.type) {
             validator.add("type", "'\(input.type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
@@ -132,8 +133,8 @@ extension RapportEngine {
         {
             validator.add("source", "'\(input.source)' must be 1 to 64 letters, digits, '_', '-' or '.'")
         }
-        if input.externalID.isEmpty || input.externalID.utf8.count > 128 || input.externalID.containsNewline {
-            validator.add("external_id", "must be 1 to 128 characters on one line")
+        if input.externalID.isEmpty || input.externalID.utf8.count > 128 || input.externalID.containsNewline || input.externalID.containsNUL {
+            validator.add("external_id", "must be 1 to 128 characters on one line, without NUL")
         }
         let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
         let currency = validator.capture("") { () throws(RapportError) in try CurrencyCode(input.currency, field: "currency") }
@@ -200,6 +201,8 @@ extension RapportEngine {
                 violations.append((key, FieldViolation(field: "properties.\(key)", problem: "is longer than 10000 bytes")))
             case .stringList(let list) where list.count > 1000 || list.contains(where: { $0.utf8.count > 1000 }):
                 violations.append((key, FieldViolation(field: "properties.\(key)", problem: "a list holds at most 1000 strings of at most 1000 bytes")))
+            case .decimal(let number) where number.isNaN:
+                violations.append((key, FieldViolation(field: "properties.\(key)", problem: "is not a number (NaN)")))
             default: break
             }
         }

@@ -123,6 +123,7 @@ public struct AttributeDefinition: Hashable, Sendable, Codable {
     public func validate() throws(RapportError) {
         try Self.validateKey(key, field: "key")
         if description.count > 1000 { throw .invalid("description", "is longer than 1000 characters") }
+        if description.containsNUL { throw .invalid("description", "holds a NUL character (U+0000)") }
     }
 
     /// Checks that `key` is a valid attribute or property key.
@@ -157,6 +158,7 @@ public struct AttributeSchema: Hashable, Sendable {
             if definition.type != value.type {
                 validator.add("\(parent).\(key)", "must be \(definition.type.rawValue), got \(value.type.rawValue)")
             }
+            if case .decimal(let number) = value, number.isNaN { validator.add("\(parent).\(key)", "is not a number (NaN)") }
         }
         try validator.check()
     }

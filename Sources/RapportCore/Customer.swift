@@ -210,7 +210,7 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
         copy.familyName = familyName.trimmingCharacters(in: .whitespacesAndNewlines)
         copy.locale = locale.trimmingCharacters(in: .whitespaces)
         copy.timeZone = timeZone.trimmingCharacters(in: .whitespaces)
-        copy.tags = Array(Set(tags.map { $0.trimmingCharacters(in: .whitespaces) })).sorted()
+        copy.tags = Array(Set(tags.map { $0.trimmingCharacters(in: .whitespaces).canonical })).sorted()
         return copy
     }
 
@@ -228,8 +228,8 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
         for (index, address) in addresses.enumerated() { address.validate(field: "addresses[\(index)]", into: &validator) }
         if tags.count > 200 { validator.add("tags", "has more than 200 tags") }
         for (index, tag) in tags.enumerated() {
-            if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) {
-                validator.add("tags[\(index)]", "'\(tag)' must be 1 to 64 characters without commas or line breaks")
+            if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag.containsNUL {
+                validator.add("tags[\(index)]", "'\(tag)' must be 1 to 64 characters without commas, line breaks or NUL")
             }
         }
         validator.capture("") { () throws(RapportError) in try schema.validate(attributes) }

@@ -6,8 +6,9 @@ extension CustomerFilter {
     /// ```
     /// tags:vip AND tags:"rock and roll" AND lifecycle_stage=(active,loyal) AND create_time>=2026-01-01T00:00:00Z
     /// ```
-    /// Conditions: `tags:TAG` (repeatable: all of them), `lifecycle_stage=STAGE` or `=(STAGE,STAGE)`,
-    /// `create_time>=TIME`, `create_time<TIME`, `update_time>=TIME`, with RFC 3339 times. A value with spaces is
+    /// Conditions: `tags:TAG` (repeatable: all of them), `lifecycle_stage=STAGE` or `=(STAGE,STAGE)` (once),
+    /// `create_time>=TIME`, `create_time<TIME`, `update_time>=TIME`, with RFC 3339 times (repeated, the tighter bound
+    /// holds). A value with spaces is
     /// written in double quotes (`\"` and `\\` inside); `AND` (or `and`) inside quotes is part of the value. Empty
     /// text is no filter.
     public init(parsing text: String, field: String = "filter") throws(RapportError) {
@@ -18,10 +19,15 @@ extension CustomerFilter {
         for raw in try Self.conditions(trimmed, field: field) {
             let condition = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if condition.hasPrefix("tags:") {
-                let tag = try Self.value(condition.dropFirst(5), condition: condition, field: field)
+                let tag = try Self.value(condition.dropFirst(5), condition: condition, field: field).canonical
                 guard !tag.isEmpty else { throw .invalid(field, "'\(condition)' names no tag") }
+                guard !tag.containsNUL else { throw .invalid(field, "'\(condition)' holds a NUL character") }
                 tags.append(tag)
             } else if condition.hasPrefix("lifecycle_stage=") {
+                // Two stage conditions joined by AND would match nobody (a customer has one stage): list them in one.
+                guard lifecycleStages.isEmpty else {
+                    throw .invalid(field, "'\(condition)': name the stages in one condition, such as lifecycle_stage=(active,loyal)")
+                }
                 var value = String(condition.dropFirst("lifecycle_stage=".count))
                 if value.hasPrefix("("), value.hasSuffix(")") { value = String(value.dropFirst().dropLast()) }
                 guard !value.trimmingCharacters(in: .whitespaces).isEmpty else { throw .invalid(field, "'\(condition)' names no stage") }
@@ -32,11 +38,15 @@ extension CustomerFilter {
                     lifecycleStages.append(stage)
                 }
             } else if condition.hasPrefix("create_time>=") {
-                createdFrom = try Self.time(condition.dropFirst("create_time>=".count), condition: condition, field: field)
+                // Conditions add up (AND): of two bounds, the tighter one holds.
+                let bound = try Self.time(condition.dropFirst("create_time>=".count), condition: condition, field: field)
+                createdFrom = max(createdFrom ?? bound, bound)
             } else if condition.hasPrefix("create_time<") {
-                createdBefore = try Self.time(condition.dropFirst("create_time<".count), condition: condition, field: field)
+                let bound = try Self.time(condition.dropFirst("create_time<".count), condition: condition, field: field)
+                createdBefore = min(createdBefore ?? bound, bound)
             } else if condition.hasPrefix("update_time>=") {
-                updatedFrom = try Self.time(condition.dropFirst("update_time>=".count), condition: condition, field: field)
+                let bound = try Self.time(condition.dropFirst("update_time>=".count), condition: condition, field: field)
+                updatedFrom = max(updatedFrom ?? bound, bound)
             } else {
                 throw .invalid(
                     field, "'\(condition)' is not a condition: use tags:TAG, lifecycle_stage=STAGE, create_time>=TIME, create_time<TIME or update_time>=TIME")

@@ -203,3 +203,9 @@ extension String {
         return ascii ? false : contains(where: \.isNewline)
     }
 }
+
+extension String {
+    /// True when the text holds U+0000. Text stored in a column of its own (ids, tags, names) refuses it: SQLite
+    /// would cut the text there, and the two backends would disagree.
+    package var containsNUL: Bool { utf8.contains(0) }
+}

@@ -14,6 +14,24 @@ struct FilterParsingTests {
         #expect(try CustomerFilter(parsing: "lifecycle_stage=at_risk").lifecycleStages == [.atRisk])
     }
 
+    @Test func repeatedConditionsAddUpLikeAnyOtherAnd() throws {
+        // A fixed scope joined to a user's filter cannot be widened by it: of two bounds, the tighter holds.
+        let bounded = try CustomerFilter(
+            parsing: "create_time>=2026-01-01T00:00:00Z AND create_time>=2020-01-01T00:00:00Z AND create_time<2026-03-01T00:00:00Z AND create_time<2027-01-01T00:00:00Z AND update_time>=2026-01-02T00:00:00Z AND update_time>=2025-01-01T00:00:00Z")
+        #expect(bounded.createdFrom == Timestamp(millisecondsSinceEpoch: 1_767_225_600_000))
+        #expect(bounded.createdBefore == Timestamp(millisecondsSinceEpoch: 1_772_323_200_000))
+        #expect(bounded.updatedFrom == Timestamp(millisecondsSinceEpoch: 1_767_312_000_000))
+        // Two stage conditions would match nobody: the stages go in one condition.
+        #expect(throws: RapportError.invalid("filter", "'lifecycle_stage=loyal': name the stages in one condition, such as lifecycle_stage=(active,loyal)")) {
+            try CustomerFilter(parsing: "lifecycle_stage=active AND lifecycle_stage=loyal")
+        }
+    }
+
+    @Test func tagsAreComparedInComposedFormAndRefuseNUL() throws {
+        #expect(Array(try CustomerFilter(parsing: "tags:cafe\u{301}").tags[0].utf8) == Array("caf\u{E9}".utf8))
+        #expect(throws: RapportError.self) { try CustomerFilter(parsing: "tags:\"vip\u{0}x\"") }
+    }
+
     @Test func quotedValuesKeepTheirSpacesQuotesAndAnds() throws {
         let filter = try CustomerFilter(parsing: #"tags:"rock and roll" AND tags:"say \"hi\"" and tags:"a AND b"   AND  tags:back\slash AND create_time>="2026-01-01T00:00:00Z""#)
         #expect(filter.tags == ["rock and roll", #"say "hi""#, "a AND b", #"back\slash"#])

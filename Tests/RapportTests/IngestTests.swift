@@ -1,3 +1,4 @@
+import Foundation
 import Rapport
 import RapportCore
 import Testing
@@ -80,6 +81,54 @@ struct IngestTests {
         #expect(try await crm.event("view-\(decomposed)").customerID == customer)
         #expect(try await crm.order(OrderKey(source: "web", externalID: "order-\(decomposed)")).customerID == customer)
         #expect(try await crm.findCustomer(.email("jose\u{301}@\(decomposed).example"))?.id == customer)
+        #expect(try await crm.customerCount() == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func textSQLiteWouldCutAtANulIsRefusedOnBothBackends(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let result = try await crm.ingest([
+            event("e\u{0}x", at: start, .email("ada@example.com")),
+            .order(OrderInput(source: "web", externalID: "A\u{0}-1", identities: [.email("ada@example.com")], lines: [OrderLine(sku: "S", quantity: 1, unitPriceMinor: 1)], currency: "EUR", placedAt: start)),
+        ])
+        func fields(_ index: Int) -> [String] {
+            guard case .rejected(let violations) = result.outcomes[index] else { return [] }
+            return violations.map(\.field)
+        }
+        #expect(fields(0) == ["id"])
+        #expect(fields(1) == ["external_id"])
+        func field(_ body: () async throws -> some Any) async -> [String] {
+            do {
+                _ = try await body()
+                return []
+            } catch let error as RapportError {
+                return error.fieldViolations.map(\.field)
+            } catch {
+                return ["\(error)"]
+            }
+        }
+        #expect(await field { try await crm.createCustomer(NewCustomer(profile: CustomerProfile(tags: ["vip\u{0}x"]))) } == ["tags[0]"])
+        #expect(await field { try await crm.createCustomer(NewCustomer(), requestID: "r\u{0}1") } == ["request_id"])
+        #expect(await field { try await crm.createAPIKey(name: "ci\u{0}", role: .analyst) } == ["name"])
+        #expect(await field { try await crm.defineAttribute(AttributeDefinition(key: "score", type: .decimal, description: "\u{0}")) } == ["description"])
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        #expect(await field { try await crm.recordInteraction(InteractionInput(customerID: ada.id, channel: .phone, direction: .inbound, subject: "a\u{0}b")) } == ["subject"])
+        #expect(await field { try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .granted, source: "\u{0}")) } == ["source"])
+        // A decimal that is not a number would be stored and never read back.
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "score", type: .decimal))
+        #expect(await field { try await crm.updateCustomer(ada.id) { $0.attributes["score"] = .decimal(.nan) } } == ["attributes.score"])
+        #expect(try await crm.customerCount() == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func tagsAndRequestIdsInEitherUnicodeSpellingAreTheSame(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let decomposed = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(tags: ["cafe\u{301}"])), requestID: "cre\u{301}er")
+        #expect(Array(decomposed.profile.tags[0].utf8) == Array("caf\u{E9}".utf8))
+        let found = try await crm.listCustomers(filter: try CustomerFilter(parsing: "tags:caf\u{E9}")).customers
+        #expect(found.map(\.id) == [decomposed.id])
+        // The same request id, spelled the other way, is a retry.
+        #expect(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(tags: ["cafe\u{301}"])), requestID: "cr\u{E9}er") == decomposed)
         #expect(try await crm.customerCount() == 1)
     }
 

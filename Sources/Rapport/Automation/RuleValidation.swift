@@ -86,7 +86,9 @@ extension RapportEngine {
             let field = "actions[\(index)]"
             switch action {
             case .addTag(let tag), .removeTag(let tag):
-                if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag != tag.trimmingCharacters(in: .whitespaces) {
+                if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag.containsNUL
+                    || tag != tag.trimmingCharacters(in: .whitespaces)
+                {
                     let kind = if case .addTag = action { "add_tag" } else { "remove_tag" }
                     add("\(field).\(kind)", "'\(tag)' must be 1 to 64 characters without commas, line breaks or surrounding spaces")
                 }
