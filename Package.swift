@@ -161,6 +161,11 @@ let package = Package(
         ),
         // Starts the real rapport-server binary on a free loopback port and calls it.
         .testTarget(
+            name: "RapportCLITests",
+            dependencies: ["RapportCLI", "RapportProto"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "RapportServerTests",
             dependencies: [
                 "RapportProto",

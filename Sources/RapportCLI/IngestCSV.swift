@@ -49,7 +49,15 @@ final class CSVSource: IngestSource {
             }
             if fields.count == 1 && fields[0].trimmingCharacters(in: .whitespaces).isEmpty { continue }
             guard fields.count == width else {
-                queue.append(.problem(line: line, "expected \(width) fields as in the header, found \(fields.count)"))
+                let problem = "expected \(width) fields as in the header, found \(fields.count)"
+                // A broken row in the middle of an order's rows: the order is refused whole, not sent without it.
+                if kind == .orders, var current = pending, fields.count >= 2, current.key == fields[0] + "\u{0}" + fields[1] {
+                    if current.problem == nil { current.problem = "line \(line): \(problem)" }
+                    pending = current
+                } else {
+                    if kind == .orders, let flushed = flushOrder() { queue.append(flushed) }  // in line order
+                    queue.append(.problem(line: line, problem))
+                }
                 continue
             }
             let row = Row(fields: fields, columns: columns)
@@ -151,7 +159,11 @@ final class CSVSource: IngestSource {
         var index = text.startIndex
         while true {
             if index == text.endIndex {
-                if quoted, let more = try reader.next() {
+                if quoted {
+                    guard let more = try reader.next() else {
+                        // Reading on would have swallowed every later row into one field: stop and say where.
+                        throw InputError("line \(line): a quoted field is not closed before the end of the file")
+                    }
                     field.append("\n")
                     text = more
                     index = text.startIndex
