@@ -85,7 +85,7 @@ extension RapportEngine {
             var updated = record.profile
             updated.assign(fields, from: profile)
             updated = updated.normalized()
-            try updated.validate(schema: AttributeSchema(try tx.attributeDefinitions()))
+            try updated.validate(schema: AttributeSchema(try tx.attributeDefinitions()), since: record.profile)
             let changed = updated.changedFields(comparedTo: record.profile)
             guard !changed.isEmpty else { return try tx.assemble(record) }
             record.profile = updated

@@ -214,6 +214,25 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
         return copy
     }
 
+    /// Checks an edit of `previous`: throws the violations this profile has and `previous` had not. A merge may leave
+    /// a profile past a limit (more addresses or tags than one customer may be given, as the union of two): an edit of
+    /// another field goes through, one that adds to what is over the limit does not.
+    public func validate(schema: AttributeSchema, since previous: CustomerProfile) throws(RapportError) {
+        do {
+            try validate(schema: schema)
+        } catch {
+            guard case .invalidArgument(let violations) = error else { throw error }
+            var before: Set<FieldViolation> = []
+            do { try previous.validate(schema: schema) } catch { before = Set(error.fieldViolations) }
+            let introduced = violations.filter { violation in
+                if violation.field == "addresses" { return addresses.count > previous.addresses.count }
+                if violation.field == "tags" { return tags.count > previous.tags.count }
+                return !before.contains(violation)
+            }
+            if !introduced.isEmpty { throw .invalidArgument(introduced) }
+        }
+    }
+
     /// Checks every field; throws all violations at once.
     public func validate(schema: AttributeSchema) throws(RapportError) {
         var validator = Validator()

@@ -240,6 +240,32 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aProfileAMergeTookPastALimitCanStillBeEdited(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        func addresses(_ prefix: String, _ count: Int) -> [PostalAddress] {
+            (0..<count).map { PostalAddress(line1: "\($0) \(prefix) St", city: "London", country: "GB") }
+        }
+        let older = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(addresses: addresses("High", 15), tags: (0..<150).map { "a\($0)" }), identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(1))
+        let newer = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(addresses: addresses("Low", 8), tags: (0..<100).map { "b\($0)" }), identities: [.phone("+14155550123")]))
+        let merged = try await crm.mergeCustomers(older.id, newer.id).survivor
+        #expect(merged.profile.addresses.count == 23)
+        #expect(merged.profile.tags.count == 250)
+        // Editing another field, or removing, goes through; adding to what is over the limit does not.
+        #expect(try await crm.updateCustomer(older.id) { $0.givenName = "Ada" }.profile.givenName == "Ada")
+        #expect(try await crm.updateCustomer(older.id) { $0.tags.removeLast() }.profile.tags.count == 249)
+        let more = await captureError { try await crm.updateCustomer(older.id) { $0.addresses.append(PostalAddress(line1: "1 New St", city: "Leeds", country: "GB")) } }
+        #expect(more?.fieldViolations.map(\.field) == ["addresses"])
+        let tagged = await captureError { try await crm.updateCustomer(older.id) { $0.tags.append("c1") } }
+        #expect(tagged?.fieldViolations.map(\.field) == ["tags"])
+        // A new problem of the edit itself is still refused.
+        let zone = await captureError { try await crm.updateCustomer(older.id) { $0.timeZone = "Mars/Base" } }
+        #expect(zone?.fieldViolations.map(\.field) == ["time_zone"])
+    }
+
+    @Test(arguments: Backend.allCases)
     func whatFollowsAMergeInItsOwnBatchFollowsItsIdentitiesOnUnmerge(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let result = try await crm.ingest([

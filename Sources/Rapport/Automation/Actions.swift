@@ -107,8 +107,11 @@ extension WriteSession {
         profile = profile.normalized()
         // Tags and stages were checked with the rule; attribute values have the declared type. What is left is
         // what a value computed now can break.
-        if profile.tags.count > 200 { return ActionOutcome(action: name, status: .failed, detail: "the customer would have more than 200 tags") }
-        for (key, value) in profile.attributes {
+        // (A merge may have left more than 200 tags: removing one still works.)
+        if profile.tags.count > 200, profile.tags.count > record.profile.tags.count {
+            return ActionOutcome(action: name, status: .failed, detail: "the customer would have more than 200 tags")
+        }
+        for (key, value) in profile.attributes where value != record.profile.attributes[key] {
             if case .string(let text) = value, text.count > 10_000 {
                 return ActionOutcome(action: name, status: .failed, detail: "attributes.\(key) would be longer than 10000 characters")
             }
