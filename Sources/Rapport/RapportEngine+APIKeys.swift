@@ -40,7 +40,10 @@ extension RapportEngine {
             try tx.updateAPIKey(key)
             return key
         }
-        _ = authenticated.withLock { $0.removeValue(forKey: key.secretHash) }
+        authenticated.withLock { state in
+            state.cache.removeValue(forKey: key.secretHash)
+            state.revocations += 1
+        }
         return key
     }
 
@@ -54,11 +57,14 @@ extension RapportEngine {
         guard secret.hasPrefix(Self.secretPrefix), secret.utf8.count < 200 else { return nil }
         let hash = SHA256.hex(secret)
         let now = clock.now()
-        if let cached = authenticated.withLock({ $0[hash] }), now < cached.until { return cached.key }
+        let (cached, revocations) = authenticated.withLock { ($0.cache[hash], $0.revocations) }
+        if let cached, now < cached.until { return cached.key }
         guard let key = try await quickRead({ tx in try tx.apiKey(secretHash: hash) }), key.isActive else { return nil }
-        authenticated.withLock { cache in
-            if cache.count > 10_000 { cache.removeAll() }
-            cache[hash] = (key, now + .seconds(5))
+        authenticated.withLock { state in
+            // A key revoked while it was read is not cached as active (it may be this one).
+            guard state.revocations == revocations else { return }
+            if state.cache.count > 10_000 { state.cache.removeAll() }
+            state.cache[hash] = (key, now + .seconds(5))
         }
         return key
     }

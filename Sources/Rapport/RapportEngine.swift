@@ -25,8 +25,9 @@ public final class RapportEngine: Sendable {
     /// How automation reads time zones and how long it keeps its records.
     public let automationSettings: AutomationSettings
     let catalogs = CatalogCache()
-    /// Recently authenticated secrets by hash, with the time until which the answer holds.
-    let authenticated = Mutex<[String: (key: APIKey, until: Timestamp)]>([:])
+    /// Recently authenticated secrets by hash, with the time until which the answer holds, and how many revocations
+    /// there were (an answer read before a revocation is not cached after it).
+    let authenticated = Mutex<(cache: [String: (key: APIKey, until: Timestamp)], revocations: Int)>(([:], 0))
 
     /// An engine over `store`.
     ///

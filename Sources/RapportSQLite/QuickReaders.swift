@@ -85,7 +85,16 @@ final class QuickReaders: Sendable {
         case .reuse(let queue): return queue
         case .none: return nil
         case .open:
-            if let queue = try? DatabaseQueue(path: path, configuration: configuration) { return queue }
+            if let queue = try? DatabaseQueue(path: path, configuration: configuration) {
+                // Opened outside the lock: a close() that came meanwhile must not find it used after it returned.
+                let closed = state.withLock { state in
+                    if state.closed { state.opened -= 1 }
+                    return state.closed
+                }
+                guard closed else { return queue }
+                try? queue.close()
+                return nil
+            }
             state.withLock { $0.opened -= 1 }  // the pool serves this read (and says why, if the file is gone)
             return nil
         }

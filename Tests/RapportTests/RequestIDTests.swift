@@ -76,6 +76,17 @@ struct RequestIDTests {
         #expect(try await store.read { try $0.idempotencyRecord("createCustomer:create-bob") } == nil)
     }
 
+    @Test func aKeyRevokedWhileItIsBeingCheckedIsNotRememberedAsActive() async throws {
+        let store = RevokingStore(base: try Backend.memory.makeStore())
+        let crm = RapportEngine(store: store, clock: ManualClock(now: start), ids: SequentialIDGenerator(), logger: quietLogger)
+        let created = try await crm.createAPIKey(name: "ci", role: .analyst)
+        // The revocation commits after the check read the key (still active) and before it keeps the answer.
+        store.afterQuickRead = { _ = try? await crm.revokeAPIKey(created.key.id) }
+        #expect(try await crm.authenticate(secret: created.secret)?.id == created.key.id)  // it was active when read
+        store.afterQuickRead = nil
+        #expect(try await crm.authenticate(secret: created.secret) == nil)  // the clock did not move: not from a cache
+    }
+
     @Test(arguments: Backend.allCases)
     func apiKeysAreStoredHashedAndRevocable(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
@@ -177,5 +188,24 @@ struct RequestIDTests {
         #expect(next.mergeID == merged.id)
         #expect(next.otherCustomerID == carol.id)
         await expectError(.invalid("after_cursor", "must not be negative")) { try await crm.changes(after: -1) }
+    }
+}
+
+/// A store that runs a hook after each quick read, before the caller gets the result.
+final class RevokingStore: Store, @unchecked Sendable {
+    let base: any Store
+    nonisolated(unsafe) var afterQuickRead: (@Sendable () async -> Void)?
+
+    init(base: any Store) { self.base = base }
+
+    func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T { try await base.read(body) }
+    func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T { try await base.write(body) }
+    func quickRead<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
+        let result = try await base.quickRead(body)
+        if let hook = afterQuickRead {
+            afterQuickRead = nil
+            await hook()
+        }
+        return result
     }
 }
