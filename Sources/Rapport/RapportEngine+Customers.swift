@@ -9,11 +9,12 @@ extension RapportEngine {
     ///     profile: CustomerProfile(givenName: "Ada", tags: ["vip"]),
     ///     identities: [.email("ada@example.com"), .phone("+44 20 7946 0958")]))
     /// ```
-    /// - Throws: `invalidArgument` for a bad field; `alreadyExists` when an identity belongs to another customer.
+    /// - Throws: `invalidArgument` for a bad field, and naming the identity (`identities[i]`) that belongs to another
+    ///   customer.
     public func createCustomer(_ input: NewCustomer, requestID: String? = nil) async throws(RapportError) -> Customer {
         let profile = input.profile.normalized()
         var identityCheck = Validator()
-        let identities = identityCheck.capture("") { () throws(RapportError) in try normalize(input.identities, parent: "identities") } ?? []
+        let identities = identityCheck.capture("") { () throws(RapportError) in try normalizeIndexed(input.identities, parent: "identities") } ?? []
         let identityViolations = identityCheck.violations
         let now = clock.now()
         let id = ids.make(CustomerID.self, at: now)
@@ -28,7 +29,7 @@ extension RapportEngine {
             for field in profile.changedFields(comparedTo: CustomerProfile()) { fieldTimes[field.path] = now }
             let record = CustomerRecord(id: id, profile: profile, fieldTimes: fieldTimes, state: .active, createdAt: now, updatedAt: now, version: 1)
             try tx.insertCustomer(record)
-            for (index, identity) in identities.enumerated() {
+            for (index, identity) in identities {  // `index`: the position in the request, duplicates included
                 if let owner = try tx.identity(identity) {
                     throw RapportError.invalidArgument([
                         FieldViolation(field: "identities[\(index)]", problem: "\(identity.key) already belongs to customer \(owner.customerID)")

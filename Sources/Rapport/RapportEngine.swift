@@ -86,8 +86,13 @@ public final class RapportEngine: Sendable {
 
     /// Normalizes raw identities, naming `parent[i]` in errors, and drops duplicates (first one wins).
     func normalize(_ inputs: [IdentityInput], parent: String) throws(RapportError) -> [Identity] {
+        try normalizeIndexed(inputs, parent: parent).map(\.identity)
+    }
+
+    /// ``normalize(_:parent:)`` with each identity's position in `inputs`, for errors about it later.
+    func normalizeIndexed(_ inputs: [IdentityInput], parent: String) throws(RapportError) -> [(index: Int, identity: Identity)] {
         var validator = Validator()
-        var result: [Identity] = []
+        var result: [(index: Int, identity: Identity)] = []
         var seen = Set<Identity>()
         for (index, input) in inputs.enumerated() {
             let identity: Identity
@@ -99,7 +104,7 @@ public final class RapportEngine: Sendable {
                 continue
             }
             if inputs.count == 1 || seen.insert(identity).inserted {
-                result.append(identity)
+                result.append((index, identity))
             }
         }
         try validator.check()

@@ -28,6 +28,11 @@ struct CustomerTests {
         let error = await captureError { try await crm.createCustomer(NewCustomer(identities: [.phone("+1 415 555 0199"), .email("ADA@example.com")])) }
         #expect(error?.fieldViolations.map(\.field) == ["identities[1]"])
         #expect(error?.description.contains(ada.id.rawValue) == true)
+        // The position is the request's, duplicates included.
+        let later = await captureError {
+            try await crm.createCustomer(NewCustomer(identities: [.phone("+1 415 555 0199"), .phone("(415) 555-0199"), .email("ADA@example.com")]))
+        }
+        #expect(later?.fieldViolations.map(\.field) == ["identities[2]"])
         // Nothing of the failed call was kept: the phone is free and there is still one customer.
         #expect(try await crm.findCustomer(.phone("+1 415 555 0199")) == nil)
         #expect(try await crm.customerCount() == 1)
