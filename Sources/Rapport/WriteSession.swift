@@ -211,15 +211,32 @@ struct WriteSession {
 
         // Records that arrived after the merge follow the customer their strongest identity points to now,
         // whichever customer they were first attributed to (in a chain, that may be a survivor further up).
-        for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
-            if let owner = try owner(of: record.event.identities), owner == absorbedID {
+        var handedOver: Set<Identity> = []
+        var kept: Set<Identity> = []
+        for record in try tx.events(of: survivorID, before: nil, limit: .max) {
+            if record.sequence > merge.sequence, let owner = try owner(of: record.event.identities), owner == absorbedID {
                 try tx.setOwner(ofEvent: record.event.id, to: absorbedID)
+                handedOver.formUnion(record.event.identities)
+            } else {
+                kept.formUnion(record.event.identities)
             }
         }
-        for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
-            if let owner = try owner(of: record.order.identities), owner == absorbedID {
+        for record in try tx.orders(of: survivorID, before: nil, limit: .max) {
+            if record.sequence > merge.sequence, let owner = try owner(of: record.order.identities), owner == absorbedID {
                 try tx.setOwner(ofOrder: record.order.id, to: absorbedID)
+                handedOver.formUnion(record.order.identities)
+            } else {
+                kept.formUnion(record.order.identities)
             }
+        }
+        // An identity first seen after the merge on records that all went back (a device id that came with the
+        // restored customer's e-mail) goes with them: that device is the restored customer's.
+        for identity in handedOver.subtracting(kept) {
+            guard let record = try tx.identity(identity), record.customerID == survivorID, record.homeCustomerID == survivorID,
+                record.createdAt > merge.mergedAt
+            else { continue }
+            try tx.deleteIdentity(identity)
+            try tx.insertIdentity(IdentityRecord(identity: identity, customerID: absorbedID, homeCustomerID: absorbedID, createdAt: record.createdAt))
         }
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.

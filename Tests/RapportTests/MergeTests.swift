@@ -266,6 +266,30 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func anIdentityFirstSeenWithTheRestoredCustomersRecordsGoesBackWithThem(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let sam = try await crm.createCustomer(NewCustomer(identities: [.email("sam@example.com")]))
+        clock.advance(by: .seconds(1))
+        let amy = try await crm.createCustomer(NewCustomer(identities: [.email("amy@example.com")]))
+        let merge = try await crm.mergeCustomers(sam.id, amy.id).merge
+        clock.advance(by: .seconds(60))
+        // While merged: Amy's e-mail arrives with a new device; Sam's with another, and a shared kiosk with both.
+        _ = try await crm.ingest([
+            event("amy-phone", at: clock.now(), .email("amy@example.com"), .anonymousID("amys-phone")),
+            event("sam-laptop", at: clock.now(), .email("sam@example.com"), .anonymousID("sams-laptop")),
+            event("kiosk-amy", at: clock.now(), .email("amy@example.com"), .anonymousID("kiosk")),
+            event("kiosk-sam", at: clock.now(), .email("sam@example.com"), .anonymousID("kiosk")),
+        ])
+        _ = try await crm.unmerge(merge.id)
+        #expect(try await crm.findCustomer(.anonymousID("amys-phone"))?.id == amy.id)
+        #expect(try await crm.findCustomer(.anonymousID("sams-laptop"))?.id == sam.id)
+        #expect(try await crm.findCustomer(.anonymousID("kiosk"))?.id == sam.id)  // used by records on both sides: stays
+        // The next visit from Amy's phone alone is Amy's.
+        let next = try await crm.ingest([event("amy-phone-2", at: clock.now(), .anonymousID("amys-phone"))])
+        #expect(next.outcomes == [.accepted(amy.id)])
+    }
+
+    @Test(arguments: Backend.allCases)
     func whatFollowsAMergeInItsOwnBatchFollowsItsIdentitiesOnUnmerge(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let result = try await crm.ingest([
