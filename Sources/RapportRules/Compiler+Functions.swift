@@ -188,6 +188,7 @@ extension Compiler {
             switch value.code {
             case .stringList(let f): result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { !$0.isEmpty } ?? false })
             case .intList(let f): result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { !$0.isEmpty } ?? false })
+            case .string(let f): result = Checked(type: .bool, code: .bool { c, s in f(c, &s).map { !$0.isEmpty } ?? false })  // "" is not set
             default: result = Checked(type: .bool, code: .bool { c, s in missing(c, &s) != true })
             }
             result.requirements = value.requirements

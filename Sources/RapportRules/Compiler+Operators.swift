@@ -190,14 +190,19 @@ extension Compiler {
     /// `f op 0`; nil when time alone never changes it.
     static func crossing(_ difference: Int64, slope: Int64, _ op: BinaryOperator) -> Int64? {
         func ceilDiv(_ a: Int64, _ b: Int64) -> Int64 { a / b + (a % b == 0 ? 0 : 1) }
+        // The instant after `a / b`; nil when it is past what Int64 holds (the change never comes in time).
+        func after(_ a: Int64, _ b: Int64) -> Int64? {
+            let (next, overflow) = (a / b).addingReportingOverflow(1)
+            return overflow ? nil : next
+        }
         guard difference != .min, slope != .min else { return nil }
         let speed = slope.magnitude > Int64.max.magnitude ? Int64.max : Int64(slope.magnitude)
         switch op {
         case .greater, .lessOrEqual:  // truth of f > 0
             if difference > 0 { return slope < 0 ? max(1, ceilDiv(difference, speed)) : nil }
-            return slope > 0 ? (-difference) / speed + 1 : nil
+            return slope > 0 ? after(-difference, speed) : nil
         case .greaterOrEqual, .less:  // truth of f >= 0
-            if difference >= 0 { return slope < 0 ? difference / speed + 1 : nil }
+            if difference >= 0 { return slope < 0 ? after(difference, speed) : nil }
             return slope > 0 ? max(1, ceilDiv(-difference, speed)) : nil
         default:  // f == 0
             if difference == 0 { return 1 }
@@ -273,21 +278,26 @@ extension Compiler {
             let b = rhs.code.decimalFn!
             let code: Fn<Decimal>
             switch op {
+            // A result Decimal cannot hold (NaN) is missing, as an integer overflow is.
             case .add: code = { c, s in
                 guard let x = a(c, &s), let y = b(c, &s) else { return nil }
-                return x + y
+                let result = x + y
+                return result.isNaN ? nil : result
             }
             case .subtract: code = { c, s in
                 guard let x = a(c, &s), let y = b(c, &s) else { return nil }
-                return x - y
+                let result = x - y
+                return result.isNaN ? nil : result
             }
             case .multiply: code = { c, s in
                 guard let x = a(c, &s), let y = b(c, &s) else { return nil }
-                return x * y
+                let result = x * y
+                return result.isNaN ? nil : result
             }
             default: code = { c, s in
                 guard let x = a(c, &s), let y = b(c, &s), !y.isZero else { return nil }
-                return x / y
+                let result = x / y
+                return result.isNaN ? nil : result
             }
             }
             return Checked(type: .decimal, code: .decimal(code))

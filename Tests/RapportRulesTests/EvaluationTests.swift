@@ -46,11 +46,14 @@ struct EvaluationTests {
         ("length(customer.attributes.sizes)", .int(2)),
         ("is_set(customer.attributes.nickname)", .bool(false)),
         ("is_set(customer.tags) and is_set(customer.given_name)", .bool(true)),
+        ("is_set(trim(\"  \")) or is_set(\"\") or is_set(customer.attributes.nickname ?? \"\")", .bool(false)),  // "" is not set
+        ("customer.attributes.nickname not in [\"x\"]", .bool(true)),
         // Arithmetic.
         ("7 / 2", .decimal(Decimal(string: "3.5")!)),
         ("7 % 3 + 2 * 3", .int(7)),
         ("1 / 0", .null),
         ("9223372036854775807 + 1", .null),
+        ("999999999999999999999999999999999999.9 * 999999999999999999999999999999999999.9 * 999999999999999999999999999999999999.9 * 999999999999999999999999999999999999.9 * 999999999999999999999999999999999999.9 * 999999999999999999999999999999999999.9", .null),  // too large for a decimal
         ("1 + 0.5", .decimal(Decimal(string: "1.5")!)),
         ("\"a\" + \"b\"", .string("ab")),
         ("lower(\"ÄB\") + upper(\"c\") + trim(\"  d \")", .string("äbCd")),

@@ -1,11 +1,23 @@
 import Foundation
 import RapportCore
-import RapportRules
+@testable import RapportRules
 import Testing
 
 /// The instant at which time alone changes a result: segments are re-checked exactly then, never by scanning.
 @Suite("Changes with time")
 struct TimeTests {
+    @Test func aChangePastWhatInt64HoldsIsNeverAndDoesNotTrap() {
+        // f = difference + slope·t: the change would come at Int64.max + 1 milliseconds from now.
+        #expect(Compiler.crossing(-Int64.max, slope: 1, .greater) == nil)
+        #expect(Compiler.crossing(-Int64.max, slope: 1, .lessOrEqual) == nil)
+        #expect(Compiler.crossing(Int64.max, slope: -1, .greaterOrEqual) == nil)
+        #expect(Compiler.crossing(Int64.max, slope: -1, .less) == nil)
+        // Just inside the range, the instant is still found.
+        #expect(Compiler.crossing(-(Int64.max - 1), slope: 1, .greater) == Int64.max)
+        #expect(Compiler.crossing(-10, slope: 1, .greater) == 11)
+        #expect(Compiler.crossing(10, slope: -1, .greaterOrEqual) == 11)
+    }
+
     /// Evaluates `source` at `now`, then checks that the result is the same just before the reported instant
     /// and different at it.
     func checkExact(_ source: String, _ context: EvaluationContext, expectChangeAt expected: Timestamp?, sourceLocation: SourceLocation = #_sourceLocation) throws {
