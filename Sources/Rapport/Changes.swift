@@ -59,10 +59,11 @@ final class ChangeNotifier: Sendable {
 }
 
 extension RapportEngine {
-    /// Up to `limit` changes after `cursor`, oldest first.
+    /// Up to `limit` changes after `cursor`, oldest first (0 means 500; at most 1000).
     public func changes(after cursor: Int64, limit: Int = 500) async throws(RapportError) -> [Change] {
         guard cursor >= 0 else { throw .invalid("after_cursor", "must not be negative") }
-        let size = max(1, min(limit, 1000))
+        guard limit >= 0 else { throw .invalid("limit", "must not be negative, got \(limit)") }
+        let size = limit == 0 ? 500 : min(limit, 1000)
         return try await read { tx in try tx.changes(after: cursor, limit: size) }
     }
 
@@ -75,6 +76,9 @@ extension RapportEngine {
 
     /// The changes after `cursor`, then new ones as they are committed, until the consumer stops iterating.
     ///
+    /// Changes are read a page at a time as the consumer asks for them: a slow consumer of a long history holds
+    /// one page in memory, not the history.
+    ///
     /// ```swift
     /// for try await change in crm.watchChanges(after: lastProcessed) {
     ///     handle(change)
@@ -82,33 +86,53 @@ extension RapportEngine {
     /// }
     /// ```
     /// - Parameter customerID: only the changes that name this customer (as the customer or the other one).
-    public func watchChanges(after cursor: Int64, customerID: CustomerID? = nil) -> AsyncThrowingStream<Change, any Error> {
-        let (id, signals) = changeNotifier.subscribe()
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                var position = cursor
-                var signalIterator = signals.makeAsyncIterator()
-                do {
-                    while !Task.isCancelled {
-                        let page = try await changes(after: position, limit: 500)
-                        for change in page {
-                            position = change.cursor
-                            if let customerID, change.customerID != customerID, change.otherCustomerID != customerID { continue }
-                            continuation.yield(change)
-                        }
-                        if page.count < 500 {
-                            // Caught up: wait for the next commit (a signal sent meanwhile is buffered).
-                            guard await signalIterator.next() != nil else { break }
-                        }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
+    public func watchChanges(after cursor: Int64, customerID: CustomerID? = nil) -> ChangeWatch {
+        ChangeWatch(engine: self, cursor: cursor, customerID: customerID)
+    }
+}
+
+/// The changes after a cursor, then new ones as they are committed: ``RapportEngine/watchChanges(after:customerID:)``.
+/// It ends when the consumer stops iterating, its task is cancelled, or the engine's watchers are finished (once
+/// caught up).
+public struct ChangeWatch: AsyncSequence, Sendable {
+    public typealias Element = Change
+
+    let engine: RapportEngine
+    let cursor: Int64
+    let customerID: CustomerID?
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(engine: engine, position: cursor, customerID: customerID)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let engine: RapportEngine
+        var position: Int64
+        let customerID: CustomerID?
+        var buffer: [Change] = []
+        var index = 0
+
+        public mutating func next() async throws -> Change? {
+            let pageSize = 500
+            while true {
+                while index < buffer.count {
+                    let change = buffer[index]
+                    index += 1
+                    if let customerID, change.customerID != customerID, change.otherCustomerID != customerID { continue }
+                    return change
                 }
-            }
-            continuation.onTermination = { [changeNotifier] _ in
-                task.cancel()
-                changeNotifier.cancel(id)
+                try Task.checkCancellation()
+                // Subscribed before reading, so that a commit made meanwhile ends the wait below at once.
+                let (subscription, signals) = engine.changeNotifier.subscribe()
+                defer { engine.changeNotifier.cancel(subscription) }
+                buffer = try await engine.changes(after: position, limit: pageSize)
+                index = 0
+                if let last = buffer.last { position = last.cursor }
+                guard buffer.count < pageSize else { continue }
+                if !buffer.isEmpty { continue }  // hand these out first; the next read finds out whether to wait
+                // Caught up: wait for the next commit; a finished notifier (shutdown) ends the sequence here.
+                var iterator = signals.makeAsyncIterator()
+                guard await iterator.next() != nil else { return nil }
             }
         }
     }

@@ -188,6 +188,35 @@ struct RequestIDTests {
         #expect(next.mergeID == merged.id)
         #expect(next.otherCustomerID == carol.id)
         await expectError(.invalid("after_cursor", "must not be negative")) { try await crm.changes(after: -1) }
+        await expectError(.invalid("limit", "must not be negative, got -5")) { try await crm.changes(after: 0, limit: -5) }
+        #expect(try await crm.changes(after: 0, limit: 0).count == 13)  // 0: the default page
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aWatcherReadsALongHistoryPageByPageExactlyOnceThenWaitsAndEndsAtShutdown(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        // Over 1,600 changes (each new customer is created and active), pages of 500; Ada's activity among them.
+        let items = (0..<800).map { index in event("e\(index)", at: start, .email("other\(index)@example.com")) }
+        _ = try await crm.ingest(Array(items[..<400]) + [event("ada-1", at: start, .email("ada@example.com"))] + Array(items[400...]))
+        var total: Int64 = 0
+        while let last = try await crm.changes(after: total, limit: 1000).last { total = last.cursor }
+        #expect(total > 1_600)
+        var all = crm.watchChanges(after: 0).makeAsyncIterator()
+        var cursors: [Int64] = []
+        while cursors.count < Int(total), let change = try await all.next() { cursors.append(change.cursor) }
+        #expect(cursors == Array(1...total))
+        // A watcher of one customer skips the others across pages.
+        var adas = crm.watchChanges(after: 0, customerID: ada.id).makeAsyncIterator()
+        #expect(try await adas.next()?.kind == .customerCreated)
+        #expect(try await adas.next()?.kind == .activityRecorded)
+        // Caught up, a watcher waits; shutting the engine's watchers down ends it.
+        let waiting = Task { [adas] in
+            var iterator = adas
+            return try await iterator.next()
+        }
+        crm.finishChangeWatchers()
+        #expect(try await waiting.value == nil)
     }
 }
 
