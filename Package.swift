@@ -162,7 +162,7 @@ let package = Package(
         // Starts the real rapport-server binary on a free loopback port and calls it.
         .testTarget(
             name: "RapportCLITests",
-            dependencies: ["RapportCLI", "RapportProto"],
+            dependencies: ["RapportCLI", "RapportProto", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -118,7 +118,8 @@ public enum IngestOutcome: Hashable, Sendable, Codable {
     case accepted(CustomerID)
     /// A known order whose status or content changed.
     case updated(CustomerID)
-    /// Seen before with the same id and content: nothing changed.
+    /// Seen before: an event with this id (events are idempotent by id: a new content under a known id is not
+    /// applied), or an order in this state.
     case duplicate(CustomerID)
     /// Invalid: nothing was applied for this item.
     case rejected([FieldViolation])

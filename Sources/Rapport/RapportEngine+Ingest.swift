@@ -46,7 +46,8 @@ extension RapportEngine {
         if mode == .allOrNothing, !allViolations.isEmpty { throw .invalidArgument(allViolations) }
         let valid = prepared
         // Encoding a whole batch to fingerprint it costs as much as ingesting it in memory: only with a request id.
-        let digest = (requestID ?? "").isEmpty ? "" : fingerprint ?? Self.fingerprint(of: items)
+        // The mode is part of the request: the same items sent all-or-nothing are not a retry of a skip-invalid call.
+        let digest = (requestID ?? "").isEmpty ? "" : (fingerprint ?? Self.fingerprint(of: items)) + (mode == .allOrNothing ? ":all-or-nothing" : "")
         let applied: IngestApplied = try await mutate("ingest", requestID: requestID, fingerprint: digest) { [self] tx in
             var session = WriteSession(tx: tx, engine: self, now: now)
             session.reserve(valid.count)

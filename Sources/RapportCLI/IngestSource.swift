@@ -66,7 +66,10 @@ final class LineReader {
         bytesRead += Int64(count)
         var length = count
         while length > 0, buffer[length - 1] == 0x0A || buffer[length - 1] == 0x0D { length -= 1 }
-        var line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
+        // Text in another encoding (a Latin-1 export) stops the file: read as UTF-8 it would be stored corrupted.
+        guard var line = String(validating: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self) else {
+            throw InputError("line \(lineNumber): not valid UTF-8 (convert the file to UTF-8 first)")
+        }
         if lineNumber == 1, line.hasPrefix("\u{FEFF}") { line.removeFirst() }
         return line
     }

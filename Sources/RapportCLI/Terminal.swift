@@ -19,7 +19,7 @@ enum Terminal {
     }
 
     /// Writes all of `text` with write(2). When the reader has gone (`rapport ... | head`), stops quietly as a
-    /// SIGPIPE would, instead of crashing the way FileHandle does.
+    /// SIGPIPE would (status 141), instead of crashing the way FileHandle does.
     private static func write(_ text: String, to descriptor: Int32) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
@@ -29,7 +29,9 @@ enum Terminal {
             } else if written < 0 && errno == EINTR {
                 continue
             } else if written < 0 && errno == EPIPE && descriptor == STDOUT_FILENO {
-                exit(0)
+                // The reader is gone (`| head`): stop as a SIGPIPE would, with its status (128 + 13), never 0,
+                // which would hide a failure the command had yet to report.
+                exit(141)
             } else {
                 return
             }

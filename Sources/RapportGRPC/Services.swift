@@ -63,7 +63,14 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
         var summary = Rapport_V1_StreamIngestResponse()
         var offset = 0
         for try await batch in request {
-            let result = try await ingest(batch, requestID: nil)
+            let result: IngestResult
+            do {
+                result = try await ingest(batch, requestID: nil)
+            } catch {
+                // Positions count across the whole stream, as in the results.
+                guard offset > 0, case .invalidArgument(let violations) = error else { throw error }
+                throw RapportError.invalidArgument(violations.map { Self.shifted($0, by: offset) })
+            }
             summary.acceptedCount += Int64(result.acceptedCount)
             summary.updatedCount += Int64(result.updatedCount)
             summary.duplicateCount += Int64(result.duplicateCount)
@@ -76,6 +83,14 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
             offset += batch.items.count
         }
         return summary
+    }
+
+    /// `violation` with its `items[i]` moved `offset` places on.
+    static func shifted(_ violation: FieldViolation, by offset: Int) -> FieldViolation {
+        guard offset > 0, violation.field.hasPrefix("items["), let close = violation.field.firstIndex(of: "]"),
+            let index = Int(violation.field[violation.field.index(violation.field.startIndex, offsetBy: 6)..<close])
+        else { return violation }
+        return FieldViolation(field: "items[\(index + offset)]" + violation.field[violation.field.index(after: close)...], problem: violation.problem)
     }
 
     /// Maps the items (an item the wire form cannot express is rejected like an invalid one) and ingests them.

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import RapportProto
 import Testing
@@ -55,6 +56,23 @@ struct CSVTests {
         } catch let error as InputError {
             #expect(error.message == "line 3: a quoted field is not closed before the end of the file")
         }
+    }
+
+    @Test func textInAnotherEncodingStopsTheFileNamingTheLine() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-latin1-\(UUID().uuidString).jsonl").path
+        try Data("{\"a\": 1}\n".utf8 + [0x6A, 0xFC, 0x72, 0x67, 0x65, 0x6E, 0x0A]).write(to: URL(fileURLWithPath: path))  // "jürgen" in Latin-1
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let reader = try LineReader(path: path)
+        #expect(try reader.next() == "{\"a\": 1}")
+        #expect(throws: InputError.self) { try reader.next() }
+    }
+
+    @Test func allOrNothingRefusesAFileThatCannotBeReadTwice() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-fifo-\(UUID().uuidString)").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { try? FileManager.default.removeItem(atPath: fifo) }
+        #expect(throws: (any Error).self) { try IngestCommand.parse(["--all-or-nothing", fifo]) }
+        #expect(throws: Never.self) { try IngestCommand.parse([fifo]) }  // read once: fine
     }
 
     @Test func anOrderWithABrokenRowIsRefusedWhole() throws {

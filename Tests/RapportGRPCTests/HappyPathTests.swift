@@ -202,6 +202,19 @@ struct HappyPathTests {
             // An empty stream is an empty summary.
             let empty = try await c.ingest.streamIngest { _ in }
             #expect(empty == Rapport_V1_StreamIngestResponse())
+
+            // A batch refused whole names its items by their position in the stream, as the results do.
+            let refused = await expectRPCError(.invalidArgument) {
+                try await c.ingest.streamIngest { writer in
+                    try await writer.write(.with { $0.items = [eventItem("t-1", at: -3, .email(adaEmail)), eventItem("t-2", at: -3, .email(adaEmail))] })
+                    try await writer.write(
+                        .with {
+                            $0.items = [eventItem("t-3", at: -2, .email(adaEmail)), eventItem("t-4", "BAD", at: -2, .email(adaEmail))]
+                            $0.mode = .allOrNothing
+                        })
+                }
+            }
+            #expect(violationFields(refused) == ["items[3].type"])
         }
     }
 

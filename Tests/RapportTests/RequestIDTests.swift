@@ -22,6 +22,10 @@ struct RequestIDTests {
         let batch = [event("e1", at: start, .email("ada@example.com"))]
         let ingested = try await crm.ingest(batch, requestID: "req-1")
         #expect(try await crm.ingest(batch, requestID: "req-1") == ingested)
+        // The same items all or nothing are another request: its promise differs.
+        await expectError(.failedPrecondition("request_id 'req-1' was already used for a different ingest request")) {
+            try await crm.ingest(batch, mode: .allOrNothing, requestID: "req-1")
+        }
         #expect(ingested.outcomes == [.accepted(first.id)])
 
         let update = try await crm.updateCustomer(first.id, set: CustomerProfile(familyName: "King"), fields: [.familyName], requestID: "req-2")
