@@ -13,60 +13,80 @@ enum PageToken {
         return min(requested, maxSize)
     }
 
-    static func encode(_ cursor: CustomerCursor, order: CustomerOrder) -> String {
-        encode("c|\(order.key.rawValue)|\(order.descending ? 1 : 0)|\(cursor.value)|\(cursor.id.rawValue)")
+    /// Every token names its listing and carries a digest of what the listing was asked for (the customer, segment or
+    /// filter): a token is refused by another listing, or by the same one asked for something else, instead of
+    /// being read as a position there.
+    private static func tag(_ scope: String) -> String { String(SHA256.hex(scope).prefix(16)) }
+
+    /// The fields of a token made by `kind` (the first field) for `scope`, after both are checked.
+    private static func fields(_ token: String, kind: String, count: Int, scope: String, listing: String) throws(RapportError) -> [String] {
+        let parts = try decode(token).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == count + 2, parts[0] == kind else { throw .invalid("page_token", "is not a token returned by \(listing)") }
+        guard parts[1] == tag(scope) else {
+            throw .invalid("page_token", "was made for another request of \(listing) (another customer, segment or filter); start again without a token")
+        }
+        return Array(parts.dropFirst(2))
     }
 
-    static func decodeCustomerCursor(_ token: String, order: CustomerOrder) throws(RapportError) -> CustomerCursor {
-        let parts = try decode(token).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 5, parts[0] == "c", let value = Int64(parts[3]), let id = CustomerID(rawValue: parts[4]) else {
+    static func encode(_ cursor: CustomerCursor, order: CustomerOrder, filter: CustomerFilter) -> String {
+        encode("c|\(tag(String(describing: filter)))|\(order.key.rawValue)|\(order.descending ? 1 : 0)|\(cursor.value)|\(cursor.id.rawValue)")
+    }
+
+    static func decodeCustomerCursor(_ token: String, order: CustomerOrder, filter: CustomerFilter) throws(RapportError) -> CustomerCursor {
+        let parts = try fields(token, kind: "c", count: 4, scope: String(describing: filter), listing: "a customer listing")
+        guard let value = Int64(parts[2]), let id = CustomerID(rawValue: parts[3]) else {
             throw .invalid("page_token", "is not a token returned by a customer listing")
         }
-        guard parts[1] == order.key.rawValue, parts[2] == (order.descending ? "1" : "0") else {
+        guard parts[0] == order.key.rawValue, parts[1] == (order.descending ? "1" : "0") else {
             throw .invalid("page_token", "was made for another order_by; start again without a token")
         }
         return CustomerCursor(value: value, id: id)
     }
 
-    static func encode(_ position: TimelinePosition) -> String {
-        encode("t|\(position.time.millisecondsSinceEpoch)|\(position.sequence)")
+    /// The newest-first listings of a customer's records, each with tokens of its own.
+    enum Timeline: String {
+        case all = "t", orders = "d", interactions = "i"
+
+        var name: String {
+            switch self {
+            case .all: "a timeline"
+            case .orders: "an order listing"
+            case .interactions: "an interaction listing"
+            }
+        }
     }
 
-    static func decodeTimelinePosition(_ token: String) throws(RapportError) -> TimelinePosition {
-        let parts = try decode(token).split(separator: "|").map(String.init)
-        guard parts.count == 3, parts[0] == "t", let time = Int64(parts[1]), let sequence = Int64(parts[2]) else {
-            throw .invalid("page_token", "is not a token returned by a timeline")
-        }
+    static func encode(_ position: TimelinePosition, _ listing: Timeline, of customer: CustomerID) -> String {
+        encode("\(listing.rawValue)|\(tag(customer.rawValue))|\(position.time.millisecondsSinceEpoch)|\(position.sequence)")
+    }
+
+    static func decodeTimelinePosition(_ token: String, _ listing: Timeline, of customer: CustomerID) throws(RapportError) -> TimelinePosition {
+        let parts = try fields(token, kind: listing.rawValue, count: 2, scope: customer.rawValue, listing: listing.name)
+        guard let time = Int64(parts[0]), let sequence = Int64(parts[1]) else { throw .invalid("page_token", "is not a token returned by \(listing.name)") }
         return TimelinePosition(time: Timestamp(millisecondsSinceEpoch: time), sequence: sequence)
     }
 
-    static func encode(member: CustomerID) -> String { encode("m|\(member.rawValue)") }
+    static func encode(member: CustomerID, of segment: SegmentID) -> String { encode("m|\(tag(segment.rawValue))|\(member.rawValue)") }
 
-    static func decodeMember(_ token: String) throws(RapportError) -> CustomerID {
-        let parts = try decode(token).split(separator: "|").map(String.init)
-        guard parts.count == 2, parts[0] == "m", let id = CustomerID(rawValue: parts[1]) else {
-            throw .invalid("page_token", "is not a token returned by a member listing")
-        }
+    static func decodeMember(_ token: String, of segment: SegmentID) throws(RapportError) -> CustomerID {
+        let parts = try fields(token, kind: "m", count: 1, scope: segment.rawValue, listing: "a member listing")
+        guard let id = CustomerID(rawValue: parts[0]) else { throw .invalid("page_token", "is not a token returned by a member listing") }
         return id
     }
 
-    static func encode(run: RunCursor) -> String { encode("r|\(run.createdAt.millisecondsSinceEpoch)|\(run.id.rawValue)") }
+    static func encode(run: RunCursor, scope: String) -> String { encode("r|\(tag(scope))|\(run.createdAt.millisecondsSinceEpoch)|\(run.id.rawValue)") }
 
-    static func decodeRun(_ token: String) throws(RapportError) -> RunCursor {
-        let parts = try decode(token).split(separator: "|").map(String.init)
-        guard parts.count == 3, parts[0] == "r", let time = Int64(parts[1]), let id = RunID(rawValue: parts[2]) else {
-            throw .invalid("page_token", "is not a token returned by a run listing")
-        }
+    static func decodeRun(_ token: String, scope: String) throws(RapportError) -> RunCursor {
+        let parts = try fields(token, kind: "r", count: 2, scope: scope, listing: "a run listing")
+        guard let time = Int64(parts[0]), let id = RunID(rawValue: parts[1]) else { throw .invalid("page_token", "is not a token returned by a run listing") }
         return RunCursor(createdAt: Timestamp(millisecondsSinceEpoch: time), id: id)
     }
 
-    static func encode(outboxSequence: Int64) -> String { encode("o|\(outboxSequence)") }
+    static func encode(outboxSequence: Int64, scope: String) -> String { encode("o|\(tag(scope))|\(outboxSequence)") }
 
-    static func decodeOutboxSequence(_ token: String) throws(RapportError) -> Int64 {
-        let parts = try decode(token).split(separator: "|").map(String.init)
-        guard parts.count == 2, parts[0] == "o", let sequence = Int64(parts[1]) else {
-            throw .invalid("page_token", "is not a token returned by an outbox listing")
-        }
+    static func decodeOutboxSequence(_ token: String, scope: String) throws(RapportError) -> Int64 {
+        let parts = try fields(token, kind: "o", count: 1, scope: scope, listing: "an outbox listing")
+        guard let sequence = Int64(parts[0]) else { throw .invalid("page_token", "is not a token returned by an outbox listing") }
         return sequence
     }
 

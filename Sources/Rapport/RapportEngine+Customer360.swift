@@ -66,8 +66,11 @@ extension RapportEngine {
     /// A page of a customer's timeline: events, orders and interactions together, newest first.
     public func timeline(_ id: CustomerID, page: PageRequest = PageRequest()) async throws(RapportError) -> TimelinePage {
         let size = try PageToken.pageSize(page.size)
-        let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token) }
-        return try await quickRead { tx in try timelinePage(tx, try tx.activeCustomer(id).id, before: before, size: size) }
+        return try await quickRead { tx in
+            let customer = try tx.activeCustomer(id).id
+            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .all, of: customer) }
+            return try timelinePage(tx, customer, before: before, size: size)
+        }
     }
 
     /// The customer's aggregates: order count, spending per currency, first and last order, last seen.
@@ -81,11 +84,13 @@ extension RapportEngine {
     /// A page of a customer's orders, newest first.
     public func orders(of id: CustomerID, page: PageRequest = PageRequest()) async throws(RapportError) -> (orders: [Order], nextPageToken: String?) {
         let size = try PageToken.pageSize(page.size)
-        let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token) }
         return try await quickRead { tx in
-            let records = try tx.orders(of: try tx.activeCustomer(id).id, before: before, limit: size + 1)
+            let customer = try tx.activeCustomer(id).id
+            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .orders, of: customer) }
+            let records = try tx.orders(of: customer, before: before, limit: size + 1)
             let pageRecords = records.prefix(size)
-            let next = records.count > size ? pageRecords.last.map { PageToken.encode(TimelinePosition(time: $0.order.placedAt, sequence: $0.sequence)) } : nil
+            let next = records.count > size
+                ? pageRecords.last.map { PageToken.encode(TimelinePosition(time: $0.order.placedAt, sequence: $0.sequence), .orders, of: customer) } : nil
             return (pageRecords.map(\.order), next)
         }
     }
@@ -133,7 +138,7 @@ private func timelinePage(
     }
     entries.sort { $0.0 > $1.0 }
     let page = entries.prefix(size)
-    let next = entries.count > size ? page.last.map { PageToken.encode($0.0) } : nil
+    let next = entries.count > size ? page.last.map { PageToken.encode($0.0, .all, of: customer) } : nil
     return TimelinePage(entries: page.map(\.1), nextPageToken: next)
 }
 

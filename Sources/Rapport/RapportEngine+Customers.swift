@@ -187,11 +187,11 @@ extension RapportEngine {
         async throws(RapportError) -> CustomerPage
     {
         let size = try PageToken.pageSize(page.size)
-        let cursor = try page.token.map { token throws(RapportError) in try PageToken.decodeCustomerCursor(token, order: order) }
+        let cursor = try page.token.map { token throws(RapportError) in try PageToken.decodeCustomerCursor(token, order: order, filter: filter) }
         return try await read { tx in
             let records = try tx.customers(CustomerQuery(filter: filter, order: order, after: cursor, limit: size + 1))
             let pageRecords = records.prefix(size)
-            let next = records.count > size ? pageRecords.last.map { PageToken.encode(CustomerCursor(value: order.value(of: $0), id: $0.id), order: order) } : nil
+            let next = records.count > size ? pageRecords.last.map { PageToken.encode(CustomerCursor(value: order.value(of: $0), id: $0.id), order: order, filter: filter) } : nil
             return CustomerPage(customers: try pageRecords.map { try tx.assemble($0) }, nextPageToken: next)
         }
     }

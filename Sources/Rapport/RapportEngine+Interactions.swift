@@ -84,12 +84,14 @@ extension RapportEngine {
         -> (interactions: [Interaction], nextPageToken: String?)
     {
         let size = try PageToken.pageSize(page.size)
-        let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token) }
         return try await read { tx in
-            let records = try tx.interactions(of: try tx.activeCustomer(id).id, before: before, limit: size + 1)
+            let customer = try tx.activeCustomer(id).id
+            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .interactions, of: customer) }
+            let records = try tx.interactions(of: customer, before: before, limit: size + 1)
             let pageRecords = records.prefix(size)
             let next = records.count > size
-                ? pageRecords.last.map { PageToken.encode(TimelinePosition(time: $0.interaction.occurredAt, sequence: $0.sequence)) } : nil
+                ? pageRecords.last.map { PageToken.encode(TimelinePosition(time: $0.interaction.occurredAt, sequence: $0.sequence), .interactions, of: customer) }
+                : nil
             return (pageRecords.map(\.interaction), next)
         }
     }

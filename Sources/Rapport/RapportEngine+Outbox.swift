@@ -112,11 +112,12 @@ extension RapportEngine {
         -> OutboxPage
     {
         let size = try PageToken.pageSize(page.size)
-        let after = try page.token.map { token throws(RapportError) in try PageToken.decodeOutboxSequence(token) } ?? 0
+        let scope = "\(customer?.rawValue ?? "")|\(states.map(\.rawValue).sorted())"
+        let after = try page.token.map { token throws(RapportError) in try PageToken.decodeOutboxSequence(token, scope: scope) } ?? 0
         return try await read { tx in
             let found = try tx.outboxEntries(OutboxQuery(customerID: customer, states: states, afterSequence: after, limit: size + 1))
             let shown = Array(found.prefix(size))
-            return OutboxPage(entries: shown, nextPageToken: found.count > size ? shown.last.map { PageToken.encode(outboxSequence: $0.sequence) } : nil)
+            return OutboxPage(entries: shown, nextPageToken: found.count > size ? shown.last.map { PageToken.encode(outboxSequence: $0.sequence, scope: scope) } : nil)
         }
     }
 

@@ -237,11 +237,12 @@ extension RapportEngine {
         -> RunPage
     {
         let size = try PageToken.pageSize(page.size)
-        let before = try page.token.map { token throws(RapportError) in try PageToken.decodeRun(token) }
+        let scope = "\(rule?.rawValue ?? "")|\(customer?.rawValue ?? "")|\(status?.rawValue ?? "")"
+        let before = try page.token.map { token throws(RapportError) in try PageToken.decodeRun(token, scope: scope) }
         return try await read { tx in
             let found = try tx.runs(RunQuery(ruleID: rule, customerID: customer, status: status, before: before, limit: size + 1))
             let shown = Array(found.prefix(size))
-            return RunPage(runs: shown, nextPageToken: found.count > size ? shown.last.map { PageToken.encode(run: RunCursor($0)) } : nil)
+            return RunPage(runs: shown, nextPageToken: found.count > size ? shown.last.map { PageToken.encode(run: RunCursor($0), scope: scope) } : nil)
         }
     }
 

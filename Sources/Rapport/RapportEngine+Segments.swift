@@ -210,13 +210,13 @@ extension RapportEngine {
     /// A page of a segment's members, by customer id.
     public func segmentMembers(_ id: SegmentID, page: PageRequest = PageRequest()) async throws(RapportError) -> SegmentMembersPage {
         let size = try PageToken.pageSize(page.size)
-        let after = try page.token.map { token throws(RapportError) in try PageToken.decodeMember(token) }
+        let after = try page.token.map { token throws(RapportError) in try PageToken.decodeMember(token, of: id) }
         return try await read { tx in
             guard let segment = try tx.segment(id) else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
             let members = try tx.members(of: id, after: after, limit: size + 1)
             let shown = Array(members.prefix(size))
             return SegmentMembersPage(
-                members: shown, nextPageToken: members.count > size ? shown.last.map { PageToken.encode(member: $0.customerID) } : nil,
+                members: shown, nextPageToken: members.count > size ? shown.last.map { PageToken.encode(member: $0.customerID, of: id) } : nil,
                 totalCount: segment.memberCount)
         }
     }

@@ -48,6 +48,47 @@ struct Customer360Tests {
         }
     }
 
+    @Test(arguments: Backend.allCases)
+    func aPageTokenIsRefusedByAnotherListingOrRequest(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let another = "was made for another request of"
+        func problem(_ body: () async throws -> some Any) async -> String {
+            do {
+                _ = try await body()
+                return "accepted"
+            } catch let error as RapportError {
+                return error.fieldViolations.first.map { "\($0.field): \($0.problem)" } ?? "\(error)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        var items: [IngestItem] = []
+        for index in 0..<3 {
+            items.append(event("a\(index)", at: start + .seconds(Int64(index)), .email("ada@example.com")))
+            items.append(order("ao\(index)", at: start + .seconds(Int64(index)), .email("ada@example.com")))
+            items.append(event("b\(index)", at: start + .seconds(Int64(index)), .email("bob@example.com")))
+        }
+        _ = try await crm.ingest(items)
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        let bob = try #require(try await crm.findCustomer(.email("bob@example.com"))).id
+        let adasTimeline = try #require(try await crm.timeline(ada, page: PageRequest(size: 1)).nextPageToken)
+        let adasOrders = try #require(try await crm.orders(of: ada, page: PageRequest(size: 1)).nextPageToken)
+        #expect(await problem { try await crm.timeline(ada, page: PageRequest(size: 1, token: adasTimeline)) } == "accepted")
+        #expect(await problem { try await crm.timeline(bob, page: PageRequest(size: 1, token: adasTimeline)) }.contains(another))
+        #expect(await problem { try await crm.timeline(ada, page: PageRequest(size: 1, token: adasOrders)) } == "page_token: is not a token returned by a timeline")
+        #expect(await problem { try await crm.interactions(of: ada, page: PageRequest(size: 1, token: adasTimeline)) }.contains("is not a token returned by an interaction listing"))
+
+        let vip = try await crm.createSegment(.dynamic(key: "seen", name: "Seen", expression: "stats.event_count > 0"))
+        let all = try await crm.createSegment(.dynamic(key: "all", name: "All", expression: "true"))
+        let members = try #require(try await crm.segmentMembers(vip.id, page: PageRequest(size: 1)).nextPageToken)
+        #expect(await problem { try await crm.segmentMembers(all.id, page: PageRequest(size: 1, token: members)) }.contains(another))
+
+        let listed = try #require(try await crm.listCustomers(page: PageRequest(size: 1)).nextPageToken)
+        let tagged = try CustomerFilter(parsing: "tags:vip")
+        #expect(await problem { try await crm.listCustomers(filter: tagged, page: PageRequest(size: 1, token: listed)) }.contains(another))
+        #expect(await problem { try await crm.listCustomers(page: PageRequest(size: 1, token: listed)) } == "accepted")
+    }
+
     @Test func consentKeepsItsHistoryAndTheLatestStatementRules() async throws {
         let test = TestRapport()
         let crm = test.crm
