@@ -69,8 +69,7 @@ struct IngestCommand: AsyncParsableCommand {
         if allOrNothing && file == "-" {
             throw ValidationError("--all-or-nothing reads the file twice and cannot read standard input")
         }
-        var info = stat()
-        if allOrNothing, stat(file, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+        if allOrNothing, LineReader.isPipe(file) {
             // A pipe or FIFO (`<(zcat ...)`) would be empty on the second read: nothing would be sent.
             throw ValidationError("--all-or-nothing reads the file twice: '\(file)' must be a regular file, not a pipe")
         }

@@ -50,6 +50,12 @@ final class LineReader {
         fclose(file)
     }
 
+    /// True when `path` names something that is not a regular file (a pipe, a FIFO, a device): it can be read once.
+    static func isPipe(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG
+    }
+
     var fractionRead: Double? {
         guard let size, size > 0 else { return nil }
         return min(1, Double(bytesRead) / Double(size))
