@@ -121,11 +121,17 @@ public struct ChangeWatch: AsyncSequence, Sendable {
                     if let customerID, change.customerID != customerID, change.otherCustomerID != customerID { continue }
                     return change
                 }
-                try Task.checkCancellation()
+                // A cancelled consumer's sequence ends, as a stream's would (a read cut short may fail otherwise).
+                if Task.isCancelled { return nil }
                 // Subscribed before reading, so that a commit made meanwhile ends the wait below at once.
                 let (subscription, signals) = engine.changeNotifier.subscribe()
                 defer { engine.changeNotifier.cancel(subscription) }
-                buffer = try await engine.changes(after: position, limit: pageSize)
+                do {
+                    buffer = try await engine.changes(after: position, limit: pageSize)
+                } catch {
+                    if Task.isCancelled { return nil }
+                    throw error
+                }
                 index = 0
                 if let last = buffer.last { position = last.cursor }
                 guard buffer.count < pageSize else { continue }

@@ -187,6 +187,9 @@ extension RapportEngine {
         async throws(RapportError) -> CustomerPage
     {
         let size = try PageToken.pageSize(page.size)
+        var canonicalFilter = filter
+        canonicalFilter.tags = filter.tags.map(\.canonical)  // as tags are stored (a filter built in Swift was not parsed)
+        let filter = canonicalFilter
         let cursor = try page.token.map { token throws(RapportError) in try PageToken.decodeCustomerCursor(token, order: order, filter: filter) }
         return try await read { tx in
             let records = try tx.customers(CustomerQuery(filter: filter, order: order, after: cursor, limit: size + 1))

@@ -137,22 +137,23 @@ extension RapportEngine {
         OutboxDeliveries(engine: self, consumer: consumer, leaseDuration: leaseDuration, batchSize: batchSize)
     }
 
-    /// Hands back entries a consumer leased and did not deliver (it stops early): each is offered again at once, as if
-    /// it had not been leased (the attempt is not counted), and no longer holds up its customer's later entries. An
-    /// entry the consumer no longer holds (acknowledged, failed, or its lease expired) is left alone.
+    /// Hands back entries a consumer leased and did not deliver (it stops early), as it received them: each is
+    /// offered again at once, as if it had not been leased (the attempt is not counted), and no longer holds up its
+    /// customer's later entries. An entry is left alone unless it is still under the very lease it was handed out
+    /// with (not acknowledged, failed, expired, or leased again since, even under the same consumer name).
     ///
     /// - Returns: how many entries were handed back.
     @discardableResult
-    public func releaseOutboxEntries(_ ids: [OutboxEntryID], consumer: String) async throws(RapportError) -> Int {
+    public func releaseOutboxEntries(_ entries: [OutboxEntry], consumer: String) async throws(RapportError) -> Int {
         try Self.validateConsumer(consumer)
-        guard ids.count <= 1000 else { throw .invalid("ids", "name at most 1000 entries, got \(ids.count)") }
-        guard !ids.isEmpty else { return 0 }
+        guard entries.count <= 1000 else { throw .invalid("entries", "name at most 1000 entries, got \(entries.count)") }
+        guard !entries.isEmpty else { return 0 }
         let now = clock.now()
         let released: Int = try await write { tx in
             var released = 0
-            for id in ids {
-                guard var entry = try tx.outboxEntry(id), entry.state == .leased, entry.leaseOwner == consumer,
-                    let expires = entry.leaseExpiresAt, expires > now
+            for handedOut in entries {
+                guard var entry = try tx.outboxEntry(handedOut.id), entry.state == .leased, entry.leaseOwner == consumer,
+                    let expires = entry.leaseExpiresAt, expires > now, expires == handedOut.leaseExpiresAt
                 else { continue }
                 entry.state = .pending
                 entry.leaseOwner = nil
@@ -211,7 +212,12 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                 // Subscribed before leasing, so that a commit made meanwhile ends the wait below at once.
                 let (subscription, signals) = engine.changeNotifier.subscribe()
                 defer { engine.changeNotifier.cancel(subscription) }
-                buffer = try await engine.leaseOutbox(consumer: consumer, limit: batchSize, leaseDuration: leaseDuration)
+                do {
+                    buffer = try await engine.leaseOutbox(consumer: consumer, limit: batchSize, leaseDuration: leaseDuration)
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }  // a lease cut short by cancellation is not a storage failure
+                    throw error
+                }
                 guard buffer.isEmpty else { continue }
                 // Nothing now: wait for a commit, or for a lease to expire (checked at least this often).
                 await ChangeNotifier.wait(for: signals, orUntil: clock.now() + Swift.min(leaseDuration, .seconds(5)), on: clock)
@@ -222,14 +228,24 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
         /// that were not delivered), so that they are offered again at once instead of when their leases expire.
         /// Call it when you stop iterating early; it works in a cancelled task too.
         public mutating func release(also undelivered: [OutboxEntry] = []) async {
-            let ids = (undelivered + buffer).map(\.id)
+            let now = engine.clock.now()
+            // Entries whose leases ran out may be someone else's now: only live leases go back.
+            let entries = (undelivered + buffer).filter { ($0.leaseExpiresAt ?? now) > now }
             buffer = []
-            guard !ids.isEmpty else { return }
+            guard !entries.isEmpty else { return }
             let engine = engine
             let consumer = consumer
             // A task of its own: the caller's may be cancelled, and the entries must go back all the same.
-            let released = await Task { try? await engine.releaseOutboxEntries(ids, consumer: consumer) }.value
-            if released == nil { engine.logger.warning("outbox entries not handed back; their leases will expire", metadata: ["consumer": "\(consumer)"]) }
+            let released = await Task { () -> Bool in
+                var start = 0
+                while start < entries.count {
+                    let chunk = Array(entries[start..<Swift.min(start + 1000, entries.count)])
+                    guard (try? await engine.releaseOutboxEntries(chunk, consumer: consumer)) != nil else { return false }
+                    start += chunk.count
+                }
+                return true
+            }.value
+            if !released { engine.logger.warning("outbox entries not handed back; their leases will expire", metadata: ["consumer": "\(consumer)"]) }
         }
     }
 }

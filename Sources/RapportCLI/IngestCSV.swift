@@ -51,7 +51,8 @@ final class CSVSource: IngestSource {
             guard fields.count == width else {
                 let problem = "expected \(width) fields as in the header, found \(fields.count)"
                 // A broken row in the middle of an order's rows: the order is refused whole, not sent without it.
-                if kind == .orders, var current = pending, fields.count >= 2, current.key == fields[0] + "\u{0}" + fields[1] {
+                let key = fields.count >= 2 ? fields[0].trimmingCharacters(in: .whitespaces) + "\u{0}" + fields[1].trimmingCharacters(in: .whitespaces) : ""
+                if kind == .orders, var current = pending, current.key == key {
                     if current.problem == nil { current.problem = "line \(line): \(problem)" }
                     pending = current
                 } else {

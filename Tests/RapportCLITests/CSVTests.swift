@@ -81,15 +81,17 @@ struct CSVTests {
             web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,B,Bread,1,200,,,,extra
             web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,C,Cheese,1,300,,,
             web,1002,placed,2026-01-01T11:00:00Z,web,EUR,bob@example.com,,,D,Dates,2,150,,,
+            web, 1002 ,placed,2026-01-01T11:00:00Z,web,EUR,bob@example.com,,,F,Figs,2,150,,,,extra
             web,1003,placed,2026-01-01T12:00:00Z,web,EUR,cy@example.com,,,E,Eggs,1,50,,,,extra
 
             """
         let read = try records(orders)
         #expect(read == [
             "2: order web/1001 not sent: line 3: expected 16 fields as in the header, found 17",
-            "item@5 D",
+            // Cells are compared trimmed, as the order's own rows are.
+            "5: order web/1002 not sent: line 6: expected 16 fields as in the header, found 17",
             // A broken row that starts an order of its own is reported alone.
-            "6: expected 16 fields as in the header, found 17",
+            "7: expected 16 fields as in the header, found 17",
         ])
     }
 }

@@ -127,6 +127,7 @@ struct IngestTests {
         #expect(Array(decomposed.profile.tags[0].utf8) == Array("caf\u{E9}".utf8))
         let found = try await crm.listCustomers(filter: try CustomerFilter(parsing: "tags:caf\u{E9}")).customers
         #expect(found.map(\.id) == [decomposed.id])
+        #expect(try await crm.listCustomers(filter: CustomerFilter(tags: ["cafe\u{301}"])).customers.map(\.id) == [decomposed.id])  // built in Swift
         // The same request id, spelled the other way, is a retry.
         #expect(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(tags: ["cafe\u{301}"])), requestID: "cr\u{E9}er") == decomposed)
         #expect(try await crm.customerCount() == 1)

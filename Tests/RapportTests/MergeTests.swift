@@ -297,6 +297,7 @@ struct MergeTests {
             event("e1", at: start, .phone("+14155550123")),
             event("e2", at: start, .email("ada@example.com"), .phone("+14155550123")),  // the two are one person: merged
             event("e3", at: start, .phone("+14155550123")),
+            event("e4", at: start, .phone("+14155550123"), .anonymousID("phone-owners-tablet")),
         ])
         let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
         #expect(result.merges.count == 1)
@@ -307,7 +308,8 @@ struct MergeTests {
         #expect(try await crm.event("e3").customerID == phone)
         #expect(try await crm.event("e1").customerID == phone)
         #expect(try await crm.event("e2").customerID == ada)
-        #expect(try await crm.stats(of: phone).eventCount == 2)
+        #expect(try await crm.stats(of: phone).eventCount == 3)
+        #expect(try await crm.findCustomer(.anonymousID("phone-owners-tablet"))?.id == phone)  // first seen after the merge, with the phone
     }
 
     @Test(arguments: Backend.allCases)

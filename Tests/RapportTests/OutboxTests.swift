@@ -72,11 +72,14 @@ struct OutboxTests {
         #expect(Set(pending.map(subject)) == ["b1", "c1", "a2"])
         #expect(pending.allSatisfy { $0.attempts == 0 && $0.leaseOwner == nil })
         #expect(try await crm.leaseOutbox(consumer: "other").map(subject).sorted() == ["b1", "c1"])
-        // Only the consumer's own live leases are handed back.
-        #expect(try await crm.releaseOutboxEntries([first.id], consumer: "other") == 0)
+        // Only the consumer's own live leases are handed back, and only the very lease it was given.
+        #expect(try await crm.releaseOutboxEntries([first], consumer: "other") == 0)
         clock.advance(by: .seconds(3601))
-        #expect(try await crm.releaseOutboxEntries([first.id], consumer: "mailer") == 0)  // its lease expired
-        #expect(try await crm.outboxEntry(first.id).attempts == 1)
+        #expect(try await crm.releaseOutboxEntries([first], consumer: "mailer") == 0)  // its lease expired
+        let again = try #require(try await crm.leaseOutbox(consumer: "mailer").first { $0.id == first.id })  // a second stream, same name
+        #expect(try await crm.releaseOutboxEntries([first], consumer: "mailer") == 0)  // the first stream's lease is not this one
+        #expect(try await crm.outboxEntry(first.id) == again)
+        #expect(again.attempts == 2)
     }
 
     @Test func finishingTheEnginesWatchersEndsDeliveriesAndHandsBackTheirLeases() async throws {
