@@ -270,7 +270,11 @@ struct ChangeServiceAdapter: Rapport_V1_ChangeService.SimpleServiceProtocol {
             for try await change in changes { try await response.write(change.proto) }
         }
         try await withRPCCancellationHandler {
-            try await writer.value
+            do {
+                try await writer.value
+            } catch is CancellationError {
+                return  // the client went away: nothing failed
+            }
         } onCancelRPC: {
             writer.cancel()
         }
