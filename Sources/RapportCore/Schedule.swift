@@ -25,8 +25,10 @@ public struct ScheduledJob: Hashable, Sendable, Codable {
 public enum JobKind: Hashable, Sendable, Codable {
     /// Continues a waiting run.
     case resumeRun(RunID)
-    /// Runs a date-triggered rule for a customer, then schedules the next occurrence.
-    case dateTrigger(rule: RuleID, customer: CustomerID)
+    /// Runs a date-triggered rule for a customer, then schedules the next occurrence. `occurrence` is the instant it
+    /// stands for (nil in jobs stored by earlier versions): a job that runs late, after the customer's date changed,
+    /// fires only if that instant is still an occurrence.
+    case dateTrigger(rule: RuleID, customer: CustomerID, occurrence: Timestamp? = nil)
     /// Re-evaluates the time-dependent segments of a customer.
     case recheckSegments(CustomerID)
     /// A scheduled rule: at its next occurrence, runs it for its audience page by page (`after` is where the next

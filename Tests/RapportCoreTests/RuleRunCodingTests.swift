@@ -18,3 +18,15 @@ struct RuleRunCodingTests {
         #expect(legacy == run)
     }
 }
+
+@Suite("Stored job kinds")
+struct JobKindCodingTests {
+    @Test func aDateJobStoredBeforeOccurrencesReadsWithout() throws {
+        let old = #"{"dateTrigger":{"rule":"rul_1","customer":"cus_1"}}"#
+        let kind = try JSONDecoder().decode(JobKind.self, from: Data(old.utf8))
+        #expect(kind == .dateTrigger(rule: RuleID(uncheckedRawValue: "rul_1"), customer: CustomerID(uncheckedRawValue: "cus_1"), occurrence: nil))
+        let new = JobKind.dateTrigger(
+            rule: RuleID(uncheckedRawValue: "rul_1"), customer: CustomerID(uncheckedRawValue: "cus_1"), occurrence: Timestamp(millisecondsSinceEpoch: 5))
+        #expect(try JSONDecoder().decode(JobKind.self, from: JSONEncoder().encode(new)) == new)
+    }
+}

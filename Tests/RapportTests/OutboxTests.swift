@@ -314,6 +314,40 @@ struct OutboxTests {
         #expect(try await crm.runs(rule: rule.id, status: .waiting).runs.count == 1)
     }
 
+    @Test func aDateJobRunningLateFiresOnlyIfItsDateStillHolds() async throws {
+        let store = FailingStore(base: try Backend.memory.makeStore())
+        let clock = ManualClock(now: start)  // 2026-01-01
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Birthday", trigger: .date(DateTrigger(field: .birthday, at: LocalTime(hour: 9))), actions: [.addTag("greeted")]))
+        func born(_ month: Int, _ day: Int, _ email: String) async throws -> CustomerID {
+            try await crm.createCustomer(
+                NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 1990, month: month, day: day), timeZone: "UTC"), identities: [.email(email)])
+            ).id
+        }
+        let ada = try await born(1, 10, "ada@example.com")
+        let bob = try await born(1, 11, "bob@example.com")
+        // Ada's job fails at 09:00 on her birthday and runs a minute late: it still fires.
+        store.failOnJobKey = "date:\(rule.id.rawValue):\(ada.rawValue)"
+        clock.advance(to: start + day * 9 + .seconds(9 * 3600))
+        try await crm.runDueJobs()
+        store.failOnJobKey = nil
+        clock.advance(by: .seconds(60))
+        try await crm.runDueJobs()
+        #expect(try await crm.customer(ada).profile.tags == ["greeted"])
+        // Bob's fails too, and before its next try his birthday is corrected to 5 March: the late job fires nothing.
+        store.failOnJobKey = "date:\(rule.id.rawValue):\(bob.rawValue)"
+        clock.advance(to: start + day * 10 + .seconds(9 * 3600))
+        try await crm.runDueJobs()
+        store.failOnJobKey = nil
+        _ = try await crm.updateCustomer(bob) { $0.birthday = LocalDate(year: 1990, month: 3, day: 5) }
+        clock.advance(by: .seconds(60))
+        try await crm.runDueJobs()
+        #expect(try await crm.customer(bob).profile.tags == [])
+        let bobsJob = try #require(try await store.read { try $0.job("date:\(rule.id.rawValue):\(bob.rawValue)") })
+        #expect(bobsJob.dueAt == start + day * 63 + .seconds(9 * 3600))  // 2026-03-05T09:00Z
+    }
+
     @Test func aSegmentRecheckIsNeverGivenUp() async throws {
         let store = FailingStore(base: try Backend.memory.makeStore())
         let clock = ManualClock(now: start)

@@ -14,10 +14,17 @@ extension WriteSession {
             try resumeRun(run)
         case .recheckSegments(let customer):
             try markDirty(customer, .time)
-        case .dateTrigger(let ruleID, let customerID):
+        case .dateTrigger(let ruleID, let customerID, let occurrence):
             let catalog = try catalog()
             guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true, let record = try tx.customer(customerID), record.state == .active else {
                 return
+            }
+            // A job that runs late (retried, or after scheduler lag) while the date changed stands for nothing now.
+            if let occurrence, case .date(let trigger) = rule.definition.trigger,
+                Self.nextOccurrence(trigger, of: record, after: occurrence - .milliseconds(1), defaultTimeZone: engine.automationSettings.defaultTimeZone)
+                    != occurrence
+            {
+                return try planDateTrigger(rule, for: record)
             }
             var (context, activity) = try tx.evaluationContext(
                 record, stats: cachedStats(of: customerID), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
@@ -59,7 +66,7 @@ extension WriteSession {
             guard let rule = try tx.rule(ruleID), rule.enabled, case .schedule(let schedule) = rule.definition.trigger else { return }
             let following = Self.nextOccurrence(schedule, after: max(occurrence, now))
             try tx.putJob(ScheduledJob(key: job.key, dueAt: following, kind: .scheduledRule(rule: ruleID, occurrence: following, after: nil)))
-        case .dateTrigger(let ruleID, let customerID):
+        case .dateTrigger(let ruleID, let customerID, _):
             guard let rule = try catalog().rules[ruleID], try tx.rule(ruleID)?.enabled == true, let record = try tx.customer(customerID) else { return }
             try planDateTrigger(rule, for: record)
         case .housekeeping:

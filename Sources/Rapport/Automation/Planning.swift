@@ -14,7 +14,7 @@ extension WriteSession {
         if let existing, existing.dueAt <= now || existing.attempts > 0 { return }
         if let next {
             guard existing?.dueAt != next else { return }
-            try tx.putJob(ScheduledJob(key: key, dueAt: next, kind: .dateTrigger(rule: rule.id, customer: record.id), customerID: record.id))
+            try tx.putJob(ScheduledJob(key: key, dueAt: next, kind: .dateTrigger(rule: rule.id, customer: record.id, occurrence: next), customerID: record.id))
         } else if existing != nil {
             try tx.deleteJob(key)
         }
