@@ -159,12 +159,13 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Starts the real rapport-server binary on a free loopback port and calls it.
+        // The command-line client's file readers and option checks.
         .testTarget(
             name: "RapportCLITests",
             dependencies: ["RapportCLI", "RapportProto", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming
         ),
+        // Starts the real rapport-server binary on a free loopback port and calls it.
         .testTarget(
             name: "RapportServerTests",
             dependencies: [

@@ -8,7 +8,7 @@ if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
     apt-get update
     apt-get install -y libsqlite3-dev
 fi
-if ! python3 -c 'import grpc, grpc_tools, grpc_health' >/dev/null 2>&1; then
+if ! python3 -c 'import grpc, grpc_tools, grpc_health, grpc_status, pytest' >/dev/null 2>&1; then
     python3 -m pip install --quiet grpcio grpcio-tools grpcio-health-checking grpcio-status pytest
 fi
 

@@ -24,7 +24,7 @@ public struct RunID: PrefixedID {
 ///     wait: RuleWait(duration: .seconds(3600), recheck: "orders_count(since: event.occurred_at) == 0"),
 ///     actions: [.sendMessage(MessageAction(channel: .email, template: "cart-reminder",
 ///                                          subject: "You left something, {{ customer.given_name ?? \"friend\" }}"))],
-///     limits: RuleLimits(frequency: .oncePerCustomerPer(.seconds(86_400))))
+///     limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 86_400_000)))
 /// ```
 public struct RuleDefinition: Hashable, Sendable, Codable {
     public var name: String

@@ -16,7 +16,7 @@
 // texts are templates with `{{ expression }}` placeholders (`Hello {{ customer.given_name ?? "there" }}`).
 // Every run of a rule is recorded: fired (with what each action did), skipped (and why), waiting, cancelled.
 //
-// The expression language, in short (the README has the full guide):
+// The expression language, in short (the full guide: Sources/RapportRules/RapportRules.docc/ExpressionLanguage.md):
 //   literals   42  3.5  "text"  true  null  90d 1h 30m  @2026-01-31  @2026-01-31T09:00:00Z  49.99 EUR  ["a", "b"]
 //   paths      customer.given_name  customer.tags  customer.attributes.KEY  customer.age  stats.order_count
 //              stats.last_order_at  event.type  event.properties.KEY  order.total  now

@@ -1,7 +1,7 @@
 // Segments: groups of customers kept up to date as customers change and as time passes, and static lists.
 //
-// A dynamic segment is an expression of the rules language (see RuleService and the expression guide in the
-// README), e.g. `stats.order_count > 0 and time_since(stats.last_order_at) > 90d`. Its membership is maintained
+// A dynamic segment is an expression of the rules language (see RuleService and the expression guide,
+// Sources/RapportRules/RapportRules.docc/ExpressionLanguage.md), e.g. `stats.order_count > 0 and time_since(stats.last_order_at) > 90d`. Its membership is maintained
 // in the transaction of every change to a customer (ingest, update, merge, unmerge, consent), and also when only
 // time passes: a customer enters "no order in 90 days" at the first moment of day 91, with no event, through a
 // re-check scheduled for exactly that moment. Entering and leaving are in the change feed and trigger rules.

@@ -18,9 +18,10 @@ public struct Template: Sendable {
     public enum Escaping: String, Hashable, Sendable, Codable, CaseIterable {
         /// As is (plain-text bodies, SMS, push).
         case text
-        /// `&`, `<`, `>`, `"` and `'` become entities (HTML bodies).
+        /// `&`, `<`, `>`, `"`, `'` and `` ` `` become entities, scalar by scalar (HTML bodies).
         case html
-        /// Line breaks and control characters are removed (subjects, titles, headers).
+        /// Line breaks (Unicode's too) become spaces and other control characters are removed (subjects, titles,
+        /// headers).
         case singleLine = "single_line"
     }
 
