@@ -233,7 +233,9 @@ struct WriteSession {
         // restored customer's e-mail) goes with them: that device is the restored customer's.
         for identity in handedOver.subtracting(kept) {
             guard let record = try tx.identity(identity), record.customerID == survivorID, record.homeCustomerID == survivorID,
-                record.createdAt >= merge.mergedAt  // the merge's own batch too: its earlier records are in `kept`
+                // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
+                // clock), so it stays, even if that misses one first seen later in the merge's own batch.
+                record.createdAt > merge.mergedAt
             else { continue }
             try tx.deleteIdentity(identity)
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: absorbedID, homeCustomerID: absorbedID, createdAt: record.createdAt))

@@ -309,7 +309,9 @@ struct MergeTests {
         #expect(try await crm.event("e1").customerID == phone)
         #expect(try await crm.event("e2").customerID == ada)
         #expect(try await crm.stats(of: phone).eventCount == 3)
-        #expect(try await crm.findCustomer(.anonymousID("phone-owners-tablet"))?.id == phone)  // first seen after the merge, with the phone
+        // An identity first seen in the merge's own batch has the merge's time: it cannot be told from the survivor's
+        // own and stays with it (one seen later goes back: anIdentityFirstSeenWithTheRestoredCustomersRecordsGoesBackWithThem).
+        #expect(try await crm.findCustomer(.anonymousID("phone-owners-tablet"))?.id == ada)
     }
 
     @Test(arguments: Backend.allCases)

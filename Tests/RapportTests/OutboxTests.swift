@@ -346,6 +346,19 @@ struct OutboxTests {
         #expect(try await crm.customer(bob).profile.tags == [])
         let bobsJob = try #require(try await store.read { try $0.job("date:\(rule.id.rawValue):\(bob.rawValue)") })
         #expect(bobsJob.dueAt == start + day * 63 + .seconds(9 * 3600))  // 2026-03-05T09:00Z
+        // Cy's fails too, and she moves to New York, where 09:00 is 14:00Z: the same birthday, greeted at her 09:00.
+        let cy = try await born(1, 12, "cy@example.com")
+        store.failOnJobKey = "date:\(rule.id.rawValue):\(cy.rawValue)"
+        clock.advance(to: start + day * 11 + .seconds(9 * 3600))
+        try await crm.runDueJobs()
+        store.failOnJobKey = nil
+        _ = try await crm.updateCustomer(cy) { $0.timeZone = "America/New_York" }
+        clock.advance(by: .seconds(60))
+        try await crm.runDueJobs()
+        #expect(try await crm.customer(cy).profile.tags == [])
+        clock.advance(to: start + day * 11 + .seconds(14 * 3600))
+        try await crm.runDueJobs()
+        #expect(try await crm.customer(cy).profile.tags == ["greeted"])
     }
 
     @Test func aSegmentRecheckIsNeverGivenUp() async throws {

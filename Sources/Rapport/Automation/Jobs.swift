@@ -19,12 +19,13 @@ extension WriteSession {
             guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true, let record = try tx.customer(customerID), record.state == .active else {
                 return
             }
-            // A job that runs late (retried, or after scheduler lag) while the date changed stands for nothing now.
-            if let occurrence, case .date(let trigger) = rule.definition.trigger,
-                Self.nextOccurrence(trigger, of: record, after: occurrence - .milliseconds(1), defaultTimeZone: engine.automationSettings.defaultTimeZone)
-                    != occurrence
-            {
-                return try planDateTrigger(rule, for: record)
+            // A job that runs late (retried, or after scheduler lag) stands for its day's occurrence as the profile has
+            // it now: none near it (the date changed) fires nothing, one still ahead (the zone moved it later) fires
+            // then, one due now (the zone moved it earlier, or the job is late) fires.
+            if let occurrence, case .date(let trigger) = rule.definition.trigger {
+                let window = Duration.seconds(36 * 3600)  // more than any time zone's shift
+                let current = Self.nextOccurrence(trigger, of: record, after: occurrence - window, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+                guard let current, current <= occurrence + window, current <= now else { return try planDateTrigger(rule, for: record) }
             }
             var (context, activity) = try tx.evaluationContext(
                 record, stats: cachedStats(of: customerID), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
