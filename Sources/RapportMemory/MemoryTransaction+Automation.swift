@@ -3,6 +3,9 @@ import RapportCore
 extension MemoryTransaction {
     // MARK: Undoable collection edits
 
+    // Inlined so that each call site's key path is a constant the optimizer turns into direct access (a key-path
+    // projection per write was a tenth of an ingest).
+
     @inline(__always)
     func sortedInsert<Key: Hashable, Element: Comparable>(
         _ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: SortedSet<Element>]>, _ key: Key, _ element: Element

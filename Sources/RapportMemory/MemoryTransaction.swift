@@ -22,6 +22,7 @@ final class MemoryTransaction: StoreWriter {
         undo.append(action)
     }
 
+    // Inlined, as the edits in MemoryTransaction+Automation.swift: the key path becomes direct access.
     @inline(__always)
     func set<Key: Hashable, Value>(_ path: ReferenceWritableKeyPath<MemoryDatabase, [Key: Value]>, _ key: Key, _ value: Value?) {
         let db = self.db

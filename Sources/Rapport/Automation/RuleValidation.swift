@@ -90,7 +90,7 @@ extension RapportEngine {
                     || tag != tag.trimmingCharacters(in: .whitespaces)
                 {
                     let kind = if case .addTag = action { "add_tag" } else { "remove_tag" }
-                    add("\(field).\(kind)", "'\(tag)' must be 1 to 64 characters without commas, line breaks or surrounding spaces")
+                    add("\(field).\(kind)", "'\(tag)' must be 1 to 64 characters without commas, line breaks, NUL or surrounding spaces")
                 }
             case .setLifecycleStage: break
             case .setAttribute(let attribute, let value):
