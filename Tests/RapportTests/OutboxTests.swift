@@ -23,6 +23,21 @@ struct OutboxTests {
         _ = try await crm.ingest([event(id, "visit", at: time, .email(email))])
     }
 
+    /// An engine on a manual clock over a store that can be made to fail.
+    func failingEngine() throws -> (store: FailingStore, clock: ManualClock, crm: RapportEngine) {
+        let store = FailingStore(base: try Backend.memory.makeStore())
+        let clock = ManualClock(now: start)  // 2026-01-01
+        return (store, clock, RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger))
+    }
+
+    /// A rule that tags a customer an hour after `signed_up`, and Ada's run of it, waiting.
+    func waitingRun(_ crm: RapportEngine, _ clock: ManualClock) async throws -> (rule: Rule, run: RuleRun) {
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
+        _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        return (rule, try #require(try await crm.runs(rule: rule.id).runs.first))
+    }
+
     func subject(_ entry: OutboxEntry) -> String {
         if case .message(let message) = entry.payload { message.subject } else { "" }
     }
@@ -257,9 +272,7 @@ struct OutboxTests {
     }
 
     @Test func aJobThatFailsOnStorageGoesBackWithoutHoldingUpTheOthers() async throws {
-        let store = FailingStore(base: try Backend.memory.makeStore())
-        let clock = ManualClock(now: start)
-        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let (store, clock, crm) = try failingEngine()
         let rule = try await crm.createRule(
             RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
         _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
@@ -285,13 +298,8 @@ struct OutboxTests {
     }
 
     @Test func aJobThatKeepsFailingOnStorageIsDroppedAfterAHundredTries() async throws {
-        let store = FailingStore(base: try Backend.memory.makeStore())
-        let clock = ManualClock(now: start)
-        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
-        let rule = try await crm.createRule(
-            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
-        _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
-        let run = try #require(try await crm.runs(rule: rule.id).runs.first)
+        let (store, clock, crm) = try failingEngine()
+        let (rule, run) = try await waitingRun(crm, clock)
         let key = "wait:\(run.id.rawValue)"
         // The job's own work (tagging Ada) fails on storage every time it runs.
         store.failOnCustomerUpdate = true
@@ -315,9 +323,7 @@ struct OutboxTests {
     }
 
     @Test func aDateJobRunningLateFiresOnlyIfItsDateStillHolds() async throws {
-        let store = FailingStore(base: try Backend.memory.makeStore())
-        let clock = ManualClock(now: start)  // 2026-01-01
-        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let (store, clock, crm) = try failingEngine()
         let rule = try await crm.createRule(
             RuleDefinition(name: "Birthday", trigger: .date(DateTrigger(field: .birthday, at: LocalTime(hour: 9))), actions: [.addTag("greeted")]))
         func born(_ month: Int, _ day: Int, _ email: String) async throws -> CustomerID {
@@ -362,9 +368,7 @@ struct OutboxTests {
     }
 
     @Test func aSegmentRecheckIsNeverGivenUp() async throws {
-        let store = FailingStore(base: try Backend.memory.makeStore())
-        let clock = ManualClock(now: start)
-        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let (store, clock, crm) = try failingEngine()
         _ = try await crm.createSegment(.dynamic(key: "lapsed", name: "Lapsed", expression: "stats.order_count > 0 and time_since(stats.last_order_at) > 90d"))
         _ = try await crm.ingest([order("o1", at: start, .email("ada@example.com"))])
         let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
@@ -383,13 +387,8 @@ struct OutboxTests {
     }
 
     @Test func aRunWhoseCustomerCannotBeReadWaitsForTheNextTryInsteadOfBeingCancelled() async throws {
-        let store = FailingStore(base: try Backend.memory.makeStore())
-        let clock = ManualClock(now: start)
-        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
-        let rule = try await crm.createRule(
-            RuleDefinition(name: "Later", trigger: .event(type: "signed_up"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("later")]))
-        _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
-        let run = try #require(try await crm.runs(rule: rule.id).runs.first)
+        let (store, clock, crm) = try failingEngine()
+        let (_, run) = try await waitingRun(crm, clock)
         store.failOnCustomerRead = true
         clock.advance(by: .seconds(3600))
         try await crm.runDueJobs()
