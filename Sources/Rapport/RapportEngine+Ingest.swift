@@ -45,6 +45,7 @@ extension RapportEngine {
         }
         if mode == .allOrNothing, !allViolations.isEmpty { throw .invalidArgument(allViolations) }
         let valid = prepared
+        let rejectedBefore = rejected
         // Encoding a whole batch to fingerprint it costs as much as ingesting it in memory: only with a request id.
         // The mode is part of the request: the same items sent all-or-nothing are not a retry of a skip-invalid call.
         let digest = (requestID ?? "").isEmpty ? "" : (fingerprint ?? Self.fingerprint(of: items)) + (mode == .allOrNothing ? ":all-or-nothing" : "")
@@ -57,7 +58,8 @@ extension RapportEngine {
             for (index, item) in valid.enumerated() {
                 let merges = session.merges.count
                 switch item {
-                case nil: outcomes.append(nil)
+                // Kept in the stored answer with its reasons: a retry must not work them out again at another time.
+                case nil: outcomes.append(.rejected(rejectedBefore[index] ?? []))
                 case .event(let event): outcomes.append(try session.apply(event, sequence: sequence))
                 case .order(let order): outcomes.append(try session.apply(order, sequence: sequence))
                 }

@@ -50,6 +50,18 @@ struct RequestIDTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aRetryReturnsTheFirstAnswersReasonsEvenWhenTimeChangedThem(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        // More than a day ahead of the clock: refused now, acceptable a day later.
+        let batch = [event("early", at: start + day + .seconds(1800), .email("ada@example.com")), event("ok", at: start, .email("ada@example.com"))]
+        let first = try await crm.ingest(batch, requestID: "r-time")
+        guard case .rejected(let reasons) = first.outcomes[0] else { throw RapportError.failedPrecondition("not rejected") }
+        #expect(reasons.map(\.field) == ["occur_time"])
+        clock.advance(by: day + .seconds(60))
+        #expect(try await crm.ingest(batch, requestID: "r-time") == first)
+    }
+
+    @Test(arguments: Backend.allCases)
     func anErasedCustomerLeavesNoCopyInStoredAnswersAndRetriesAreRefused(backend: Backend) async throws {
         let store = try backend.makeStore()
         let clock = ManualClock(now: start)
