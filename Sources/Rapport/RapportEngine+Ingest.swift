@@ -1,5 +1,6 @@
 public import RapportCore
 import Foundation
+import Logging
 import RapportRules
 
 extension RapportEngine {
@@ -43,7 +44,12 @@ extension RapportEngine {
                 prepared.append(nil)
             }
         }
-        if mode == .allOrNothing, !allViolations.isEmpty { throw .invalidArgument(allViolations) }
+        if mode == .allOrNothing, !allViolations.isEmpty {
+            // Name every bad item at once, those only the declared event types refuse too.
+            var byItem = rejected
+            for (index, problems) in try await declaredTypeViolations(prepared) { byItem[index] = problems }
+            throw .invalidArgument(byItem.keys.sorted().flatMap { index in byItem[index]!.map { $0.nested(under: "items[\(index)]") } })
+        }
         let valid = prepared
         let rejectedBefore = rejected
         // Encoding a whole batch to fingerprint it costs as much as ingesting it in memory: only with a request id.
@@ -85,18 +91,48 @@ extension RapportEngine {
         return IngestResult(outcomes: outcomes, createdCustomers: applied.createdCustomers, merges: applied.merges)
     }
 
-    /// The violations of each invalid item, by position, without ingesting anything.
-    package func violations(of items: [IngestItem]) -> [Int: [FieldViolation]] {
+    /// The violations of each invalid item, by position, without ingesting anything: the checks of the items alone
+    /// and those of the declared event types.
+    package func violations(of items: [IngestItem]) async throws(RapportError) -> [Int: [FieldViolation]] {
         let now = clock.now()
         var result: [Int: [FieldViolation]] = [:]
+        var prepared: [PreparedItem?] = []
         for (index, item) in items.enumerated() {
             do throws(RapportError) {
-                _ = try prepare(item, now: now)
+                prepared.append(try prepare(item, now: now))
             } catch {
                 result[index] = error.fieldViolations.isEmpty ? [FieldViolation(field: "", problem: error.description)] : error.fieldViolations
+                prepared.append(nil)
             }
         }
+        for (index, problems) in try await declaredTypeViolations(prepared) { result[index] = problems }
         return result
+    }
+
+    /// The events whose properties their declared event type refuses, by position.
+    private func declaredTypeViolations(_ items: [PreparedItem?]) async throws(RapportError) -> [Int: [FieldViolation]] {
+        guard items.contains(where: { if case .event = $0 { true } else { false } }) else { return [:] }
+        let declared = try await read { [catalogs, logger] tx in try catalogs.catalog(tx) { logger.error("\($0)") }.eventTypes }
+        var result: [Int: [FieldViolation]] = [:]
+        for (index, item) in items.enumerated() {
+            guard case .event(let event)? = item, let definition = declared[event.type] else { continue }
+            let problems = Self.mistypedProperties(event, definition)
+            if !problems.isEmpty { result[index] = problems }
+        }
+        return result
+    }
+
+    /// The properties of `event` whose values are not of the type `definition` declares (an int is a decimal).
+    static func mistypedProperties(_ event: PreparedEvent, _ definition: EventTypeDefinition) -> [FieldViolation] {
+        let types = definition.propertyTypes
+        let mistyped = event.properties.filter { key, value in
+            guard let type = types[key] else { return false }
+            return value.type != type && !(type == .decimal && value.type == .int)
+        }
+        guard !mistyped.isEmpty else { return [] }
+        return mistyped.sorted { $0.key < $1.key }.map { key, value in
+            FieldViolation(field: "properties.\(key)", problem: "must be \(types[key]!.rawValue) as declared for event type '\(event.type)', got \(value.type.rawValue)")
+        }
     }
 
     /// The most items one batch may hold.
@@ -258,17 +294,8 @@ extension WriteSession {
     mutating func apply(_ input: PreparedEvent, sequence: Int64) throws -> IngestOutcome {
         if let existing = try tx.event(id: input.id) { return .duplicate(existing.event.customerID) }
         if let declared = try catalog().eventTypes[input.type] {
-            let types = declared.propertyTypes
-            let mistyped = input.properties.filter { key, value in
-                guard let type = types[key] else { return false }
-                return value.type != type && !(type == .decimal && value.type == .int)
-            }
-            if !mistyped.isEmpty {
-                return .rejected(
-                    mistyped.sorted { $0.key < $1.key }.map { key, value in
-                        FieldViolation(field: "properties.\(key)", problem: "must be \(types[key]!.rawValue) as declared for event type '\(input.type)', got \(value.type.rawValue)")
-                    })
-            }
+            let problems = RapportEngine.mistypedProperties(input, declared)
+            if !problems.isEmpty { return .rejected(problems) }
         }
         let customer = try resolve(input.identities, recordID: input.id)
         let event = Event(

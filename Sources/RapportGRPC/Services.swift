@@ -116,7 +116,7 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
         }
         if mode == .allOrNothing, !failures.isEmpty {
             // Name every bad item: those the wire form rejected and those the engine would.
-            for (position, violations) in engine.violations(of: valid) { failures[positions[position]] = violations }
+            for (position, violations) in try await engine.violations(of: valid) { failures[positions[position]] = violations }
             throw .invalidArgument(failures.keys.sorted().flatMap { index in failures[index]!.map { $0.nested(under: "items[\(index)]") } })
         }
         // A retry is the same request only if the items the wire form rejected are the same too.

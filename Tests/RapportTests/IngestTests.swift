@@ -251,6 +251,20 @@ struct IngestTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func allOrNothingNamesEveryBadItemAtOnceDeclaredTypesIncluded(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        _ = try await crm.defineEventType(EventTypeDefinition(type: "cart.updated", properties: [EventPropertyDefinition(key: "value_minor", type: .int)]))
+        let items = [
+            event("future", at: start + day * 3, .email("ada@example.com")),  // refused by itself
+            event("typed", "cart.updated", at: start, .email("ada@example.com"), properties: ["value_minor": .string("12")]),  // by its declaration
+            event("fine", "cart.updated", at: start, .email("ada@example.com"), properties: ["value_minor": .int(12)]),
+        ]
+        let error = await captureError { try await crm.ingest(items, mode: .allOrNothing) }
+        #expect(error?.fieldViolations.map(\.field) == ["items[0].occur_time", "items[1].properties.value_minor"])
+        #expect(try await crm.customerCount() == 0)
+    }
+
+    @Test(arguments: Backend.allCases)
     func anAllOrNothingBatchWithOneBadItemAppliesNothing(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let error = await captureError {
