@@ -401,7 +401,12 @@ extension Compiler {
             if case .money(let left?) = lhs.type, case .money(let right?) = rhs.type, left != right {
                 return fail("'??' cannot mix money in \(left) and money in \(right)", range)
             }
-            result.type = Self.moneyType(lhs.type, rhs.type)
+            // Either side may be the value: its currency is known only when both sides' are (and they agree).
+            if case .money(let left?) = lhs.type, case .money(let right?) = rhs.type, left == right {
+                result.type = .money(left)
+            } else {
+                result.type = .money(nil)
+            }
             result.code = .money(pick(a, b))
         case (.duration(let a), .duration(let b)): result.code = .duration(pick(a, b))
         case (.timestamp(let a), .timestamp(let b)): result.code = .timestamp(pick(a, b))

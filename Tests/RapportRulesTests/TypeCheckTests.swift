@@ -61,6 +61,9 @@ struct TypeCheckTests {
 
     @Test func orderTriggersSeeTheOrderAndTheirProperties() throws {
         _ = try compile("order.total > 50 EUR and event.properties.item_count > 1", scope: .event(type: "order.placed"), expecting: .bool)
+        // The order may be in any currency: a default in EUR does not make `??` an amount in EUR.
+        _ = try compile("(order.total ?? 0 EUR) > 10 USD", scope: .event(type: "order.placed"), expecting: .bool)
+        #expect(issues("(0 EUR ?? 1 EUR) > 10 USD", expecting: .bool).contains { $0.message.contains("cannot compare money in EUR with money in USD") })
         _ = try compile("event.properties.segment_key == \"vip\"", scope: .event(type: "segment.entered"), expecting: .bool)
         #expect(!issues("order.total > 50 EUR", scope: .event(type: "cart.updated")).isEmpty)
     }
