@@ -167,6 +167,15 @@ def test_list_customers_pages_through_everyone_once(pb, stubs, marketing):
         pb.customers.ListCustomersRequest(page_size=1000), metadata=marketing, timeout=T)
     assert set(created) <= {c.id for c in everyone.customers}
 
+    # common.proto: a token works only for the request that made it; with another filter it is INVALID_ARGUMENT.
+    first = stubs.customers.ListCustomers(
+        pb.customers.ListCustomersRequest(page_size=3, filter=f"tags:{tag}"), metadata=marketing, timeout=T)
+    assert first.next_page_token
+    error = code_of(stubs.customers.ListCustomers, pb.customers.ListCustomersRequest(
+        page_size=3, page_token=first.next_page_token, filter=f"tags:{unique('other_')}"), metadata=marketing, timeout=T)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(bad_request(error)) == ["page_token"]
+
 
 def test_create_customer_request_id_replay_returns_the_same_customer(pb, stubs, marketing):
     request_id = unique("create-")

@@ -15,10 +15,13 @@
 // - Money is integer minor units plus an ISO 4217 code (Money); never floating point.
 // - Ids are opaque strings with a type prefix: `cus_` customers, `ord_` orders, `int_` interactions,
 //   `cns_` consent statements, `mrg_` merges, `key_` API keys.
-// - Every mutation takes `request_id`: a retry with the same id returns the first response and changes nothing
-//   twice. Reusing an id for a different request is FAILED_PRECONDITION. Ids are remembered for 24 hours.
+// - Every mutation takes `request_id` (but the outbox's lease, acknowledge and fail, and AdvanceClock): a retry
+//   with the same id returns the first response and changes nothing twice. Reusing an id for a different request
+//   is FAILED_PRECONDITION. Ids are remembered for 24 hours.
 // - List methods take `page_size` (0 = 50, at most 1000) and `page_token` (from the previous response's
-//   `next_page_token`; empty means the first page) and return `next_page_token`, empty on the last page.
+//   `next_page_token`; empty means the first page) and return `next_page_token`, empty on the last page. A token
+//   works only for the list and request that made it (the same customer, segment, filter): another is
+//   INVALID_ARGUMENT.
 // - Errors are standard gRPC codes. INVALID_ARGUMENT carries a google.rpc.BadRequest in the status details
 //   naming every bad field (`identities[1].value`, `lines[0].quantity`...).
 // - Auth: `authorization: Bearer <api key>` metadata on every call except the health service.

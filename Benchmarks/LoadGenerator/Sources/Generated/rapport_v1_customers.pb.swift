@@ -292,7 +292,8 @@ nonisolated struct Rapport_V1_ListCustomersRequest: Sendable {
   var pageToken: String = String()
 
   /// Conditions joined by AND: `tags:vip`, `lifecycle_stage=active`, `lifecycle_stage=(active,loyal)`,
-  /// `create_time>=2026-01-01T00:00:00Z`, `create_time<...`, `update_time>=...`. Empty lists everyone.
+  /// `create_time>=2026-01-01T00:00:00Z`, `create_time<...`, `update_time>=...`. A value with spaces goes in double
+  /// quotes, with `\"` and `\\` inside: `tags:"rock and roll"`. Empty lists everyone.
   var filter: String = String()
 
   /// `create_time` (default) or `update_time`, optionally followed by ` desc`.
