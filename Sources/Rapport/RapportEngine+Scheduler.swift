@@ -75,8 +75,13 @@ extension RapportEngine {
                 guard var job = try tx.job(key) else { return nil }
                 job.attempts += 1
                 // A segment re-check is never given up: nothing else would plan it for a customer who changes no more.
-                let isRecheck = if case .recheckSegments = job.kind { true } else { false }
-                guard job.attempts < (isStorage ? 100 : 10) || isRecheck else { return job }
+                // Nor is a job this version cannot read: a later version may (its data is not this version's to drop).
+                let keep: Bool
+                switch job.kind {
+                case .recheckSegments, .unreadable: keep = true
+                default: keep = false
+                }
+                guard job.attempts < (isStorage ? 100 : 10) || keep else { return job }
                 job.dueAt = now + .seconds(Int64(min(3600, 1 << min(job.attempts, 12))))
                 try tx.putJob(job)
                 return nil

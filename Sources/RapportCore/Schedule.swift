@@ -40,6 +40,9 @@ public enum JobKind: Hashable, Sendable, Codable {
     case planDateTrigger(rule: RuleID, after: CustomerCursor?)
     /// Forgets old run records and delivered outbox entries.
     case housekeeping
+    /// A stored job this version cannot read (written by a later version, or damaged), with its stored text. It is
+    /// kept as it is, never run and never given up: the scheduler tries it again hourly and goes on with the others.
+    case unreadable(String)
 }
 
 /// Identifies an outbox entry (`obx_`).

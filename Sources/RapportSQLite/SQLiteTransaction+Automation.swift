@@ -314,8 +314,11 @@ extension SQLiteTransaction {
     // MARK: Jobs
 
     private func decodeJob(_ row: ColumnRow) throws -> ScheduledJob {
-        ScheduledJob(
-            key: try row.decode(String.self, atIndex: 0), dueAt: try time(row, 1), kind: try decodeJSON(JobKind.self, row, 4),
+        // A kind this version cannot read (a later version's, or damaged) must not stop the scheduler: it is kept
+        // as stored, and written back as stored.
+        let kind = try (try? decodeJSON(JobKind.self, row, 4)) ?? .unreadable(row.decode(String.self, atIndex: 4))
+        return ScheduledJob(
+            key: try row.decode(String.self, atIndex: 0), dueAt: try time(row, 1), kind: kind,
             customerID: try row.decode(String?.self, atIndex: 2).map(CustomerID.init(uncheckedRawValue:)), attempts: try row.decode(Int.self, atIndex: 3))
     }
 
@@ -337,7 +340,12 @@ extension SQLiteTransaction {
     func putJob(_ job: ScheduledJob) throws {
         try execute(
             "INSERT OR REPLACE INTO jobs (key, due_at, customer_id, attempts, kind) VALUES (?, ?, ?, ?, ?)",
-            [job.key, job.dueAt.millisecondsSinceEpoch, job.customerID?.rawValue, job.attempts, try json(job.kind)])
+            [job.key, job.dueAt.millisecondsSinceEpoch, job.customerID?.rawValue, job.attempts, try kindText(job.kind)])
+    }
+
+    private func kindText(_ kind: JobKind) throws -> String {
+        if case .unreadable(let stored) = kind { return stored }
+        return try json(kind)
     }
 
     func deleteJob(_ key: String) throws {

@@ -51,6 +51,9 @@ extension WriteSession {
             try tx.deleteOutboxEntries(closedBefore: now - settings.outboxRetention)
             try tx.deleteIdempotencyRecords(before: now - RapportEngine.requestIDRetention)
             try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: now + .seconds(86_400), kind: .housekeeping))
+        case .unreadable:
+            throw RapportError.storage(
+                "job '\(job.key)' cannot be read by this version of Rapport (written by a later version, or damaged); it is kept and tried again hourly")
         }
     }
 
@@ -72,8 +75,8 @@ extension WriteSession {
             try planDateTrigger(rule, for: record)
         case .housekeeping:
             try tx.putJob(ScheduledJob(key: job.key, dueAt: now + .seconds(86_400), kind: .housekeeping))
-        case .recheckSegments, .buildSegment, .planDateTrigger:
-            break  // re-checks are never given up; a segment or rule update starts a build or a planning over
+        case .recheckSegments, .buildSegment, .planDateTrigger, .unreadable:
+            break  // re-checks and unreadable jobs are never given up; a segment or rule update starts a build or a planning over
         }
     }
 
