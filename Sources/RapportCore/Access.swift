@@ -8,9 +8,10 @@ public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
     case sales
     /// Customers, interactions, consent and merges; reads everything.
     case service
-    /// Reads everything (segments and rules too), with personal data masked.
+    /// Reads everything (segments and rules too), with personal data masked; cannot look customers up by identity
+    /// or read rule runs (both would tell personal data).
     case analyst
-    /// Reads customers and their 360 view, with personal data masked.
+    /// Reads customers and their 360 view, with personal data masked (no lookup by identity).
     case readOnly = "read_only"
 
     /// What the role is allowed.
@@ -36,7 +37,8 @@ public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
 public enum Permission: String, Hashable, Sendable, Codable, CaseIterable {
     /// Read customers and their 360 view.
     case readCustomers
-    /// See personal data unmasked (e-mails, phones, addresses, identities, summaries).
+    /// See personal data unmasked (e-mails, phones, addresses, identities, summaries), look customers up by
+    /// identity, read rule runs, preview segments and explain expressions.
     case readPersonalData
     /// Create, update and delete customers; declare attributes.
     case writeCustomers

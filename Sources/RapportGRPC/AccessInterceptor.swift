@@ -134,7 +134,9 @@ enum Permissions {
         var table: [MethodDescriptor: Permission] = [:]
         typealias Customers = Rapport_V1_CustomerService.Method
         table[Customers.GetCustomer.descriptor] = .readCustomers
-        table[Customers.FindCustomer.descriptor] = .readCustomers
+        // A lookup by e-mail or phone answers whether that person is a customer, unmasked: an analyst could confirm
+        // guesses at the addresses its masked view only hints at.
+        table[Customers.FindCustomer.descriptor] = .readPersonalData
         table[Customers.ListCustomers.descriptor] = .readCustomers
         table[Customers.ListAttributeDefinitions.descriptor] = .readCustomers
         table[Customers.CreateCustomer.descriptor] = .writeCustomers
@@ -183,8 +185,9 @@ enum Permissions {
         table[Rules.GetRule.descriptor] = .readAutomation
         table[Rules.ListRules.descriptor] = .readAutomation
         table[Rules.ValidateRule.descriptor] = .readAutomation
-        table[Rules.ListRuleRuns.descriptor] = .readAutomation
-        table[Rules.GetRuleRun.descriptor] = .readAutomation
+        // Runs say when a rule fired for whom: a birthday rule's runs date each customer's birthday.
+        table[Rules.ListRuleRuns.descriptor] = .readPersonalData
+        table[Rules.GetRuleRun.descriptor] = .readPersonalData
         table[Rules.ListEventTypes.descriptor] = .readAutomation
         table[Rules.ExplainRule.descriptor] = .readPersonalData
         table[Rules.ExplainExpression.descriptor] = .readPersonalData

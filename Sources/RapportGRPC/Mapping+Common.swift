@@ -201,17 +201,21 @@ func pageRequest(size: Int32, token: String) -> PageRequest {
 }
 
 /// Masks personal data for roles that may not see it: `ada@example.com` → `a***@example.com`.
+///
+/// What is kept is never most of the value: the first letter of an e-mail's local part only when it has 3 or more, the
+/// last 4 characters of a card or id only when it has 8 or more.
 enum Mask {
     static func identity(_ identity: Identity) -> Identity {
         var masked = identity
         switch identity.kind {
         case .email:
-            let parts = identity.value.split(separator: "@", maxSplits: 1)
-            masked.value = (parts.first.map { String($0.prefix(1)) } ?? "") + "***@" + (parts.count > 1 ? String(parts[1]) : "")
+            let parts = identity.value.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+            let local = parts.first ?? ""
+            masked.value = (local.count >= 3 ? String(local.prefix(1)) : "") + "***@" + (parts.count > 1 ? String(parts[1]) : "")
         case .phone:
-            masked.value = String(identity.value.prefix(3)) + "***" + String(identity.value.suffix(2))
+            masked.value = identity.value.count >= 8 ? String(identity.value.prefix(3)) + "***" + String(identity.value.suffix(2)) : "***"
         case .memberCard, .externalID, .anonymousID:
-            masked.value = "***" + String(identity.value.suffix(4))
+            masked.value = identity.value.count >= 8 ? "***" + String(identity.value.suffix(4)) : "***"
         }
         return masked
     }

@@ -23,7 +23,10 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// What a key may see and do. Roles without access to personal data (ANALYST, READ_ONLY) see e-mails, phones,
-/// addresses, identities and interaction summaries masked.
+/// addresses, identities and interaction summaries masked, and may not call what would tell them personal data
+/// another way: FindCustomer (a lookup by e-mail or phone), ListRuleRuns and GetRuleRun (when a rule fired for whom),
+/// PreviewSegment and the Explain methods. Attributes and event properties are never masked: rules may not copy
+/// e-mails, phones or birthdays into them.
 package nonisolated enum Rapport_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
   package typealias RawValue = Int
   case unspecified // = 0
@@ -40,10 +43,10 @@ package nonisolated enum Rapport_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable
   /// Customers, interactions, consent, merges; reads everything.
   case service // = 4
 
-  /// Reads everything, with personal data masked.
+  /// Reads everything, with personal data masked (see above for what it may not call).
   case analyst // = 5
 
-  /// Reads customers and their 360 view, with personal data masked.
+  /// Reads customers and their 360 view, with personal data masked (no lookup by identity).
   case readOnly // = 6
   case UNRECOGNIZED(Int)
 

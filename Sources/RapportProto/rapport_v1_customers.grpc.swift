@@ -213,7 +213,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The customer an identity resolves to.
+        /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+        /// > that e-mail or phone is a customer's.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_FindCustomerRequest` messages.
@@ -390,7 +391,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The customer an identity resolves to.
+        /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+        /// > that e-mail or phone is a customer's.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_FindCustomerRequest` message.
@@ -565,7 +567,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The customer an identity resolves to.
+        /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+        /// > that e-mail or phone is a customer's.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_FindCustomerRequest` message.
@@ -1114,7 +1117,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The customer an identity resolves to.
+        /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+        /// > that e-mail or phone is a customer's.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_FindCustomerRequest` message.
@@ -1360,7 +1364,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The customer an identity resolves to.
+        /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+        /// > that e-mail or phone is a customer's.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_FindCustomerRequest` message.
@@ -1684,7 +1689,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The customer an identity resolves to.
+    /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+    /// > that e-mail or phone is a customer's.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_FindCustomerRequest` message.
@@ -1966,7 +1972,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The customer an identity resolves to.
+    /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+    /// > that e-mail or phone is a customer's.
     ///
     /// - Parameters:
     ///   - message: request message to send.

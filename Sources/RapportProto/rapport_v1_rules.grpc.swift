@@ -433,6 +433,11 @@ extension Rapport_V1_RuleService {
 
         /// Handle the "ListRuleRuns" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs. Only for roles with access to personal data: runs tell when a rule fired for whom (a
+        /// > birthday rule's runs date each customer's birthday).
+        ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_ListRuleRunsRequest` messages.
         ///   - context: Context providing information about the RPC.
@@ -446,6 +451,10 @@ extension Rapport_V1_RuleService {
         ) async throws -> GRPCCore.StreamingServerResponse<Rapport_V1_ListRuleRunsResponse>
 
         /// Handle the "GetRuleRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One run; the same roles as ListRuleRuns.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_GetRuleRunRequest` messages.
@@ -666,6 +675,11 @@ extension Rapport_V1_RuleService {
 
         /// Handle the "ListRuleRuns" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs. Only for roles with access to personal data: runs tell when a rule fired for whom (a
+        /// > birthday rule's runs date each customer's birthday).
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListRuleRunsRequest` message.
         ///   - context: Context providing information about the RPC.
@@ -679,6 +693,10 @@ extension Rapport_V1_RuleService {
         ) async throws -> GRPCCore.ServerResponse<Rapport_V1_ListRuleRunsResponse>
 
         /// Handle the "GetRuleRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One run; the same roles as ListRuleRuns.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_GetRuleRunRequest` message.
@@ -897,6 +915,11 @@ extension Rapport_V1_RuleService {
 
         /// Handle the "ListRuleRuns" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs. Only for roles with access to personal data: runs tell when a rule fired for whom (a
+        /// > birthday rule's runs date each customer's birthday).
+        ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_ListRuleRunsRequest` message.
         ///   - context: Context providing information about the RPC.
@@ -910,6 +933,10 @@ extension Rapport_V1_RuleService {
         ) async throws -> Rapport_V1_ListRuleRunsResponse
 
         /// Handle the "GetRuleRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One run; the same roles as ListRuleRuns.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_GetRuleRunRequest` message.
@@ -1687,6 +1714,11 @@ extension Rapport_V1_RuleService {
 
         /// Call the "ListRuleRuns" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs. Only for roles with access to personal data: runs tell when a rule fired for whom (a
+        /// > birthday rule's runs date each customer's birthday).
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListRuleRunsRequest` message.
         ///   - serializer: A serializer for `Rapport_V1_ListRuleRunsRequest` messages.
@@ -1705,6 +1737,10 @@ extension Rapport_V1_RuleService {
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetRuleRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One run; the same roles as ListRuleRuns.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_GetRuleRunRequest` message.
@@ -2108,6 +2144,11 @@ extension Rapport_V1_RuleService {
 
         /// Call the "ListRuleRuns" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs. Only for roles with access to personal data: runs tell when a rule fired for whom (a
+        /// > birthday rule's runs date each customer's birthday).
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListRuleRunsRequest` message.
         ///   - serializer: A serializer for `Rapport_V1_ListRuleRunsRequest` messages.
@@ -2137,6 +2178,10 @@ extension Rapport_V1_RuleService {
         }
 
         /// Call the "GetRuleRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One run; the same roles as ListRuleRuns.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_GetRuleRunRequest` message.
@@ -2507,6 +2552,11 @@ extension Rapport_V1_RuleService.ClientProtocol {
 
     /// Call the "ListRuleRuns" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Runs. Only for roles with access to personal data: runs tell when a rule fired for whom (a
+    /// > birthday rule's runs date each customer's birthday).
+    ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_ListRuleRunsRequest` message.
     ///   - options: Options to apply to this RPC.
@@ -2531,6 +2581,10 @@ extension Rapport_V1_RuleService.ClientProtocol {
     }
 
     /// Call the "GetRuleRun" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One run; the same roles as ListRuleRuns.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_GetRuleRunRequest` message.
@@ -2925,6 +2979,11 @@ extension Rapport_V1_RuleService.ClientProtocol {
 
     /// Call the "ListRuleRuns" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Runs. Only for roles with access to personal data: runs tell when a rule fired for whom (a
+    /// > birthday rule's runs date each customer's birthday).
+    ///
     /// - Parameters:
     ///   - message: request message to send.
     ///   - metadata: Additional metadata to send, defaults to empty.
@@ -2953,6 +3012,10 @@ extension Rapport_V1_RuleService.ClientProtocol {
     }
 
     /// Call the "GetRuleRun" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One run; the same roles as ListRuleRuns.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -559,7 +559,9 @@ package nonisolated struct Rapport_V1_SetAttributeAction: Sendable {
 
   package var key: String = String()
 
-  /// An expression of the attribute's type, e.g. `(customer.attributes.points ?? 0) + 10`.
+  /// An expression of the attribute's type, e.g. `(customer.attributes.points ?? 0) + 10`. It may not copy
+  /// personal data (`customer.emails`, `customer.phones`, `customer.birthday` but its year) unless it is a bool:
+  /// attributes are never masked.
   package var value: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -575,7 +577,7 @@ package nonisolated struct Rapport_V1_EmitEventAction: Sendable {
 
   package var eventType: String = String()
 
-  /// Property key -> expression.
+  /// Property key -> expression; as in SetAttributeAction, no copy of personal data (properties are never masked).
   package var properties: Dictionary<String,String> = [:]
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()

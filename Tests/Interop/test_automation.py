@@ -235,6 +235,8 @@ def test_automation_permissions_follow_roles(pb, rpc, admin):
         (rpc.clock.AdvanceClock, pb.clock.AdvanceClockRequest(by=duration(1))),
         # An unsaved expression could test a customer's masked data (a birthday, an e-mail) one guess at a time.
         (rpc.segments.PreviewSegment, pb.segments.PreviewSegmentRequest(expression='customer.birthday.month <= 6')),
+        # Runs tell when a rule fired for whom: a birthday rule's runs date each customer's birthday.
+        (rpc.rules.ListRuleRuns, pb.rules.ListRuleRunsRequest()),
     ]:
         error = failure(call, request, metadata=as_analyst, timeout=T)
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED, call

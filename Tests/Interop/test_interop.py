@@ -483,3 +483,7 @@ def test_analyst_may_read_masked_but_not_write(pb, stubs, marketing, analyst):
     assert all("@" not in i.value or "***@" in i.value for c in listed.customers for i in c.identities)
     clear = stubs.customers.GetCustomer(pb.customers.GetCustomerRequest(id=customer.id), metadata=marketing, timeout=T)
     assert {i.value for i in clear.identities} == {f"{local}@example.com", "+14155550199"}
+    # A lookup by e-mail would confirm a guessed address that the masked view only hints at.
+    error = code_of(stubs.customers.FindCustomer,
+                    pb.customers.FindCustomerRequest(identity=email(pb, f"{local}@example.com")), metadata=analyst, timeout=T)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED

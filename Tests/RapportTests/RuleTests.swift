@@ -322,6 +322,33 @@ struct RuleTests {
         #expect(try await test.crm.rules().isEmpty)
     }
 
+    @Test func rulesMayNotCopyPersonalDataIntoAttributesOrEventProperties() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.defineAttribute(AttributeDefinition(key: "contacts", type: .stringList))
+        _ = try await test.crm.defineAttribute(AttributeDefinition(key: "day", type: .int))
+        _ = try await test.crm.defineAttribute(AttributeDefinition(key: "reachable", type: .bool))
+        _ = try await test.crm.defineAttribute(AttributeDefinition(key: "born", type: .int))
+        let definition = RuleDefinition(
+            name: "Copy", trigger: .event(type: "page.viewed"),
+            actions: [
+                .setAttribute(key: "contacts", value: "customer.tags ?? customer.emails"),
+                .setAttribute(key: "day", value: "customer.birthday.day"),
+                .emitEvent(type: "contact.copied", properties: ["phones": "customer.phones", "count": "1"]),
+                // A yes or no about them, and the birthday's year (shown unmasked anyway), may be stored.
+                .setAttribute(key: "reachable", value: "customer.emails != [] or customer.phones != []"),
+                .setAttribute(key: "born", value: "customer.birthday.year ?? 0"),
+            ])
+        let issues = try await test.crm.validateRule(definition)
+        #expect(issues.map(\.field).sorted() == ["actions[0].set_attribute.value", "actions[1].set_attribute.value", "actions[2].emit_event.properties.phones"])
+        let copy = try #require(issues.first)
+        #expect(copy.message.contains("'customer.emails' is personal data"))
+        #expect(copy.column == 18)
+        #expect(copy.excerpt.hasSuffix("^^^^^^^^^^^^^^^"))
+        let error = await captureError { try await test.crm.createRule(definition) }
+        #expect(error?.fieldViolations.count == 3)
+        #expect(try await test.crm.rules().isEmpty)
+    }
+
     @Test func explainRuleSaysWhyItWouldOrWouldNotFire() async throws {
         let test = TestRapport()
         _ = try await test.crm.ingest([order("1", at: test.clock.now(), .email("ada@example.com"), totalMinor: 5000)])

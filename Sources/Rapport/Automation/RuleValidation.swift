@@ -10,14 +10,44 @@ extension RapportEngine {
     }
 
     /// Every problem of a rule definition, checked against the schema `tx` sees.
+    /// The first path of `syntax` that reads personal data masked for some roles (`customer.emails`,
+    /// `customer.phones`, `customer.birthday` but its year), with where it is written.
+    static func personalPath(in syntax: Syntax) -> (String, SourceRange)? {
+        switch syntax.kind {
+        case .path(let parts):
+            guard parts.count >= 2, parts[0] == "customer" else { return nil }
+            switch parts[1] {
+            case "emails", "phones": return (parts.joined(separator: "."), syntax.range)
+            case "birthday" where parts.count == 2 || parts[2] != "year": return (parts.joined(separator: "."), syntax.range)
+            default: return nil
+            }
+        case .list(let items): return items.lazy.compactMap(personalPath).first
+        case .call(_, let arguments): return arguments.lazy.compactMap { personalPath(in: $0.value) }.first
+        case .unary(_, let operand): return personalPath(in: operand)
+        case .binary(_, let left, let right): return personalPath(in: left) ?? personalPath(in: right)
+        case .integer, .decimal, .string, .bool, .null, .duration, .timestamp, .money: return nil
+        }
+    }
+
     static func issues(of definition: RuleDefinition, tx: any StoreReader) throws -> [DefinitionIssue] {
         let schema = try expressionSchema(tx)
         var issues: [DefinitionIssue] = []
         func add(_ field: String, _ message: String) { issues.append(DefinitionIssue(field: field, message: message)) }
         let scope: ExpressionScope = definition.trigger.eventType.map { .event(type: $0) } ?? .customer
-        func expression(_ text: String, _ field: String, expecting: ValueType? = .bool) {
+        func expression(_ text: String, _ field: String, expecting: ValueType? = .bool, storesValue: Bool = false) {
             do {
-                _ = try CompiledExpression(text, schema: schema, scope: scope, expecting: expecting)
+                let compiled = try CompiledExpression(text, schema: schema, scope: scope, expecting: expecting)
+                // An attribute or event property is shown unmasked to roles without the right to personal data: a
+                // value that may hold an e-mail, a phone or a birthday's month and day must not be copied there
+                // (a yes or no about them may).
+                if storesValue, compiled.type != .bool, let (path, range) = Self.personalPath(in: compiled.syntax) {
+                    issues.append(
+                        DefinitionIssue(
+                            field: field,
+                            ExpressionIssue(
+                                "'\(path)' is personal data: a stored attribute or event property would show it unmasked to every role; "
+                                    + "send it in a message or webhook instead", at: range, in: text)))
+                }
             } catch {
                 issues += error.issues.map { DefinitionIssue(field: field, $0) }
             }
@@ -95,7 +125,7 @@ extension RapportEngine {
             case .setLifecycleStage: break
             case .setAttribute(let attribute, let value):
                 if let type = schema.attributes[attribute] {
-                    expression(value, "\(field).set_attribute.value", expecting: ValueType(type))
+                    expression(value, "\(field).set_attribute.value", expecting: ValueType(type), storesValue: true)
                 } else {
                     add("\(field).set_attribute.key", "'\(attribute)' is not a declared attribute")
                 }
@@ -108,7 +138,7 @@ extension RapportEngine {
                 if properties.count > 100 { add("\(field).emit_event.properties", "at most 100 properties") }
                 for name in properties.keys.sorted() {
                     key(name, "\(field).emit_event.properties.\(name)")
-                    expression(properties[name]!, "\(field).emit_event.properties.\(name)", expecting: nil)
+                    expression(properties[name]!, "\(field).emit_event.properties.\(name)", expecting: nil, storesValue: true)
                 }
             case .sendMessage(let message):
                 if message.template.isEmpty || message.template.count > 200 || message.template.contains(where: \.isNewline) {

@@ -211,7 +211,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The customer an identity resolves to.
+        /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+        /// > that e-mail or phone is a customer's.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_FindCustomerRequest` message.
@@ -457,7 +458,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The customer an identity resolves to.
+        /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+        /// > that e-mail or phone is a customer's.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_FindCustomerRequest` message.
@@ -781,7 +783,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The customer an identity resolves to.
+    /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+    /// > that e-mail or phone is a customer's.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_FindCustomerRequest` message.
@@ -1063,7 +1066,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The customer an identity resolves to.
+    /// > The customer an identity resolves to. Only for roles with access to personal data: the answer tells whether
+    /// > that e-mail or phone is a customer's.
     ///
     /// - Parameters:
     ///   - message: request message to send.
