@@ -1,8 +1,8 @@
 /// What an API key may see and do.
 public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
-    /// Everything, including API keys.
+    /// Everything, including API keys and erasing customers.
     case admin
-    /// Customers, ingest, consent, merges, segments, rules and the outbox; reads everything.
+    /// Customers, attribute definitions, ingest, consent, merges, segments, rules and the outbox; reads everything.
     case marketing
     /// Customers, interactions and merges; reads everything.
     case sales
@@ -19,8 +19,8 @@ public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
         switch self {
         case .admin: Set(Permission.allCases)
         case .marketing:
-            [.readCustomers, .readPersonalData, .writeCustomers, .ingest, .merge, .writeConsent, .readActivity, .watchChanges, .readAutomation,
-             .manageAutomation, .consumeOutbox]
+            [.readCustomers, .readPersonalData, .writeCustomers, .defineAttributes, .ingest, .merge, .writeConsent, .readActivity, .watchChanges,
+             .readAutomation, .manageAutomation, .consumeOutbox]
         case .sales: [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .readActivity, .watchChanges, .readAutomation]
         case .service:
             [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .writeConsent, .readActivity, .watchChanges, .readAutomation]
@@ -40,8 +40,12 @@ public enum Permission: String, Hashable, Sendable, Codable, CaseIterable {
     /// See personal data unmasked (e-mails, phones, addresses, identities, summaries), look customers up by
     /// identity, read rule runs, preview segments and explain expressions.
     case readPersonalData
-    /// Create, update and delete customers; declare attributes.
+    /// Create and update customers and their identities.
     case writeCustomers
+    /// Delete a customer and everything about it (erasure): irreversible, so admins only.
+    case eraseCustomers
+    /// Declare custom attributes: the schema every profile is checked against.
+    case defineAttributes
     /// Ingest events and orders.
     case ingest
     /// Merge and unmerge customers.

@@ -141,10 +141,10 @@ enum Permissions {
         table[Customers.ListAttributeDefinitions.descriptor] = .readCustomers
         table[Customers.CreateCustomer.descriptor] = .writeCustomers
         table[Customers.UpdateCustomer.descriptor] = .writeCustomers
-        table[Customers.DeleteCustomer.descriptor] = .writeCustomers
+        table[Customers.DeleteCustomer.descriptor] = .eraseCustomers
         table[Customers.AddIdentity.descriptor] = .writeCustomers
         table[Customers.RemoveIdentity.descriptor] = .writeCustomers
-        table[Customers.DefineAttribute.descriptor] = .writeCustomers
+        table[Customers.DefineAttribute.descriptor] = .defineAttributes
         typealias Merges = Rapport_V1_MergeService.Method
         table[Merges.MergeCustomers.descriptor] = .merge
         table[Merges.UnmergeCustomers.descriptor] = .merge

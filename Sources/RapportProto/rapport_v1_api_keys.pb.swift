@@ -31,16 +31,16 @@ package nonisolated enum Rapport_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable
   package typealias RawValue = Int
   case unspecified // = 0
 
-  /// Everything, including API keys.
+  /// Everything, including API keys and erasing customers (DeleteCustomer).
   case admin // = 1
 
-  /// Customers, ingest, consent, merges; reads everything.
+  /// Customers, attribute definitions, ingest, consent, merges, segments, rules, the outbox; reads everything.
   case marketing // = 2
 
-  /// Customers, interactions, merges; reads everything.
+  /// Customers (create and update), interactions, merges; reads everything.
   case sales // = 3
 
-  /// Customers, interactions, consent, merges; reads everything.
+  /// Customers (create and update), interactions, consent, merges; reads everything.
   case service // = 4
 
   /// Reads everything, with personal data masked (see above for what it may not call).

@@ -282,7 +282,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Erases the customer and everything they own, including customers merged into them. Final.
+        /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_DeleteCustomerRequest` messages.
@@ -332,7 +332,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_DefineAttributeRequest` messages.
@@ -460,7 +460,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Erases the customer and everything they own, including customers merged into them. Final.
+        /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -510,7 +510,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DefineAttributeRequest` message.
@@ -636,7 +636,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Erases the customer and everything they own, including customers merged into them. Final.
+        /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_DeleteCustomerRequest` message.
@@ -686,7 +686,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_DefineAttributeRequest` message.
@@ -1206,7 +1206,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Erases the customer and everything they own, including customers merged into them. Final.
+        /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -1271,7 +1271,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DefineAttributeRequest` message.
@@ -1497,7 +1497,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Erases the customer and everything they own, including customers merged into them. Final.
+        /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -1595,7 +1595,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DefineAttributeRequest` message.
@@ -1802,7 +1802,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Erases the customer and everything they own, including customers merged into them. Final.
+    /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -1885,7 +1885,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_DefineAttributeRequest` message.
@@ -2101,7 +2101,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Erases the customer and everything they own, including customers merged into them. Final.
+    /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2196,7 +2196,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -413,6 +413,17 @@ def test_not_found(pb, stubs, marketing):
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_only_admins_erase_customers(pb, stubs, marketing, admin):
+    customer = create(pb, stubs, marketing, given_name="Ada")
+    error = code_of(stubs.customers.DeleteCustomer, pb.customers.DeleteCustomerRequest(id=customer.id),
+                    metadata=marketing, timeout=T)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, "erasure is final: admins only"
+    stubs.customers.DeleteCustomer(pb.customers.DeleteCustomerRequest(id=customer.id), metadata=admin, timeout=T)
+    gone = code_of(stubs.customers.GetCustomer, pb.customers.GetCustomerRequest(id=customer.id), metadata=marketing,
+                   timeout=T)
+    assert gone.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_invalid_argument_carries_field_violations(pb, stubs, marketing):
     address = f"{unique()}@example.com"
     error = code_of(create, pb, stubs, marketing, given_name="Ada",

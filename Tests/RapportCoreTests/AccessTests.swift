@@ -15,8 +15,8 @@ struct AccessTests {
         (
             .marketing,
             [
-                .readCustomers, .readPersonalData, .writeCustomers, .ingest, .merge, .writeConsent, .readActivity, .watchChanges, .readAutomation,
-                .manageAutomation, .consumeOutbox,
+                .readCustomers, .readPersonalData, .writeCustomers, .defineAttributes, .ingest, .merge, .writeConsent, .readActivity, .watchChanges,
+                .readAutomation, .manageAutomation, .consumeOutbox,
             ]
         ),
         (.sales, [.readCustomers, .readPersonalData, .writeCustomers, .merge, .writeInteractions, .readActivity, .watchChanges, .readAutomation]),

@@ -170,6 +170,21 @@ struct AccessMatrixTests {
         }
     }
 
+    @Test func onlyAdminsEraseCustomersAndOnlyAdminsAndMarketingChangeTheSchema() async throws {
+        typealias Customers = Rapport_V1_CustomerService.Method
+        #expect(Permissions.table[Customers.DeleteCustomer.descriptor] == .eraseCustomers)
+        #expect(Permissions.table[Customers.DefineAttribute.descriptor] == .defineAttributes)
+        #expect(Role.allCases.filter { $0.permissions.contains(.eraseCustomers) } == [.admin])
+        #expect(Role.allCases.filter { $0.permissions.contains(.defineAttributes) } == [.admin, .marketing])
+        for role in [Role.marketing, .sales, .service] {
+            try await withRapport(role: role) { c in
+                let id = try await c.as(.admin) { try await c.customers.createCustomer(.with { $0.customer.givenName = "Ada" }).id }
+                await expectRPCError(.permissionDenied) { try await c.customers.deleteCustomer(.with { $0.id = id }) }
+                #expect(try await c.customers.getCustomer(.with { $0.id = id }).givenName == "Ada")
+            }
+        }
+    }
+
     @Test func theRolesSeeWhatTheirPermissionsSay() {
         // The masking rule the adapters apply follows the permission.
         for role in Role.allCases {

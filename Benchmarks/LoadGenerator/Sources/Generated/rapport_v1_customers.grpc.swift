@@ -300,7 +300,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Erases the customer and everything they own, including customers merged into them. Final.
+        /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -365,7 +365,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DefineAttributeRequest` message.
@@ -591,7 +591,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Erases the customer and everything they own, including customers merged into them. Final.
+        /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -689,7 +689,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+        /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DefineAttributeRequest` message.
@@ -896,7 +896,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Erases the customer and everything they own, including customers merged into them. Final.
+    /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -979,7 +979,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_DefineAttributeRequest` message.
@@ -1195,7 +1195,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Erases the customer and everything they own, including customers merged into them. Final.
+    /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -1290,7 +1290,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION.
+    /// > Declares a custom attribute; changing the type of a declared one is FAILED_PRECONDITION. Admin and marketing.
     ///
     /// - Parameters:
     ///   - message: request message to send.
