@@ -103,7 +103,10 @@ public struct CustomerQuery: Hashable, Sendable {
 /// A storage backend. Every read and write runs in one transaction; a write whose body throws changes nothing.
 ///
 /// Bodies are synchronous: they run on the backend's own thread or lock and must not wait on anything else.
-/// Both backends (`MemoryStore`, `SQLiteStore`) follow the same semantics, checked by one conformance suite.
+/// Both backends (`MemoryStore`, `SQLiteStore`) follow the same semantics, checked by one conformance suite, for
+/// what the engine writes: sequence numbers taken from `allocateSequence` (each used once), text in Unicode NFC
+/// without NUL, identities as `IdentityNormalizer` makes them. Writing other values directly, or writing through
+/// the reader a read body is given, is outside that contract and the backends may differ on it.
 public protocol Store: Sendable {
     /// Runs `body` in a read transaction that sees one consistent state.
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T

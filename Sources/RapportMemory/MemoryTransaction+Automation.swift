@@ -468,6 +468,13 @@ extension MemoryTransaction {
 
     func updateOutboxEntry(_ entry: OutboxEntry) throws {
         guard let old = db.outbox[entry.id] else { throw RapportError.notFound(entity: "outbox entry", id: entry.id.rawValue) }
+        // Refused before anything changes: a caller that catches the error keeps the entry as it was.
+        if old.idempotencyKey != entry.idempotencyKey, db.outboxIDsByKey[entry.idempotencyKey] != nil {
+            throw RapportError.alreadyExists(entity: "outbox entry", id: entry.idempotencyKey)
+        }
+        if old.sequence != entry.sequence, db.outboxIDsBySequence[entry.sequence] != nil {
+            throw RapportError.alreadyExists(entity: "outbox entry", id: "sequence \(entry.sequence)")
+        }
         removeOutboxEntry(old)
         try insertOutboxEntry(entry)
     }

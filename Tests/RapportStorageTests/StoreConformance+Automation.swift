@@ -315,6 +315,31 @@ extension StoreConformance {
     }
 
     @Test(arguments: Backend.allCases)
+    func aRefusedOutboxUpdateCaughtByTheBodyLeavesTheEntryAsItWas(_ backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let (first, second) = (F.outbox("a1", customer: "a", sequence: 1), F.outbox("a2", customer: "a", sequence: 2))
+        let errors = try await store.write { tx -> [RapportError] in
+            try tx.insertOutboxEntry(first)
+            try tx.insertOutboxEntry(second)
+            var errors: [RapportError] = []
+            var sameKey = first
+            sameKey.idempotencyKey = second.idempotencyKey
+            var sameSequence = first
+            sameSequence.sequence = 2
+            for clash in [sameKey, sameSequence] {
+                do { try tx.updateOutboxEntry(clash) } catch let error as RapportError { errors.append(error) }
+            }
+            return errors
+        }
+        #expect(errors == [.alreadyExists(entity: "outbox entry", id: "key-a2"), .alreadyExists(entity: "outbox entry", id: "sequence 2")])
+        try await store.read { tx throws in
+            #expect(try tx.outboxEntry(first.id) == first)
+            #expect(try tx.outboxEntry(second.id) == second)
+            #expect(try tx.deliverableOutboxEntries(at: F.time(0), limit: 10).map(\.id) == [first.id])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func outboxDeliversInOrderPerCustomerAndRedeliversExpiredLeases(_ backend: Backend) async throws {
         let store = try backend.makeStore()
         try await store.write { tx in
