@@ -56,11 +56,30 @@ extension RapportEngine {
                 id: id, customerID: owner, channel: input.channel, purpose: input.purpose, status: input.status, source: input.source,
                 occurredAt: occurredAt, recordedAt: now)
             try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: input.customerID, sequence: try tx.allocateSequence(1)))
+            // Messages queued while contact was allowed and not handed to a sender yet are not sent any more.
+            if !WriteSession.allows(currentConsents(try tx.consents(of: owner)), channel: input.channel, purpose: input.purpose) {
+                try Self.withdrawMessages(of: owner, channel: input.channel, purpose: input.purpose, tx: tx, now: now)
+            }
             _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
             try session.markDirty(owner, .consents)
             try session.finish()
             return consent
+        }
+    }
+
+    /// Marks failed the messages of a customer (and of the customers merged into it) that wait in the outbox for
+    /// a sender and go through `channel` for `purpose`, after the customer stopped allowing it. An entry a sender
+    /// holds already (leased) may be on its way and is left to it.
+    static func withdrawMessages(of customer: CustomerID, channel: ConsentChannel, purpose: ConsentPurpose, tx: any StoreWriter, now: Timestamp) throws {
+        for side in try WriteSession.standingSide(of: customer, tx: tx).sorted() {
+            for var entry in try tx.outboxEntries(OutboxQuery(customerID: side, states: [.pending], limit: .max)) {
+                guard case .message(let message) = entry.payload, message.channel == channel, message.purpose == purpose else { continue }
+                entry.state = .failed
+                entry.lastError = "withdrawn: the customer stopped allowing \(channel.rawValue) for \(purpose.rawValue) at \(now) before it was sent"
+                entry.updatedAt = now
+                try tx.updateOutboxEntry(entry)
+            }
         }
     }
 

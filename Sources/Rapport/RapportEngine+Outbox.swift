@@ -40,15 +40,18 @@ extension RapportEngine {
     }
 
     /// Marks entries delivered. Acknowledging an entry twice, or one whose lease expired, is fine: it was
-    /// delivered (an entry failed before is marked delivered too).
-    /// - Throws: `notFound` for an unknown id (nothing is acknowledged then).
+    /// delivered (an entry failed before is marked delivered too). Returns the entries acknowledged.
+    ///
+    /// An id of an entry that no longer exists (its customer was erased while the entry was out, or housekeeping
+    /// forgot it) is skipped: the others of the same call are acknowledged all the same, so that they are not
+    /// delivered again.
     @discardableResult
     public func acknowledgeOutbox(_ ids: [OutboxEntryID]) async throws(RapportError) -> [OutboxEntry] {
         guard !ids.isEmpty, ids.count <= 1000 else { throw .invalid("ids", "name 1 to 1000 entries, got \(ids.count)") }
         let now = clock.now()
         let entries: [OutboxEntry] = try await write { tx in
-            try ids.map { id in
-                guard var entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
+            try ids.compactMap { id in
+                guard var entry = try tx.outboxEntry(id) else { return nil }
                 guard entry.state != .delivered else { return entry }
                 entry.state = .delivered
                 entry.leaseOwner = nil

@@ -172,6 +172,11 @@ struct WriteSession {
         absorbed.state = .merged(into: survivorID, by: id)
         try tx.updateCustomer(absorbed)
         try tx.reassignAll(from: absorbedID, to: survivorID)
+        // One person, one queue: the absorbed customer's open messages join the survivor's, in order (by sequence).
+        for var entry in try tx.outboxEntries(OutboxQuery(customerID: absorbedID, states: [.pending, .leased], limit: .max)) {
+            entry.customerID = survivorID
+            try tx.updateOutboxEntry(entry)
+        }
         try adoptWaitingRuns(of: absorbedID, into: survivorID)
         try tx.deleteDynamicMemberships(of: absorbedID)
         try tx.deleteJob("recheck:\(absorbedID.rawValue)")

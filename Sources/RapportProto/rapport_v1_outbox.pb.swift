@@ -330,7 +330,8 @@ package nonisolated struct Rapport_V1_AcknowledgeOutboxRequest: Sendable {
   // methods supported on all messages.
 
   /// 1 to 1000 entries delivered. Acknowledging twice, or after the lease expired, is fine: the entry was
-  /// delivered (one failed before is marked delivered too).
+  /// delivered (one failed before is marked delivered too). An id of an entry that no longer exists (its customer
+  /// was erased meanwhile) is skipped; the others are acknowledged.
   package var ids: [String] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -343,6 +344,7 @@ package nonisolated struct Rapport_V1_AcknowledgeOutboxResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// The entries acknowledged, in the order of the request (skipped ids left out).
   package var entries: [Rapport_V1_OutboxEntry] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()

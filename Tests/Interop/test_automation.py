@@ -181,6 +181,10 @@ def test_an_abandoned_cart_rule_waits_rechecks_and_fills_the_outbox(pb, rpc, adm
     assert "leased by 'py-worker-2'" in refused.value.details()
     acknowledged = rpc.outbox.AcknowledgeOutbox(pb.outbox.AcknowledgeOutboxRequest(ids=[entry.id]), metadata=admin, timeout=T)
     assert acknowledged.entries[0].state == pb.outbox.OUTBOX_STATE_DELIVERED
+    # An id of an entry that no longer exists is skipped; the others are acknowledged all the same.
+    gone = "obx_01JZZZZZZZZZZZZZZZZZZZZZZZ"
+    both = rpc.outbox.AcknowledgeOutbox(pb.outbox.AcknowledgeOutboxRequest(ids=[gone, entry.id]), metadata=admin, timeout=T)
+    assert [(e.id, e.state) for e in both.entries] == [(entry.id, pb.outbox.OUTBOX_STATE_DELIVERED)]
     assert not rpc.outbox.LeaseOutbox(pb.outbox.LeaseOutboxRequest(consumer="py-worker"), metadata=admin, timeout=T).entries
 
 
