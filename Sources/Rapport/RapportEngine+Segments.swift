@@ -166,7 +166,8 @@ extension RapportEngine {
     }
 
     /// Deletes a segment and its memberships.
-    /// - Throws: `failedPrecondition` while another segment or a rule refers to it (naming them).
+    /// - Throws: `failedPrecondition` while another segment or a rule refers to it, or runs wait with an earlier
+    ///   version of a rule that did (naming them).
     public func deleteSegment(_ id: SegmentID, requestID: String? = nil) async throws(RapportError) {
         let _: Done = try await mutate("deleteSegment", requestID: requestID, fingerprint: id) { tx in
             guard let segment = try tx.segment(id) else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
@@ -175,14 +176,27 @@ extension RapportEngine {
             for other in catalog.dynamicSegments where other.predicate.requirements.segmentIDs.contains(id.rawValue) {
                 users.append("segment \(other.segment.key)")
             }
-            for rule in catalog.rules.values.sorted(by: { $0.id < $1.id }) {
-                var refers = rule.requirements.segmentIDs.contains(id.rawValue)
+            func refers(_ rule: CompiledRule) -> Bool {
                 switch rule.definition.trigger {
-                case .segmentEntered(let target), .segmentExited(let target): refers = refers || target == id
-                case .schedule(let schedule): refers = refers || schedule.audience == id
-                default: break
+                case .segmentEntered(let target), .segmentExited(let target) where target == id: return true
+                case .schedule(let schedule) where schedule.audience == id: return true
+                default: return rule.requirements.segmentIDs.contains(id.rawValue)
                 }
-                if refers { users.append("rule \(rule.id) (\(rule.definition.name))") }
+            }
+            for rule in catalog.rules.values.sorted(by: { $0.id < $1.id }) {
+                if refers(rule) {
+                    users.append("rule \(rule.id) (\(rule.definition.name))")
+                    continue
+                }
+                // A waiting run finishes with the version it started with, which may still read the segment.
+                let waiting = try tx.runs(RunQuery(ruleID: rule.id, status: .waiting, limit: .max))
+                for version in Set(waiting.map(\.ruleVersion)).subtracting([rule.version]).sorted() {
+                    guard let definition = try tx.ruleDefinition(rule.id, version: version),
+                        let old = try? CatalogCache.compile(rule: rule.id, version: version, definition: definition, schema: catalog.schema), refers(old)
+                    else { continue }
+                    users.append("runs of rule \(rule.id) (\(rule.definition.name)) waiting with its version \(version)")
+                    break
+                }
             }
             guard users.isEmpty else {
                 throw RapportError.failedPrecondition("segment '\(segment.key)' is used by \(users.joined(separator: ", ")); change or delete them first")
@@ -272,6 +286,8 @@ extension RapportEngine {
     }
 
     /// Adds customers to a static list; each one that was not a member enters it (rules on entering run).
+    ///
+    /// The id of a customer merged away adds its survivor; after an unmerge the membership is that customer's.
     public func addToList(_ id: SegmentID, customers: [CustomerID], requestID: String? = nil) async throws(RapportError) -> ListChange {
         try await changeList(id, customers: customers, adding: true, requestID: requestID)
     }
@@ -300,7 +316,8 @@ extension RapportEngine {
                 }
                 let isMember = try tx.isListMember(segment: id, customer: record.id)
                 if adding, !isMember {
-                    try tx.insertListMembership(ListMembershipRecord(segmentID: id, customerID: record.id, homeCustomerID: record.id, addedAt: now))
+                    // The home is the customer named: after an unmerge the membership stays with that one.
+                    try tx.insertListMembership(ListMembershipRecord(segmentID: id, customerID: record.id, homeCustomerID: requested, addedAt: now))
                 } else if !adding, isMember {
                     _ = try tx.deleteListMemberships(segment: id, customer: record.id)
                 } else {

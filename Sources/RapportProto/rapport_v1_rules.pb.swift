@@ -317,7 +317,8 @@ package nonisolated struct Rapport_V1_RuleTrigger: Sendable {
 }
 
 /// An event of a type: ingested, emitted by a rule, or built in (`order.placed`, `order.paid`, `order.shipped`,
-/// `order.delivered`, `order.cancelled`, `order.refunded`, `customer.created`).
+/// `order.delivered`, `order.cancelled`, `order.refunded`, `customer.created`). `segment.entered` and
+/// `segment.exited` are refused here: they fire per segment, through `segment_entered` and `segment_exited`.
 package nonisolated struct Rapport_V1_EventTrigger: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

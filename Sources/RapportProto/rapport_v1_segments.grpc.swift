@@ -285,7 +285,8 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > FAILED_PRECONDITION while another segment or a rule refers to it (the message names them).
+        /// > FAILED_PRECONDITION while another segment or a rule refers to it, or runs wait with an earlier version of a
+        /// > rule that did (the message names them).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_DeleteSegmentRequest` messages.
@@ -482,7 +483,8 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > FAILED_PRECONDITION while another segment or a rule refers to it (the message names them).
+        /// > FAILED_PRECONDITION while another segment or a rule refers to it, or runs wait with an earlier version of a
+        /// > rule that did (the message names them).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteSegmentRequest` message.
@@ -677,7 +679,8 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > FAILED_PRECONDITION while another segment or a rule refers to it (the message names them).
+        /// > FAILED_PRECONDITION while another segment or a rule refers to it, or runs wait with an earlier version of a
+        /// > rule that did (the message names them).
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_DeleteSegmentRequest` message.
@@ -1296,7 +1299,8 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > FAILED_PRECONDITION while another segment or a rule refers to it (the message names them).
+        /// > FAILED_PRECONDITION while another segment or a rule refers to it, or runs wait with an earlier version of a
+        /// > rule that did (the message names them).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteSegmentRequest` message.
@@ -1600,7 +1604,8 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > FAILED_PRECONDITION while another segment or a rule refers to it (the message names them).
+        /// > FAILED_PRECONDITION while another segment or a rule refers to it, or runs wait with an earlier version of a
+        /// > rule that did (the message names them).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteSegmentRequest` message.
@@ -1945,7 +1950,8 @@ extension Rapport_V1_SegmentService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > FAILED_PRECONDITION while another segment or a rule refers to it (the message names them).
+    /// > FAILED_PRECONDITION while another segment or a rule refers to it, or runs wait with an earlier version of a
+    /// > rule that did (the message names them).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_DeleteSegmentRequest` message.
@@ -2270,7 +2276,8 @@ extension Rapport_V1_SegmentService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > FAILED_PRECONDITION while another segment or a rule refers to it (the message names them).
+    /// > FAILED_PRECONDITION while another segment or a rule refers to it, or runs wait with an earlier version of a
+    /// > rule that did (the message names them).
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -425,7 +425,8 @@ package nonisolated struct Rapport_V1_ChangeListRequest: Sendable {
   /// A segment of kind LIST.
   package var segmentID: String = String()
 
-  /// 1 to 1000 customers (merged ids name their survivor).
+  /// 1 to 1000 customers (merged ids name their survivor; after an unmerge, a customer added by a merged id is
+  /// a member again in its own name).
   package var customerIds: [String] = []
 
   package var requestID: String = String()

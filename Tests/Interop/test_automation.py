@@ -132,6 +132,12 @@ def test_an_abandoned_cart_rule_waits_rechecks_and_fills_the_outbox(pb, rpc, adm
     error = failure(rpc.rules.CreateRule, pb.rules.CreateRuleRequest(rule=broken), metadata=admin, timeout=T)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert list(violations(error)) == ["rule.wait.recheck"]
+    # Segment events fire per segment: as an event type they are refused, pointing to the segment triggers.
+    anywhere = pb.rules.Rule(name="Any segment", trigger=pb.rules.RuleTrigger(event=pb.rules.EventTrigger(event_type="segment.entered")),
+                             actions=[pb.rules.RuleAction(add_tag="moved")])
+    error = failure(rpc.rules.CreateRule, pb.rules.CreateRuleRequest(rule=anywhere), metadata=admin, timeout=T)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "use the segment_entered trigger" in violations(error)["rule.trigger.event.event_type"]
     created = rpc.rules.CreateRule(pb.rules.CreateRuleRequest(rule=rule, request_id="cart-rule"), metadata=admin, timeout=T)
     assert created.id.startswith("rul_") and created.enabled and created.version == 1
 

@@ -77,6 +77,29 @@ struct RuleTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aSegmentStaysWhileRunsWaitWithARuleVersionThatReadsIt(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let vip = try await crm.createSegment(.list(key: "vip", name: "VIP"))
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "VIP follow up", trigger: .event(type: "checkout.started"),
+                wait: RuleWait(duration: .seconds(3600), recheck: "in_segment(\"vip\")"), actions: [.addTag("followed")]))
+        _ = try await crm.ingest([event("a", "checkout.started", at: clock.now(), .email("ada@example.com"))])
+        let ada = try await customer(crm, "ada@example.com")
+        _ = try await crm.addToList(vip.id, customers: [ada])
+        // Version 2 no longer reads the segment, but Ada's run waits with version 1, which does.
+        _ = try await crm.updateRule(rule.id, RuleDefinition(name: "VIP follow up", trigger: .event(type: "checkout.started"), actions: [.addTag("v2")]))
+        let refused = await captureError { try await crm.deleteSegment(vip.id) }
+        #expect(refused == .failedPrecondition("segment 'vip' is used by runs of rule \(rule.id) (VIP follow up) waiting with its version 1; change or delete them first"))
+        #expect(try await crm.segment(vip.id).memberCount == 1)
+
+        try await crm.advanceManualClock(to: start + .seconds(3600))
+        #expect(try await crm.customer(ada).profile.tags == ["followed"])
+        try await crm.deleteSegment(vip.id)
+        #expect(try await crm.segments().isEmpty)
+    }
+
+    @Test(arguments: Backend.allCases)
     func partialUpdatesChangeOnlyTheirFieldsAndReplayByRequestID(_ backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let rule = try await crm.createRule(
@@ -319,6 +342,21 @@ struct RuleTests {
         #expect(filter.message.contains("event type 'cart.updated' is not declared"))
         let error = await captureError { try await test.crm.createRule(definition) }
         #expect(error?.fieldViolations.count == issues.count)
+        #expect(try await test.crm.rules().isEmpty)
+    }
+
+    @Test func segmentEventsAreTriggeredPerSegmentNotAsEventTypes() async throws {
+        let test = TestRapport()
+        for type in ["segment.entered", "segment.exited"] {
+            let definition = RuleDefinition(name: "Any segment", trigger: .event(type: type, filter: ""), actions: [.addTag("moved")])
+            let issues = try await test.crm.validateRule(definition)
+            #expect(issues.map(\.field) == ["trigger.event.event_type"])
+            #expect(issues.first?.message.contains("fires per segment: use the segment_") == true)
+            let error = await captureError { try await test.crm.createRule(definition) }
+            #expect(error?.fieldViolations.map(\.field) == ["trigger.event.event_type"])
+        }
+        // Other built-in types are events rules trigger on.
+        #expect(try await test.crm.validateRule(RuleDefinition(name: "New", trigger: .event(type: "customer.created", filter: ""), actions: [.addTag("new")])).isEmpty)
         #expect(try await test.crm.rules().isEmpty)
     }
 

@@ -206,6 +206,14 @@ struct SegmentTests {
         await expectError(.failedPrecondition("segment 'press_copy' is dynamic: its expression decides its members")) {
             try await crm.addToList(inList.id, customers: [ada.id])
         }
+
+        // Added by the id of a customer merged away: the survivor is the member, and after the unmerge the one named.
+        let again = try await crm.mergeCustomers(ada.id, shopAda.id)
+        #expect(try await crm.addToList(list.id, customers: [shopAda.id]) == ListChange(changed: [ada.id], unchanged: []))
+        #expect(try await memberIDs(crm, list.id) == [ada.id])
+        _ = try await crm.unmerge(again.merge.id)
+        #expect(try await memberIDs(crm, list.id) == [shopAda.id])
+        #expect(try await crm.segment(list.id).memberCount == 1)
     }
 
     @Test func previewCountsAndSamplesWithoutSaving() async throws {
@@ -248,10 +256,19 @@ struct SegmentTests {
         let viewers = try await test.crm.createSegment(.dynamic(key: "viewers", name: "Viewers", expression: "stats.event_count > 0"))
         #expect(viewers.state == .building)
         #expect(viewers.memberCount == 10_000)
+        let welcome = try await test.crm.createRule(RuleDefinition(name: "Welcome viewers", trigger: .segmentEntered(viewers.id), actions: [.addTag("welcomed")]))
+        // The last customer, not reached by the build yet, was a viewer before the segment existed: a new event
+        // makes them a member as the build would, without triggering the rule.
+        _ = try await test.crm.ingest([event("again", "page.viewed", at: test.clock.now(), .email("c10599@example.com"))])
+        #expect(try await test.crm.segment(viewers.id).memberCount == 10_001)
         try await test.crm.runDueJobs()
         let built = try await test.crm.segment(viewers.id)
         #expect(built.state == .ready)
         #expect(built.memberCount == 10_600)
+        #expect(try await test.crm.runs(rule: welcome.id).runs.isEmpty)
+        // Once built, a customer who comes in does trigger it.
+        _ = try await test.crm.ingest([event("new", "page.viewed", at: test.clock.now(), .email("new@example.com"))])
+        #expect(try await test.crm.runs(rule: welcome.id).runs.map(\.status) == [.fired])
     }
 
     @Test(arguments: Backend.allCases)

@@ -150,11 +150,22 @@ extension WriteSession {
                 context.segments.remove(id.rawValue)
             }
             changedSegments.insert(id.rawValue)
+            // A building segment's members that its build has not reached yet were in it before it existed, as
+            // those the build finds: their entry or exit does not trigger rules.
+            if entry.segment.state == .building, try !buildHasReached(id, record) { continue }
             try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth)
         }
         if let error = activity?.error { throw error }
         activity = nil
         try scheduleRecheck(customerID, at: nextCheck == .max ? nil : Timestamp(millisecondsSinceEpoch: nextCheck))
+    }
+
+    /// Whether the build of `segmentID` went past `record` (or the segment is built). The catalog's copy of a
+    /// building segment does not follow the build's progress: the stored one does.
+    func buildHasReached(_ segmentID: SegmentID, _ record: CustomerRecord) throws -> Bool {
+        guard let segment = try tx.segment(segmentID), segment.state == .building else { return true }
+        guard let cursor = segment.buildCursor else { return false }
+        return (record.createdAt.millisecondsSinceEpoch, record.id) <= (cursor.value, cursor.id)
     }
 
     /// Records an entry or exit in the change feed and queues its trigger.

@@ -78,6 +78,10 @@ extension RapportEngine {
         case .event(let type, let filter):
             if !EventTypeDefinition.isEventTypeName(type) {
                 add("trigger.event.event_type", "'\(type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
+            } else if type == "segment.entered" || type == "segment.exited" {
+                // These fire per segment: an event trigger for them would never fire.
+                let field = type == "segment.entered" ? "segment_entered" : "segment_exited"
+                add("trigger.event.event_type", "'\(type)' fires per segment: use the \(field) trigger with the segment's id")
             } else if !filter.isEmpty {
                 expression(filter, "trigger.event.filter")
             }
