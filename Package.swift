@@ -144,6 +144,8 @@ let package = Package(
             dependencies: [
                 "Rapport", "RapportCore", "RapportMemory", "RapportSQLite", "RapportTesting", .product(name: "Logging", package: "swift-log"),
             ],
+            // Database files of earlier versions, read from the source tree (FileCompatibilityTests).
+            exclude: ["Fixtures"],
             swiftSettings: upcoming
         ),
         .testTarget(
