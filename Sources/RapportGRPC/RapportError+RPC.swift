@@ -16,18 +16,34 @@ extension RapportError: RPCErrorConvertible {
         }
     }
 
+    /// How many violations the message names; the rest are counted.
+    static let violationsInMessage = 5
+    /// How many violations the BadRequest details carry; a last one without a field counts the rest. Statuses travel
+    /// in HTTP/2 trailers, which clients cap (grpc-swift at 16 KiB, grpcio at 8 KiB by default): a batch of a
+    /// thousand bad items must still reach its client as INVALID_ARGUMENT.
+    static let violationsInDetails = 25
+
     public var rpcErrorMessage: String {
         switch self {
         case .storage: "internal storage error; the request changed nothing"
+        case .invalidArgument(let violations) where violations.count > Self.violationsInMessage:
+            violations.prefix(Self.violationsInMessage).map(\.description).joined(separator: "; ")
+                + "; and \(violations.count - Self.violationsInMessage) more (\(violations.count) in all)"
         default: message
         }
     }
 
     public var rpcErrorMetadata: Metadata {
         guard case .invalidArgument(let violations) = self else { return [:] }
-        let status = GoogleRPCStatus(
-            code: .invalidArgument, message: rpcErrorMessage,
-            details: [.badRequest(violations: violations.map { ErrorDetails.BadRequest.FieldViolation(field: $0.field, description: $0.problem) })])
+        var details = violations.prefix(Self.violationsInDetails).map {
+            ErrorDetails.BadRequest.FieldViolation(field: $0.field, description: $0.problem)
+        }
+        if violations.count > Self.violationsInDetails {
+            details.append(
+                ErrorDetails.BadRequest.FieldViolation(
+                    field: "", description: "and \(violations.count - Self.violationsInDetails) more violations (\(violations.count) in all)"))
+        }
+        let status = GoogleRPCStatus(code: .invalidArgument, message: rpcErrorMessage, details: [.badRequest(violations: details)])
         return status.rpcErrorMetadata
     }
 

@@ -54,6 +54,24 @@ struct ErrorTests {
             #expect(violationFields(batch) == ["items[1].type", "items[2].lines[0].quantity"])
             let count = try await c.engine.customerCount()
             #expect(count == 0)
+
+            // A thousand bad items: the status names the first ones and counts the rest, so that it fits the
+            // trailers clients accept (a dump of every violation would end as a transport error).
+            let thousand = await expectRPCError(.invalidArgument) {
+                try await c.ingest.ingestEvents(
+                    .with {
+                        $0.items = (0..<1000).map { eventItem("bad-\($0)", "Page Viewed", at: 0, .email(adaEmail)) }
+                        $0.mode = .allOrNothing
+                    })
+            }
+            let fields = violationFields(thousand)
+            #expect(fields == (0..<25).map { "items[\($0)].type" } + [""])
+            #expect(thousand?.message.hasSuffix("; and 995 more (1000 in all)") == true)
+            #expect(thousand?.message.contains("items[4].type") == true)
+            #expect(thousand?.message.contains("items[5].type") == false)
+            let status = try #require(try thousand?.unpackGoogleRPCStatus())
+            #expect(status.details.compactMap(\.badRequest).first?.violations.last?.violationDescription == "and 975 more violations (1000 in all)")
+            #expect(try await c.engine.customerCount() == 0)
             #expect(try await c.engine.changes(after: 0).isEmpty)
 
             let ids = await expectRPCError(.invalidArgument) { try await c.merges.mergeCustomers(.with { $0.customerIds = ["cus_1", "ord_2"] }) }
