@@ -17,8 +17,13 @@ final class CSVSource: IngestSource {
     private let columns: [String: Int]
     private let width: Int
     private var queue: [SourceRecord] = []
-    /// The order being assembled from consecutive rows with the same source and external id.
+    /// The order being assembled from consecutive rows with the same source, external id and status.
     private var pending: (line: Int, key: String, order: Rapport_V1_OrderInput, problem: String?)?
+    /// The orders (source, external id and status) sent already, and the line each began on: their rows must be
+    /// consecutive, or a later group would replace the lines of the first.
+    private var sentOrders: [String: Int] = [:]
+    /// An unreadable record met while an order was pending: thrown once the order is out.
+    private var deferredError: (any Error)?
     private let parser = CSVValues()
 
     init(reader: LineReader) throws {
@@ -27,10 +32,10 @@ final class CSVSource: IngestSource {
         let names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if names.starts(with: ["source", "external_id"]) {
             kind = .orders
-            try Self.check(names, allowed: Self.orderColumns, required: ["source", "external_id"])
+            try Self.check(names, allowed: Self.orderColumns, required: ["source", "external_id", "place_time"])
         } else if names.contains("id") && names.contains("type") {
             kind = .events
-            try Self.check(names, allowed: Self.eventColumns, required: ["id", "type"])
+            try Self.check(names, allowed: Self.eventColumns, required: ["id", "type", "occur_time"])
         } else {
             throw InputError(
                 "line 1: the CSV header must name the event columns (\(Self.eventColumns.joined(separator: ","))) or start with source,external_id for orders")
@@ -43,15 +48,29 @@ final class CSVSource: IngestSource {
 
     func next() throws -> SourceRecord? {
         while queue.isEmpty {
-            guard let (line, fields) = try Self.record(from: reader) else {
+            if let error = deferredError {
+                deferredError = nil
+                throw error
+            }
+            let record: (line: Int, fields: [String])?
+            do {
+                record = try Self.record(from: reader)
+            } catch {
+                // The rows read before it are whole: the order they make goes out first.
+                guard let order = flushOrder() else { throw error }
+                deferredError = error
+                return order
+            }
+            guard let (line, fields) = record else {
                 if let order = flushOrder() { return order }
                 return nil
             }
-            if fields.count == 1 && fields[0].trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            // Blank lines, and rows of empty cells that spreadsheets leave at the end, are not records.
+            if fields.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) { continue }
             guard fields.count == width else {
                 let problem = "expected \(width) fields as in the header, found \(fields.count)"
                 // A broken row in the middle of an order's rows: the order is refused whole, not sent without it.
-                let key = fields.count >= 2 ? fields[0].trimmingCharacters(in: .whitespaces) + "\u{0}" + fields[1].trimmingCharacters(in: .whitespaces) : ""
+                let key = kind == .orders ? Self.orderKey(Row(fields: fields, columns: columns)) : ""
                 if kind == .orders, var current = pending, current.key == key {
                     if current.problem == nil { current.problem = "line \(line): \(problem)" }
                     pending = current
@@ -86,8 +105,18 @@ final class CSVSource: IngestSource {
     }
 
     private func addOrderRow(_ row: Row, line: Int) {
-        let key = row["source"] + "\u{0}" + row["external_id"]
+        // A row with another status starts the order's next state (a feed of status changes repeats its lines).
+        let key = Self.orderKey(row)
         if let current = pending, current.key != key, let flushed = flushOrder() { queue.append(flushed) }
+        if pending == nil, let first = sentOrders[key] {
+            let status = row["status"].isEmpty ? "" : " (\(row["status"]))"
+            queue.append(
+                .problem(
+                    line: line,
+                    "order \(row["source"])/\(row["external_id"])\(status) began on line \(first) and other rows came between: the rows of an order must be consecutive"
+                ))
+            return
+        }
         if pending == nil {
             var order = Rapport_V1_OrderInput()
             order.source = row["source"]
@@ -123,9 +152,15 @@ final class CSVSource: IngestSource {
         }
     }
 
+    /// Source, external id and status: what makes consecutive rows one order item.
+    private static func orderKey(_ row: Row) -> String {
+        row["source"] + "\u{0}" + row["external_id"] + "\u{0}" + row["status"].lowercased()
+    }
+
     private func flushOrder() -> SourceRecord? {
         guard let current = pending else { return nil }
         pending = nil
+        sentOrders[current.key] = current.line
         if let problem = current.problem {
             return .problem(line: current.line, "order \(current.order.source)/\(current.order.externalID) not sent: \(problem)")
         }
@@ -148,6 +183,10 @@ final class CSVSource: IngestSource {
             throw InputError("line 1: the CSV header needs a '\(name)' column")
         }
         if Set(names).count != names.count { throw InputError("line 1: a CSV column is named twice") }
+        // Rapport attaches each record to the customer its identities name: without one a row could only be refused.
+        if !names.contains(where: { ["email", "phone", "anonymous_id"].contains($0) }) {
+            throw InputError("line 1: the CSV header needs an identity column: email, phone or anonymous_id")
+        }
     }
 
     /// One CSV record (RFC 4180: quoted fields may hold commas, doubled quotes and line breaks) and its first line.
@@ -204,7 +243,7 @@ private struct Row {
     let columns: [String: Int]
 
     subscript(name: String) -> String {
-        guard let index = columns[name] else { return "" }
+        guard let index = columns[name], index < fields.count else { return "" }
         return fields[index].trimmingCharacters(in: .whitespaces)
     }
 }

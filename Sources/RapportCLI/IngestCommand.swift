@@ -24,15 +24,18 @@ struct IngestCommand: AsyncParsableCommand {
 
             CSV (--format csv, or a .csv file): the header says what the rows are. Events:
               id,type,occur_time,channel,email,phone,anonymous_id,properties_json
-            id and type are required; the other columns may be left out or empty. occur_time is RFC 3339 \
+            id, type, occur_time and one identity column (email, phone or anonymous_id) are required; the other \
+            columns may be left out or empty, and a row needs at least one identity. occur_time is RFC 3339 \
             (2026-03-01T10:00:00Z); channel is web, app, store, marketplace, call_center, email, sms, social or other; \
             properties_json is a JSON object of strings, numbers, booleans or lists of strings.
             Orders: a header starting with source,external_id, from the columns
               source,external_id,status,place_time,channel,currency,email,phone,
               anonymous_id,sku,name,quantity,unit_price_minor,discount_minor,
               shipping_minor,tax_minor
-            Consecutive rows with the same source and external_id are the lines of one order; the order's own \
-            fields are read from its first row. Amounts are integer minor units (8999 = 89.99 EUR); status is placed, \
+            place_time and an identity column are required. Consecutive rows with the same source, external_id and \
+            status are the lines of one order; the order's own fields are read from its first row. A row with another \
+            status starts the order's next state, which repeats its lines (an order's content is that of its latest \
+            state); the rows of one state must be consecutive. Amounts are integer minor units (8999 = 89.99 EUR); status is placed, \
             paid, shipped, delivered, cancelled or refunded.
 
             Each batch is one transaction on the server. By default invalid items are rejected with their reasons and \

@@ -24,7 +24,8 @@ struct IngestSummary {
     var rejected: Int64 = 0
     var createdCustomers = 0
     var merges = 0
-    /// The first rejections, in file order.
+    /// The rejections of the lowest lines, in file order (problems found while reading a batch are counted before
+    /// the server's answer about the lines before them).
     var rejections: [Rejection] = []
     /// Why the ingest stopped before the end of the file, if it did.
     var failure: String?
@@ -33,7 +34,16 @@ struct IngestSummary {
 
     mutating func reject(line: Int, field: String = "", description: String) {
         rejected += 1
-        if rejections.count < Self.keptRejections { rejections.append(Rejection(line: line, field: field, description: description)) }
+        keep(Rejection(line: line, field: field, description: description))
+    }
+
+    private mutating func keep(_ rejection: Rejection) {
+        if rejections.count == Self.keptRejections {
+            guard let last = rejections.last, rejection.line < last.line else { return }
+            rejections.removeLast()
+        }
+        let index = rejections.firstIndex { $0.line > rejection.line } ?? rejections.endIndex
+        rejections.insert(rejection, at: index)
     }
 
     /// Adds a batch's response; `lines[i]` is the file line of the batch's item `i`.
@@ -47,12 +57,11 @@ struct IngestSummary {
         for result in response.results where result.outcome == .rejected {
             let line = lines.indices.contains(Int(result.index)) ? lines[Int(result.index)] : 0
             rejected += 1
-            guard rejections.count < Self.keptRejections else { continue }
             if result.violations.isEmpty {
-                rejections.append(Rejection(line: line, field: "", description: "rejected"))
+                keep(Rejection(line: line, field: "", description: "rejected"))
             }
             for violation in result.violations.prefix(3) {
-                rejections.append(Rejection(line: line, field: violation.field, description: violation.description_p))
+                keep(Rejection(line: line, field: violation.field, description: violation.description_p))
             }
         }
     }
@@ -60,7 +69,16 @@ struct IngestSummary {
     /// Field violations naming `items[N].field` for a batch the server refused as a whole.
     mutating func refuse(batchOf count: Int, violations: [(field: String, description: String)], lines: [Int]) {
         var lineOfViolation: [Int] = []
+        var unnamed = 0
         for violation in violations {
+            // The server names the first violations of a large batch and counts the rest in a last one without a
+            // field ("and 975 more violations (1000 in all)"): those count, as items of their own at most.
+            if violation.field.isEmpty, violation.description.hasPrefix("and "),
+                let count = Int(violation.description.dropFirst(4).prefix { $0.isNumber })
+            {
+                unnamed += count
+                continue
+            }
             var field = violation.field
             var line = lines.first ?? 0
             if field.hasPrefix("items["), let close = field.firstIndex(of: "]"),
@@ -70,11 +88,9 @@ struct IngestSummary {
                 field = String(field[field.index(after: close)...].drop { $0 == "." })
             }
             lineOfViolation.append(line)
-            if rejections.count < Self.keptRejections {
-                rejections.append(Rejection(line: line, field: field, description: violation.description))
-            }
+            keep(Rejection(line: line, field: field, description: violation.description))
         }
-        rejected += Int64(max(1, Set(lineOfViolation).count))
+        rejected += Int64(max(1, Set(lineOfViolation).count + unnamed))
     }
 
     func text(file: String, elapsed: Duration) -> String {

@@ -16,6 +16,11 @@ enum RoleArgument: String, CaseIterable, ExpressibleByArgument {
     case admin, marketing, sales, service, analyst
     case readOnly = "read-only"
 
+    /// Also as the README's role table and the proto spell it: `read_only`.
+    init?(argument: String) {
+        self.init(rawValue: argument.lowercased().replacingOccurrences(of: "_", with: "-"))
+    }
+
     var proto: Rapport_V1_Role {
         switch self {
         case .admin: .admin

@@ -94,4 +94,78 @@ struct CSVTests {
             "7: expected 16 fields as in the header, found 17",
         ])
     }
+
+    @Test func eachStatusOfAnOrderIsAnItemOfItsOwnAndItsRowsMustBeConsecutive() throws {
+        let orders = Self.orderHeader + """
+            web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,
+            web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,B,Bread,1,200,,,
+            web,1001,Cancelled,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,
+            web,1001,cancelled,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,B,Bread,1,200,,,
+            web,1002,placed,2026-01-01T11:00:00Z,web,EUR,bob@example.com,,,C,Cheese,1,300,,,
+            web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,D,Dates,1,100,,,
+            ,,,,,,,,,,,,,,,
+              , ,,,,,,,,,,,,,,
+
+            """
+        #expect(try records(orders) == [
+            "item@2 A+B", "item@4 A+B", "item@6 C",
+            "7: order web/1001 (placed) began on line 2 and other rows came between: the rows of an order must be consecutive",
+        ])
+    }
+
+    @Test func anUnreadableRowStillLetsTheOrderBeforeItOut() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-csv-\(UUID().uuidString).csv").path
+        let rows = Self.orderHeader + "web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,\n"
+        try Data(rows.utf8 + [0x6A, 0xFC, 0x0A]).write(to: URL(fileURLWithPath: path))  // Latin-1
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let source = try CSVSource(reader: try LineReader(path: path))
+        guard case .item(let line, let item) = try source.next() else { throw InputError("expected the order") }
+        #expect(line == 2)
+        #expect(item.order.lines.map(\.sku) == ["A"])
+        #expect(throws: InputError.self) { try source.next() }
+    }
+
+    @Test func theHeaderNamesWhatTheServerNeeds() throws {
+        func refusal(_ header: String) -> String? {
+            do {
+                _ = try records(header + "\n")
+                return nil
+            } catch let error as InputError {
+                return error.message
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal("id,type,email") == "line 1: the CSV header needs a 'occur_time' column")
+        #expect(refusal("id,type,occur_time,channel") == "line 1: the CSV header needs an identity column: email, phone or anonymous_id")
+        #expect(refusal("source,external_id,status,email") == "line 1: the CSV header needs a 'place_time' column")
+        #expect(refusal("id,type,occur_time,anonymous_id") == nil)
+    }
+
+    @Test func rolesAreTakenAsTheREADMEAndTheProtoSpellThem() throws {
+        #expect(RoleArgument(argument: "read_only") == .readOnly)
+        #expect(RoleArgument(argument: "read-only") == .readOnly)
+        #expect(RoleArgument(argument: "Marketing") == .marketing)
+        #expect(RoleArgument(argument: "owner") == nil)
+    }
+}
+
+@Suite("Ingest summary")
+struct IngestSummaryTests {
+    @Test func theRejectionsShownAreThoseOfTheLowestLines() {
+        var summary = IngestSummary()
+        for line in 100..<111 { summary.reject(line: line, description: "bad") }
+        summary.reject(line: 3, description: "unreadable")
+        #expect(summary.rejected == 12)
+        #expect(summary.rejections.map(\.line) == [3] + Array(100..<109))
+    }
+
+    @Test func aRefusedBatchCountsWhatTheServerDidNotName() {
+        var summary = IngestSummary()
+        let violations = (0..<25).map { (field: "items[\($0)].type", description: "bad type") } + [(field: "", description: "and 975 more violations (1000 in all)")]
+        summary.refuse(batchOf: 1000, violations: violations, lines: Array(2..<1002))
+        #expect(summary.rejected == 1000)
+        #expect(summary.rejections.map(\.line) == Array(2..<12))
+        #expect(summary.rejections.first?.field == "type")
+    }
 }
