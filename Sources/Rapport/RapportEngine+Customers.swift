@@ -127,7 +127,8 @@ extension RapportEngine {
                 guard owner.customerID == record.id else { throw RapportError.alreadyExists(entity: "identity", id: identity.key) }
                 return try tx.assemble(record)
             }
-            try tx.insertIdentity(IdentityRecord(identity: identity, customerID: record.id, homeCustomerID: record.id, createdAt: now))
+            // Its home is the customer named: added through a merged customer's id, it goes back with them on an unmerge.
+            try tx.insertIdentity(IdentityRecord(identity: identity, customerID: record.id, homeCustomerID: id, createdAt: now))
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
             try session.markDirty(record.id, [.identities, .profile])  // `updated_at` moved too

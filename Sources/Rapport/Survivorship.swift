@@ -65,4 +65,24 @@ enum Survivorship {
         for field in change.fields { result.fieldTimes[field.path] = change.at }
         return result
     }
+
+    /// Applies a change logged while the customer held a merged side, whose profile was `merged` before it, to the
+    /// customer without that side: lists (tags, addresses) take what the change added and lose what it removed,
+    /// not the merged side's entries the logged list still held.
+    static func apply(_ change: ProfileChange, to state: State, madeOn merged: CustomerProfile) -> State {
+        var result = apply(change, to: state)
+        if change.fields.contains(.tags) {
+            let added = Set(change.profile.tags).subtracting(merged.tags)
+            let removed = Set(merged.tags).subtracting(change.profile.tags)
+            result.profile.tags = Array(Set(state.profile.tags).subtracting(removed).union(added)).sorted()
+        }
+        if change.fields.contains(.addresses) {
+            let added = change.profile.addresses.filter { !merged.addresses.contains($0) }
+            let removed = merged.addresses.filter { !change.profile.addresses.contains($0) }
+            var addresses = state.profile.addresses.filter { !removed.contains($0) }
+            for address in added where !addresses.contains(address) { addresses.append(address) }
+            result.profile.addresses = addresses
+        }
+        return result
+    }
 }

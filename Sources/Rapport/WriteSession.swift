@@ -172,11 +172,6 @@ struct WriteSession {
         absorbed.state = .merged(into: survivorID, by: id)
         try tx.updateCustomer(absorbed)
         try tx.reassignAll(from: absorbedID, to: survivorID)
-        // One person, one queue: the absorbed customer's open messages join the survivor's, in order (by sequence).
-        for var entry in try tx.outboxEntries(OutboxQuery(customerID: absorbedID, states: [.pending, .leased], limit: .max)) {
-            entry.customerID = survivorID
-            try tx.updateOutboxEntry(entry)
-        }
         try adoptWaitingRuns(of: absorbedID, into: survivorID)
         try tx.deleteDynamicMemberships(of: absorbedID)
         try tx.deleteJob("recheck:\(absorbedID.rawValue)")
@@ -248,15 +243,19 @@ struct WriteSession {
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)
+        // The survivor as it was with the absorbed side, step by step: what a logged change did to its lists.
+        var merged = Survivorship.merge(state, Survivorship.State(merge.absorbedBefore))
         enum Step { case change(ProfileChange), merge(MergeRecord) }
         var steps: [(Int64, Step)] = try tx.profileChanges(of: survivorID, after: merge.sequence).map { ($0.sequence, .change($0)) }
         steps += try tx.merges(into: survivorID).filter { $0.isActive && $0.sequence > merge.sequence }.map { ($0.sequence, .merge($0)) }
         for (_, step) in steps.sorted(by: { $0.0 < $1.0 }) {
             switch step {
             case .change(let change):
-                state = Survivorship.apply(change, to: state)
+                state = Survivorship.apply(change, to: state, madeOn: merged.profile)
+                merged = Survivorship.apply(change, to: merged)
             case .merge(var later):
                 // A later merge remembered a survivor that still held the absorbed side: rewrite it without.
+                merged = Survivorship.merge(merged, Survivorship.State(later.absorbedBefore))
                 later.survivorBefore.profile = state.profile
                 later.survivorBefore.fieldTimes = state.fieldTimes
                 try tx.updateMerge(later)

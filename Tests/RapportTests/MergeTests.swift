@@ -29,6 +29,31 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func whatWasDoneWhileMergedStaysWithWhomItWasDoneTo(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let (older, newer) = try await makePair(crm, clock)  // tags: older [vip], newer [newsletter]; newer has an address
+        let merge = try await crm.mergeCustomers(older.id, newer.id)
+        // While merged, the survivor gains a tag and loses one of its own; an address is added; an identity is
+        // added through the absorbed customer's id.
+        let home = PostalAddress(line1: "2 High St", city: "Bath", country: "GB")
+        _ = try await crm.updateCustomer(older.id) {
+            $0.tags = ["gold", "newsletter"]
+            $0.addresses.append(home)
+        }
+        _ = try await crm.addIdentity(.email("ada.m@example.com"), to: newer.id)
+
+        _ = try await crm.unmerge(merge.merge.id)
+        let survivor = try await crm.customer(older.id)
+        let restored = try await crm.customer(newer.id)
+        // The absorbed customer's tag and address went back with them; the changes made while merged stayed.
+        #expect(survivor.profile.tags == ["gold"])
+        #expect(survivor.profile.addresses == [home])
+        #expect(restored.profile.tags == ["newsletter"])
+        #expect(restored.profile.addresses == newer.profile.addresses)
+        #expect(try await crm.findCustomer(.email("ada.m@example.com"))?.id == newer.id)
+    }
+
+    @Test(arguments: Backend.allCases)
     func theOlderCustomerSurvivesAndFieldsFollowSurvivorship(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let (older, newer) = try await makePair(crm, clock)

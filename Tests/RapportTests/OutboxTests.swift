@@ -187,22 +187,32 @@ struct OutboxTests {
     }
 
     @Test(arguments: Backend.allCases)
-    func aMergeJoinsTheAbsorbedCustomersQueueToTheSurvivorsInOrder(_ backend: Backend) async throws {
+    func eachCustomerKeepsTheirQueueThroughAMergeSoAnUnmergeOrAnErasureTakesItAlong(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         try await setUp(crm, customers: ["bob@example.com", "ada@example.com"])  // Bob is older: he survives
-        try await visit(crm, "a1", "ada@example.com", at: clock.now())
-        try await visit(crm, "a2", "ada@example.com", at: clock.now())
-        let leased = try await crm.leaseOutbox(consumer: "mailer")
-        #expect(leased.map(subject) == ["a1"])
+        for id in ["a1", "a2", "a3"] { try await visit(crm, id, "ada@example.com", at: clock.now()) }
+        #expect(try await crm.leaseOutbox(consumer: "mailer").map(subject) == ["a1"])
         let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
         let bob = try #require(try await crm.findCustomer(.email("bob@example.com"))).id
-        _ = try await crm.mergeCustomers(bob, ada)
+        let merge = try await crm.mergeCustomers(bob, ada)
         try await visit(crm, "b1", "bob@example.com", at: clock.now())
-        // One person, one queue: nothing goes out while a1 is out, then a2 before b1.
-        #expect(try await crm.outboxEntries(customer: bob).entries.map(subject) == ["a1", "a2", "b1"])
-        #expect(try await crm.leaseOutbox(consumer: "mailer").isEmpty)
-        try await crm.acknowledgeOutbox([leased[0].id])
-        #expect(try await crm.leaseOutbox(consumer: "mailer").map(subject) == ["a2"])
+        #expect(try await crm.outboxEntries(customer: ada).entries.map(subject) == ["a1", "a2", "a3"])
+        #expect(try await crm.outboxEntries(customer: bob).entries.map(subject) == ["b1"])
+        // While they are one, the survivor's withdrawal stops what the absorbed customer had queued too.
+        clock.advance(by: .seconds(1))
+        _ = try await crm.recordConsent(ConsentInput(customerID: bob, channel: .email, purpose: .transactional, status: .revoked, source: "settings"))
+        _ = try await crm.recordConsent(ConsentInput(customerID: bob, channel: .email, purpose: .marketing, status: .revoked, source: "settings"))
+        #expect(try await crm.outboxEntries(customer: ada).entries.map(\.state) == [.leased, .failed, .failed])
+        #expect(try await crm.outboxEntries(customer: bob).entries.map(\.state) == [.failed])
+
+        // After the unmerge Ada's queue is hers: erasing her takes it along, Bob's stays.
+        _ = try await crm.unmerge(merge.merge.id)
+        try await visit(crm, "a4", "ada@example.com", at: clock.now())
+        #expect(try await crm.outboxEntries(customer: ada).entries.map(subject) == ["a1", "a2", "a3", "a4"])
+        try await crm.deleteCustomer(ada)
+        #expect(try await crm.outboxEntries(customer: ada).entries.isEmpty)
+        #expect(try await crm.outboxEntries(states: [.pending, .leased]).entries.isEmpty)
+        #expect(try await crm.outboxEntries(customer: bob).entries.map(subject) == ["b1"])
     }
 
     @Test(arguments: Backend.allCases)
