@@ -290,6 +290,12 @@ struct PreparedOrder: Sendable {
 }
 
 extension WriteSession {
+    /// The number of a record whose identities just merged customers: one after the merge's, so that an unmerge
+    /// sees the record as arrived with the merge and gives it to the customer its identities point to then.
+    private mutating func sequenceAfterMerges(_ sequence: Int64, since count: Int) throws -> Int64 {
+        merges.count == count ? sequence : try tx.allocateSequence(1)
+    }
+
     /// Applies one valid event.
     mutating func apply(_ input: PreparedEvent, sequence: Int64) throws -> IngestOutcome {
         if let existing = try tx.event(id: input.id) { return .duplicate(existing.event.customerID) }
@@ -297,7 +303,9 @@ extension WriteSession {
             let problems = RapportEngine.mistypedProperties(input, declared)
             if !problems.isEmpty { return .rejected(problems) }
         }
+        let mergesBefore = merges.count
         let customer = try resolve(input.identities, recordID: input.id)
+        let sequence = try sequenceAfterMerges(sequence, since: mergesBefore)
         let event = Event(
             id: input.id, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: input.identities,
             properties: input.properties, customerID: customer, receivedAt: now)
@@ -348,7 +356,9 @@ extension WriteSession {
             }
             return .updated(order.customerID)
         }
+        let mergesBefore = merges.count
         let customer = try resolve(input.identities, recordID: input.key.description)
+        let sequence = try sequenceAfterMerges(sequence, since: mergesBefore)
         var history = [OrderStatusChange(status: .placed, at: input.placedAt)]
         if input.status != .placed { history.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? input.placedAt)) }
         let order = Order(

@@ -360,6 +360,20 @@ struct MergeTests {
         #expect(again.outcomes == [.accepted(ada.id)])
         #expect(try await crm.customer(phone.id).id == phone.id)
         #expect(try await crm.merges(into: ada.id).map(\.isActive) == [false])
+
+        // The record that made a merge follows its strongest identity on the unmerge, as it would arriving after it:
+        // here the member card, the newer customer's.
+        let card = try await crm.createCustomer(NewCustomer(identities: [.memberCard("CARD-7")]))
+        let joined = try await crm.ingest([
+            event("visit", at: start, .email("ada@example.com"), .memberCard("CARD-7")), event("after", at: start, .memberCard("CARD-7")),
+        ])
+        #expect(joined.merges.count == 1)
+        _ = try await crm.unmerge(joined.merges[0])
+        #expect(try await crm.event("visit").customerID == card.id)
+        #expect(try await crm.event("after").customerID == card.id)
+        #expect(try await crm.stats(of: card.id).eventCount == 2)
+        let alone = try await crm.ingest([event("visit-2", at: start, .email("ada@example.com"), .memberCard("CARD-7"))])
+        #expect(alone.outcomes == [.accepted(card.id)])
     }
 
     @Test(arguments: Backend.allCases)
