@@ -233,7 +233,10 @@ extension StoreWriter {
         try saveChanged(&record, at: now)
         if try merges(into: record.id).contains(where: \.isActive) {
             let sequence = try allocateSequence(1)
-            try appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: record.profile))
+            // Only what changed is logged: the rest of the profile may be the merged side's, kept nowhere else.
+            var logged = CustomerProfile()
+            logged.assign(changed, from: record.profile)
+            try appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: logged))
         }
     }
 

@@ -67,8 +67,8 @@ enum Survivorship {
     }
 
     /// Applies a change logged while the customer held a merged side, whose profile was `merged` before it, to the
-    /// customer without that side: lists (tags, addresses) take what the change added and lose what it removed,
-    /// not the merged side's entries the logged list still held.
+    /// customer without that side: lists (tags, addresses) and the attribute map take what the change added,
+    /// changed or removed, not the merged side's entries the logged ones still held.
     static func apply(_ change: ProfileChange, to state: State, madeOn merged: CustomerProfile) -> State {
         var result = apply(change, to: state)
         if change.fields.contains(.tags) {
@@ -82,6 +82,14 @@ enum Survivorship {
             var addresses = state.profile.addresses.filter { !removed.contains($0) }
             for address in added where !addresses.contains(address) { addresses.append(address) }
             result.profile.addresses = addresses
+        }
+        if change.fields.contains(.attributes) {
+            // The whole map was logged: only the keys whose value the change set or removed are its.
+            var attributes = state.profile.attributes
+            for key in Set(change.profile.attributes.keys).union(merged.attributes.keys) where change.profile.attributes[key] != merged.attributes[key] {
+                attributes[key] = change.profile.attributes[key]
+            }
+            result.profile.attributes = attributes
         }
         return result
     }

@@ -245,14 +245,24 @@ struct WriteSession {
         var state = Survivorship.State(merge.survivorBefore)
         // The survivor as it was with the absorbed side, step by step: what a logged change did to its lists.
         var merged = Survivorship.merge(state, Survivorship.State(merge.absorbedBefore))
-        enum Step { case change(ProfileChange), merge(MergeRecord) }
+        // What was logged since is rewritten without the absorbed side, which an erasure may remove for good: the
+        // changes, and the survivor remembered by later merges (undone ones too).
+        enum Step { case change(ProfileChange), merge(MergeRecord), undone(MergeRecord) }
         var steps: [(Int64, Step)] = try tx.profileChanges(of: survivorID, after: merge.sequence).map { ($0.sequence, .change($0)) }
-        steps += try tx.merges(into: survivorID).filter { $0.isActive && $0.sequence > merge.sequence }.map { ($0.sequence, .merge($0)) }
+        steps += try tx.merges(into: survivorID).filter { $0.sequence > merge.sequence }.map { ($0.sequence, $0.isActive ? .merge($0) : .undone($0)) }
         for (_, step) in steps.sorted(by: { $0.0 < $1.0 }) {
             switch step {
             case .change(let change):
                 state = Survivorship.apply(change, to: state, madeOn: merged.profile)
                 merged = Survivorship.apply(change, to: merged)
+                var rewritten = change
+                rewritten.profile = CustomerProfile()
+                rewritten.profile.assign(change.fields, from: state.profile)
+                if rewritten != change { try tx.updateProfileChange(rewritten) }
+            case .undone(var later):
+                later.survivorBefore.profile = state.profile
+                later.survivorBefore.fieldTimes = state.fieldTimes
+                try tx.updateMerge(later)
             case .merge(var later):
                 // A later merge remembered a survivor that still held the absorbed side: rewrite it without.
                 merged = Survivorship.merge(merged, Survivorship.State(later.absorbedBefore))

@@ -218,6 +218,10 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     func insertMerge(_ record: MergeRecord) throws
     func updateMerge(_ record: MergeRecord) throws
     func appendProfileChange(_ change: ProfileChange) throws
+    /// Replaces the logged change of `change.customerID` numbered `change.sequence` (an unmerge rewrites what was
+    /// logged while the absorbed side was held, without it).
+    /// - Throws: `notFound` when that customer logged no change with that number.
+    func updateProfileChange(_ change: ProfileChange) throws
 
     /// Adds or replaces a declared attribute.
     func putAttributeDefinition(_ definition: AttributeDefinition) throws

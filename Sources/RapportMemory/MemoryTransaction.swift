@@ -357,6 +357,14 @@ final class MemoryTransaction: StoreWriter {
         set(\.profileChanges, change.customerID, list)
     }
 
+    func updateProfileChange(_ change: ProfileChange) throws {
+        guard var list = db.profileChanges[change.customerID], let index = list.firstIndex(where: { $0.sequence == change.sequence }) else {
+            throw RapportError.notFound(entity: "profile change", id: "\(change.customerID)/\(change.sequence)")
+        }
+        list[index] = change
+        set(\.profileChanges, change.customerID, list)
+    }
+
     func putAttributeDefinition(_ definition: AttributeDefinition) throws {
         set(\.attributeDefinitions, definition.key, definition)
     }

@@ -297,6 +297,17 @@ extension SQLiteTransaction {
         )
     }
 
+    func updateProfileChange(_ change: ProfileChange) throws {
+        let updated = try changes(
+            "UPDATE profile_changes SET at = ?, fields = ?, profile = ? WHERE customer_id = ? AND sequence = ?",
+            [
+                change.at.millisecondsSinceEpoch, try json(change.fields.map(\.path).sorted()), ColumnJSON.text(change.profile),
+                change.customerID.rawValue, change.sequence,
+            ]
+        )
+        guard updated > 0 else { throw RapportError.notFound(entity: "profile change", id: "\(change.customerID)/\(change.sequence)") }
+    }
+
     func putAttributeDefinition(_ definition: AttributeDefinition) throws {
         try execute(
             "INSERT OR REPLACE INTO attribute_definitions (key, type, description) VALUES (?, ?, ?)",

@@ -220,5 +220,26 @@ extension StoreConformance {
         #expect(try await store.read { try $0.profileChanges(of: F.customerID("a"), after: 2) } == [changes[0], changes[2]])
         #expect(try await store.read { try $0.profileChanges(of: F.customerID("a"), after: 9) } == [])
         #expect(try await store.read { try $0.profileChanges(of: F.customerID("b"), after: 0) } == [changes[3]])
+
+        // A change is rewritten in place, found by its customer and number.
+        let rewritten = {
+            var change = changes[0]
+            change.profile.tags = ["y"]
+            change.fields = [.tags]
+            change.at = F.time(50)
+            return change
+        }()
+        try await store.write { try $0.updateProfileChange(rewritten) }
+        #expect(try await store.read { try $0.profileChanges(of: F.customerID("a"), after: 0) } == [changes[1], rewritten, changes[2]])
+        #expect(try await store.read { try $0.profileChanges(of: F.customerID("b"), after: 0) } == [changes[3]])
+        let elsewhere = {
+            var change = changes[3]
+            change.sequence = 5  // b logged no change 5 (a did)
+            return change
+        }()
+        await #expect(throws: RapportError.notFound(entity: "profile change", id: "cus_b/5")) {
+            try await store.write { try $0.updateProfileChange(elsewhere) }
+        }
+        #expect(try await store.read { try $0.profileChanges(of: F.customerID("a"), after: 0) } == [changes[1], rewritten, changes[2]])
     }
 }

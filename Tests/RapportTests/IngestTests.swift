@@ -394,6 +394,7 @@ struct FailingWriter: StoreWriter {
     func insertMerge(_ record: MergeRecord) throws { try base.insertMerge(record) }
     func updateMerge(_ record: MergeRecord) throws { try base.updateMerge(record) }
     func appendProfileChange(_ change: ProfileChange) throws { try base.appendProfileChange(change) }
+    func updateProfileChange(_ change: ProfileChange) throws { try base.updateProfileChange(change) }
     func putAttributeDefinition(_ definition: AttributeDefinition) throws { try base.putAttributeDefinition(definition) }
     func apiKey(_ id: APIKeyID) throws -> APIKey? { try base.apiKey(id) }
     func apiKey(secretHash: String) throws -> APIKey? { try base.apiKey(secretHash: secretHash) }

@@ -53,6 +53,54 @@ struct MergeTests {
         #expect(try await crm.findCustomer(.email("ada.m@example.com"))?.id == newer.id)
     }
 
+    @Test(arguments: Backend.allCases, [false, true])
+    func afterUnmergingAChainInEitherOrderAnErasedCustomerLeavesNothingBehind(_ backend: Backend, absorbedFirst: Bool) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let bath = PostalAddress(line1: "2 High St", city: "Bath", country: "GB")
+        let york = PostalAddress(line1: "3 Low St", city: "York", country: "GB")
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada", tags: ["a"]), identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bea = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(givenName: "Bea", addresses: [bath], tags: ["b"]), identities: [.email("bea@example.com")]))
+        let cy = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(tags: ["c"]), identities: [.email("cy@example.com")]))
+        clock.advance(by: .seconds(60))
+        let first = try await crm.mergeCustomers(ada.id, bea.id)  // Bea's newer name wins
+        _ = try await crm.updateCustomer(ada.id) { $0.tags.append("x") }
+        let second = try await crm.mergeCustomers(ada.id, cy.id)
+        _ = try await crm.updateCustomer(ada.id) { $0.addresses.append(york) }
+        #expect(try await crm.customer(ada.id).profile.tags == ["a", "b", "c", "x"])
+
+        if absorbedFirst {
+            _ = try await crm.unmerge(first.merge.id)
+            #expect(try await crm.customer(ada.id).profile.tags == ["a", "c", "x"])
+            _ = try await crm.unmerge(second.merge.id)
+        } else {
+            _ = try await crm.unmerge(second.merge.id)
+            #expect(try await crm.customer(ada.id).profile.tags == ["a", "b", "x"])
+            _ = try await crm.unmerge(first.merge.id)
+        }
+        let restored = try await crm.customer(ada.id).profile
+        #expect(restored.givenName == "Ada")
+        #expect(restored.tags == ["a", "x"])
+        #expect(restored.addresses == [york])
+        #expect(try await crm.customer(bea.id).profile.tags == ["b"])
+        #expect(try await crm.customer(cy.id).profile.tags == ["c"])
+
+        try await crm.deleteCustomer(bea.id)
+        // Nothing kept about Ada holds Bea's name, tag or address: neither her logged changes nor her merges.
+        let (changes, merges) = try await crm.store.read { tx in
+            (try tx.profileChanges(of: ada.id, after: 0), try tx.merges(into: ada.id))
+        }
+        #expect(!changes.isEmpty)
+        #expect(merges.map(\.id) == [second.merge.id])
+        let kept = changes.map(\.profile) + merges.flatMap { [$0.survivorBefore.profile, $0.absorbedBefore.profile] }
+        for profile in kept {
+            #expect(profile.givenName != "Bea")
+            #expect(!profile.tags.contains("b"))
+            #expect(!profile.addresses.contains(bath))
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func theOlderCustomerSurvivesAndFieldsFollowSurvivorship(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
