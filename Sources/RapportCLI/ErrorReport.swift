@@ -22,10 +22,28 @@ enum ErrorReport {
             text += " (pass --key SECRET or set RAPPORT_API_KEY)"
         }
         if error.code == .unavailable, let cause = error.cause {
-            let detail = String(describing: cause)
+            let detail = describe(cause: cause)
             if !text.contains(detail) { text += " (\(detail))" }
         }
         return text
+    }
+
+    /// The transport failure behind an UNAVAILABLE, in words: nested RPC errors by their messages, the usual
+    /// connection and TLS failures by what to check, anything else by its description cut to one short line.
+    static func describe(cause: any Error) -> String {
+        if let rpc = cause as? RPCError {
+            return rpc.cause.map { rpc.message + ": " + describe(cause: $0) } ?? rpc.message
+        }
+        let text = String(describing: cause)
+        let lowered = text.lowercased()
+        if lowered.contains("handshake") || lowered.contains("ssl") || lowered.contains("tls") {
+            return "the TLS handshake failed: use --tls exactly when the server has a certificate (and --ca-cert for a private one)"
+        }
+        if lowered.contains("connectionrefused") || lowered.contains("connection refused") || lowered.contains("econnrefused") {
+            return "connection refused: is rapport-server running at that address?"
+        }
+        let oneLine = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        return oneLine.count > 160 ? String(oneLine.prefix(157)) + "..." : oneLine
     }
 
     /// The `google.rpc.BadRequest` field violations in the status details, if any.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GRPCCore
 import Foundation
 import RapportProto
 import Testing
@@ -167,5 +168,30 @@ struct IngestSummaryTests {
         #expect(summary.rejected == 1000)
         #expect(summary.rejections.map(\.line) == Array(2..<12))
         #expect(summary.rejections.first?.field == "type")
+    }
+}
+
+@Suite("Error lines")
+struct ErrorLineTests {
+    struct TransportFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    @Test func transportFailuresSayWhatToCheckInOneLine() {
+        let tls = RPCError(
+            code: .unavailable, message: "The server accepted the TCP connection but closed it.",
+            cause: TransportFailure(description: "handshakeFailed(NIOSSL.BoringSSLError.sslError([Error: 268435703 error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER]))"))
+        #expect(
+            ErrorReport.line(for: tls)
+                == "UNAVAILABLE: The server accepted the TCP connection but closed it. (the TLS handshake failed: use --tls exactly when the server has a certificate (and --ca-cert for a private one))")
+        let nested = RPCError(
+            code: .unavailable, message: "Could not connect.",
+            cause: RPCError(code: .unavailable, message: "The connection failed", cause: TransportFailure(description: "connectionRefused(errno: 111)")))
+        // grpc-swift folds a cause of the same code into the message.
+        #expect(ErrorReport.line(for: nested) == "UNAVAILABLE: Could not connect. The connection failed (connection refused: is rapport-server running at that address?)")
+        let long = RPCError(code: .unavailable, message: "Lost.", cause: TransportFailure(description: String(repeating: "x", count: 300) + "\nmore"))
+        let line = ErrorReport.line(for: long)
+        #expect(!line.contains("\n"))
+        #expect(line.count < 200)
     }
 }
