@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GRPCCore
 
 /// The options every subcommand takes: where the server is, who is calling, and how to print.
 struct GlobalOptions: ParsableArguments {
@@ -100,7 +101,9 @@ struct GlobalOptions: ParsableArguments {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            Terminal.error("error: \(ErrorReport.line(for: error, hasKey: secret != nil))")
+            // A failure the server answered names the call, as the server's log does.
+            let request = (error is RPCError ? RequestIDs.shared.last : nil).map { " [request \($0)]" } ?? ""
+            Terminal.error("error: \(ErrorReport.line(for: error, hasKey: secret != nil))\(request)")
             throw ExitCode.failure
         }
     }

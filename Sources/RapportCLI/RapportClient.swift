@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import RapportProto
+import Synchronization
 
 /// A connection to a Rapport server and a client per service, all sending the API key.
 struct RapportClient {
@@ -32,7 +33,7 @@ struct RapportClient {
             security = tls ? .tls : .plaintext
         }
         let transport = try HTTP2ClientTransport.Posix(target: target(host: host, port: port), transportSecurity: security)
-        let interceptors: [any ClientInterceptor] = secret.map { [BearerAuthorization(secret: $0)] } ?? []
+        let interceptors: [any ClientInterceptor] = [RequestIDs.shared] + (secret.map { [BearerAuthorization(secret: $0)] } ?? [])
         return try await withGRPCClient(transport: transport, interceptors: interceptors) { grpc in
             var options = CallOptions.defaults
             options.waitForReady = false
@@ -51,6 +52,34 @@ private func target(host: String, port: Int) -> any ResolvableTarget {
     if inet_pton(AF_INET, host, &v4) == 1 { return .ipv4(address: host, port: port) }
     if inet_pton(AF_INET6, host, &v6) == 1 { return .ipv6(address: host, port: port) }
     return .dns(host: host, port: port)
+}
+
+/// Names every call with an `x-request-id` (`cli-<run>-<n>`), which the server logs: an error line gives the id of
+/// the call that failed, to find it in the server's log.
+final class RequestIDs: ClientInterceptor, Sendable {
+    static let shared = RequestIDs()
+
+    /// This run of the CLI: random, so that runs do not share ids.
+    let run = String(UInt64.random(in: 0...UInt64.max) % 2_176_782_336, radix: 36)  // 6 characters at most
+    private let state = Mutex((count: 0, last: String?.none))
+
+    /// The id of the latest call made.
+    var last: String? { state.withLock { $0.last } }
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>,
+        context: ClientContext,
+        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        let id = state.withLock { state in
+            state.count += 1
+            state.last = "cli-\(run)-\(state.count)"
+            return state.last!
+        }
+        var request = request
+        request.metadata.replaceOrAddString(id, forKey: "x-request-id")
+        return try await next(request, context)
+    }
 }
 
 /// Sends `authorization: Bearer <secret>` with every call.

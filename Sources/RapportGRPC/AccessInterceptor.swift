@@ -4,7 +4,6 @@ import Rapport
 import RapportCore
 import RapportProto
 import SwiftProtobuf
-import Synchronization
 
 /// Who is calling: the API key the interceptor authenticated, for the handlers (masking).
 enum Caller {
@@ -23,7 +22,6 @@ enum Caller {
 final class AccessInterceptor: ServerInterceptor {
     let engine: RapportEngine
     let logger: Logger
-    private let counter = Atomic<UInt64>(0)
 
     init(engine: RapportEngine, logger: Logger) {
         self.engine = engine
@@ -38,7 +36,7 @@ final class AccessInterceptor: ServerInterceptor {
         var logger = RequestLogger(
             logger: self.logger, method: method,
             requestID: request.metadata[stringValues: "x-request-id"].first(where: { _ in true }).map { String($0.prefix(64)) }
-                ?? String(counter.add(1, ordering: .relaxed).newValue, radix: 36))
+                ?? String(UInt64.random(in: 0...UInt64.max), radix: 36))
 
         guard let permission = Permissions.required(for: method) else {
             // Open methods (health).

@@ -195,3 +195,21 @@ struct ErrorLineTests {
         #expect(line.count < 200)
     }
 }
+
+@Suite("Request ids")
+struct RequestIDTests {
+    @Test func everyCallIsNamedSoThatTheServerLogCanBeSearchedForIt() async throws {
+        let ids = RequestIDs()
+        let context = ClientContext(descriptor: MethodDescriptor(fullyQualifiedService: "rapport.v1.CustomerService", method: "GetCustomer"), remotePeer: "", localPeer: "")
+        var sent: [String] = []
+        for _ in 0..<2 {
+            let response = try await ids.intercept(request: StreamingClientRequest(of: Int.self) { _ in }, context: context) { request, _ in
+                StreamingClientResponse(of: Int.self, metadata: request.metadata, bodyParts: RPCAsyncSequence(wrapping: AsyncThrowingStream { $0.finish() }))
+            }
+            sent.append(contentsOf: response.metadata[stringValues: "x-request-id"].map { String($0) })
+        }
+        #expect(sent == ["cli-\(ids.run)-1", "cli-\(ids.run)-2"])
+        #expect(ids.last == "cli-\(ids.run)-2")
+        #expect(!ids.run.isEmpty && ids.run.count <= 6 && ids.run.allSatisfy { $0.isLetter || $0.isNumber })
+    }
+}
