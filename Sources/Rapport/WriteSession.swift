@@ -173,6 +173,12 @@ struct WriteSession {
         try tx.updateCustomer(absorbed)
         try tx.reassignAll(from: absorbedID, to: survivorID)
         try adoptWaitingRuns(of: absorbedID, into: survivorID)
+        // The absorbed customer leaves its dynamic segments (the survivor is looked at again below). No rule runs for
+        // it, but the feed says so, so that a mirror of memberships stays true (an unmerge enters them again).
+        for membership in try tx.memberships(of: absorbedID) where try tx.isDynamicMember(segment: membership.segmentID, customer: absorbedID) {
+            _ = try tx.appendChange(
+                kind: .segmentExited, customerID: absorbedID, otherCustomerID: survivorID, mergeID: id, segmentID: membership.segmentID, at: now)
+        }
         try tx.deleteDynamicMemberships(of: absorbedID)
         try tx.deleteJob("recheck:\(absorbedID.rawValue)")
         try tx.insertMerge(record)

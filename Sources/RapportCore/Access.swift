@@ -136,7 +136,7 @@ public enum ChangeKind: String, Hashable, Sendable, Codable, CaseIterable {
     case engagementRecorded = "engagement_recorded"
     /// The customer entered the segment named.
     case segmentEntered = "segment_entered"
-    /// The customer left the segment named.
+    /// The customer left the segment named (a customer merged away leaves its dynamic segments with the merge).
     case segmentExited = "segment_exited"
 }
 

@@ -46,7 +46,9 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
   /// The customer entered the segment named by `segment_id`.
   case segmentEntered // = 8
 
-  /// The customer left the segment named by `segment_id`.
+  /// The customer left the segment named by `segment_id`. A customer merged into another leaves its dynamic
+  /// segments with the merge (`merge_id` and `other_customer_id`, the survivor, are set then), and enters them again
+  /// when the merge is undone.
   case segmentExited // = 9
   case UNRECOGNIZED(Int)
 
@@ -117,7 +119,7 @@ package nonisolated struct Rapport_V1_Change: Sendable {
 
   package var otherCustomerID: String = String()
 
-  /// The merge, for merges and unmerges.
+  /// The merge, for merges, unmerges and the segment exits of a merged customer.
   package var mergeID: String = String()
 
   package var time: SwiftProtobuf.Google_Protobuf_Timestamp {

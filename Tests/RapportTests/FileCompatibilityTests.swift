@@ -125,7 +125,15 @@ struct FileCompatibilityTests {
     }
 
     /// Compares part by part, so that a difference names what differs.
-    static func expectSame(_ file: StoredState, _ today: StoredState, _ moment: Comment, sourceLocation: SourceLocation = #_sourceLocation) {
+    /// Feed entries this version records in the fixture's history that the fixture's version did not.
+    static func addedSince(_ version: String, _ change: Change) -> Bool {
+        // A merged customer leaving its dynamic segments (recorded since the version after v4-latest-runs).
+        change.kind == .segmentExited && change.mergeID != nil
+    }
+
+    static func expectSame(
+        _ file: StoredState, _ today: StoredState, _ moment: Comment, version: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(file.customers.map(\.record.id) == today.customers.map(\.record.id), moment, sourceLocation: sourceLocation)
         for (read, written) in zip(file.customers, today.customers) {
             #expect(read == written, "\(moment): customer \(read.record.id)", sourceLocation: sourceLocation)
@@ -140,7 +148,17 @@ struct FileCompatibilityTests {
         #expect(file.runs == today.runs, "\(moment): runs", sourceLocation: sourceLocation)
         #expect(file.outbox == today.outbox, "\(moment): outbox", sourceLocation: sourceLocation)
         #expect(file.jobs == today.jobs, "\(moment): jobs", sourceLocation: sourceLocation)
-        #expect(file.changes == today.changes, "\(moment): change feed", sourceLocation: sourceLocation)
+        // The feed as the fixture's version wrote it: entries this version adds are left out, and cursors (which
+        // number them) are compared by order only.
+        func entries(_ changes: [Change]) -> [Change] {
+            changes.filter { !Self.addedSince(version, $0) }.map { change in
+                var change = change
+                change.cursor = 0
+                return change
+            }
+        }
+        #expect(entries(file.changes) == entries(today.changes), "\(moment): change feed", sourceLocation: sourceLocation)
+        #expect(file.changes.map(\.cursor) == file.changes.map(\.cursor).sorted(), "\(moment): cursors", sourceLocation: sourceLocation)
     }
 
     /// Sequential ids, as `SequentialIDGenerator` makes them, that can start after the ones a file holds.
@@ -181,7 +199,7 @@ struct FileCompatibilityTests {
         // The clock goes on from where the history stopped; ids continue after the file's.
         let (old, oldClock) = Self.engine(store, ids: FixtureIDs(after: todayIDs.issued))
         oldClock.advance(to: todayClock.now())
-        Self.expectSame(try await Self.state(old), try await Self.state(today), "as opened")
+        Self.expectSame(try await Self.state(old), try await Self.state(today), "as opened", version: version)
 
         // What the file holds is usable, not only readable.
         #expect(try await old.authenticate(secret: Self.adminSecret)?.role == .admin)
@@ -202,7 +220,7 @@ struct FileCompatibilityTests {
             _ = try await crm.unmerge(merge.id, requestID: "fixture-unmerge")
             _ = try await crm.leaseOutbox(consumer: "fixture")
         }
-        Self.expectSame(try await Self.state(old), try await Self.state(today), "after going on")
+        Self.expectSame(try await Self.state(old), try await Self.state(today), "after going on", version: version)
         #expect(try await old.runs(status: .waiting).runs.isEmpty)
         #expect(try await old.customer(ada.id).profile.tags.contains("birthday"))
         let lapsed = try #require(try await old.segments().first { $0.key == "lapsed" })

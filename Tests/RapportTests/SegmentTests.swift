@@ -178,6 +178,30 @@ struct SegmentTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aMergedCustomerLeavesItsSegmentsInTheFeedAndEntersThemAgainOnUnmerge(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let viewers = try await crm.createSegment(.dynamic(key: "viewers", name: "Viewers", expression: "stats.event_count > 0"))
+        _ = try await crm.ingest([event("a", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(1))
+        _ = try await crm.ingest([event("b", at: clock.now(), .email("bob@example.com"))])
+        let ada = try await id(crm, "ada@example.com")
+        let bob = try await id(crm, "bob@example.com")
+        let before = try await crm.changes(after: 0).last!.cursor
+        let merge = try await crm.mergeCustomers(ada, bob)
+        #expect(try await crm.segment(viewers.id).memberCount == 1)
+        let exits = try await crm.changes(after: before).filter { $0.customerID == bob && $0.segmentID != nil }
+        #expect(exits.map(\.kind) == [.segmentExited])
+        #expect(exits.first?.segmentID == viewers.id)
+        #expect(exits.first?.mergeID == merge.merge.id)
+        #expect(exits.first?.otherCustomerID == ada)
+
+        let merged = try await crm.changes(after: 0).last!.cursor
+        _ = try await crm.unmerge(merge.merge.id)
+        #expect(try await crm.changes(after: merged).filter { $0.customerID == bob && $0.segmentID != nil }.map(\.kind) == [.segmentEntered])
+        #expect(try await memberIDs(crm, viewers.id) == [ada, bob].sorted())
+    }
+
+    @Test(arguments: Backend.allCases)
     func staticListsFollowMergesAndComeBackOnUnmerge(_ backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
