@@ -74,6 +74,9 @@ extension RapportEngine {
         changeNotifier.finishAll()
     }
 
+    /// True once ``finishChangeWatchers()`` was called: a sequence that ended did so for the shutdown.
+    public var changeWatchersFinished: Bool { changeNotifier.isFinished }
+
     /// The changes after `cursor`, then new ones as they are committed, until the consumer stops iterating.
     ///
     /// Changes are read a page at a time as the consumer asks for them: a slow consumer of a long history holds
@@ -111,9 +114,20 @@ public struct ChangeWatch: AsyncSequence, Sendable {
         let customerID: CustomerID?
         var buffer: [Change] = []
         var index = 0
+        var checked = false
 
         public mutating func next() async throws -> Change? {
             let pageSize = 500
+            if !checked {
+                checked = true
+                // A cursor this store never made (a restored backup, a restarted in-memory server) would wait for
+                // changes that are not coming while the ones it missed are never delivered: it is refused.
+                let latest = try await engine.read { tx in try tx.latestChangeCursor() }
+                if position > latest {
+                    throw RapportError.failedPrecondition(
+                        "after_cursor \(position) is beyond the latest change (\(latest)): this store did not make that cursor; read again from 0")
+                }
+            }
             while true {
                 while index < buffer.count {
                     let change = buffer[index]

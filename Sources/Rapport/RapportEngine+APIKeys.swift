@@ -47,6 +47,28 @@ extension RapportEngine {
         return key
     }
 
+    /// Waits until the key `id` is revoked (or deleted) and returns true; returns false instead when the calling task
+    /// is cancelled or the engine's watchers are finished (``finishChangeWatchers()``, at shutdown). A server runs it
+    /// beside each long call, so that revoking a key also ends the streams it opened.
+    ///
+    /// It looks at the key after each commit through this engine: a key revoked by another process sharing the
+    /// store is seen with the next commit here.
+    public func waitForRevocation(of id: APIKeyID) async -> Bool {
+        while !Task.isCancelled {
+            // Subscribed before reading, so that a revocation committed meanwhile ends the wait below at once.
+            let (subscription, signals) = changeNotifier.subscribe()
+            defer { changeNotifier.cancel(subscription) }
+            do {
+                guard let key = try await quickRead({ tx in try tx.apiKey(id) }), key.isActive else { return true }
+            } catch {
+                return false  // the store cannot tell: the call goes on as authorised when it began
+            }
+            var iterator = signals.makeAsyncIterator()
+            guard await iterator.next() != nil else { return false }
+        }
+        return false
+    }
+
     /// Every API key (never their secrets), oldest first.
     public func apiKeys() async throws(RapportError) -> [APIKey] {
         try await read { tx in try tx.apiKeys() }

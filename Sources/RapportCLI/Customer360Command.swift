@@ -17,7 +17,7 @@ struct Customer360Command: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How many recent orders, 1 to 100.", valueName: "n"))
     var orders: Int = 5
 
-    @Option(help: ArgumentHelp("How many timeline entries, 1 to 1000.", valueName: "n"))
+    @Option(help: ArgumentHelp("How many timeline entries, 1 to 1000 (`rapport customers timeline` pages further).", valueName: "n"))
     var timeline: Int = 20
 
     mutating func validate() throws {
@@ -92,27 +92,11 @@ struct Customer360Command: AsyncParsableCommand {
         if view.timeline.isEmpty {
             sections.append("Timeline: empty")
         } else {
-            var table = TextTable("TIME", "KIND", "WHAT")
-            for entry in view.timeline {
-                switch entry.entry {
-                case .event(let event)?:
-                    let channel = event.channel == .unspecified ? "" : " via \(Format.name(event.channel))"
-                    table.add(Format.time(event.occurTime, isSet: event.hasOccurTime), "event", "\(event.type)\(channel)")
-                case .order(let order)?:
-                    table.add(
-                        Format.time(order.placeTime, isSet: order.hasPlaceTime), "order",
-                        "\(order.source)/\(order.externalID) \(Format.name(order.status)) \(Format.money(order.total))")
-                case .interaction(let interaction)?:
-                    let subject = interaction.subject.isEmpty ? "" : ": \(interaction.subject)"
-                    table.add(
-                        Format.time(interaction.occurTime, isSet: interaction.hasOccurTime), "interaction",
-                        "\(Format.name(interaction.direction)) \(Format.name(interaction.channel))\(subject)")
-                case nil:
-                    continue
-                }
-            }
-            let more = view.timelineNextPageToken.isEmpty ? "" : "\n  (more: --timeline N shows more entries)"
-            sections.append("Timeline, newest first\n" + indent(table.render()) + more)
+            let more =
+                view.timelineNextPageToken.isEmpty
+                ? ""
+                : "\n  (more: rapport customers timeline \(view.customer.id) --page-size \(view.timeline.count) --page-token \(view.timelineNextPageToken))"
+            sections.append("Timeline, newest first\n" + indent(Printer.timelineTable(view.timeline)) + more)
         }
         return sections.joined(separator: "\n\n")
     }

@@ -94,6 +94,30 @@ enum Printer {
         Terminal.output(try message.jsonString())
     }
 
+    /// Timeline entries as a table: time, kind, and what happened.
+    static func timelineTable(_ entries: [Rapport_V1_TimelineEntry]) -> String {
+        var table = TextTable("TIME", "KIND", "WHAT")
+        for entry in entries {
+            switch entry.entry {
+            case .event(let event)?:
+                let channel = event.channel == .unspecified ? "" : " via \(Format.name(event.channel))"
+                table.add(Format.time(event.occurTime, isSet: event.hasOccurTime), "event", "\(event.type)\(channel)")
+            case .order(let order)?:
+                table.add(
+                    Format.time(order.placeTime, isSet: order.hasPlaceTime), "order",
+                    "\(order.source)/\(order.externalID) \(Format.name(order.status)) \(Format.money(order.total))")
+            case .interaction(let interaction)?:
+                let subject = interaction.subject.isEmpty ? "" : ": \(interaction.subject)"
+                table.add(
+                    Format.time(interaction.occurTime, isSet: interaction.hasOccurTime), "interaction",
+                    "\(Format.name(interaction.direction)) \(Format.name(interaction.channel))\(subject)")
+            case nil:
+                continue
+            }
+        }
+        return table.render()
+    }
+
     static func customer(_ customer: Rapport_V1_Customer) {
         Terminal.output(customerText(customer))
     }

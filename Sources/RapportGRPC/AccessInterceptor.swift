@@ -56,14 +56,25 @@ final class AccessInterceptor: ServerInterceptor {
             throw RPCError(code: .permissionDenied, message: "the API key's role may not call \(method.method)")
         }
         let started = ContinuousClock.now
+        let engine = self.engine
         do {
-            var response = try await Caller.$key.withValue(key) { try await next(request, context) }
-            // Streaming responses are produced after this returns: they run as the caller too.
+            // A client stream is read inside `next`: revoking the key ends it there.
+            // The task group the race runs in ends before this returns: `next` does not outlive the call.
+            var response = try await withoutActuallyEscaping(next) { next in
+                try await Self.untilRevoked(key, engine: engine, enabled: method.type?.isRequestStreaming ?? true) {
+                    try await Caller.$key.withValue(key) { try await next(request, context) }
+                }
+            }
+            // Streaming responses are produced after this returns: they run as the caller too, and end when the
+            // key is revoked.
             if case .success(var contents) = response.accepted {
                 let producer = contents.producer
+                let streaming = method.type?.isResponseStreaming ?? true
                 contents.producer = { [logger] writer in
                     do {
-                        let trailers = try await Caller.$key.withValue(key) { try await producer(writer) }
+                        let trailers = try await Self.untilRevoked(key, engine: engine, enabled: streaming) {
+                            try await Caller.$key.withValue(key) { try await producer(writer) }
+                        }
                         logger.debug("stream finished", metadata: ["duration": "\(ContinuousClock.now - started)"])
                         return trailers
                     } catch {
@@ -82,6 +93,26 @@ final class AccessInterceptor: ServerInterceptor {
                 logger.info("failed", metadata: ["error": "\(Self.describe(error))", "duration": "\(ContinuousClock.now - started)"])
             }
             throw error
+        }
+    }
+
+    /// Runs `body`, or when `enabled` races it with the revocation of `key`: a revoked key ends the call with
+    /// UNAUTHENTICATED, as a new call with it would be refused.
+    static func untilRevoked<T: Sendable>(
+        _ key: APIKey, engine: RapportEngine, enabled: Bool, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard enabled else { return try await body() }
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                guard await engine.waitForRevocation(of: key.id) else { return nil }
+                throw RPCError(code: .unauthenticated, message: "the API key was revoked")
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            throw CancellationError()
         }
     }
 

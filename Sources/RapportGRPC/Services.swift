@@ -267,16 +267,30 @@ struct ChangeServiceAdapter: Rapport_V1_ChangeService.SimpleServiceProtocol {
         let changes = engine.watchChanges(after: request.afterCursor, customerID: customer)
         // Cancellation and deadlines reach the handler through the RPC's cancellation handle, not the task.
         let writer = Task {
-            for try await change in changes { try await response.write(change.proto) }
-        }
-        try await withRPCCancellationHandler {
-            do {
-                try await writer.value
-            } catch is CancellationError {
-                return  // the client went away: nothing failed
+            var last = request.afterCursor
+            for try await change in changes {
+                try await response.write(change.proto)
+                last = change.cursor
             }
-        } onCancelRPC: {
+            return last
+        }
+        // The handler's own task is cancelled too when the call is ended on the server's side (a revoked key).
+        let last: Int64 = try await withTaskCancellationHandler {
+            try await withRPCCancellationHandler {
+                do {
+                    return try await writer.value
+                } catch is CancellationError {
+                    return -1  // the client went away: nothing failed
+                }
+            } onCancelRPC: {
+                writer.cancel()
+            }
+        } onCancel: {
             writer.cancel()
+        }
+        // The feed never ends by itself: a shutdown is not a finished feed, and the client should resume elsewhere.
+        if last >= 0, engine.changeWatchersFinished {
+            throw RPCError(code: .unavailable, message: "the server is shutting down: resume after cursor \(last)")
         }
     }
 }

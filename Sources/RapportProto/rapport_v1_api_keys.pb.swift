@@ -115,7 +115,7 @@ package nonisolated struct Rapport_V1_ApiKey: Sendable {
   /// Clears the value of `createTime`. Subsequent reads from it will return its default value.
   package mutating func clearCreateTime() {self._createTime = nil}
 
-  /// Set once revoked; a revoked key is UNAUTHENTICATED.
+  /// Set once revoked; a revoked key is UNAUTHENTICATED, and the streams it opened end with UNAUTHENTICATED.
   package var revokeTime: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_revokeTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_revokeTime = newValue}

@@ -74,6 +74,8 @@ extension Rapport_V1_ChangeService {
         /// >
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
+        /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_WatchChangesRequest` messages.
@@ -106,6 +108,8 @@ extension Rapport_V1_ChangeService {
         /// >
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
+        /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -136,6 +140,8 @@ extension Rapport_V1_ChangeService {
         /// >
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
+        /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_WatchChangesRequest` message.
@@ -225,6 +231,8 @@ extension Rapport_V1_ChangeService {
         /// >
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
+        /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -270,6 +278,8 @@ extension Rapport_V1_ChangeService {
         /// >
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
+        /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -308,6 +318,8 @@ extension Rapport_V1_ChangeService.ClientProtocol {
     /// >
     /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
     /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
+    /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
+    /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -340,6 +352,8 @@ extension Rapport_V1_ChangeService.ClientProtocol {
     /// >
     /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
     /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
+    /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
+    /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -146,10 +146,13 @@ package nonisolated struct Rapport_V1_WatchChangesRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Resume after this cursor; 0 starts from the oldest change kept.
+  /// Resume after this cursor; 0 starts from the oldest change kept. A cursor beyond the latest change (one this
+  /// store never made: a restored backup, an in-memory server that restarted) is FAILED_PRECONDITION.
   package var afterCursor: Int64 = 0
 
-  /// Only changes of this customer (after merges: as survivor or absorbed); empty means all.
+  /// Only the changes that name this customer id, as `customer_id` or `other_customer_id` (so a merge and unmerge
+  /// of it are seen, as survivor or absorbed); the id is not followed into the customer it is merged into. Empty
+  /// means all.
   package var customerID: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()

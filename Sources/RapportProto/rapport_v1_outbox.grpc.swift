@@ -149,7 +149,11 @@ extension Rapport_V1_OutboxService {
         /// > Source IDL Documentation:
         /// >
         /// > Leases entries as they become deliverable and streams them, until the client cancels or the deadline
-        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again.
+        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again. An entry's
+        /// > lease starts when it is leased, a batch at a time, not when it is written to the stream. The stream never ends
+        /// > with OK: a server shutting down ends it with UNAVAILABLE (handing back the entries it leased and did not
+        /// > write), and revoking the API key that opened it ends it with UNAUTHENTICATED. Entries written and not
+        /// > acknowledged stay leased until their lease expires.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_StreamOutboxRequest` messages.
@@ -259,7 +263,11 @@ extension Rapport_V1_OutboxService {
         /// > Source IDL Documentation:
         /// >
         /// > Leases entries as they become deliverable and streams them, until the client cancels or the deadline
-        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again.
+        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again. An entry's
+        /// > lease starts when it is leased, a batch at a time, not when it is written to the stream. The stream never ends
+        /// > with OK: a server shutting down ends it with UNAVAILABLE (handing back the entries it leased and did not
+        /// > write), and revoking the API key that opened it ends it with UNAUTHENTICATED. Entries written and not
+        /// > acknowledged stay leased until their lease expires.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_StreamOutboxRequest` message.
@@ -367,7 +375,11 @@ extension Rapport_V1_OutboxService {
         /// > Source IDL Documentation:
         /// >
         /// > Leases entries as they become deliverable and streams them, until the client cancels or the deadline
-        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again.
+        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again. An entry's
+        /// > lease starts when it is leased, a batch at a time, not when it is written to the stream. The stream never ends
+        /// > with OK: a server shutting down ends it with UNAVAILABLE (handing back the entries it leased and did not
+        /// > write), and revoking the API key that opened it ends it with UNAUTHENTICATED. Entries written and not
+        /// > acknowledged stay leased until their lease expires.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_StreamOutboxRequest` message.
@@ -709,7 +721,11 @@ extension Rapport_V1_OutboxService {
         /// > Source IDL Documentation:
         /// >
         /// > Leases entries as they become deliverable and streams them, until the client cancels or the deadline
-        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again.
+        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again. An entry's
+        /// > lease starts when it is leased, a batch at a time, not when it is written to the stream. The stream never ends
+        /// > with OK: a server shutting down ends it with UNAVAILABLE (handing back the entries it leased and did not
+        /// > write), and revoking the API key that opened it ends it with UNAUTHENTICATED. Entries written and not
+        /// > acknowledged stay leased until their lease expires.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_StreamOutboxRequest` message.
@@ -857,7 +873,11 @@ extension Rapport_V1_OutboxService {
         /// > Source IDL Documentation:
         /// >
         /// > Leases entries as they become deliverable and streams them, until the client cancels or the deadline
-        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again.
+        /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again. An entry's
+        /// > lease starts when it is leased, a batch at a time, not when it is written to the stream. The stream never ends
+        /// > with OK: a server shutting down ends it with UNAVAILABLE (handing back the entries it leased and did not
+        /// > write), and revoking the API key that opened it ends it with UNAUTHENTICATED. Entries written and not
+        /// > acknowledged stay leased until their lease expires.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_StreamOutboxRequest` message.
@@ -1053,7 +1073,11 @@ extension Rapport_V1_OutboxService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Leases entries as they become deliverable and streams them, until the client cancels or the deadline
-    /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again.
+    /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again. An entry's
+    /// > lease starts when it is leased, a batch at a time, not when it is written to the stream. The stream never ends
+    /// > with OK: a server shutting down ends it with UNAVAILABLE (handing back the entries it leased and did not
+    /// > write), and revoking the API key that opened it ends it with UNAUTHENTICATED. Entries written and not
+    /// > acknowledged stay leased until their lease expires.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_StreamOutboxRequest` message.
@@ -1218,7 +1242,11 @@ extension Rapport_V1_OutboxService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Leases entries as they become deliverable and streams them, until the client cancels or the deadline
-    /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again.
+    /// > passes. Acknowledge each one with AcknowledgeOutbox; an entry whose lease expires is streamed again. An entry's
+    /// > lease starts when it is leased, a batch at a time, not when it is written to the stream. The stream never ends
+    /// > with OK: a server shutting down ends it with UNAVAILABLE (handing back the entries it leased and did not
+    /// > write), and revoking the API key that opened it ends it with UNAUTHENTICATED. Entries written and not
+    /// > acknowledged stay leased until their lease expires.
     ///
     /// - Parameters:
     ///   - message: request message to send.

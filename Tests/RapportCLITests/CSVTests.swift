@@ -2,6 +2,7 @@ import ArgumentParser
 import GRPCCore
 import Foundation
 import RapportProto
+import SwiftProtobuf
 import Testing
 
 @testable import RapportCLI
@@ -211,5 +212,25 @@ struct RequestIDTests {
         #expect(sent == ["cli-\(ids.run)-1", "cli-\(ids.run)-2"])
         #expect(ids.last == "cli-\(ids.run)-2")
         #expect(!ids.run.isEmpty && ids.run.count <= 6 && ids.run.allSatisfy { $0.isLetter || $0.isNumber })
+    }
+}
+
+@Suite("Timeline pages")
+struct TimelinePageTests {
+    @Test func aPageEndsWithTheCommandForTheNextOne() throws {
+        let page = Rapport_V1_ListTimelineResponse.with {
+            $0.entries = [
+                .with { $0.event = .with { $0.type = "page.viewed"; $0.channel = .web; $0.occurTime = .init(seconds: 1_767_225_600) } },
+                .with { $0.order = .with { $0.source = "web"; $0.externalID = "1001"; $0.status = .paid; $0.total = .with { $0.currency = "EUR"; $0.minorUnits = 8999 } } },
+            ]
+            $0.nextPageToken = "tok123"
+        }
+        let text = CustomersTimeline.text(page, customer: "cus_1")
+        #expect(text.contains("page.viewed via web"))
+        #expect(text.contains("web/1001 paid"))
+        #expect(text.hasSuffix("next page: rapport customers timeline cus_1 --page-size 2 --page-token tok123"))
+        #expect(!CustomersTimeline.text(.with { $0.entries = page.entries }, customer: "cus_1").contains("next page"))
+        #expect(throws: (any Error).self) { try CustomersTimeline.parse(["cus_1", "--page-size", "0"]) }
+        #expect(try CustomersTimeline.parse(["cus_1", "--page-token", "tok123"]).pageToken == "tok123")
     }
 }

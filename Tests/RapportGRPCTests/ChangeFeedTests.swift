@@ -172,6 +172,46 @@ struct ChangeFeedTests {
                 try await c.changes.watchChanges(.with { $0.customerID = "ada" }) { response in try await response.messages.first(1) }
             }
             #expect(violationFields(badID) == ["customer_id"])
+
+            // A cursor this store never made (a restored backup, an in-memory server that restarted) is refused,
+            // instead of waiting for changes that are not coming.
+            _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.identities = [.email(adaEmail)] } })
+            let latest = try await c.engine.changes(after: 0).last!.cursor
+            let beyond = await expectRPCError(.failedPrecondition) {
+                try await c.changes.watchChanges(.with { $0.afterCursor = latest + 1 }) { response in try await response.messages.first(1) }
+            }
+            #expect(beyond?.message == "after_cursor \(latest + 1) is beyond the latest change (\(latest)): this store did not make that cursor; read again from 0")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func revokingAKeyEndsTheStreamsItOpened() async throws {
+        try await withRapport { c in
+            _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.identities = [.email(adaEmail)] } })
+            let marketing = try await c.apiKeys.listApiKeys(.init()).apiKeys.first { $0.role == .marketing }!
+            let (opened, signal) = AsyncStream<Void>.makeStream()
+            let watch = Task {
+                try await c.as(.marketing) {
+                    try await c.changes.watchChanges(.init()) { response in
+                        var count = 0
+                        do {
+                            for try await _ in response.messages {
+                                count += 1
+                                signal.yield()
+                            }
+                        } catch let error as RPCError {
+                            return (count, RPCError.Code?.some(error.code), error.message)
+                        }
+                        return (count, RPCError.Code?.none, "")
+                    }
+                }
+            }
+            var iterator = opened.makeAsyncIterator()
+            _ = await iterator.next()  // the backlog arrived: the stream is open
+            _ = try await c.apiKeys.revokeApiKey(.with { $0.id = marketing.id })
+            let (count, code, message) = try await watch.value
+            #expect(count == 1)
+            #expect(code == .unauthenticated)
+            #expect(message == "the API key was revoked")
         }
     }
 }

@@ -107,11 +107,15 @@ import Testing
             let worker = Task {
                 try await Rapport_V1_OutboxService.Client(wrapping: grpc).streamOutbox(.with { $0.consumer = "smoke-worker" }, metadata: admin) { response in
                     var count = 0
-                    for try await _ in response.messages {
-                        count += 1
-                        deliveredContinuation.yield()
+                    do {
+                        for try await _ in response.messages {
+                            count += 1
+                            deliveredContinuation.yield()
+                        }
+                    } catch let error as RPCError {
+                        return (count, RPCError.Code?.some(error.code))
                     }
-                    return count
+                    return (count, RPCError.Code?.none)
                 }
             }
             var deliveredIterator = delivered.makeAsyncIterator()
@@ -120,19 +124,28 @@ import Testing
             let watcher = Task {
                 try await Rapport_V1_ChangeService.Client(wrapping: grpc).watchChanges(.init(), metadata: admin) { response in
                     var count = 0
-                    for try await _ in response.messages {
-                        count += 1
-                        openedContinuation.yield()
+                    do {
+                        for try await _ in response.messages {
+                            count += 1
+                            openedContinuation.yield()
+                        }
+                    } catch let error as RPCError {
+                        return (count, RPCError.Code?.some(error.code))
                     }
-                    return count
+                    return (count, RPCError.Code?.none)
                 }
             }
             var openedIterator = opened.makeAsyncIterator()
             _ = await openedIterator.next()  // the backlog arrived: the watch is open
             let secondExit = try await second.stop(within: .seconds(30))
             #expect(secondExit == 0, "SIGTERM stops the server with open streams; stderr:\n\(second.stderrTail())")
-            #expect((try? await worker.value) == 1, "the outbox stream ends with the server, cleanly")
-            #expect((try? await watcher.value).map { $0 >= 1 } == true, "the watch ends with the server")
+            // Both streams end with the server, as UNAVAILABLE: a shutdown is not the end of the feed or the outbox.
+            let (sent, workerEnd) = try await worker.value
+            #expect(sent == 1)
+            #expect(workerEnd == .unavailable, "the outbox stream ends with the server")
+            let (changes, watchEnd) = try await watcher.value
+            #expect(changes >= 1)
+            #expect(watchEnd == .unavailable, "the watch ends with the server")
         }
     }
 
