@@ -396,6 +396,12 @@ def test_watch_changes_reads_the_backlog_then_a_live_change(pb, stubs, marketing
         assert live.cursor > cursors[-1]
     finally:
         call.cancel()
+    # A cursor this store never made is refused rather than left waiting for changes that are not coming.
+    beyond = stubs.changes.WatchChanges(pb.changes.WatchChangesRequest(after_cursor=live.cursor + 1_000_000),
+                                        metadata=marketing, timeout=T)
+    error = code_of(next, beyond)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "beyond the latest change" in error.details()
 
 
 def test_watch_changes_of_one_customer(pb, stubs, marketing):
