@@ -241,6 +241,34 @@ struct RuleTests {
         #expect(run.resumeAt == Timestamp(millisecondsSinceEpoch: 1_793_514_600_000))
     }
 
+    @Test func aNewTimeZoneNeitherRepeatsNorSkipsTheDaysOccurrence() async throws {
+        let birthday = LocalDate(year: 1990, month: 6, day: 15)
+        let tokyoNine = Timestamp(millisecondsSinceEpoch: 1_781_481_600_000)  // 2026-06-15T00:00Z, 09:00 in Tokyo
+        let fiveZ = Timestamp(millisecondsSinceEpoch: 1_781_499_600_000)  // 05:00Z: past 09:00 in Tokyo, before 09:00 in New York
+        let test = TestRapport()
+        let crm = test.crm
+        let rule = try await crm.createRule(RuleDefinition(name: "Birthday", trigger: .date(DateTrigger(field: .birthday)), actions: [.addTag("greeted")]))
+        let ada = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(birthday: birthday, timeZone: "Asia/Tokyo"), identities: [.email("ada@example.com")]))
+        let bob = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(birthday: birthday, timeZone: "America/New_York"), identities: [.email("bob@example.com")]))
+        try await crm.advanceManualClock(to: tokyoNine)
+        #expect(try await crm.runs(rule: rule.id).runs.map(\.customerID) == [ada.id])
+
+        // At 05:00Z Ada moves to New York, where her birthday's 09:00 is still ahead: she was greeted today already.
+        // Bob moves to Tokyo, where 09:00 has passed: his greeting, due at 09:00 in New York, comes now, not next year.
+        try await crm.advanceManualClock(to: fiveZ)
+        _ = try await crm.updateCustomer(ada.id) { $0.timeZone = "America/New_York" }
+        _ = try await crm.updateCustomer(bob.id) { $0.timeZone = "Asia/Tokyo" }
+        try await crm.advanceManualClock(to: fiveZ + .seconds(1))
+        #expect(try await crm.runs(rule: rule.id).runs.map(\.customerID).sorted() == [ada.id, bob.id].sorted())
+        try await crm.advanceManualClock(to: fiveZ + .seconds(86_400))
+        #expect(try await crm.runs(rule: rule.id).runs.count == 2)
+        // Next year's come as planned, once each.
+        try await crm.advanceManualClock(to: fiveZ + .seconds(366 * 86_400))
+        #expect(try await crm.runs(rule: rule.id).runs.count == 4)
+    }
+
     @Test func dateTriggersAYearBeforeTheDateKeepFiringEveryYear() async throws {
         let test = TestRapport()  // 2026-01-01T00:00Z
         let rule = try await test.crm.createRule(

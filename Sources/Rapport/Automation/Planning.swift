@@ -7,14 +7,27 @@ extension WriteSession {
     func planDateTrigger(_ rule: CompiledRule, for record: CustomerRecord) throws {
         guard case .date(let trigger) = rule.definition.trigger else { return }
         let key = "date:\(rule.id.rawValue):\(record.id.rawValue)"
-        let next = record.state == .active ? Self.nextOccurrence(trigger, of: record, after: now, defaultTimeZone: engine.automationSettings.defaultTimeZone) : nil
         let existing = try tx.job(key)
         // A job that is due (or retrying after a failure) has an occurrence to fire: it plans the next one when it
         // runs. Moving it now (a profile change at 09:00 while the 09:00 jobs wait their turn) would skip a year.
         if let existing, existing.dueAt <= now || existing.attempts > 0 { return }
+        var next: Timestamp?
+        if record.state == .active {
+            // One occurrence in two time zones is less than 27 hours apart. A new zone may put the occurrence that
+            // already fired ahead again (it is not fired twice), or the one the job waits for behind now (it fires
+            // now rather than next year); an occurrence that passed before it was planned is not fired late.
+            let window = Duration.seconds(2 * 86_400)
+            let lastFired = try tx.ruleCounter(rule: rule.id, customer: record.id)?.lastFiredAt
+            func near(_ time: Timestamp?, _ occurrence: Timestamp) -> Bool { time.map { $0 > occurrence - window && $0 < occurrence + window } ?? false }
+            next = Self.nextOccurrence(trigger, of: record, after: now - window, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+            while let candidate = next, near(lastFired, candidate) || (candidate <= now && !near(existing?.dueAt, candidate)) {
+                next = Self.nextOccurrence(trigger, of: record, after: candidate, defaultTimeZone: engine.automationSettings.defaultTimeZone)
+            }
+        }
         if let next {
-            guard existing?.dueAt != next else { return }
-            try tx.putJob(ScheduledJob(key: key, dueAt: next, kind: .dateTrigger(rule: rule.id, customer: record.id, occurrence: next), customerID: record.id))
+            let due = max(next, now)
+            guard existing?.dueAt != due else { return }
+            try tx.putJob(ScheduledJob(key: key, dueAt: due, kind: .dateTrigger(rule: rule.id, customer: record.id, occurrence: next), customerID: record.id))
         } else if existing != nil {
             try tx.deleteJob(key)
         }
