@@ -109,17 +109,22 @@ extension RapportEngine {
             let definition = change(rule.definition)
             try Self.requireValid(definition, tx: tx)
             guard definition != rule.definition else { return rule }
+            let replan = definition.trigger != rule.definition.trigger
             rule.version += 1
             rule.definition = definition
             rule.updatedAt = now
             try tx.updateRule(rule)
             try tx.insertRuleDefinition(definition, rule: id, version: rule.version)
             try tx.bumpDefinitionsVersion()
-            try Self.unscheduleJobs(of: id, tx: tx)
-            if rule.enabled { try Self.scheduleJobs(of: rule, tx: tx, now: now) }
+            // The same trigger keeps its jobs: the occurrences due or part-way through (09:00's birthdays while
+            // the rule's text is edited) run with the new version rather than move to their next occurrence.
+            if replan {
+                try Self.unscheduleJobs(of: id, tx: tx)
+                if rule.enabled { try Self.scheduleJobs(of: rule, tx: tx, now: now) }
+            }
             return rule
         }
-        try await planPromptly(rule)
+        try await planPromptly(rule)  // runs only a planning a new trigger scheduled
         return rule
     }
 

@@ -269,6 +269,26 @@ struct RuleTests {
         #expect(try await crm.runs(rule: rule.id).runs.count == 4)
     }
 
+    @Test(arguments: Backend.allCases)
+    func editingARulesTextKeepsTheOccurrencesDueAndAnotherTriggerReplans(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(RuleDefinition(name: "Birthday", trigger: .date(DateTrigger(field: .birthday)), actions: [.addTag("greeted")]))
+        for email in ["ada@example.com", "bob@example.com"] {
+            _ = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(month: 1, day: 10)), identities: [.email(email)]))
+        }
+        clock.advance(to: start + .seconds(9 * 86_400 + 9 * 3600))  // 2026-01-10T09:00Z
+        #expect(try await crm.runDueJobs(limit: 1) == 1)
+        // Edited while the 09:00 jobs run: the second one still fires today, with the new version.
+        _ = try await crm.updateRule(rule.id, RuleChanges(name: "Happy birthday"))
+        try await crm.runDueJobs()
+        let runs = try await crm.runs(rule: rule.id).runs
+        #expect(runs.count == 2)
+        #expect(Set(runs.map(\.ruleVersion)) == [1, 2])
+        // A new trigger plans anew: next year's birthday at 10:00 instead of 09:00.
+        _ = try await crm.updateRule(rule.id, RuleChanges(trigger: .date(DateTrigger(field: .birthday, at: LocalTime(hour: 10)))))
+        #expect(try await crm.nextJobDue() == Timestamp(millisecondsSinceEpoch: 1_799_575_200_000))  // 2027-01-10T10:00Z
+    }
+
     @Test func dateTriggersAYearBeforeTheDateKeepFiringEveryYear() async throws {
         let test = TestRapport()  // 2026-01-01T00:00Z
         let rule = try await test.crm.createRule(
