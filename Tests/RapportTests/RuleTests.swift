@@ -289,6 +289,23 @@ struct RuleTests {
         #expect(try await crm.nextJobDue() == Timestamp(millisecondsSinceEpoch: 1_799_575_200_000))  // 2027-01-10T10:00Z
     }
 
+    @Test func signupDatesCountFromTheDayAfterWhateverTheTimeOfSignup() async throws {
+        let test = TestRapport()  // 2026-01-01T00:00Z, UTC
+        let crm = test.crm
+        let nextDay = try await crm.createRule(
+            RuleDefinition(name: "Day after signup", trigger: .date(DateTrigger(field: .createdAt, offsetDays: 1)), actions: [.addTag("day_two")]))
+        let anniversary = try await crm.createRule(
+            RuleDefinition(name: "Anniversary", trigger: .date(DateTrigger(field: .createdAt)), actions: [.addTag("anniversary")]))
+        let early = try await crm.createCustomer(NewCustomer(identities: [.email("early@example.com")]))
+        try await test.advance(by: .seconds(10 * 3600))  // 10:00, after the day's 09:00
+        let late = try await crm.createCustomer(NewCustomer(identities: [.email("late@example.com")]))
+        try await crm.advanceManualClock(to: start + .seconds(86_400 + 9 * 3600))  // 2026-01-02T09:00Z
+        #expect(Set(try await crm.runs(rule: nextDay.id).runs.map(\.customerID)) == [early.id, late.id])
+        #expect(try await crm.runs(rule: anniversary.id).runs.isEmpty, "not on the day of signup")
+        try await crm.advanceManualClock(to: start + .seconds(365 * 86_400 + 9 * 3600))  // 2027-01-01T09:00Z
+        #expect(try await crm.runs(rule: anniversary.id).runs.count == 2)
+    }
+
     @Test func dateTriggersAYearBeforeTheDateKeepFiringEveryYear() async throws {
         let test = TestRapport()  // 2026-01-01T00:00Z
         let rule = try await test.crm.createRule(

@@ -39,23 +39,26 @@ extension WriteSession {
         func shifted(_ date: LocalDate) -> LocalDate {
             LocalDate.civil(daysSinceEpoch: LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day) + trigger.offsetDays)
         }
-        func annual(month: Int, day: Int, notBefore: Timestamp?) -> Timestamp? {
+        func days(_ date: LocalDate) -> Int { LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day) }
+        /// The next yearly occurrence, on a local date after `laterThan` when given.
+        func annual(month: Int, day: Int, laterThan: LocalDate?) -> Timestamp? {
             let year = ZonedTime.local(after, in: zone).date.year ?? 1970
             // Offsets of up to a year each way: two years before and three after cover every next occurrence.
             for candidate in (year - 2)...(year + 3) {
-                let date = LocalDate(year: candidate, month: month, day: min(day, LocalDate.daysIn(month: month, year: candidate)))
-                let instant = ZonedTime.instant(shifted(date), trigger.at, in: zone)
-                if instant > after, notBefore.map({ instant > $0 }) ?? true { return instant }
+                let date = shifted(LocalDate(year: candidate, month: month, day: min(day, LocalDate.daysIn(month: month, year: candidate))))
+                let instant = ZonedTime.instant(date, trigger.at, in: zone)
+                if instant > after, laterThan.map({ days(date) > days($0) }) ?? true { return instant }
             }
             return nil
         }
         switch trigger.field {
         case .birthday:
             guard let birthday = record.profile.birthday else { return nil }
-            return annual(month: birthday.month, day: birthday.day, notBefore: nil)
+            return annual(month: birthday.month, day: birthday.day, laterThan: nil)
         case .createdAt:
+            // From the day after the customer's first day (in their zone), whatever the time they came.
             let created = ZonedTime.local(record.createdAt, in: zone).date
-            return annual(month: created.month, day: created.day, notBefore: record.createdAt + .seconds(86_400))
+            return annual(month: created.month, day: created.day, laterThan: created)
         case .attribute(let key):
             guard case .timestamp(let time)? = record.profile.attributes[key] else { return nil }
             let instant = ZonedTime.instant(shifted(ZonedTime.local(time, in: zone).date), trigger.at, in: zone)
