@@ -661,7 +661,8 @@ package nonisolated struct Rapport_V1_RuleLimits: Sendable {
     set {frequency = .oncePerCustomer(newValue)}
   }
 
-  /// At most once per customer within this period.
+  /// At most once per customer within this period. A period of a day or more has two hours' slack for runs a
+  /// schedule or a date starts, which come at local clock times (a day may have 23 hours).
   package var oncePerCustomerPer: SwiftProtobuf.Google_Protobuf_Duration {
     get {
       if case .oncePerCustomerPer(let v)? = frequency {return v}
@@ -697,7 +698,8 @@ package nonisolated struct Rapport_V1_RuleLimits: Sendable {
     case unlimited(Bool)
     /// At most once per customer, ever.
     case oncePerCustomer(Bool)
-    /// At most once per customer within this period.
+    /// At most once per customer within this period. A period of a day or more has two hours' slack for runs a
+    /// schedule or a date starts, which come at local clock times (a day may have 23 hours).
     case oncePerCustomerPer(SwiftProtobuf.Google_Protobuf_Duration)
 
   }

@@ -306,6 +306,21 @@ struct RuleTests {
         #expect(try await crm.runs(rule: anniversary.id).runs.count == 2)
     }
 
+    @Test func aDailyScheduleLimitedToOnceADayFiresOnTheDayClocksGoForward() async throws {
+        let test = TestRapport(now: Timestamp(millisecondsSinceEpoch: 1_774_656_000_000))  // 2026-03-28T00:00Z
+        let crm = test.crm
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Daily digest", trigger: .schedule(RuleSchedule(frequency: .daily, at: LocalTime(hour: 9), timeZone: "Europe/Berlin")),
+                actions: [.addTag("digest")], limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 86_400_000))))
+        _ = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        // 09:00 in Berlin is 08:00Z on the 28th and 07:00Z on the 29th, 23 hours later.
+        try await crm.advanceManualClock(to: Timestamp(millisecondsSinceEpoch: 1_774_771_200_000))  // 2026-03-29T08:00Z
+        #expect(try await crm.runs(rule: rule.id).runs.map(\.status) == [.fired, .fired])
+        try await crm.advanceManualClock(to: Timestamp(millisecondsSinceEpoch: 1_774_857_600_000))  // 2026-03-30T08:00Z
+        #expect(try await crm.runs(rule: rule.id).runs.map(\.status) == [.fired, .fired, .fired])
+    }
+
     @Test func dateTriggersAYearBeforeTheDateKeepFiringEveryYear() async throws {
         let test = TestRapport()  // 2026-01-01T00:00Z
         let rule = try await test.crm.createRule(

@@ -140,7 +140,16 @@ extension WriteSession {
                 return "the rule fires once per customer and fired for this customer at \(counter.lastFiredAt)"
             }
         case .oncePerCustomerPer(let milliseconds):
-            if let counter = try counter(of: rule.id, customer: customer, tx: tx), now.millisecondsSinceEpoch - counter.lastFiredAt.millisecondsSinceEpoch < milliseconds {
+            // Runs a schedule or a date starts come at local clock times: a day of 23 hours (clocks going forward)
+            // or a scheduler a moment late must not make a period of whole days skip one of them.
+            var slack: Int64 = 0
+            switch rule.definition.trigger {
+            case .schedule, .date: if milliseconds >= 86_400_000 { slack = 2 * 3_600_000 }
+            default: break
+            }
+            if let counter = try counter(of: rule.id, customer: customer, tx: tx),
+                now.millisecondsSinceEpoch - counter.lastFiredAt.millisecondsSinceEpoch < milliseconds - slack
+            {
                 return "the rule fired for this customer within the last \(Value.durationText(milliseconds)) (at \(counter.lastFiredAt))"
             }
         }
