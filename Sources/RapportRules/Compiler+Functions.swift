@@ -197,6 +197,7 @@ extension Compiler {
             guard bind(name, arguments, positional: [], labelled: [], range) != nil else { return .failure }
             var result = Checked(type: .int, code: .int(Self.daysUntilBirthday))
             result.requirements.data = [.profile, .time]
+            result.birthdayCountdown = true
             return result
         default:
             let hint = Suggestions.closest(to: name, in: Self.functionNames).map { " (did you mean '\($0)'?)" } ?? ""
@@ -209,15 +210,46 @@ extension Compiler {
         guard let birthday = c.pointee.customer.profile.birthday else { return nil }
         let zone = c.pointee.timeZone
         let today = ZonedTime.local(c.pointee.now, in: zone).date
-        let year = today.year ?? 1970
-        let todayDays = LocalDate.daysSinceEpoch(year: year, month: today.month, day: today.day)
-        var target = LocalDate.daysSinceEpoch(year: year, month: birthday.month, day: min(birthday.day, LocalDate.daysIn(month: birthday.month, year: year)))
-        if target < todayDays {
-            target = LocalDate.daysSinceEpoch(
-                year: year + 1, month: birthday.month, day: min(birthday.day, LocalDate.daysIn(month: birthday.month, year: year + 1)))
-        }
         s.changes(at: ZonedTime.nextMidnight(after: c.pointee.now, in: zone).millisecondsSinceEpoch)
-        return Int64(target - todayDays)
+        return Int64(daysUntil(birthday, from: LocalDate.daysSinceEpoch(year: today.year ?? 1970, month: today.month, day: today.day)))
+    }
+
+    /// Days from the day numbered `day` (since 1970-01-01) to the next `birthday` (29 February is 28 February in
+    /// other years).
+    static func daysUntil(_ birthday: LocalDate, from day: Int) -> Int {
+        let year = LocalDate.civil(daysSinceEpoch: day).year ?? 1970
+        for candidate in year...(year + 1) {
+            let target = LocalDate.daysSinceEpoch(
+                year: candidate, month: birthday.month, day: min(birthday.day, LocalDate.daysIn(month: birthday.month, year: candidate)))
+            if target >= day { return target - day }
+        }
+        return 0  // not reached: next year's birthday is after any day of this year
+    }
+
+    /// `days_until_birthday() op k`. The count falls by one each midnight and jumps back to a year's days after the
+    /// birthday, so its truth can change only where it crosses `k` or jumps: those midnights (in this cycle and the
+    /// next) are looked at, and the first one that changes it is reported. A segment such as "birthday within 7
+    /// days" is looked at twice a year per customer, not every midnight.
+    static func birthdayCountdown(_ op: BinaryOperator, _ count: @escaping Fn<Int64>, _ k: Int64) -> Fn<Bool> {
+        { c, s in
+            var own = EvaluationScratch()  // the count's own report (every midnight) is replaced below
+            guard let value = count(c, &own), let birthday = c.pointee.customer.profile.birthday else { return op == .notEqual }
+            let truth = holds(op, value, k)
+            let zone = c.pointee.timeZone
+            let today = ZonedTime.local(c.pointee.now, in: zone).date
+            let day = LocalDate.daysSinceEpoch(year: today.year ?? 1970, month: today.month, day: today.day)
+            let v = Int(value)
+            let jump = v + 1
+            let next = daysUntil(birthday, from: day + jump)
+            let near = Int(clamping: k)
+            let candidates = [v - near - 1, v - near, v - near + 1, jump, jump + next - near - 1, jump + next - near, jump + next - near + 1]
+            for offset in Set(candidates.filter { $0 >= 1 && $0 <= jump + next + 1 }).sorted()
+            where holds(op, Int64(daysUntil(birthday, from: day + offset)), k) != truth {
+                s.changes(at: ZonedTime.instant(LocalDate.civil(daysSinceEpoch: day + offset), LocalTime(hour: 0), in: zone).millisecondsSinceEpoch)
+                break
+            }
+            return truth
+        }
     }
 
     // MARK: Windows

@@ -87,6 +87,12 @@ extension Compiler {
         }
         switch (lhs.code, rhs.code) {
         case (.int(let a), .int(let b)):
+            if lhs.birthdayCountdown, case .int(let k)? = rhs.constant {
+                return Checked(type: .bool, code: .bool(Self.birthdayCountdown(op, a, k)))
+            }
+            if rhs.birthdayCountdown, case .int(let k)? = lhs.constant {
+                return Checked(type: .bool, code: .bool(Self.birthdayCountdown(op.mirrored, b, k)))
+            }
             return Checked(type: .bool, code: .bool(Self.ordered(op, a, b, constant: rhs.constant.flatMap { if case .int(let v) = $0 { v } else { nil } })))
         case (.int, .decimal), (.decimal, .int), (.decimal, .decimal):
             return Checked(type: .bool, code: .bool(Self.ordered(op, lhs.code.decimalFn!, rhs.code.decimalFn!, constant: nil)))

@@ -9,6 +9,9 @@ struct Checked {
     var slope: Int64 = 0
     /// The value, when it is known before evaluation (literals).
     var constant: Value? = nil
+    /// An int that counts the days to the customer's next birthday (`days_until_birthday()`): compared with a
+    /// constant, the comparison works out the midnight at which its truth changes, rather than every midnight.
+    var birthdayCountdown = false
     /// The only values a string can take (lifecycle stages, channels...), to check literals compared with it.
     var allowed: (what: String, values: [String])? = nil
     var requirements = Requirements()

@@ -69,6 +69,17 @@ public enum BinaryOperator: String, Hashable, Sendable, CaseIterable {
     }
 
     var isComparison: Bool { precedence == 4 }
+
+    /// The comparison with its sides swapped: `a < b` is `b > a`.
+    var mirrored: BinaryOperator {
+        switch self {
+        case .less: .greater
+        case .lessOrEqual: .greaterOrEqual
+        case .greater: .less
+        case .greaterOrEqual: .lessOrEqual
+        default: self
+        }
+    }
 }
 
 extension Syntax {

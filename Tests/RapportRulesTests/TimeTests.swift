@@ -63,6 +63,8 @@ struct TimeTests {
             "orders_count(within: 30d) >= 2", "orders_count(within: 7d, where: order.total > 1 EUR) == 1", "orders_sum(\"EUR\", within: 60d) > 3 EUR",
             "time_since(stats.last_order_at) > 45d", "events_count(\"cart.updated\", within: 3d) > 0 and orders_count(within: 3d) == 0",
             "stats.last_order_at > now - 14d or time_since(customer.created_at) < 10d", "days_until_birthday() <= 7", "customer.age >= 36",
+            "days_until_birthday() == 30", "days_until_birthday() > 100", "3 >= days_until_birthday()", "days_until_birthday() != 0",
+            "days_until_birthday() < 0", "days_until_birthday() >= 365", "days_until_birthday() + 1 <= 7",
         ]
         var generator = SplitMix(seed: 7)
         for round in 0..<12 {
@@ -126,6 +128,15 @@ struct TimeTests {
         // 29 February counts as 28 February in other years.
         let leap = customer(birthday: LocalDate(year: 2000, month: 2, day: 29))
         #expect(try value("days_until_birthday()", context(leap)) == .int(58))
+
+        // Compared with a number, the count reports the midnight its truth changes at, not every midnight: "within a
+        // week" holds until the day after the birthday; "within two days" begins two days before it.
+        let berlinMidnight = { (days: Int64) in Timestamp(millisecondsSinceEpoch: at(days: days).millisecondsSinceEpoch - 3_600_000) }
+        try checkExact("days_until_birthday() <= 7", context(berlin), expectChangeAt: berlinMidnight(5))
+        try checkExact("days_until_birthday() <= 2", context(berlin), expectChangeAt: berlinMidnight(2))
+        try checkExact("2 >= days_until_birthday()", context(berlin), expectChangeAt: berlinMidnight(2))
+        try checkExact("days_until_birthday() == 0", context(berlin), expectChangeAt: berlinMidnight(4))
+        try checkExact("days_until_birthday() < 0", context(berlin), expectChangeAt: nil)
     }
 
     @Test func nothingThatDependsOnlyOnDataReportsAChange() throws {
