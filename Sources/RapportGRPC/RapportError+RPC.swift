@@ -33,7 +33,14 @@ extension RapportError: RPCErrorConvertible {
         }
     }
 
-    public var rpcErrorMetadata: Metadata {
+    public var rpcErrorMetadata: Metadata { metadata(message: rpcErrorMessage) }
+
+    /// This error with another message (its status details carry that message too).
+    func rpcError(message: String) -> RPCError {
+        RPCError(code: rpcErrorCode, message: message, metadata: metadata(message: message))
+    }
+
+    private func metadata(message: String) -> Metadata {
         guard case .invalidArgument(let violations) = self else { return [:] }
         var details = violations.prefix(Self.violationsInDetails).map {
             ErrorDetails.BadRequest.FieldViolation(field: $0.field, description: $0.problem)
@@ -43,7 +50,7 @@ extension RapportError: RPCErrorConvertible {
                 ErrorDetails.BadRequest.FieldViolation(
                     field: "", description: "and \(violations.count - Self.violationsInDetails) more violations (\(violations.count) in all)"))
         }
-        let status = GoogleRPCStatus(code: .invalidArgument, message: rpcErrorMessage, details: [.badRequest(violations: details)])
+        let status = GoogleRPCStatus(code: .invalidArgument, message: message, details: [.badRequest(violations: details)])
         return status.rpcErrorMetadata
     }
 

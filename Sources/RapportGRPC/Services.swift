@@ -62,15 +62,29 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
     {
         var summary = Rapport_V1_StreamIngestResponse()
         var offset = 0
+        var batches = 0
         for try await batch in request {
+            // A shutdown (or a client gone) stops between batches: what was applied stays, and the client is told.
+            if context.cancellation.isCancelled {
+                throw RPCError(
+                    code: .unavailable,
+                    message: "the server is shutting down: the \(offset) items of the \(batches) batches before were applied; send the rest again")
+            }
             let result: IngestResult
             do {
                 result = try await ingest(batch, requestID: nil)
             } catch {
-                // Positions count across the whole stream, as in the results.
-                guard offset > 0, case .invalidArgument(let violations) = error else { throw error }
-                throw RapportError.invalidArgument(violations.map { Self.shifted($0, by: offset) })
+                guard offset > 0, let failure = error as? RapportError else { throw error }
+                // Positions count across the whole stream, as in the results; and the batches before it stay applied.
+                var shifted = failure
+                if case .invalidArgument(let violations) = failure { shifted = .invalidArgument(violations.map { Self.shifted($0, by: offset) }) }
+                let what = if case .storage = failure { "internal storage error" } else { shifted.rpcErrorMessage }
+                throw shifted.rpcError(
+                    message: "batch \(batches + 1) changed nothing (\(what)), but the \(offset) items of the \(batches) batches before it were "
+                        + "applied (\(summary.acceptedCount) accepted, \(summary.updatedCount) updated, \(summary.duplicateCount) duplicates, "
+                        + "\(summary.rejectedCount) rejected); the batches after it were not read")
             }
+            batches += 1
             summary.acceptedCount += Int64(result.acceptedCount)
             summary.updatedCount += Int64(result.updatedCount)
             summary.duplicateCount += Int64(result.duplicateCount)

@@ -215,6 +215,12 @@ struct HappyPathTests {
                 }
             }
             #expect(violationFields(refused) == ["items[3].type"])
+            // It says what the stream did apply: the batch before the refused one stays.
+            #expect(
+                refused?.message
+                    == "batch 2 changed nothing (items[3].type: 'BAD' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)), "
+                    + "but the 2 items of the 1 batches before it were applied (2 accepted, 0 updated, 0 duplicates, 0 rejected); the batches after it were not read")
+            #expect(try await c.engine.event("t-2").id == "t-2")
         }
     }
 
