@@ -104,7 +104,10 @@ extension Rapport_V1_IngestService {
         /// > Source IDL Documentation:
         /// >
         /// > For long feeds: each message is one batch, applied as it arrives (its own transaction); the summary comes
-        /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway.
+        /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway. A batch
+        /// > that fails ends the stream with its status, whose message says how many items of the batches before it were
+        /// > applied (they stay applied) and that the later ones were not read; a server shutting down stops between
+        /// > batches with UNAVAILABLE, saying the same.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Rapport_V1_IngestEventsRequest` messages.
@@ -184,7 +187,10 @@ extension Rapport_V1_IngestService {
         /// > Source IDL Documentation:
         /// >
         /// > For long feeds: each message is one batch, applied as it arrives (its own transaction); the summary comes
-        /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway.
+        /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway. A batch
+        /// > that fails ends the stream with its status, whose message says how many items of the batches before it were
+        /// > applied (they stay applied) and that the later ones were not read; a server shutting down stops between
+        /// > batches with UNAVAILABLE, saying the same.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Rapport_V1_IngestEventsRequest` messages.
@@ -254,7 +260,10 @@ extension Rapport_V1_IngestService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > For long feeds: each message is one batch, applied as it arrives (its own transaction); the summary comes
-    /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway.
+    /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway. A batch
+    /// > that fails ends the stream with its status, whose message says how many items of the batches before it were
+    /// > applied (they stay applied) and that the later ones were not read; a server shutting down stops between
+    /// > batches with UNAVAILABLE, saying the same.
     ///
     /// - Parameters:
     ///   - request: A streaming request producing `Rapport_V1_IngestEventsRequest` messages.
@@ -322,7 +331,10 @@ extension Rapport_V1_IngestService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > For long feeds: each message is one batch, applied as it arrives (its own transaction); the summary comes
-    /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway.
+    /// > when the client closes the stream. request_id is ignored here: replayed items are duplicates anyway. A batch
+    /// > that fails ends the stream with its status, whose message says how many items of the batches before it were
+    /// > applied (they stay applied) and that the later ones were not read; a server shutting down stops between
+    /// > batches with UNAVAILABLE, saying the same.
     ///
     /// - Parameters:
     ///   - metadata: Additional metadata to send, defaults to empty.
