@@ -4,7 +4,7 @@ import ArgumentParser
 struct CustomersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "customers",
-        abstract: "Get, list, find and create customers, and page through a customer's timeline.",
-        subcommands: [CustomersGet.self, CustomersList.self, CustomersCreate.self, CustomersFind.self, CustomersTimeline.self]
+        abstract: "Get, list, find and create customers, page through a customer's timeline, export a customer's data.",
+        subcommands: [CustomersGet.self, CustomersList.self, CustomersCreate.self, CustomersFind.self, CustomersTimeline.self, CustomersExport.self]
     )
 }

@@ -18,6 +18,7 @@ struct RapportClient {
     var ingest: Rapport_V1_IngestService.Client<Transport> { .init(wrapping: grpc) }
     var apiKeys: Rapport_V1_ApiKeyService.Client<Transport> { .init(wrapping: grpc) }
     var health: Grpc_Health_V1_Health.Client<Transport> { .init(wrapping: grpc) }
+    var privacy: Rapport_V1_PrivacyService.Client<Transport> { .init(wrapping: grpc) }
 
     /// Opens a connection to `host:port`, runs `body` with it, and closes it.
     ///

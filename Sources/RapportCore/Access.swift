@@ -1,6 +1,6 @@
 /// What an API key may see and do.
 public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
-    /// Everything, including API keys and erasing customers.
+    /// Everything, including API keys and erasing and exporting customers.
     case admin
     /// Customers, attribute definitions, ingest, consent, merges, segments, rules and the outbox; reads everything.
     case marketing
@@ -44,6 +44,8 @@ public enum Permission: String, Hashable, Sendable, Codable, CaseIterable {
     case writeCustomers
     /// Delete a customer and everything about it (erasure): irreversible, so admins only.
     case eraseCustomers
+    /// Export everything about a customer, unmasked (a data subject access request): admins only.
+    case exportCustomers
     /// Declare custom attributes: the schema every profile is checked against.
     case defineAttributes
     /// Ingest events and orders.

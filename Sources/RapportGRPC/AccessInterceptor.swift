@@ -171,6 +171,7 @@ enum Permissions {
         table[Customers.CreateCustomer.descriptor] = .writeCustomers
         table[Customers.UpdateCustomer.descriptor] = .writeCustomers
         table[Customers.DeleteCustomer.descriptor] = .eraseCustomers
+        table[Rapport_V1_PrivacyService.Method.ExportCustomer.descriptor] = .exportCustomers
         table[Customers.AddIdentity.descriptor] = .writeCustomers
         table[Customers.RemoveIdentity.descriptor] = .writeCustomers
         table[Customers.DefineAttribute.descriptor] = .defineAttributes

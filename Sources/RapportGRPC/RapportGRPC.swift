@@ -32,6 +32,7 @@ public struct RapportGRPCServer: Sendable {
             Customer360ServiceAdapter(engine: engine), InteractionServiceAdapter(engine: engine), ConsentServiceAdapter(engine: engine),
             ChangeServiceAdapter(engine: engine), APIKeyServiceAdapter(engine: engine), SegmentServiceAdapter(engine: engine),
             RuleServiceAdapter(engine: engine), OutboxServiceAdapter(engine: engine), ClockServiceAdapter(engine: engine), HealthAdapter(health: health),
+            PrivacyServiceAdapter(engine: engine),
         ]
         self.interceptors = [AccessInterceptor(engine: engine, logger: logger)]
     }

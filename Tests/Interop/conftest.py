@@ -48,8 +48,8 @@ def pb(tmp_path_factory):
     from rapport.v1 import (
         api_keys_pb2, api_keys_pb2_grpc, changes_pb2, changes_pb2_grpc, clock_pb2, clock_pb2_grpc, common_pb2,
         customer360_pb2, customer360_pb2_grpc, customers_pb2, customers_pb2_grpc, engagement_pb2, engagement_pb2_grpc,
-        ingest_pb2, ingest_pb2_grpc, merges_pb2, merges_pb2_grpc, outbox_pb2, outbox_pb2_grpc, rules_pb2,
-        rules_pb2_grpc, segments_pb2, segments_pb2_grpc,
+        ingest_pb2, ingest_pb2_grpc, merges_pb2, merges_pb2_grpc, outbox_pb2, outbox_pb2_grpc, privacy_pb2,
+        privacy_pb2_grpc, rules_pb2, rules_pb2_grpc, segments_pb2, segments_pb2_grpc,
     )
     return SimpleNamespace(
         api_keys=api_keys_pb2, api_keys_grpc=api_keys_pb2_grpc, changes=changes_pb2, changes_grpc=changes_pb2_grpc,
@@ -58,6 +58,7 @@ def pb(tmp_path_factory):
         ingest=ingest_pb2, ingest_grpc=ingest_pb2_grpc, merges=merges_pb2, merges_grpc=merges_pb2_grpc,
         segments=segments_pb2, segments_grpc=segments_pb2_grpc, rules=rules_pb2, rules_grpc=rules_pb2_grpc,
         outbox=outbox_pb2, outbox_grpc=outbox_pb2_grpc, clock=clock_pb2, clock_grpc=clock_pb2_grpc,
+        privacy=privacy_pb2, privacy_grpc=privacy_pb2_grpc,
     )
 
 

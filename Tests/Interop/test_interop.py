@@ -57,6 +57,7 @@ def stubs(pb, channel):
         c360=pb.c360_grpc.Customer360ServiceStub(channel),
         changes=pb.changes_grpc.ChangeServiceStub(channel),
         keys=pb.api_keys_grpc.ApiKeyServiceStub(channel),
+        privacy=pb.privacy_grpc.PrivacyServiceStub(channel),
         health=health_pb2_grpc.HealthStub(channel),
     )
 
@@ -437,6 +438,21 @@ def test_only_admins_erase_customers(pb, stubs, marketing, admin):
     gone = code_of(stubs.customers.GetCustomer, pb.customers.GetCustomerRequest(id=customer.id), metadata=marketing,
                    timeout=T)
     assert gone.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_admins_export_everything_about_a_customer(pb, stubs, marketing, admin):
+    address = f"{unique()}@example.com"
+    customer = create(pb, stubs, marketing, given_name="Ada", identities=[email(pb, address)])
+    stubs.ingest.IngestEvents(pb.ingest.IngestEventsRequest(items=[event_item(pb, unique("evt-"), address)]),
+                              metadata=marketing, timeout=T)
+    error = code_of(stubs.privacy.ExportCustomer, pb.privacy.ExportCustomerRequest(customer_id=customer.id),
+                    metadata=marketing, timeout=T)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, "a complete, unmasked export: admins only"
+    export = stubs.privacy.ExportCustomer(pb.privacy.ExportCustomerRequest(customer_id=customer.id), metadata=admin,
+                                          timeout=T)
+    assert export.customer.id == customer.id and export.customer.given_name == "Ada"
+    assert [i.value for i in export.customer.identities] == [address]
+    assert len(export.events) == 1 and export.stats.event_count == 1 and export.HasField("export_time")
 
 
 def test_invalid_argument_carries_field_violations(pb, stubs, marketing):

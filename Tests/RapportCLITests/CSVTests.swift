@@ -234,3 +234,12 @@ struct TimelinePageTests {
         #expect(try CustomersTimeline.parse(["cus_1", "--page-token", "tok123"]).pageToken == "tok123")
     }
 }
+
+@Suite("Export command")
+struct ExportCommandTests {
+    @Test func theExportNamesOneCustomer() throws {
+        #expect(try CustomersExport.parse(["cus_1"]).id == "cus_1")
+        #expect(throws: (any Error).self) { try CustomersExport.parse([]) }
+        #expect(try RapportCommand.parseAsRoot(["customers", "export", "cus_1"]) is CustomersExport)
+    }
+}

@@ -16,6 +16,7 @@ struct AccessMatrixTests {
         Rapport_V1_Customer360Service.Method.descriptors, Rapport_V1_InteractionService.Method.descriptors, Rapport_V1_ConsentService.Method.descriptors,
         Rapport_V1_ChangeService.Method.descriptors, Rapport_V1_ApiKeyService.Method.descriptors, Rapport_V1_SegmentService.Method.descriptors,
         Rapport_V1_RuleService.Method.descriptors, Rapport_V1_OutboxService.Method.descriptors, Rapport_V1_ClockService.Method.descriptors,
+        Rapport_V1_PrivacyService.Method.descriptors,
     ].flatMap { $0 }
 
     /// The table's entries in a stable order.
@@ -123,6 +124,7 @@ struct AccessMatrixTests {
         case Outbox.GetOutboxEntry.descriptor: _ = try await c.outbox.getOutboxEntry(.with { $0.id = "obx_nothing" })
         case Clock.GetTime.descriptor: _ = try await c.clockService.getTime(.init())
         case Clock.AdvanceClock.descriptor: _ = try await c.clockService.advanceClock(.init())
+        case Rapport_V1_PrivacyService.Method.ExportCustomer.descriptor: _ = try await c.privacy.exportCustomer(.with { $0.customerID = nobody })
         default: Issue.record("no dummy call for \(method.fullyQualifiedMethod): add one", sourceLocation: sourceLocation)
         }
     }
@@ -175,6 +177,8 @@ struct AccessMatrixTests {
         #expect(Permissions.table[Customers.DeleteCustomer.descriptor] == .eraseCustomers)
         #expect(Permissions.table[Customers.DefineAttribute.descriptor] == .defineAttributes)
         #expect(Role.allCases.filter { $0.permissions.contains(.eraseCustomers) } == [.admin])
+        #expect(Permissions.table[Rapport_V1_PrivacyService.Method.ExportCustomer.descriptor] == .exportCustomers)
+        #expect(Role.allCases.filter { $0.permissions.contains(.exportCustomers) } == [.admin])
         #expect(Role.allCases.filter { $0.permissions.contains(.defineAttributes) } == [.admin, .marketing])
         for role in [Role.marketing, .sales, .service] {
             try await withRapport(role: role) { c in

@@ -224,6 +224,29 @@ struct HappyPathTests {
         }
     }
 
+    @Test func privacyServiceExportsEverythingToAdminsOnly() async throws {
+        try await withRapport { c in
+            let ada = try await c.customers.createCustomer(.with { $0.customer = adaProto })
+            _ = try await c.ingest.ingestEvents(
+                .with { $0.items = [orderItem("o-1", at: 100, .email(adaEmail), unitPrice: 1000), eventItem("e-1", at: 200, .email(adaEmail))] })
+            let export = try await c.privacy.exportCustomer(.with { $0.customerID = ada.id })
+            #expect(export.customer.id == ada.id)
+            #expect(export.customer.identities.map(\.value).contains(adaEmail))
+            #expect(export.orders.map(\.externalID) == ["o-1"])
+            #expect(export.events.map(\.id) == ["e-1"])
+            #expect(export.stats.orderCount == 1)
+            #expect(export.hasExportTime)
+            for role in [Role.marketing, .service, .analyst] {
+                try await c.as(role) {
+                    await expectRPCError(.permissionDenied) { try await c.privacy.exportCustomer(.with { $0.customerID = ada.id }) }
+                }
+            }
+            await expectRPCError(.notFound) { try await c.privacy.exportCustomer(.with { $0.customerID = "cus_nobody" }) }
+            let missing = await expectRPCError(.invalidArgument) { try await c.privacy.exportCustomer(.init()) }
+            #expect(violationFields(missing) == ["customer_id"])
+        }
+    }
+
     @Test func customer360Service() async throws {
         try await withRapport { c in
             let ada = try await c.customers.createCustomer(.with { $0.customer = adaProto })

@@ -62,6 +62,7 @@ struct Harness: Sendable {
     var rules: Rapport_V1_RuleService.Client<Transport> { .init(wrapping: grpc) }
     var outbox: Rapport_V1_OutboxService.Client<Transport> { .init(wrapping: grpc) }
     var clockService: Rapport_V1_ClockService.Client<Transport> { .init(wrapping: grpc) }
+    var privacy: Rapport_V1_PrivacyService.Client<Transport> { .init(wrapping: grpc) }
 
     func secret(_ role: Role) -> String { keys[role]!.secret }
 

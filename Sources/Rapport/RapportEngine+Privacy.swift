@@ -1,0 +1,68 @@
+public import RapportCore
+
+/// Everything Rapport holds about one person: what a data subject access request (GDPR articles 15 and 20) asks
+/// for, in one consistent read. `Codable`, so that it can be handed over as JSON.
+public struct CustomerExport: Hashable, Sendable, Codable {
+    /// When the export was read.
+    public var exportedAt: Timestamp
+    /// The profile and identities, unmasked.
+    public var customer: Customer
+    /// The customers merged into this one that still stand (their records are part of this person's).
+    public var mergedCustomers: [CustomerID]
+    public var stats: CustomerStats
+    /// Every order, newest first.
+    public var orders: [Order]
+    /// Every event, newest first.
+    public var events: [Event]
+    /// Every interaction, newest first.
+    public var interactions: [Interaction]
+    /// Every consent statement, oldest first (the current consent is the latest per channel and purpose).
+    public var consentHistory: [Consent]
+    /// The merges into this customer, standing and undone.
+    public var merges: [MergeRecord]
+    /// The segments and lists the customer is in.
+    public var segments: [SegmentMembership]
+    /// What rules did for the customer (runs kept; see `AutomationSettings.runRetention`), newest first.
+    public var ruleRuns: [RuleRun]
+    /// The messages and webhook calls queued for the customer, delivered or not (kept; see
+    /// `AutomationSettings.outboxRetention`), oldest first.
+    public var messages: [OutboxEntry]
+}
+
+extension RapportEngine {
+    /// Everything about one customer (and the customers merged into it), unmasked, in one read: for a person who
+    /// asks what is held about them, or to take their data elsewhere. The id of a merged customer exports the
+    /// customer it was merged into.
+    ///
+    /// ```swift
+    /// let export = try await crm.exportCustomer(id)
+    /// let json = try JSONEncoder().encode(export)
+    /// ```
+    /// - Throws: `notFound` for an unknown or erased customer.
+    public func exportCustomer(_ id: CustomerID) async throws(RapportError) -> CustomerExport {
+        let now = clock.now()
+        return try await read { tx in
+            let record = try tx.activeCustomer(id)
+            let side = try WriteSession.standingSide(of: record.id, tx: tx).sorted()
+            var runs: [RuleRun] = []
+            var messages: [OutboxEntry] = []
+            for member in side {
+                runs += try tx.runs(RunQuery(customerID: member, limit: .max))
+                messages += try tx.outboxEntries(OutboxQuery(customerID: member, limit: .max))
+            }
+            return CustomerExport(
+                exportedAt: now,
+                customer: try tx.assemble(record),
+                mergedCustomers: side.filter { $0 != record.id },
+                stats: try tx.stats(of: record.id) ?? CustomerStats(customerID: record.id),
+                orders: try tx.orders(of: record.id, before: nil, limit: .max).map(\.order),
+                events: try tx.events(of: record.id, before: nil, limit: .max).map(\.event),
+                interactions: try tx.interactions(of: record.id, before: nil, limit: .max).map(\.interaction),
+                consentHistory: try tx.consents(of: record.id).map(\.consent),
+                merges: try tx.merges(into: record.id),
+                segments: try tx.memberships(of: record.id),
+                ruleRuns: runs.sorted { RunCursor($1) < RunCursor($0) },
+                messages: messages.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) })
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Rapport
+import RapportCore
+import Testing
+
+@Suite("Data export")
+struct PrivacyTests {
+    @Test(arguments: Backend.allCases)
+    func anExportHoldsEverythingAboutThePersonAndTheCustomersMergedIntoThem(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.createRule(
+            RuleDefinition(
+                name: "Notify", trigger: .event(type: "visit"),
+                actions: [.sendMessage(MessageAction(channel: .email, purpose: .transactional, template: "visit", subject: "{{ event.id }}"))]))
+        let buyers = try await crm.createSegment(.dynamic(key: "buyers", name: "Buyers", expression: "stats.order_count > 0"))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.phone("+14155550123"), .email("bob@example.com")]))
+        _ = try await crm.ingest([
+            order("o-1", at: clock.now(), .email("ada@example.com"), totalMinor: 2500), event("v-ada", "visit", at: clock.now(), .email("ada@example.com")),
+            event("v-bob", "visit", at: clock.now(), .phone("+14155550123")),
+        ])
+        _ = try await crm.recordInteraction(InteractionInput(customerID: bob.id, channel: .phone, direction: .inbound, subject: "Returns"))
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .granted, source: "form"))
+        clock.advance(by: .seconds(60))
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .revoked, source: "link"))
+        let merge = try await crm.mergeCustomers(ada.id, bob.id)
+        // Someone else's data stays out.
+        _ = try await crm.ingest([event("v-cy", "visit", at: clock.now(), .email("cy@example.com"))])
+
+        let export = try await crm.exportCustomer(ada.id)
+        #expect(export.exportedAt == clock.now())
+        #expect(export.customer.id == ada.id)
+        #expect(Set(export.customer.identities.map(\.key)) == ["email:ada@example.com", "email:bob@example.com", "phone:+14155550123"])
+        #expect(export.mergedCustomers == [bob.id])
+        #expect(export.stats.orderCount == 1)
+        #expect(export.orders.map(\.key.externalID) == ["o-1"])
+        #expect(Set(export.events.map(\.id)) == ["v-ada", "v-bob"])
+        #expect(export.interactions.map(\.subject) == ["Returns"])
+        #expect(export.consentHistory.map(\.status) == [.granted, .revoked])
+        #expect(export.merges.map(\.id) == [merge.merge.id])
+        #expect(export.segments.map(\.segmentID) == [buyers.id])
+        #expect(Set(export.ruleRuns.map(\.eventID)) == ["v-ada", "v-bob"])
+        #expect(Set(export.messages.map(\.customerID)) == [ada.id, bob.id])
+        #expect(export.messages.count == 2)
+        // As JSON, for the person who asked.
+        let json = String(decoding: try JSONEncoder().encode(export), as: UTF8.self)
+        #expect(json.contains("ada@example.com") && !json.contains("cy@example.com"))
+
+        // The merged customer's id exports the person; an erased one exports nothing.
+        #expect(try await crm.exportCustomer(bob.id) == export)
+        try await crm.deleteCustomer(ada.id)
+        await expectError(.notFound(entity: "customer", id: ada.id.rawValue)) { try await crm.exportCustomer(ada.id) }
+    }
+}
