@@ -37,7 +37,8 @@ public struct RuleDefinition: Hashable, Sendable, Codable {
     /// Applied in order.
     public var actions: [RuleAction]
     public var limits: RuleLimits
-    /// Rules triggered by the same thing run from the highest priority down (then by id).
+    /// Rules triggered by the same thing run from the highest priority down (then by id); so do date rules due for
+    /// a customer at the same time.
     public var priority: Int
 
     public init(

@@ -321,6 +321,27 @@ struct RuleTests {
         #expect(try await crm.runs(rule: rule.id).runs.map(\.status) == [.fired, .fired, .fired])
     }
 
+    @Test(arguments: Backend.allCases)
+    func dateRulesDueTogetherRunByPriority(_ backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        // The greeting is older (its jobs come first in the queue) but ranks lower than the coupon.
+        let greeting = try await crm.createRule(
+            RuleDefinition(
+                name: "Greeting", trigger: .date(DateTrigger(field: .birthday)), condition: "not has_tag(\"coupon\")", actions: [.addTag("greeted")]))
+        let coupon = try await crm.createRule(
+            RuleDefinition(name: "Coupon", trigger: .date(DateTrigger(field: .birthday)), actions: [.addTag("coupon")], priority: 10))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(month: 1, day: 10)), identities: [.email("ada@example.com")]))
+        try await crm.advanceManualClock(to: start + .seconds(9 * 86_400 + 9 * 3600))  // 2026-01-10T09:00Z
+        #expect(try await crm.customer(ada.id).profile.tags == ["coupon"])
+        #expect(try await crm.runs(rule: coupon.id).runs.map(\.status) == [.fired])
+        #expect(try await crm.runs(rule: greeting.id).runs.map(\.status) == [.skipped])
+        // Both are planned for next year again, once each.
+        try await crm.advanceManualClock(to: start + .seconds(374 * 86_400 + 9 * 3600))  // 2027-01-10T09:00Z
+        #expect(try await crm.runs(rule: coupon.id).runs.count == 2)
+        // The same skip again adds to the repeats of the greeting's record.
+        #expect(try await crm.runs(rule: greeting.id).runs.map(\.repeats) == [1])
+    }
+
     @Test func dateTriggersAYearBeforeTheDateKeepFiringEveryYear() async throws {
         let test = TestRapport()  // 2026-01-01T00:00Z
         let rule = try await test.crm.createRule(

@@ -16,9 +16,16 @@ extension WriteSession {
             try markDirty(customer, .time)
         case .dateTrigger(let ruleID, let customerID, let occurrence):
             let catalog = try catalog()
-            guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true, let record = try tx.customer(customerID), record.state == .active else {
-                return
+            guard let rule = catalog.rules[ruleID], try tx.rule(ruleID)?.enabled == true, try tx.customer(customerID)?.state == .active else { return }
+            // Date rules due for the customer at the same time run by priority, as rules with one trigger do: the
+            // ones that rank higher (due jobs run in key order, the rules' creation order) go first, here.
+            for other in catalog.dateRules where other.definition.priority > rule.definition.priority {
+                let key = "date:\(other.id.rawValue):\(customerID.rawValue)"
+                guard let sibling = try tx.job(key), sibling.dueAt <= now, sibling.attempts == 0 else { continue }
+                try tx.deleteJob(key)
+                try perform(sibling)
             }
+            guard let record = try tx.customer(customerID), record.state == .active else { return }  // as the others left it
             // A job that runs late (retried, or after scheduler lag) stands for its day's occurrence as the profile has
             // it now: none near it (the date changed) fires nothing, one still ahead (the zone moved it later) fires
             // then, one due now (the zone moved it earlier, or the job is late) fires.
