@@ -199,7 +199,8 @@ package nonisolated struct Rapport_V1_Rule: @unchecked Sendable {
   /// Clears the value of `limits`. Subsequent reads from it will return its default value.
   package mutating func clearLimits() {_uniqueStorage()._limits = nil}
 
-  /// Rules triggered by the same thing run from the highest priority down (-1000 to 1000).
+  /// Rules triggered by the same thing, and date rules due for a customer at the same time, run from the highest
+  /// priority down (-1000 to 1000).
   package var priority: Int32 {
     get {_storage._priority}
     set {_uniqueStorage()._priority = newValue}
