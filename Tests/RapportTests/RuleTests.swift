@@ -225,6 +225,21 @@ struct RuleTests {
         #expect(try await crm.run(run.id).status == .fired)
     }
 
+    @Test func quietHoursEndingAtATimeTheClocksSkipEndWhenTheyJump() async throws {
+        // 2026-03-08T06:30Z is 01:30 EST in New York; at 07:00Z (02:00 EST) clocks jump to 03:00 EDT, skipping 02:30.
+        let test = TestRapport(now: Timestamp(millisecondsSinceEpoch: 1_772_951_400_000))
+        let crm = test.crm
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Polite", trigger: .event(type: "visit"), actions: [.addTag("greeted")],
+                limits: RuleLimits(quietHours: QuietHours(start: LocalTime(hour: 22), end: LocalTime(hour: 2, minute: 30)))))
+        _ = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(timeZone: "America/New_York"), identities: [.email("ada@example.com")]))
+        _ = try await crm.ingest([event("v", "visit", at: test.clock.now(), .email("ada@example.com"))])
+        let run = try #require(try await runs(crm, rule.id).first)
+        #expect(run.step == .quietHours)
+        #expect(run.resumeAt == Timestamp(millisecondsSinceEpoch: 1_772_953_200_000))  // 07:00Z, 03:00 EDT, not 03:30
+    }
+
     @Test func quietHoursEndingInAnHourShownTwiceEndAtItsSecondPass() async throws {
         // 2026-11-01T06:10Z is 01:10 EST in New York, the second pass of 01:xx after clocks went back at 02:00 EDT.
         let test = TestRapport(now: Timestamp(millisecondsSinceEpoch: 1_793_513_400_000))

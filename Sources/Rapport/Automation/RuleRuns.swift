@@ -268,7 +268,14 @@ extension WriteSession {
         let date = local.date
         let today = LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day)
         for day in today...(today + 1) {
-            if let end = ZonedTime.instants(LocalDate.civil(daysSinceEpoch: day), quiet.end, in: zone).first(where: { $0 > now }) { return end }
+            guard let end = ZonedTime.instants(LocalDate.civil(daysSinceEpoch: day), quiet.end, in: zone).first(where: { $0 > now }) else { continue }
+            // An end the clocks skip (02:30 on the night they go forward) comes when they jump past it.
+            if ZonedTime.local(end, in: zone).minutes != quiet.end.minutes,
+                let jump = zone.nextDaylightSavingTimeTransition(after: (end - .seconds(3 * 3600)).date).map(Timestamp.init), jump > now, jump < end
+            {
+                return jump
+            }
+            return end
         }
         return now + .seconds(86_400)
     }
