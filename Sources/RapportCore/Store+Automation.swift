@@ -85,6 +85,9 @@ public protocol AutomationReader {
     /// The dynamic segments and lists the customer is in, sorted by segment id (one entry per segment; for a
     /// list, the earliest `addedAt` of the memberships the customer owns).
     func memberships(of customer: CustomerID) throws -> [SegmentMembership]
+    /// The ids of the dynamic segments and lists the customer is in: ``memberships(of:)`` without the times, which
+    /// a backend may find faster (segment refreshes ask it after every change of a customer).
+    func segmentIDs(of customer: CustomerID) throws -> Set<SegmentID>
     /// Members of a dynamic segment or a list, sorted by customer id, after `after`.
     func members(of segment: SegmentID, after: CustomerID?, limit: Int) throws -> [SegmentMembership]
     /// The list memberships the customer owns now (with their homes).
@@ -168,4 +171,11 @@ public protocol AutomationWriter: AutomationReader {
     func deleteRuns(endedBefore time: Timestamp) throws
     /// Forgets delivered and failed entries last changed before `time`.
     func deleteOutboxEntries(closedBefore time: Timestamp) throws
+}
+
+extension AutomationReader {
+    /// The reference answer, from ``memberships(of:)``.
+    public func segmentIDs(of customer: CustomerID) throws -> Set<SegmentID> {
+        Set(try memberships(of: customer).map(\.segmentID))
+    }
 }

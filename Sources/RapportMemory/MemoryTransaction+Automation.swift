@@ -105,6 +105,12 @@ extension MemoryTransaction {
         return result.sorted { $0.segmentID < $1.segmentID }
     }
 
+    func segmentIDs(of customer: CustomerID) throws -> Set<SegmentID> {
+        var ids = db.dynamicByCustomer[customer] ?? []
+        for key in db.listRecordsByOwner[customer] ?? [] { ids.insert(key.segment) }
+        return ids
+    }
+
     func members(of segment: SegmentID, after: CustomerID?, limit: Int) throws -> [SegmentMembership] {
         if db.segments[segment]?.kind == .list {
             return (db.listOwners[segment]?.ascending(after: after, limit: limit) ?? []).map {

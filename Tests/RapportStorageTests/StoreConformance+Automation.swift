@@ -121,6 +121,7 @@ extension StoreConformance {
             #expect(try tx.members(of: vip.id, after: nil, limit: 2).map(\.customerID) == [F.customerID("a"), F.customerID("b")])
             #expect(try tx.members(of: vip.id, after: F.customerID("b"), limit: 2) == [SegmentMembership(segmentID: vip.id, customerID: F.customerID("c"), since: F.time(3))])
             #expect(try tx.memberships(of: F.customerID("a")) == [SegmentMembership(segmentID: vip.id, customerID: F.customerID("a"), since: F.time(3))])
+            #expect(try tx.segmentIDs(of: F.customerID("a")) == [vip.id])
         }
         // The store keeps the count: an update that carries another count does not change it.
         var renamed = vip
@@ -140,6 +141,7 @@ extension StoreConformance {
         try await store.write { try $0.deleteSegment(vip.id) }
         #expect(try await store.read { try $0.segment(vip.id) } == nil)
         #expect(try await store.read { try $0.memberships(of: F.customerID("b")) }.isEmpty)
+        #expect(try await store.read { try $0.segmentIDs(of: F.customerID("b")) }.isEmpty)
         await #expect(throws: RapportError.notFound(entity: "segment", id: "seg_1")) { try await store.write { try $0.deleteSegment(vip.id) } }
     }
 
@@ -165,6 +167,7 @@ extension StoreConformance {
             #expect(try !tx.isListMember(segment: list.id, customer: b))
             #expect(try tx.members(of: list.id, after: nil, limit: 10) == [SegmentMembership(segmentID: list.id, customerID: a, since: F.time(3))])
             #expect(try tx.memberships(of: a) == [SegmentMembership(segmentID: list.id, customerID: a, since: F.time(3))])
+            #expect(try tx.segmentIDs(of: a) == [list.id])
             #expect(try tx.listMemberships(ownedBy: a).map(\.homeCustomerID) == [a, b])
         }
         // The unmerge gives b's membership back.
@@ -401,6 +404,7 @@ extension StoreConformance {
         }
         try await store.read { tx throws in
             #expect(try tx.memberships(of: a).isEmpty)
+            #expect(try tx.segmentIDs(of: a).isEmpty)
             #expect(try tx.segment(F.segmentID("1"))?.memberCount == 0)
             #expect(try tx.segment(F.segmentID("l"))?.memberCount == 0)
             #expect(try tx.runs(RunQuery()).map(\.id.rawValue) == ["run_2"])

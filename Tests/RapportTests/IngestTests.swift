@@ -422,6 +422,7 @@ extension FailingWriter {
     func isDynamicMember(segment: SegmentID, customer: CustomerID) throws -> Bool { try base.isDynamicMember(segment: segment, customer: customer) }
     func isListMember(segment: SegmentID, customer: CustomerID) throws -> Bool { try base.isListMember(segment: segment, customer: customer) }
     func memberships(of customer: CustomerID) throws -> [SegmentMembership] { try base.memberships(of: customer) }
+    func segmentIDs(of customer: CustomerID) throws -> Set<SegmentID> { try base.segmentIDs(of: customer) }
     func members(of segment: SegmentID, after: CustomerID?, limit: Int) throws -> [SegmentMembership] { try base.members(of: segment, after: after, limit: limit) }
     func listMemberships(ownedBy customer: CustomerID) throws -> [ListMembershipRecord] { try base.listMemberships(ownedBy: customer) }
     func rule(_ id: RuleID) throws -> Rule? { try base.rule(id) }

@@ -120,7 +120,7 @@ extension WriteSession {
             for rule in catalog.dateRules { try planDateTrigger(rule, for: record) }
         }
         guard !catalog.dynamicSegments.isEmpty else { return }
-        var memberships = Set(try tx.memberships(of: customerID).map(\.segmentID))
+        var memberships = try tx.segmentIDs(of: customerID)
         var reads = catalog.segmentRequirements.data
         reads.remove(.segments)
         var (context, activity) = try tx.evaluationContext(
