@@ -18,7 +18,8 @@ public struct CustomerExport: Hashable, Sendable, Codable {
     public var interactions: [Interaction]
     /// Every consent statement, oldest first (the current consent is the latest per channel and purpose).
     public var consentHistory: [Consent]
-    /// The merges into this customer, standing and undone.
+    /// The merges into this customer, standing and undone (of an undone one, the other customer's profile is left
+    /// out: it is another person's).
     public var merges: [MergeRecord]
     /// The segments and lists the customer is in.
     public var segments: [SegmentMembership]
@@ -59,7 +60,14 @@ extension RapportEngine {
                 events: try tx.events(of: record.id, before: nil, limit: .max).map(\.event),
                 interactions: try tx.interactions(of: record.id, before: nil, limit: .max).map(\.interaction),
                 consentHistory: try tx.consents(of: record.id).map(\.consent),
-                merges: try tx.merges(into: record.id),
+                // An undone merge's absorbed customer is someone else again: only its id is theirs to see.
+                merges: try tx.merges(into: record.id).map { merge in
+                    guard !merge.isActive else { return merge }
+                    var merge = merge
+                    merge.absorbedBefore.profile = CustomerProfile()
+                    merge.absorbedBefore.fieldTimes = [:]
+                    return merge
+                },
                 segments: try tx.memberships(of: record.id),
                 ruleRuns: runs.sorted { RunCursor($1) < RunCursor($0) },
                 messages: messages.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) })

@@ -178,7 +178,7 @@ extension RapportEngine {
             }
             func refers(_ rule: CompiledRule) -> Bool {
                 switch rule.definition.trigger {
-                case .segmentEntered(let target), .segmentExited(let target) where target == id: return true
+                case .segmentEntered(let target) where target == id, .segmentExited(let target) where target == id: return true
                 case .schedule(let schedule) where schedule.audience == id: return true
                 default: return rule.requirements.segmentIDs.contains(id.rawValue)
                 }

@@ -70,8 +70,9 @@ final class CSVSource: IngestSource {
             guard fields.count == width else {
                 let problem = "expected \(width) fields as in the header, found \(fields.count)"
                 // A broken row in the middle of an order's rows: the order is refused whole, not sent without it.
-                let key = kind == .orders ? Self.orderKey(Row(fields: fields, columns: columns)) : ""
-                if kind == .orders, var current = pending, current.key == key {
+                // Matched on source and external id (the first columns): a column after a stray comma has moved.
+                let prefix = kind == .orders ? Self.orderPrefix(Row(fields: fields, columns: columns)) : ""
+                if kind == .orders, var current = pending, current.key.hasPrefix(prefix) {
                     if current.problem == nil { current.problem = "line \(line): \(problem)" }
                     pending = current
                 } else {
@@ -106,7 +107,10 @@ final class CSVSource: IngestSource {
 
     private func addOrderRow(_ row: Row, line: Int) {
         // A row with another status starts the order's next state (a feed of status changes repeats its lines).
-        let key = Self.orderKey(row)
+        var key = Self.orderKey(row)
+        // A row that leaves the status blank continues the order being read (exports that write an order's own
+        // fields on its first row only).
+        if row["status"].isEmpty, let current = pending, current.key.hasPrefix(Self.orderPrefix(row)) { key = current.key }
         if let current = pending, current.key != key, let flushed = flushOrder() { queue.append(flushed) }
         if pending == nil, let first = sentOrders[key] {
             let status = row["status"].isEmpty ? "" : " (\(row["status"]))"
@@ -154,7 +158,12 @@ final class CSVSource: IngestSource {
 
     /// Source, external id and status: what makes consecutive rows one order item.
     private static func orderKey(_ row: Row) -> String {
-        row["source"] + "\u{0}" + row["external_id"] + "\u{0}" + row["status"].lowercased()
+        orderPrefix(row) + row["status"].lowercased()
+    }
+
+    /// Source and external id: the order a row is about.
+    private static func orderPrefix(_ row: Row) -> String {
+        row["source"] + "\u{0}" + row["external_id"] + "\u{0}"
     }
 
     private func flushOrder() -> SourceRecord? {

@@ -33,8 +33,8 @@ struct IngestCommand: AsyncParsableCommand {
               anonymous_id,sku,name,quantity,unit_price_minor,discount_minor,
               shipping_minor,tax_minor
             place_time and an identity column are required. Consecutive rows with the same source, external_id and \
-            status are the lines of one order; the order's own fields are read from its first row. A row with another \
-            status starts the order's next state, which repeats its lines (an order's content is that of its latest \
+            status are the lines of one order; the order's own fields are read from its first row, and a row that \
+            leaves status blank continues the order above it. A row with another status starts the order's next state, which repeats its lines (an order's content is that of its latest \
             state); the rows of one state must be consecutive. Amounts are integer minor units (8999 = 89.99 EUR); status is placed, \
             paid, shipped, delivered, cancelled or refunded.
 

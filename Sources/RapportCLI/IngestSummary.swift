@@ -74,9 +74,9 @@ struct IngestSummary {
             // The server names the first violations of a large batch and counts the rest in a last one without a
             // field ("and 975 more violations (1000 in all)"): those count, as items of their own at most.
             if violation.field.isEmpty, violation.description.hasPrefix("and "),
-                let count = Int(violation.description.dropFirst(4).prefix { $0.isNumber })
+                let more = Int(violation.description.dropFirst(4).prefix { $0.isNumber })
             {
-                unnamed += count
+                unnamed += more
                 continue
             }
             var field = violation.field
@@ -90,7 +90,8 @@ struct IngestSummary {
             lineOfViolation.append(line)
             keep(Rejection(line: line, field: field, description: violation.description))
         }
-        rejected += Int64(max(1, Set(lineOfViolation).count + unnamed))
+        // Violations are not items (an item may have several): never more than the batch held.
+        rejected += Int64(max(1, min(count, Set(lineOfViolation).count + unnamed)))
     }
 
     func text(file: String, elapsed: Duration) -> String {

@@ -64,11 +64,11 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
         var offset = 0
         var batches = 0
         for try await batch in request {
-            // A shutdown (or a client gone) stops between batches: what was applied stays, and the client is told.
-            if context.cancellation.isCancelled {
-                throw RPCError(
-                    code: .unavailable,
-                    message: "the server is shutting down: the \(offset) items of the \(batches) batches before were applied; send the rest again")
+            // A shutdown stops between batches: what was applied stays, and the client is told (a call cancelled or
+            // past its deadline stops there too).
+            if engine.changeWatchersFinished || context.cancellation.isCancelled {
+                let why = engine.changeWatchersFinished ? "the server is shutting down" : "the call was cancelled"
+                throw RPCError(code: .unavailable, message: "\(why): the \(offset) items of the \(batches) batches before were applied; send the rest again")
             }
             let result: IngestResult
             do {

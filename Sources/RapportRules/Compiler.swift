@@ -164,6 +164,7 @@ struct Compiler {
         guard !inner.failed else { return .failure }
         var result = inner
         result.allowed = nil
+        result.birthdayCountdown = false  // a negated count no longer counts down
         switch inner.code {
         case .int(let f):
             if case .int(let value)? = inner.constant, value != .min { return literal(.int(-value), .int) }

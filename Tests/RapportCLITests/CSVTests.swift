@@ -115,6 +115,27 @@ struct CSVTests {
         ])
     }
 
+    @Test func rowsThatLeaveTheStatusBlankContinueTheOrderAboveThem() throws {
+        let orders = Self.orderHeader + """
+            web,1001,paid,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,
+            web,1001,,,,,,,,B,Bread,1,200,,,
+            web,1002,,2026-01-01T10:00:00Z,web,EUR,bob@example.com,,,C,Cheese,1,100,,,
+
+            """
+        #expect(try records(orders) == ["item@2 A+B", "item@4 C"])
+    }
+
+    @Test func aBrokenRowStopsItsOrderWhereverItsColumnsMoved() throws {
+        // The status comes after the name here: a stray comma in a name moves it.
+        let header = "source,external_id,place_time,email,sku,name,quantity,unit_price_minor,status\n"
+        let orders = header + """
+            web,1001,2026-01-01T10:00:00Z,ada@example.com,A,Apple,1,100,paid
+            web,1001,2026-01-01T10:00:00Z,ada@example.com,B,Bread, white,1,200,paid
+
+            """
+        #expect(try records(orders) == ["2: order web/1001 not sent: line 3: expected 9 fields as in the header, found 10"])
+    }
+
     @Test func anUnreadableRowStillLetsTheOrderBeforeItOut() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-csv-\(UUID().uuidString).csv").path
         let rows = Self.orderHeader + "web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,\n"
@@ -167,6 +188,12 @@ struct IngestSummaryTests {
         let violations = (0..<25).map { (field: "items[\($0)].type", description: "bad type") } + [(field: "", description: "and 975 more violations (1000 in all)")]
         summary.refuse(batchOf: 1000, violations: violations, lines: Array(2..<1002))
         #expect(summary.rejected == 1000)
+        // Two violations an item: the count is of items, never more than the batch.
+        var twice = IngestSummary()
+        let doubled = (0..<13).flatMap { [(field: "items[\($0)].type", description: "bad"), (field: "items[\($0)].id", description: "bad")] }
+            + [(field: "", description: "and 1975 more violations (2000 in all)")]
+        twice.refuse(batchOf: 1000, violations: doubled, lines: Array(2..<1002))
+        #expect(twice.rejected == 1000)
         #expect(summary.rejections.map(\.line) == Array(2..<12))
         #expect(summary.rejections.first?.field == "type")
     }

@@ -64,7 +64,7 @@ struct TimeTests {
             "time_since(stats.last_order_at) > 45d", "events_count(\"cart.updated\", within: 3d) > 0 and orders_count(within: 3d) == 0",
             "stats.last_order_at > now - 14d or time_since(customer.created_at) < 10d", "days_until_birthday() <= 7", "customer.age >= 36",
             "days_until_birthday() == 30", "days_until_birthday() > 100", "3 >= days_until_birthday()", "days_until_birthday() != 0",
-            "days_until_birthday() < 0", "days_until_birthday() >= 365", "days_until_birthday() + 1 <= 7",
+            "days_until_birthday() < 0", "days_until_birthday() >= 365", "days_until_birthday() + 1 <= 7", "-days_until_birthday() >= -7",
         ]
         var generator = SplitMix(seed: 7)
         for round in 0..<12 {
@@ -137,6 +137,9 @@ struct TimeTests {
         try checkExact("2 >= days_until_birthday()", context(berlin), expectChangeAt: berlinMidnight(2))
         try checkExact("days_until_birthday() == 0", context(berlin), expectChangeAt: berlinMidnight(4))
         try checkExact("days_until_birthday() < 0", context(berlin), expectChangeAt: nil)
+        // Negated, it counts up: looked at every midnight, as any other arithmetic (the walk below checks it misses
+        // nothing).
+        #expect(try compile("-days_until_birthday() >= -7").matchesWithNextChange(context(berlin)) == (true, berlinMidnight(1)))
     }
 
     @Test func nothingThatDependsOnlyOnDataReportsAChange() throws {

@@ -5,6 +5,24 @@ import Testing
 
 @Suite("Data export")
 struct PrivacyTests {
+    @Test func anUndoneMergeInAnExportLeavesTheOtherPersonOut() async throws {
+        let (crm, clock) = try makeEngine(.memory)
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bea = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(givenName: "Bea", addresses: [PostalAddress(line1: "2 High St", city: "Bath", country: "GB")]),
+                        identities: [.email("bea@example.com")]))
+        let merge = try await crm.mergeCustomers(ada.id, bea.id)
+        #expect(try await crm.exportCustomer(ada.id).merges.first?.absorbedBefore.profile.givenName == "Bea")  // one person while merged
+        _ = try await crm.unmerge(merge.merge.id)
+        let export = try await crm.exportCustomer(ada.id)
+        #expect(export.merges.map(\.id) == [merge.merge.id])
+        #expect(export.merges.first?.absorbedBefore.id == bea.id)
+        #expect(export.merges.first?.absorbedBefore.profile == CustomerProfile())
+        let json = String(decoding: try JSONEncoder().encode(export), as: UTF8.self)
+        #expect(!json.contains("Bea") && !json.contains("Bath"))
+    }
+
     @Test(arguments: Backend.allCases)
     func anExportHoldsEverythingAboutThePersonAndTheCustomersMergedIntoThem(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)

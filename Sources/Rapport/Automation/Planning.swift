@@ -17,7 +17,9 @@ extension WriteSession {
             // already fired ahead again (it is not fired twice), or the one the job waits for behind now (it fires
             // now rather than next year); an occurrence that passed before it was planned is not fired late.
             let window = Duration.seconds(2 * 86_400)
-            let lastFired = try tx.ruleCounter(rule: rule.id, customer: record.id)?.lastFiredAt
+            // Yearly dates only: an attribute's date may move to the day after the one that just fired, and fires then.
+            let yearly = if case .attribute = trigger.field { false } else { true }
+            let lastFired = yearly ? try tx.ruleCounter(rule: rule.id, customer: record.id)?.lastFiredAt : nil
             func near(_ time: Timestamp?, _ occurrence: Timestamp) -> Bool { time.map { $0 > occurrence - window && $0 < occurrence + window } ?? false }
             next = Self.nextOccurrence(trigger, of: record, after: now - window, defaultTimeZone: engine.automationSettings.defaultTimeZone)
             while let candidate = next, near(lastFired, candidate) || (candidate <= now && !near(existing?.dueAt, candidate)) {
