@@ -247,6 +247,8 @@ struct WriteSession {
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: absorbedID, homeCustomerID: absorbedID, createdAt: record.createdAt))
         }
 
+        try returnWaitingRuns(from: survivorID, to: absorbedID)
+
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)
         // The survivor as it was with the absorbed side, step by step: what a logged change did to its lists.

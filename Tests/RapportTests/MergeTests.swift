@@ -102,6 +102,24 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aRunStartedByTheAbsorbedCustomerGoesBackWithThemOnUnmerge(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Cart reminder", trigger: .event(type: "checkout.started"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("reminded")]))
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        _ = try await crm.ingest([event("cart-bob", "checkout.started", at: clock.now(), .email("bob@example.com"))])
+        let merge = try await crm.mergeCustomers(ada.id, bob.id)
+        #expect(try await crm.runs(rule: rule.id).runs.map(\.customerID) == [ada.id])  // the merged person's run
+        _ = try await crm.unmerge(merge.merge.id)
+        #expect(try await crm.runs(rule: rule.id, status: .waiting).runs.map(\.customerID) == [bob.id])
+        try await crm.advanceManualClock(to: clock.now() + .seconds(3600))
+        #expect(try await crm.customer(bob.id).profile.tags == ["reminded"])
+        #expect(try await crm.customer(ada.id).profile.tags == [])
+    }
+
+    @Test(arguments: Backend.allCases)
     func theOlderCustomerSurvivesAndFieldsFollowSurvivorship(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let (older, newer) = try await makePair(crm, clock)

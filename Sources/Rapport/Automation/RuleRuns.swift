@@ -218,8 +218,40 @@ extension WriteSession {
 
     /// Gives the survivor of a merge the absorbed customer's waiting runs, so that the merged customer has at most
     /// one waiting run per rule: of two runs of the same rule, the older one continues when the rule ignores new
-    /// triggers while a run waits, the newer one when it restarts; the other is cancelled. An unmerge leaves the
-    /// runs with the survivor (a run cancelled here stays cancelled).
+    /// triggers while a run waits, the newer one when it restarts; the other is cancelled. An unmerge gives back the
+    /// runs a record of the restored customer started (``returnWaitingRuns(from:to:)``); a run cancelled here stays
+    /// cancelled.
+    /// On an unmerge, gives the restored customer back the waiting runs that one of its events or orders started
+    /// (the record went back with it): what the run does when it resumes (a message, a tag) is for that customer,
+    /// with that customer's data. Runs started otherwise (a date, a schedule, a segment) stay with the survivor.
+    mutating func returnWaitingRuns(from survivor: CustomerID, to restored: CustomerID) throws {
+        var runs: [RuleRun] = []
+        var before: RunCursor?
+        repeat {
+            let page = try tx.runs(RunQuery(customerID: survivor, status: .waiting, before: before, limit: 500))
+            runs += page
+            before = page.count == 500 ? page.last.map { RunCursor(createdAt: $0.createdAt, id: $0.id) } : nil
+        } while before != nil
+        for var run in runs {
+            let owner: CustomerID?
+            if let order = run.order {
+                owner = try tx.order(order.id)?.order.customerID
+            } else if let eventID = run.eventID {
+                owner = try tx.event(id: eventID)?.event.customerID
+            } else {
+                owner = nil
+            }
+            guard owner == restored, try tx.waitingRun(rule: run.ruleID, customer: restored) == nil else { continue }
+            run.customerID = restored
+            run.updatedAt = now
+            try tx.updateRun(run)
+            if var job = try tx.job("wait:\(run.id.rawValue)") {
+                job.customerID = restored
+                try tx.putJob(job)
+            }
+        }
+    }
+
     mutating func adoptWaitingRuns(of absorbed: CustomerID, into survivor: CustomerID) throws {
         var runs: [RuleRun] = []
         var before: RunCursor?
