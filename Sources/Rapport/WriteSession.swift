@@ -216,33 +216,57 @@ struct WriteSession {
         try tx.updateMerge(merge)
 
         // Records that arrived after the merge follow the customer their strongest identity points to now,
-        // whichever customer they were first attributed to (in a chain, that may be a survivor further up).
-        var handedOver: Set<Identity> = []
-        var kept: Set<Identity> = []
-        for record in try tx.events(of: survivorID, before: nil, limit: .max) {
-            if record.sequence > merge.sequence, let owner = try owner(of: record.event.identities), owner == absorbedID {
-                try tx.setOwner(ofEvent: record.event.id, to: absorbedID)
-                handedOver.formUnion(record.event.identities)
-            } else {
-                kept.formUnion(record.event.identities)
+        // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
+        // identity first seen after the merge does not decide: it follows the records it came on (a device id that
+        // came with the restored customer's e-mail is the restored customer's, and so are the records that carry
+        // it alone).
+        var fresh: [Identity: Bool] = [:]
+        func isFresh(_ identity: Identity) throws -> Bool {
+            if let known = fresh[identity] { return known }
+            // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
+            // clock), so it decides, even if that misses one first seen later in the merge's own batch.
+            let found = try tx.identity(identity).map { $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > merge.mergedAt }
+            fresh[identity] = found ?? false
+            return found ?? false
+        }
+        enum Arrival {
+            case event(String)
+            case order(OrderID)
+        }
+        var arrivals: [(record: Arrival, identities: [Identity])] = []
+        for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
+            arrivals.append((.event(record.event.id), record.event.identities))
+        }
+        for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
+            arrivals.append((.order(record.order.id), record.order.identities))
+        }
+        func handOver(_ arrival: Arrival) throws {
+            switch arrival {
+            case .event(let id): try tx.setOwner(ofEvent: id, to: absorbedID)
+            case .order(let id): try tx.setOwner(ofOrder: id, to: absorbedID)
             }
         }
-        for record in try tx.orders(of: survivorID, before: nil, limit: .max) {
-            if record.sequence > merge.sequence, let owner = try owner(of: record.order.identities), owner == absorbedID {
-                try tx.setOwner(ofOrder: record.order.id, to: absorbedID)
-                handedOver.formUnion(record.order.identities)
+        var toRestored: Set<Identity> = []
+        var toSurvivor: Set<Identity> = []
+        var undecided: [(record: Arrival, identities: [Identity])] = []
+        for arrival in arrivals {
+            let deciding = try arrival.identities.filter { try !isFresh($0) }
+            let new = try arrival.identities.filter { try isFresh($0) }
+            guard !deciding.isEmpty else {
+                undecided.append(arrival)
+                continue
+            }
+            if try owner(of: deciding) == absorbedID {
+                try handOver(arrival.record)
+                toRestored.formUnion(new)
             } else {
-                kept.formUnion(record.order.identities)
+                toSurvivor.formUnion(new)
             }
         }
-        // An identity first seen after the merge on records that all went back (a device id that came with the
-        // restored customer's e-mail) goes with them: that device is the restored customer's.
-        for identity in handedOver.subtracting(kept) {
-            guard let record = try tx.identity(identity), record.customerID == survivorID, record.homeCustomerID == survivorID,
-                // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
-                // clock), so it stays, even if that misses one first seen later in the merge's own batch.
-                record.createdAt > merge.mergedAt
-            else { continue }
+        let moving = toRestored.subtracting(toSurvivor)
+        for arrival in undecided where !arrival.identities.isEmpty && arrival.identities.allSatisfy(moving.contains) { try handOver(arrival.record) }
+        for identity in moving {
+            guard let record = try tx.identity(identity) else { continue }
             try tx.deleteIdentity(identity)
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: absorbedID, homeCustomerID: absorbedID, createdAt: record.createdAt))
         }

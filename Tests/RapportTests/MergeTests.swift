@@ -371,8 +371,13 @@ struct MergeTests {
             event("kiosk-amy", at: clock.now(), .email("amy@example.com"), .anonymousID("kiosk")),
             event("kiosk-sam", at: clock.now(), .email("sam@example.com"), .anonymousID("kiosk")),
         ])
+        // Later visits from the devices alone (they resolve to the merged customer while merged).
+        _ = try await crm.ingest([event("amy-phone-alone", at: clock.now(), .anonymousID("amys-phone")), event("kiosk-alone", at: clock.now(), .anonymousID("kiosk"))])
         _ = try await crm.unmerge(merge.id)
         #expect(try await crm.findCustomer(.anonymousID("amys-phone"))?.id == amy.id)
+        // The visit that carried only Amy's phone went with it; the kiosk's stays where the kiosk does.
+        #expect(try await crm.event("amy-phone-alone").customerID == amy.id)
+        #expect(try await crm.event("kiosk-alone").customerID == sam.id)
         #expect(try await crm.findCustomer(.anonymousID("sams-laptop"))?.id == sam.id)
         #expect(try await crm.findCustomer(.anonymousID("kiosk"))?.id == sam.id)  // used by records on both sides: stays
         // The next visit from Amy's phone alone is Amy's.
