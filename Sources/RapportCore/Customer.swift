@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A calendar date without a time zone (a birthday). The year may be unknown.
 public struct LocalDate: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {

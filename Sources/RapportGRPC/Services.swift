@@ -74,7 +74,8 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
             do {
                 result = try await ingest(batch, requestID: nil)
             } catch {
-                guard offset > 0, let failure = error as? RapportError else { throw error }
+                guard offset > 0 else { throw error }
+                let failure = error
                 // Positions count across the whole stream, as in the results; and the batches before it stay applied.
                 var shifted = failure
                 if case .invalidArgument(let violations) = failure { shifted = .invalidArgument(violations.map { Self.shifted($0, by: offset) }) }

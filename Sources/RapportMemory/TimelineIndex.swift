@@ -1,4 +1,4 @@
-public import RapportCore
+import RapportCore
 
 /// One customer's records of one kind, sorted by timeline position (oldest first).
 struct TimelineIndex<Key: Hashable> {

@@ -237,7 +237,7 @@ struct HappyPathTests {
             #expect(export.stats.orderCount == 1)
             #expect(export.hasExportTime)
             for role in [Role.marketing, .service, .analyst] {
-                try await c.as(role) {
+                _ = await c.as(role) {
                     await expectRPCError(.permissionDenied) { try await c.privacy.exportCustomer(.with { $0.customerID = ada.id }) }
                 }
             }
