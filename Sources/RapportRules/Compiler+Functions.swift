@@ -75,8 +75,11 @@ extension Compiler {
             guard let bound = bind(name, arguments, positional: ["types"], labelled: [], range) else { return .failure }
             guard let types = eventTypes(bound["types"]) else { return .failure }
             let filter = types.map(Set.init)
-            var result = Checked(type: .timestamp, code: .timestamp { c, _ in
-                c.pointee.activity?.latestEvent(ofTypes: filter)?.occurredAt.millisecondsSinceEpoch
+            var result = Checked(type: .timestamp, code: .timestamp { c, s in
+                // An event dated after now has not happened yet: it counts from its time.
+                guard let (latest, next) = c.pointee.activity?.latestEvent(ofTypes: filter, notAfter: c.pointee.now) else { return nil }
+                if let next { s.changes(at: next.millisecondsSinceEpoch) }
+                return latest?.occurredAt.millisecondsSinceEpoch
             })
             result.requirements.data = .events
             return result

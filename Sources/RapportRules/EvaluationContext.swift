@@ -10,8 +10,10 @@ public protocol ActivitySource: AnyObject {
     func countingOrders() -> [Order]
     /// The customer's events that occurred at or after `start` (every event when nil), oldest first.
     func events(since start: Timestamp?) -> ArraySlice<Event>
-    /// The customer's most recent event of one of `types` (of any type when nil).
-    func latestEvent(ofTypes types: Set<String>?) -> Event?
+    /// The customer's most recent event of one of `types` (of any type when nil) that occurred at `now` or before,
+    /// and the time of the first such event dated after `now` (ingest accepts a little of the future): when the
+    /// answer changes by time alone.
+    func latestEvent(ofTypes types: Set<String>?, notAfter now: Timestamp) -> (latest: Event?, nextAfter: Timestamp?)
 }
 
 /// Everything an expression can read about one customer at one moment.

@@ -42,7 +42,10 @@ final class History: ActivitySource {
 
     func countingOrders() -> [Order] { orders.filter { $0.status.counts } }
     func events(since start: Timestamp?) -> ArraySlice<Event> { eventList.filter { start == nil || $0.occurredAt >= start! }[...] }
-    func latestEvent(ofTypes types: Set<String>?) -> Event? { eventList.last { types == nil || types!.contains($0.type) } }
+    func latestEvent(ofTypes types: Set<String>?, notAfter now: Timestamp) -> (latest: Event?, nextAfter: Timestamp?) {
+        let matching = eventList.filter { types == nil || types!.contains($0.type) }
+        return (matching.last { $0.occurredAt <= now }, matching.first { $0.occurredAt > now }?.occurredAt)
+    }
 }
 
 func customer(

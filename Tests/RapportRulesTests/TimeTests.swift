@@ -47,6 +47,13 @@ struct TimeTests {
         try checkExact("time_since(stats.last_order_at) > 90d", later, expectChangeAt: nil)
     }
 
+    @Test func anEventDatedInTheFutureCountsFromItsTime() throws {
+        let events = [event("old", "visit", at: at(days: -40)), event("tomorrow", "visit", at: at(days: 0, hours: 6))]
+        #expect(try value("last_event_at()", context(events: events)) == .timestamp(at(days: -40)))
+        try checkExact("time_since(last_event_at()) > 30d", context(events: events), expectChangeAt: at(days: 0, hours: 6))
+        try checkExact("last_event_at(\"visit\") > now - 1d", context(events: events), expectChangeAt: at(days: 0, hours: 6))
+    }
+
     @Test func windowsReportTheNextItemToLeaveOrEnter() throws {
         let orders = [order("1", at: at(days: -25), minor: 100), order("2", at: at(days: -5), minor: 100), order("3", at: at(days: 0, hours: 6), minor: 100)]
         // The future-dated order enters the window at its time; the older ones leave 30 days after theirs.

@@ -63,16 +63,23 @@ final class ActivityLoader: ActivitySource {
         return loaded[low...]
     }
 
-    func latestEvent(ofTypes types: Set<String>?) -> Event? {
-        // Newest first; `seen` counts the events looked at from the newest end, so a page put in front continues it.
+    func latestEvent(ofTypes types: Set<String>?, notAfter now: Timestamp) -> (latest: Event?, nextAfter: Timestamp?) {
+        // Newest first (by time); `seen` counts the events looked at from the newest end, so a page put in front
+        // continues it. Events dated after now come first: the last of them seen is the next to happen.
         var seen = 0
+        var next: Timestamp?
         while true {
             while seen < loaded.count {
                 let event = loaded[loaded.count - 1 - seen]
-                if types?.contains(event.type) ?? true { return event }
                 seen += 1
+                guard types?.contains(event.type) ?? true else { continue }
+                if event.occurredAt > now {
+                    next = event.occurredAt
+                    continue
+                }
+                return (event, next)
             }
-            if exhausted { return nil }
+            if exhausted { return (nil, next) }
             loadPage()
         }
     }
