@@ -217,9 +217,10 @@ struct WriteSession {
 
         // Records that arrived after the merge follow the customer their strongest identity points to now,
         // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
-        // identity first seen after the merge does not decide: it follows the records it came on (a device id that
-        // came with the restored customer's e-mail is the restored customer's, and so are the records that carry
-        // it alone).
+        // identity first seen after the merge is settled first, by the records it came on, decided by their other
+        // identities (a device id that came with the restored customer's e-mail is the restored customer's); then
+        // every record follows its strongest identity, those included (a record that carried only that device goes
+        // back too).
         var fresh: [Identity: Bool] = [:]
         func isFresh(_ identity: Identity) throws -> Bool {
             if let known = fresh[identity] { return known }
@@ -248,28 +249,18 @@ struct WriteSession {
         }
         var toRestored: Set<Identity> = []
         var toSurvivor: Set<Identity> = []
-        var undecided: [(record: Arrival, identities: [Identity])] = []
         for arrival in arrivals {
             let deciding = try arrival.identities.filter { try !isFresh($0) }
+            guard !deciding.isEmpty else { continue }
             let new = try arrival.identities.filter { try isFresh($0) }
-            guard !deciding.isEmpty else {
-                undecided.append(arrival)
-                continue
-            }
-            if try owner(of: deciding) == absorbedID {
-                try handOver(arrival.record)
-                toRestored.formUnion(new)
-            } else {
-                toSurvivor.formUnion(new)
-            }
+            if try owner(of: deciding) == absorbedID { toRestored.formUnion(new) } else { toSurvivor.formUnion(new) }
         }
-        let moving = toRestored.subtracting(toSurvivor)
-        for arrival in undecided where !arrival.identities.isEmpty && arrival.identities.allSatisfy(moving.contains) { try handOver(arrival.record) }
-        for identity in moving {
+        for identity in toRestored.subtracting(toSurvivor) {
             guard let record = try tx.identity(identity) else { continue }
             try tx.deleteIdentity(identity)
             try tx.insertIdentity(IdentityRecord(identity: identity, customerID: absorbedID, homeCustomerID: absorbedID, createdAt: record.createdAt))
         }
+        for arrival in arrivals where try owner(of: arrival.identities) == absorbedID { try handOver(arrival.record) }
 
         try returnWaitingRuns(from: survivorID, to: absorbedID)
 

@@ -117,6 +117,37 @@ struct MergeTests {
         try await crm.advanceManualClock(to: clock.now() + .seconds(3600))
         #expect(try await crm.customer(bob.id).profile.tags == ["reminded"])
         #expect(try await crm.customer(ada.id).profile.tags == [])
+
+        // A run a built-in event of the restored customer started (its welcome, waiting a day) goes back too.
+        let welcome = try await crm.createRule(
+            RuleDefinition(name: "Welcome", trigger: .event(type: "customer.created"), wait: RuleWait(duration: .seconds(86_400)), actions: [.addTag("welcomed")]))
+        let cy = try await crm.createCustomer(NewCustomer(identities: [.email("cy@example.com")]))
+        let second = try await crm.mergeCustomers(ada.id, cy.id)
+        _ = try await crm.unmerge(second.merge.id)
+        #expect(try await crm.runs(rule: welcome.id, status: .waiting).runs.map(\.customerID) == [cy.id])
+        try await crm.advanceManualClock(to: clock.now() + .seconds(86_400))
+        #expect(try await crm.customer(cy.id).profile.tags == ["welcomed"])
+        #expect(!(try await crm.customer(ada.id).profile.tags.contains("welcomed")))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aRecordFollowsItsStrongestIdentityEvenOneFirstSeenWhileMerged(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(1))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.anonymousID("shared-tablet")]))
+        let merge = try await crm.mergeCustomers(ada.id, bob.id)
+        clock.advance(by: .seconds(60))
+        // A new member card comes with Bob's tablet, then with Ada's e-mail: the card is Ada's (the tablet does not
+        // decide against an e-mail), and the visit it came on with the tablet follows the card, its strongest.
+        _ = try await crm.ingest([event("e1", at: clock.now(), .anonymousID("shared-tablet"), .memberCard("CARD-9"))])
+        _ = try await crm.ingest([event("e2", at: clock.now(), .email("ada@example.com"), .memberCard("CARD-9"))])
+        _ = try await crm.unmerge(merge.merge.id)
+        #expect(try await crm.findCustomer(.memberCard("CARD-9"))?.id == ada.id)
+        #expect(try await crm.event("e1").customerID == ada.id)
+        #expect(try await crm.event("e2").customerID == ada.id)
+        // As the same visit arriving now would be.
+        #expect(try await crm.ingest([event("e3", at: clock.now(), .anonymousID("shared-tablet"), .memberCard("CARD-9"))]).outcomes == [.accepted(ada.id)])
     }
 
     @Test(arguments: Backend.allCases)

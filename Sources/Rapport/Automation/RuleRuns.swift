@@ -223,7 +223,8 @@ extension WriteSession {
     /// cancelled.
     /// On an unmerge, gives the restored customer back the waiting runs that one of its events or orders started
     /// (the record went back with it): what the run does when it resumes (a message, a tag) is for that customer,
-    /// with that customer's data. Runs started otherwise (a date, a schedule, a segment) stay with the survivor.
+    /// with that customer's data, as are the runs a built-in event of theirs started (`customer.created`, entering a
+    /// segment). Runs without an event (a date, a schedule) stay with the survivor.
     mutating func returnWaitingRuns(from survivor: CustomerID, to restored: CustomerID) throws {
         var runs: [RuleRun] = []
         var before: RunCursor?
@@ -236,10 +237,11 @@ extension WriteSession {
             let owner: CustomerID?
             if let order = run.order {
                 owner = try tx.order(order.id)?.order.customerID
-            } else if let eventID = run.eventID {
-                owner = try tx.event(id: eventID)?.event.customerID
+            } else if let eventID = run.eventID, let stored = try tx.event(id: eventID) {
+                owner = stored.event.customerID
             } else {
-                owner = nil
+                // A built-in event (`customer.created`, `segment.entered`...) is not stored: the run's copy says whose it was.
+                owner = run.event?.customerID
             }
             guard owner == restored, try tx.waitingRun(rule: run.ruleID, customer: restored) == nil else { continue }
             run.customerID = restored
