@@ -269,4 +269,10 @@ struct ExportCommandTests {
         #expect(throws: (any Error).self) { try CustomersExport.parse([]) }
         #expect(try RapportCommand.parseAsRoot(["customers", "export", "cus_1"]) is CustomersExport)
     }
+
+    @Test func anErasureMustBeConfirmed() throws {
+        #expect(throws: (any Error).self) { try CustomersErase.parse(["cus_1"]) }
+        let erase = try CustomersErase.parse(["cus_1", "--yes", "--if-match", "\"3\""])
+        #expect(erase.id == "cus_1" && erase.ifMatch == "\"3\"")
+    }
 }
