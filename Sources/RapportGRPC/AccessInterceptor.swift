@@ -32,11 +32,42 @@ final class AccessInterceptor: ServerInterceptor {
         request: StreamingServerRequest<Input>, context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
+        // The caller's id for the call, else a random one; either way the answer names it (`x-request-id` in the
+        // response's metadata, or in the trailers of an error), so that a client can find the call in the log.
+        let requestID =
+            request.metadata[stringValues: "x-request-id"].first(where: { _ in true }).map { String($0.prefix(64)) }
+            ?? String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        do {
+            var response = try await run(request: request, context: context, next: next, requestID: requestID)
+            response.metadata.replaceOrAddString(requestID, forKey: "x-request-id")
+            return response
+        } catch {
+            throw Self.error(error, naming: requestID)
+        }
+    }
+
+    /// `error` as an RPC error whose metadata names the call.
+    static func error(_ error: any Error, naming requestID: String) -> any Error {
+        var named: RPCError
+        if let rpc = error as? RPCError {
+            named = rpc
+        } else if let convertible = error as? any RPCErrorConvertible {
+            named = RPCError(
+                code: convertible.rpcErrorCode, message: convertible.rpcErrorMessage, metadata: convertible.rpcErrorMetadata,
+                cause: convertible.rpcErrorCause)
+        } else {
+            return error
+        }
+        named.metadata.replaceOrAddString(requestID, forKey: "x-request-id")
+        return named
+    }
+
+    private func run<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>, requestID: String
+    ) async throws -> StreamingServerResponse<Output> {
         let method = context.descriptor
-        var logger = RequestLogger(
-            logger: self.logger, method: method,
-            requestID: request.metadata[stringValues: "x-request-id"].first(where: { _ in true }).map { String($0.prefix(64)) }
-                ?? String(UInt64.random(in: 0...UInt64.max), radix: 36))
+        var logger = RequestLogger(logger: self.logger, method: method, requestID: requestID)
 
         guard let permission = Permissions.required(for: method) else {
             // Open methods (health).
@@ -79,7 +110,7 @@ final class AccessInterceptor: ServerInterceptor {
                         return trailers
                     } catch {
                         logger.info("stream failed", metadata: ["error": "\(Self.describe(error))"])
-                        throw error
+                        throw Self.error(error, naming: logger.requestID)
                     }
                 }
                 response.accepted = .success(contents)

@@ -440,6 +440,19 @@ def test_only_admins_erase_customers(pb, stubs, marketing, admin):
     assert gone.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_every_answer_names_its_call_for_the_server_log(pb, stubs, marketing):
+    created, call = stubs.customers.CreateCustomer.with_call(
+        pb.customers.CreateCustomerRequest(customer=pb.customers.Customer(given_name="Ada")),
+        metadata=marketing + (("x-request-id", "py-order-1"),), timeout=T)
+    assert ("x-request-id", "py-order-1") in list(call.initial_metadata())
+    _, call = stubs.customers.GetCustomer.with_call(pb.customers.GetCustomerRequest(id=created.id), metadata=marketing, timeout=T)
+    assert [v for k, v in call.initial_metadata() if k == "x-request-id"], "the server names a call it was not told"
+    error = code_of(stubs.customers.GetCustomer, pb.customers.GetCustomerRequest(id="cus_nobody"),
+                    metadata=marketing + (("x-request-id", "py-order-2"),), timeout=T)
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert ("x-request-id", "py-order-2") in list(error.trailing_metadata())
+
+
 def test_admins_export_everything_about_a_customer(pb, stubs, marketing, admin):
     address = f"{unique()}@example.com"
     customer = create(pb, stubs, marketing, given_name="Ada", identities=[email(pb, address)])

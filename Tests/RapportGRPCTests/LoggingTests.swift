@@ -30,6 +30,31 @@ struct LoggingTests {
         #expect(rejected.metadata["request_id"] != nil && rejected.metadata["request_id"] != ok.metadata["request_id"])
     }
 
+    @Test func theAnswerNamesTheCallAsTheLogDoes() async throws {
+        let (logger, lines) = capturingLogger(level: .debug)
+        try await withRapport(logger: logger) { c in
+            // The caller's id comes back in the response's metadata.
+            let given = try await c.customers.createCustomer(.with { $0.customer = .with { $0.givenName = "Ada" } }, metadata: ["x-request-id": "order-123"]) {
+                $0.metadata[stringValues: "x-request-id"].map { String($0) }
+            }
+            #expect(given == ["order-123"])
+            // Without one, the server's own id, as logged.
+            let made = try await c.customers.listCustomers(.init(), metadata: [:]) { $0.metadata[stringValues: "x-request-id"].map { String($0) } }
+            #expect(made.count == 1)
+            #expect(lines.all.contains { $0.message == "ok" && $0.metadata["request_id"].map { "\($0)" } == made.first })
+            // A failed call names it in its trailers, with the status details kept.
+            let failed = await expectRPCError(.invalidArgument) {
+                try await c.customers.getCustomer(.with { $0.id = "ada" }, metadata: ["x-request-id": "order-124"])
+            }
+            #expect(failed?.metadata[stringValues: "x-request-id"].map { String($0) } == ["order-124"])
+            #expect(violationFields(failed) == ["id"])
+            let denied = await expectRPCError(.unauthenticated) {
+                try await c.withSecret(nil) { try await c.customers.listCustomers(.init(), metadata: ["x-request-id": "order-125"]) }
+            }
+            #expect(denied?.metadata[stringValues: "x-request-id"].map { String($0) } == ["order-125"])
+        }
+    }
+
     @Test func nothingIsFormattedForLinesBelowTheLevel() async throws {
         let (logger, lines) = capturingLogger(level: .info)
         try await withRapport(logger: logger) { c in

@@ -23,8 +23,11 @@
 //   works only for the list and request that made it (the same customer, segment, filter): another is
 //   INVALID_ARGUMENT.
 // - Errors are standard gRPC codes. INVALID_ARGUMENT carries a google.rpc.BadRequest in the status details
-//   naming every bad field (`identities[1].value`, `lines[0].quantity`...).
+//   naming the bad fields (`identities[1].value`, `lines[0].quantity`...): the first 25, and a last violation
+//   without a field counting the rest.
 // - Auth: `authorization: Bearer <api key>` metadata on every call except the health service.
+// - Logs: send `x-request-id` metadata to name a call in the server's log; every answer names it back (in the
+//   response's metadata, or an error's trailers), with a random id when none was sent.
 
 import SwiftProtobuf
 
