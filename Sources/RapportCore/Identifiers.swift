@@ -177,9 +177,13 @@ public final class SortableRandomIDGenerator: IDGenerator {
 
 /// Ids `0000000001`, `0000000002`...: deterministic, for tests and reproducible examples.
 public final class SequentialIDGenerator: IDGenerator {
-    private let counter = Mutex(0)
+    private let counter: Mutex<Int>
 
-    public init() {}
+    /// Ids numbered from `issued + 1`: an engine over a store another one wrote with sequential ids goes on after them.
+    public init(after issued: Int = 0) { counter = Mutex(issued) }
+
+    /// How many ids were made (the number of the last one).
+    public var issued: Int { counter.withLock { $0 } }
 
     public func next(at time: Timestamp) -> String {
         let value = counter.withLock { count in

@@ -1,6 +1,5 @@
 import Foundation
 import RapportMemory
-import Synchronization
 import Rapport
 import RapportCore
 import RapportSQLite
@@ -161,22 +160,7 @@ struct FileCompatibilityTests {
         #expect(file.changes.map(\.cursor) == file.changes.map(\.cursor).sorted(), "\(moment): cursors", sourceLocation: sourceLocation)
     }
 
-    /// Sequential ids, as `SequentialIDGenerator` makes them, that can start after the ones a file holds.
-    final class FixtureIDs: IDGenerator {
-        let counter: Mutex<Int>
-        init(after issued: Int = 0) { counter = Mutex(issued) }
-        var issued: Int { counter.withLock { $0 } }
-        func next(at time: Timestamp) -> String {
-            let value = counter.withLock { count in
-                count += 1
-                return count
-            }
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, 10 - digits.count)) + digits
-        }
-    }
-
-    static func engine(_ store: any Store, ids: FixtureIDs = FixtureIDs()) -> (RapportEngine, ManualClock) {
+    static func engine(_ store: any Store, ids: SequentialIDGenerator = SequentialIDGenerator()) -> (RapportEngine, ManualClock) {
         let clock = ManualClock(now: start)
         return (RapportEngine(store: store, clock: clock, ids: ids, logger: quietLogger), clock)
     }
@@ -191,13 +175,13 @@ struct FileCompatibilityTests {
         try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent("\(version).sqlite").path, toPath: path)
 
         // The same history, written today.
-        let todayIDs = FixtureIDs()
+        let todayIDs = SequentialIDGenerator()
         let (today, todayClock) = Self.engine(MemoryStore(), ids: todayIDs)
         _ = try await Self.populate(today, todayClock)
         let store = try SQLiteStore(path: path)
         defer { try? store.close() }
         // The clock goes on from where the history stopped; ids continue after the file's.
-        let (old, oldClock) = Self.engine(store, ids: FixtureIDs(after: todayIDs.issued))
+        let (old, oldClock) = Self.engine(store, ids: SequentialIDGenerator(after: todayIDs.issued))
         oldClock.advance(to: todayClock.now())
         Self.expectSame(try await Self.state(old), try await Self.state(today), "as opened", version: version)
 

@@ -221,50 +221,11 @@ extension WriteSession {
     /// triggers while a run waits, the newer one when it restarts; the other is cancelled. An unmerge gives back the
     /// runs a record of the restored customer started (``returnWaitingRuns(from:to:)``); a run cancelled here stays
     /// cancelled.
-    /// On an unmerge, gives the restored customer back the waiting runs that one of its events or orders started
-    /// (the record went back with it): what the run does when it resumes (a message, a tag) is for that customer,
-    /// with that customer's data, as are the runs a built-in event of theirs started (`customer.created`, entering a
-    /// segment). Runs without an event (a date, a schedule) stay with the survivor.
-    mutating func returnWaitingRuns(from survivor: CustomerID, to restored: CustomerID) throws {
-        var runs: [RuleRun] = []
-        var before: RunCursor?
-        repeat {
-            let page = try tx.runs(RunQuery(customerID: survivor, status: .waiting, before: before, limit: 500))
-            runs += page
-            before = page.count == 500 ? page.last.map { RunCursor(createdAt: $0.createdAt, id: $0.id) } : nil
-        } while before != nil
-        for var run in runs {
-            let owner: CustomerID?
-            if let order = run.order {
-                owner = try tx.order(order.id)?.order.customerID
-            } else if let eventID = run.eventID, let stored = try tx.event(id: eventID) {
-                owner = stored.event.customerID
-            } else {
-                // A built-in event (`customer.created`, `segment.entered`...) is not stored: the run's copy says whose it was.
-                owner = run.event?.customerID
-            }
-            guard owner == restored, try tx.waitingRun(rule: run.ruleID, customer: restored) == nil else { continue }
-            run.customerID = restored
-            run.updatedAt = now
-            try tx.updateRun(run)
-            if var job = try tx.job("wait:\(run.id.rawValue)") {
-                job.customerID = restored
-                try tx.putJob(job)
-            }
-        }
-    }
-
     mutating func adoptWaitingRuns(of absorbed: CustomerID, into survivor: CustomerID) throws {
-        var runs: [RuleRun] = []
-        var before: RunCursor?
-        repeat {
-            let page = try tx.runs(RunQuery(customerID: absorbed, status: .waiting, before: before, limit: 500))
-            runs += page
-            before = page.count == 500 ? page.last.map { RunCursor(createdAt: $0.createdAt, id: $0.id) } : nil
-        } while before != nil
+        let runs = try waitingRuns(of: absorbed)
         guard !runs.isEmpty else { return }
         let catalog = try catalog()
-        for var run in runs.reversed() {  // oldest first
+        for run in runs.reversed() {  // oldest first
             if let held = try tx.waitingRun(rule: run.ruleID, customer: survivor) {
                 let restarts = catalog.rules[run.ruleID]?.definition.limits.retrigger == .restart
                 let absorbedIsNewer = (run.createdAt, run.id) > (held.createdAt, held.id)
@@ -275,13 +236,51 @@ extension WriteSession {
                 try tx.deleteJob("wait:\(dropped.id.rawValue)")
                 guard keepAbsorbed else { continue }
             }
-            run.customerID = survivor
-            run.updatedAt = now
-            try tx.updateRun(run)
-            if var job = try tx.job("wait:\(run.id.rawValue)") {
-                job.customerID = survivor
-                try tx.putJob(job)
+            try move(run, to: survivor)
+        }
+    }
+
+    /// On an unmerge, gives the restored customer back the waiting runs that one of its events or orders started
+    /// (the record went back with it): what the run does when it resumes (a message, a tag) is for that customer,
+    /// with that customer's data, as are the runs a built-in event of theirs started (`customer.created`, entering a
+    /// segment). Runs without an event (a date, a schedule) stay with the survivor.
+    mutating func returnWaitingRuns(from survivor: CustomerID, to restored: CustomerID) throws {
+        for run in try waitingRuns(of: survivor) {
+            let owner: CustomerID?
+            if let order = run.order {
+                owner = try tx.order(order.id)?.order.customerID
+            } else if let eventID = run.eventID, let stored = try tx.event(id: eventID) {
+                owner = stored.event.customerID
+            } else {
+                // A built-in event (`customer.created`, `segment.entered`...) is not stored: the run's copy says whose it was.
+                owner = run.event?.customerID
             }
+            guard owner == restored, try tx.waitingRun(rule: run.ruleID, customer: restored) == nil else { continue }
+            try move(run, to: restored)
+        }
+    }
+
+    /// Every waiting run of a customer, newest first.
+    private func waitingRuns(of customer: CustomerID) throws -> [RuleRun] {
+        var runs: [RuleRun] = []
+        var before: RunCursor?
+        repeat {
+            let page = try tx.runs(RunQuery(customerID: customer, status: .waiting, before: before, limit: 500))
+            runs += page
+            before = page.count == 500 ? page.last.map { RunCursor($0) } : nil
+        } while before != nil
+        return runs
+    }
+
+    /// Gives a waiting run, and the job that resumes it, to another customer.
+    private func move(_ run: RuleRun, to customer: CustomerID) throws {
+        var run = run
+        run.customerID = customer
+        run.updatedAt = now
+        try tx.updateRun(run)
+        if var job = try tx.job("wait:\(run.id.rawValue)") {
+            job.customerID = customer
+            try tx.putJob(job)
         }
     }
 
