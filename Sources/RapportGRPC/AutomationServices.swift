@@ -264,22 +264,9 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
                 await iterator.release()
                 throw error
             }
+            return true
         }
-        // The handler's own task is cancelled too when the call is ended on the server's side (a revoked key).
-        let ended: Bool = try await withTaskCancellationHandler {
-            try await withRPCCancellationHandler {
-                do {
-                    try await writer.value
-                    return true
-                } catch is CancellationError {
-                    return false
-                }
-            } onCancelRPC: {
-                writer.cancel()
-            }
-        } onCancel: {
-            writer.cancel()
-        }
+        let ended = try await awaitStreamWriter(writer, cancelled: false)
         // The stream never ends by itself: a shutdown is not an empty outbox.
         if ended, engine.changeWatchersFinished {
             throw RPCError(code: .unavailable, message: "the server is shutting down: stream the outbox from another one (entries not handed out were released)")

@@ -75,11 +75,10 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
                 result = try await ingest(batch, requestID: nil)
             } catch {
                 guard offset > 0 else { throw error }
-                let failure = error
                 // Positions count across the whole stream, as in the results; and the batches before it stay applied.
-                var shifted = failure
-                if case .invalidArgument(let violations) = failure { shifted = .invalidArgument(violations.map { Self.shifted($0, by: offset) }) }
-                let what = if case .storage = failure { "internal storage error" } else { shifted.rpcErrorMessage }
+                var shifted = error
+                if case .invalidArgument(let violations) = error { shifted = .invalidArgument(violations.map { Self.shifted($0, by: offset) }) }
+                let what = if case .storage = error { "internal storage error" } else { shifted.rpcErrorMessage }
                 throw shifted.rpcError(
                     message: "batch \(batches + 1) changed nothing (\(what)), but the \(offset) items of the \(batches) batches before it were "
                         + "applied (\(summary.acceptedCount) accepted, \(summary.updatedCount) updated, \(summary.duplicateCount) duplicates, "
@@ -272,6 +271,25 @@ struct ConsentServiceAdapter: Rapport_V1_ConsentService.SimpleServiceProtocol {
     }
 }
 
+/// Awaits the task that writes a response stream, cancelling it when the call is cancelled (by the client, a
+/// deadline, or the server's shutdown) or the handler's own task is (a revoked key ends the call on the server's
+/// side); returns `cancelled` then. Cancellation reaches a handler through the RPC's handle, not its task.
+func awaitStreamWriter<T: Sendable>(_ writer: Task<T, any Error>, cancelled: T) async throws -> T {
+    try await withTaskCancellationHandler {
+        try await withRPCCancellationHandler {
+            do {
+                return try await writer.value
+            } catch is CancellationError {
+                return cancelled
+            }
+        } onCancelRPC: {
+            writer.cancel()
+        }
+    } onCancel: {
+        writer.cancel()
+    }
+}
+
 /// `rapport.v1.ChangeService` over the engine.
 struct ChangeServiceAdapter: Rapport_V1_ChangeService.SimpleServiceProtocol {
     let engine: RapportEngine
@@ -289,20 +307,7 @@ struct ChangeServiceAdapter: Rapport_V1_ChangeService.SimpleServiceProtocol {
             }
             return last
         }
-        // The handler's own task is cancelled too when the call is ended on the server's side (a revoked key).
-        let last: Int64 = try await withTaskCancellationHandler {
-            try await withRPCCancellationHandler {
-                do {
-                    return try await writer.value
-                } catch is CancellationError {
-                    return -1  // the client went away: nothing failed
-                }
-            } onCancelRPC: {
-                writer.cancel()
-            }
-        } onCancel: {
-            writer.cancel()
-        }
+        let last = try await awaitStreamWriter(writer, cancelled: -1)  // -1: the client went away, nothing failed
         // The feed never ends by itself: a shutdown is not a finished feed, and the client should resume elsewhere.
         if last >= 0, engine.changeWatchersFinished {
             throw RPCError(code: .unavailable, message: "the server is shutting down: resume after cursor \(last)")
