@@ -124,14 +124,15 @@ struct FileCompatibilityTests {
     }
 
     /// Compares part by part, so that a difference names what differs.
-    /// Feed entries this version records in the fixture's history that the fixture's version did not.
-    static func addedSince(_ version: String, _ change: Change) -> Bool {
+    /// Feed entries this version records in a fixture's history that the fixtures' versions did not (a later
+    /// fixture that has them would need this to depend on its version).
+    static func addedSinceFixtures(_ change: Change) -> Bool {
         // A merged customer leaving its dynamic segments (recorded since the version after v4-latest-runs).
         change.kind == .segmentExited && change.mergeID != nil
     }
 
     static func expectSame(
-        _ file: StoredState, _ today: StoredState, _ moment: Comment, version: String, sourceLocation: SourceLocation = #_sourceLocation
+        _ file: StoredState, _ today: StoredState, _ moment: Comment, sourceLocation: SourceLocation = #_sourceLocation
     ) {
         #expect(file.customers.map(\.record.id) == today.customers.map(\.record.id), moment, sourceLocation: sourceLocation)
         for (read, written) in zip(file.customers, today.customers) {
@@ -150,7 +151,7 @@ struct FileCompatibilityTests {
         // The feed as the fixture's version wrote it: entries this version adds are left out, and cursors (which
         // number them) are compared by order only.
         func entries(_ changes: [Change]) -> [Change] {
-            changes.filter { !Self.addedSince(version, $0) }.map { change in
+            changes.filter { !Self.addedSinceFixtures($0) }.map { change in
                 var change = change
                 change.cursor = 0
                 return change
@@ -183,7 +184,7 @@ struct FileCompatibilityTests {
         // The clock goes on from where the history stopped; ids continue after the file's.
         let (old, oldClock) = Self.engine(store, ids: SequentialIDGenerator(after: todayIDs.issued))
         oldClock.advance(to: todayClock.now())
-        Self.expectSame(try await Self.state(old), try await Self.state(today), "as opened", version: version)
+        Self.expectSame(try await Self.state(old), try await Self.state(today), "as opened")
 
         // What the file holds is usable, not only readable.
         #expect(try await old.authenticate(secret: Self.adminSecret)?.role == .admin)
@@ -204,7 +205,7 @@ struct FileCompatibilityTests {
             _ = try await crm.unmerge(merge.id, requestID: "fixture-unmerge")
             _ = try await crm.leaseOutbox(consumer: "fixture")
         }
-        Self.expectSame(try await Self.state(old), try await Self.state(today), "after going on", version: version)
+        Self.expectSame(try await Self.state(old), try await Self.state(today), "after going on")
         #expect(try await old.runs(status: .waiting).runs.isEmpty)
         #expect(try await old.customer(ada.id).profile.tags.contains("birthday"))
         let lapsed = try #require(try await old.segments().first { $0.key == "lapsed" })
