@@ -208,6 +208,10 @@ struct WriteSession {
             throw RapportError.storage("merge \(mergeID) does not match the state of customer \(absorbedID)")
         }
 
+        // The survivor's earliest standing merge (this one or an earlier one) opens the time in which an identity
+        // can have been first seen while the survivor held other customers.
+        let era = try tx.merges(into: survivorID).filter(\.isActive).min { $0.sequence < $1.sequence } ?? merge
+
         // Everything that came from the absorbed side (itself and what had been merged into it) goes back.
         let side = try Self.standingSide(of: absorbedID, tx: tx)
         try tx.reassign(owner: survivorID, homes: side, to: absorbedID)
@@ -217,16 +221,20 @@ struct WriteSession {
 
         // Records that arrived after the merge follow the customer their strongest identity points to now,
         // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
-        // identity first seen after the merge is settled first, by the records it came on, decided by their other
-        // identities (a device id that came with the restored customer's e-mail is the restored customer's); then
-        // every record follows its strongest identity, those included (a record that carried only that device goes
-        // back too).
+        // identity first seen while merged is settled first, as if the merges had never happened: the records that
+        // carried it decide by their other identities, the one with the strongest deciding identity first, then
+        // the earliest (a device id that came with the restored customer's e-mail is the restored customer's, even
+        // if the survivor's e-mail came with it later; a card that came with the restored customer's device and
+        // the survivor's e-mail is the survivor's). One that another customer merged into the survivor decides
+        // goes back with that customer when its merge is undone, so merges into one survivor can be undone in any
+        // order with the same outcome. Then every record follows its strongest identity, those included (a record
+        // that carried only that device goes back too).
         var fresh: [Identity: Bool] = [:]
         func isFresh(_ identity: Identity) throws -> Bool {
             if let known = fresh[identity] { return known }
             // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
             // clock), so it decides, even if that misses one first seen later in the merge's own batch.
-            let found = try tx.identity(identity).map { $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > merge.mergedAt }
+            let found = try tx.identity(identity).map { $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt }
             fresh[identity] = found ?? false
             return found ?? false
         }
@@ -234,32 +242,42 @@ struct WriteSession {
             case event(String)
             case order(OrderID)
         }
-        var arrivals: [(record: Arrival, identities: [Identity])] = []
-        for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
-            arrivals.append((.event(record.event.id), record.event.identities))
+        var arrivals: [(sequence: Int64, record: Arrival, identities: [Identity])] = []
+        for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
+            arrivals.append((record.sequence, .event(record.event.id), record.event.identities))
         }
-        for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > merge.sequence {
-            arrivals.append((.order(record.order.id), record.order.identities))
+        for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
+            arrivals.append((record.sequence, .order(record.order.id), record.order.identities))
         }
+        arrivals.sort { $0.sequence < $1.sequence }
         func handOver(_ arrival: Arrival) throws {
             switch arrival {
             case .event(let id): try tx.setOwner(ofEvent: id, to: absorbedID)
             case .order(let id): try tx.setOwner(ofOrder: id, to: absorbedID)
             }
         }
-        var toRestored: Set<Identity> = []
-        var toSurvivor: Set<Identity> = []
+        var decided: [Identity: IdentityRecord] = [:]  // a fresh identity → the strongest other identity of its deciding record
         for arrival in arrivals {
-            let deciding = try arrival.identities.filter { try !isFresh($0) }
-            guard !deciding.isEmpty else { continue }
             let new = try arrival.identities.filter { try isFresh($0) }
-            if try owner(of: deciding) == absorbedID { toRestored.formUnion(new) } else { toSurvivor.formUnion(new) }
+            guard !new.isEmpty, let decider = try strongest(of: arrival.identities.filter { try !isFresh($0) }) else { continue }
+            for identity in new where decided[identity].map({ decider.identity.kind.strength > $0.identity.kind.strength }) ?? true {
+                decided[identity] = decider
+            }
         }
-        for identity in toRestored.subtracting(toSurvivor) {
+        for (identity, decider) in decided.sorted(by: { $0.key < $1.key }) {
             guard let record = try tx.identity(identity) else { continue }
+            var settled = record
+            if decider.customerID == absorbedID {
+                settled.customerID = absorbedID
+                settled.homeCustomerID = absorbedID
+            } else if decider.customerID == survivorID {
+                settled.homeCustomerID = decider.homeCustomerID
+            }
+            guard settled != record else { continue }
             try tx.deleteIdentity(identity)
-            try tx.insertIdentity(IdentityRecord(identity: identity, customerID: absorbedID, homeCustomerID: absorbedID, createdAt: record.createdAt))
+            try tx.insertIdentity(settled)
         }
+        arrivals.removeAll { $0.sequence <= merge.sequence }
         for arrival in arrivals where try owner(of: arrival.identities) == absorbedID { try handOver(arrival.record) }
 
         try returnWaitingRuns(from: survivorID, to: absorbedID)
@@ -313,11 +331,16 @@ struct WriteSession {
 
     /// The customer the strongest known identity of a record points to.
     private func owner(of identities: [Identity]) throws -> CustomerID? {
-        var best: (strength: Int, owner: CustomerID)?
+        try strongest(of: identities)?.customerID
+    }
+
+    /// The stored record of the strongest known identity among `identities` (the first of equal strength).
+    private func strongest(of identities: [Identity]) throws -> IdentityRecord? {
+        var best: IdentityRecord?
         for identity in identities {
             guard let record = try tx.identity(identity) else { continue }
-            if best == nil || identity.kind.strength > best!.strength { best = (identity.kind.strength, record.customerID) }
+            if best == nil || identity.kind.strength > best!.identity.kind.strength { best = record }
         }
-        return best?.owner
+        return best
     }
 }
