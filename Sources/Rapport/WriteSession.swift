@@ -159,9 +159,10 @@ struct WriteSession {
         }
         let sequence = try tx.allocateSequence(1)
         let id = engine.ids.make(MergeID.self, at: now)
+        let segments = try tx.memberships(of: absorbedID).filter { try tx.isDynamicMember(segment: $0.segmentID, customer: absorbedID) }
         let record = MergeRecord(
             id: id, survivorID: survivorID, absorbedID: absorbedID, reason: reason, mergedAt: now, sequence: sequence,
-            survivorBefore: survivor, absorbedBefore: absorbed)
+            survivorBefore: survivor, absorbedBefore: absorbed, absorbedSegments: segments)
 
         let merged = Survivorship.merge(Survivorship.State(survivor), Survivorship.State(absorbed))
         survivor.profile = merged.profile
@@ -174,8 +175,9 @@ struct WriteSession {
         try tx.reassignAll(from: absorbedID, to: survivorID)
         try adoptWaitingRuns(of: absorbedID, into: survivorID)
         // The absorbed customer leaves its dynamic segments (the survivor is looked at again below). No rule runs for
-        // it, but the feed says so, so that a mirror of memberships stays true (an unmerge enters them again).
-        for membership in try tx.memberships(of: absorbedID) where try tx.isDynamicMember(segment: membership.segmentID, customer: absorbedID) {
+        // it, but the feed says so, so that a mirror of memberships stays true (an unmerge restores those that hold
+        // again, without triggering rules: the merge record keeps them).
+        for membership in segments {
             _ = try tx.appendChange(
                 kind: .segmentExited, customerID: absorbedID, otherCustomerID: survivorID, mergeID: id, segmentID: membership.segmentID, at: now)
         }
@@ -323,6 +325,10 @@ struct WriteSession {
         try recomputeStats(of: absorbedID)
         try markDirty(survivorID, .everything)
         try markDirty(absorbedID, .everything)
+        // The segments the restored customer was in when merged and is in again are restored, not entered anew.
+        automation.restoring[absorbedID] = RestoredMemberships(
+            merge: mergeID, survivor: survivorID,
+            since: Dictionary(merge.absorbedSegments.map { ($0.segmentID, $0.since) }, uniquingKeysWith: { first, _ in first }))
         identityOwners.removeAll()
         try record(.customersUnmerged, survivorID, other: absorbedID, merge: mergeID)
         engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])

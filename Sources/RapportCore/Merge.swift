@@ -21,12 +21,15 @@ public struct MergeRecord: Hashable, Sendable, Codable {
     public var survivorBefore: CustomerRecord
     /// The absorbed customer as it was just before the merge.
     public var absorbedBefore: CustomerRecord
+    /// The absorbed customer's dynamic segment memberships just before the merge: an unmerge that finds the
+    /// restored customer in them again restores them (with their `since`) without triggering entry rules again.
+    public var absorbedSegments: [SegmentMembership]
     /// When the merge was undone, if it was.
     public var unmergedAt: Timestamp?
 
     public init(
         id: MergeID, survivorID: CustomerID, absorbedID: CustomerID, reason: MergeReason, mergedAt: Timestamp, sequence: Int64,
-        survivorBefore: CustomerRecord, absorbedBefore: CustomerRecord, unmergedAt: Timestamp? = nil
+        survivorBefore: CustomerRecord, absorbedBefore: CustomerRecord, absorbedSegments: [SegmentMembership] = [], unmergedAt: Timestamp? = nil
     ) {
         self.id = id
         self.survivorID = survivorID
@@ -36,11 +39,29 @@ public struct MergeRecord: Hashable, Sendable, Codable {
         self.sequence = sequence
         self.survivorBefore = survivorBefore
         self.absorbedBefore = absorbedBefore
+        self.absorbedSegments = absorbedSegments
         self.unmergedAt = unmergedAt
     }
 
     /// True while the merge stands.
     public var isActive: Bool { unmergedAt == nil }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, survivorID, absorbedID, reason, mergedAt, sequence, survivorBefore, absorbedBefore, absorbedSegments, unmergedAt
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            id: container.decode(MergeID.self, forKey: .id), survivorID: container.decode(CustomerID.self, forKey: .survivorID),
+            absorbedID: container.decode(CustomerID.self, forKey: .absorbedID), reason: container.decode(MergeReason.self, forKey: .reason),
+            mergedAt: container.decode(Timestamp.self, forKey: .mergedAt), sequence: container.decode(Int64.self, forKey: .sequence),
+            survivorBefore: container.decode(CustomerRecord.self, forKey: .survivorBefore),
+            absorbedBefore: container.decode(CustomerRecord.self, forKey: .absorbedBefore),
+            // Absent from what versions before it stored (idempotent replies).
+            absorbedSegments: container.decodeIfPresent([SegmentMembership].self, forKey: .absorbedSegments) ?? [],
+            unmergedAt: container.decodeIfPresent(Timestamp.self, forKey: .unmergedAt))
+    }
 }
 
 /// One change of a customer's profile, kept so that an unmerge can replay what happened after the merge.

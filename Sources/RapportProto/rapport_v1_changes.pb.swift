@@ -43,12 +43,14 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
   /// An interaction or a consent statement was recorded.
   case engagementRecorded // = 7
 
-  /// The customer entered the segment named by `segment_id`.
+  /// The customer entered the segment named by `segment_id`. When an unmerge gives a restored customer back a
+  /// dynamic segment it was in when merged, `merge_id` and `other_customer_id` (the survivor) are set: the membership
+  /// is restored with its first time, and rules on entering the segment do not run again.
   case segmentEntered // = 8
 
   /// The customer left the segment named by `segment_id`. A customer merged into another leaves its dynamic
-  /// segments with the merge (`merge_id` and `other_customer_id`, the survivor, are set then), and enters them again
-  /// when the merge is undone.
+  /// segments with the merge (`merge_id` and `other_customer_id`, the survivor, are set then), and enters those that
+  /// hold again when the merge is undone.
   case segmentExited // = 9
   case UNRECOGNIZED(Int)
 

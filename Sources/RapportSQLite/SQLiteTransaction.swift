@@ -403,6 +403,7 @@ final class SQLiteTransaction: StoreWriter {
             sequence: try row.decode(Int64.self, atIndex: 3),
             survivorBefore: details.survivorBefore.record,
             absorbedBefore: details.absorbedBefore.record,
+            absorbedSegments: details.memberships(of: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2))),
             unmergedAt: try optionalTime(row, 5)
         )
     }

@@ -1,4 +1,5 @@
 import GRDB
+import Foundation
 
 /// The schema of a Rapport database file, as a list of named migrations.
 ///
@@ -19,6 +20,7 @@ enum Schema {
         migrator.registerMigration("v2-access", migrate: v2Access)
         migrator.registerMigration("v3-automation", migrate: v3Automation)
         migrator.registerMigration("v4-latest-runs", migrate: v4LatestRuns)
+        migrator.registerMigration("v5-merge-segments", migrate: v5MergeSegments)
         return migrator
     }
 
@@ -318,5 +320,39 @@ enum Schema {
     /// A customer's latest run of a rule (a repeated skip updates it instead of adding one) in one index step.
     private static func v4LatestRuns(_ db: Database) throws {
         try db.execute(sql: "CREATE INDEX rule_runs_by_customer_rule ON rule_runs (customer_id, rule_id, created_at, id)")
+    }
+
+    /// Standing merges learn the dynamic segments their absorbed customer was in (`absorbed_segments` in the
+    /// details), which merges now record so that an unmerge restores them without triggering entry rules again.
+    /// They are read back from the change feed: per segment, the absorbed customer's last entry or exit before the
+    /// merge (leaving out the exits the merge itself wrote); an entry is a membership since its time.
+    private static func v5MergeSegments(_ db: Database) throws {
+        let merges = try Row.fetchAll(db, sql: "SELECT id, absorbed_id, details FROM merges WHERE unmerged_at IS NULL")
+        for merge in merges {
+            let id: String = merge["id"]
+            let absorbed: String = merge["absorbed_id"]
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT kind, segment_id, at FROM changes
+                    WHERE customer_id = ? AND segment_id IS NOT NULL AND kind IN ('segment_entered', 'segment_exited')
+                        AND cursor < (SELECT MIN(cursor) FROM changes WHERE kind = 'customers_merged' AND merge_id = ?)
+                        AND (merge_id IS NULL OR merge_id <> ?)
+                    ORDER BY cursor
+                    """,
+                arguments: [absorbed, id, id])
+            var since: [String: Int64] = [:]
+            for row in rows {
+                let segment: String = row["segment_id"]
+                since[segment] = row["kind"] == "segment_entered" ? row["at"] as Int64 : nil
+            }
+            let segments = since.sorted { $0.key < $1.key }.map { StoredMergeDetails.StoredMembership(segmentID: $0.key, since: $0.value) }
+            guard !segments.isEmpty else { continue }
+            let text: String = merge["details"]
+            var details = try JSONDecoder().decode(StoredMergeDetails.self, from: Data(text.utf8))
+            details.absorbedSegments = segments
+            let updated = String(decoding: try JSONEncoder().encode(details), as: UTF8.self)
+            try db.execute(sql: "UPDATE merges SET details = ? WHERE id = ?", arguments: [updated, id])
+        }
     }
 }

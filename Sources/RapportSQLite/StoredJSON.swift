@@ -267,12 +267,27 @@ struct StoredMergeDetails: Codable {
     var recordID: String?
     var survivorBefore: StoredCustomer
     var absorbedBefore: StoredCustomer
+    /// The absorbed customer's dynamic memberships when merged; absent when none (and in files before it).
+    var absorbedSegments: [StoredMembership]?
 
     enum CodingKeys: String, CodingKey {
         case reason
         case recordID = "record_id"
         case survivorBefore = "survivor_before"
         case absorbedBefore = "absorbed_before"
+        case absorbedSegments = "absorbed_segments"
+    }
+
+    /// A membership as a merge remembers it.
+    struct StoredMembership: Codable {
+        var segmentID: String
+        /// Milliseconds since the epoch.
+        var since: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case segmentID = "segment_id"
+            case since
+        }
     }
 
     init(_ record: MergeRecord) {
@@ -285,6 +300,16 @@ struct StoredMergeDetails: Codable {
         }
         survivorBefore = StoredCustomer(record.survivorBefore)
         absorbedBefore = StoredCustomer(record.absorbedBefore)
+        if !record.absorbedSegments.isEmpty {
+            absorbedSegments = record.absorbedSegments.map { StoredMembership(segmentID: $0.segmentID.rawValue, since: $0.since.millisecondsSinceEpoch) }
+        }
+    }
+
+    /// The memberships for a merge of `absorbed`.
+    func memberships(of absorbed: CustomerID) -> [SegmentMembership] {
+        (absorbedSegments ?? []).map {
+            SegmentMembership(segmentID: SegmentID(uncheckedRawValue: $0.segmentID), customerID: absorbed, since: Timestamp(millisecondsSinceEpoch: $0.since))
+        }
     }
 
     func mergeReason() throws -> MergeReason {

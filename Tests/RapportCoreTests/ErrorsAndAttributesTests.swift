@@ -197,6 +197,22 @@ struct SmallEnumTests {
         #expect(!merge.isActive)
     }
 
+    @Test func aMergeRecordRoundTripsAndOneEncodedBeforeAbsorbedSegmentsDecodes() throws {
+        let before = customerRecord()
+        let merge = MergeRecord(
+            id: MergeID(uncheckedRawValue: "mrg_1"), survivorID: before.id, absorbedID: CustomerID(uncheckedRawValue: "cus_2"), reason: .manual,
+            mergedAt: newYear2026, sequence: 1, survivorBefore: before, absorbedBefore: before,
+            absorbedSegments: [SegmentMembership(segmentID: SegmentID(uncheckedRawValue: "seg_1"), customerID: CustomerID(uncheckedRawValue: "cus_2"), since: newYear2026)])
+        let encoded = try JSONEncoder().encode(merge)
+        #expect(try JSONDecoder().decode(MergeRecord.self, from: encoded) == merge)
+        // An idempotent reply stored by an earlier version has no `absorbedSegments`.
+        var object = try #require(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        #expect(object.removeValue(forKey: "absorbedSegments") != nil)
+        let older = try JSONDecoder().decode(MergeRecord.self, from: try JSONSerialization.data(withJSONObject: object))
+        #expect(older.absorbedSegments.isEmpty)
+        #expect(older.id == merge.id && older.survivorBefore == merge.survivorBefore && older.unmergedAt == nil)
+    }
+
     @Test func orderLineTotalAndOrderKeyDescription() {
         #expect(OrderLine(sku: "A", quantity: 3, unitPriceMinor: 1_999).totalMinor == 5_997)
         #expect(OrderKey(source: "amazon", externalID: "123-45").description == "amazon/123-45")

@@ -113,6 +113,10 @@ enum Fixture {
             id: mergeID(name), survivorID: customerID(survivor), absorbedID: customerID(absorbed), reason: reason, mergedAt: time(sequence),
             sequence: sequence, survivorBefore: customer(survivor, tags: ["vip"], stage: .loyal),
             absorbedBefore: customer(absorbed, created: 5, state: .merged(into: customerID(survivor), by: mergeID(name)), version: 3),
+            absorbedSegments: [
+                SegmentMembership(segmentID: SegmentID(uncheckedRawValue: "seg_a\(name)"), customerID: customerID(absorbed), since: time(sequence - 2)),
+                SegmentMembership(segmentID: SegmentID(uncheckedRawValue: "seg_b\(name)"), customerID: customerID(absorbed), since: time(sequence - 1)),
+            ],
             unmergedAt: unmerged.map(time)
         )
     }

@@ -12,8 +12,11 @@ import Testing
 @Suite("File compatibility")
 struct FileCompatibilityTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    /// The admin key's secret in the files (printed by `writeFixture` when it made them).
-    static let adminSecret = "rpk_ngdbsd7l34pypdwlelpnag2xxgrhtudie47fwixwp3fqu5mw33qk"
+    /// The admin key's secret in each file (printed by `writeFixture` when it made it).
+    static let adminSecrets = [
+        "v4-latest-runs": "rpk_ngdbsd7l34pypdwlelpnag2xxgrhtudie47fwixwp3fqu5mw33qk",
+        "v5-merge-segments": "rpk_ajkwmxxgnitj37hpoaqmhs2tm7tlah6fkkkgpbbuj3aog4qimcgj",
+    ]
 
     /// A few days of a small shop: attributes and event types, keys, customers with every kind of record, segments
     /// (one that waits for time to pass), rules (a wait, a segment trigger, a birthday, a weekly schedule), a merge,
@@ -166,7 +169,7 @@ struct FileCompatibilityTests {
         return (RapportEngine(store: store, clock: clock, ids: ids, logger: quietLogger), clock)
     }
 
-    @Test(arguments: ["v4-latest-runs"])
+    @Test(arguments: ["v4-latest-runs", "v5-merge-segments"])
     func aFileWrittenByAnEarlierVersionOpensAndGoesOn(_ version: String) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-fixture-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -187,7 +190,7 @@ struct FileCompatibilityTests {
         Self.expectSame(try await Self.state(old), try await Self.state(today), "as opened")
 
         // What the file holds is usable, not only readable.
-        #expect(try await old.authenticate(secret: Self.adminSecret)?.role == .admin)
+        #expect(try await old.authenticate(secret: try #require(Self.adminSecrets[version]))?.role == .admin)
         let ada = try #require(try await old.findCustomer(.email("bob@example.com")))
         #expect(try await old.findCustomer(.email("ada@example.com"))?.id == ada.id)
         #expect(try await old.customer(ada.id).profile.tags == ["buyer", "vip"])
@@ -213,9 +216,9 @@ struct FileCompatibilityTests {
     }
 
     /// Writes the fixture of this version: `RAPPORT_WRITE_FIXTURE=<path> .build/debug/RapportPackageTests.xctest
-    /// --testing-library swift-testing --filter writeFixture`, then copy the file into `Fixtures/` under the name of
-    /// the last migration, put the printed secret in `adminSecret` if it is the first file, and add the name to the
-    /// test's arguments.
+    /// --testing-library swift-testing --filter writeFixture`, then `sqlite3 <path> 'PRAGMA wal_checkpoint(TRUNCATE)'`,
+    /// copy the file into `Fixtures/` under the name of the last migration, put the printed secret in `adminSecrets`
+    /// under that name, and add the name to the test's arguments.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["RAPPORT_WRITE_FIXTURE"] != nil))
     func writeFixture() async throws {
         let path = try #require(ProcessInfo.processInfo.environment["RAPPORT_WRITE_FIXTURE"])

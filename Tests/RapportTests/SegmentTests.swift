@@ -181,12 +181,17 @@ struct SegmentTests {
     func aMergedCustomerLeavesItsSegmentsInTheFeedAndEntersThemAgainOnUnmerge(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let viewers = try await crm.createSegment(.dynamic(key: "viewers", name: "Viewers", expression: "stats.event_count > 0"))
+        let buyers = try await crm.createSegment(.dynamic(key: "buyers", name: "Buyers", expression: "stats.order_count > 0"))
+        let welcome = try await crm.createRule(RuleDefinition(name: "Welcome viewers", trigger: .segmentEntered(viewers.id), actions: [.addTag("viewer")]))
+        let thank = try await crm.createRule(RuleDefinition(name: "Thank buyers", trigger: .segmentEntered(buyers.id), actions: [.addTag("buyer")]))
         _ = try await crm.ingest([event("a", at: clock.now(), .email("ada@example.com"))])
         clock.advance(by: .seconds(1))
         _ = try await crm.ingest([event("b", at: clock.now(), .email("bob@example.com"))])
         let ada = try await id(crm, "ada@example.com")
         let bob = try await id(crm, "bob@example.com")
+        let bobSince = try #require(try await crm.memberships(of: bob).first { $0.segmentID == viewers.id }).since
         let before = try await crm.changes(after: 0).last!.cursor
+        clock.advance(by: .seconds(60))
         let merge = try await crm.mergeCustomers(ada, bob)
         #expect(try await crm.segment(viewers.id).memberCount == 1)
         let exits = try await crm.changes(after: before).filter { $0.customerID == bob && $0.segmentID != nil }
@@ -195,10 +200,25 @@ struct SegmentTests {
         #expect(exits.first?.mergeID == merge.merge.id)
         #expect(exits.first?.otherCustomerID == ada)
 
+        func runs(_ rule: RuleID) async throws -> [RuleRun] { try await crm.runs(rule: rule, page: PageRequest(size: 100)).runs }
+        // While merged, an order of Bob's: the merged customer becomes a buyer.
+        _ = try await crm.ingest([order("o1", at: clock.now(), .email("bob@example.com"))])
+        #expect(try await runs(thank.id).map(\.customerID) == [ada])
+
         let merged = try await crm.changes(after: 0).last!.cursor
+        clock.advance(by: .seconds(60))
         _ = try await crm.unmerge(merge.merge.id)
-        #expect(try await crm.changes(after: merged).filter { $0.customerID == bob && $0.segmentID != nil }.map(\.kind) == [.segmentEntered])
+        let entries = try await crm.changes(after: merged).filter { $0.customerID == bob && $0.segmentID != nil }
+        #expect(entries.map(\.kind) == [.segmentEntered, .segmentEntered])
         #expect(try await memberIDs(crm, viewers.id) == [ada, bob].sorted())
+        // Bob is back in the segment he was in when merged, as he was: since then, and not welcomed again (the feed
+        // names the merge). He was no buyer when merged: that entry is new, and runs its rule.
+        let restored = try #require(entries.first { $0.segmentID == viewers.id })
+        #expect(restored.mergeID == merge.merge.id)
+        #expect(try await crm.memberships(of: bob).first { $0.segmentID == viewers.id }?.since == bobSince)
+        #expect(try await runs(welcome.id).filter { $0.status == .fired }.map(\.customerID).sorted() == [ada, bob].sorted())
+        #expect(try await runs(thank.id).filter { $0.status == .fired }.map(\.customerID) == [bob, ada])
+        #expect(try await memberIDs(crm, buyers.id) == [bob])
     }
 
     @Test(arguments: Backend.allCases)

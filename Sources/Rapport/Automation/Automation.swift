@@ -21,8 +21,18 @@ struct AutomationState {
     var dirtyOrder: [CustomerID] = []
     var dirty: [CustomerID: (data: Requirements.Data, depth: Int)] = [:]
     var triggers: [PendingTrigger] = []
+    /// Customers an unmerge restored in this transaction: the memberships they had when merged, which their next
+    /// segment refresh restores without triggering rules.
+    var restoring: [CustomerID: RestoredMemberships] = [:]
 
     var hasWork: Bool { !dirtyOrder.isEmpty || !triggers.isEmpty }
+}
+
+/// The dynamic memberships a customer had when it was merged, to restore when the merge is undone.
+struct RestoredMemberships {
+    var merge: MergeID
+    var survivor: CustomerID
+    var since: [SegmentID: Timestamp]
 }
 
 extension Requirements.Data {
@@ -127,6 +137,7 @@ extension WriteSession {
             record, stats: cachedStats(of: customerID), reads: reads, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
         var changedSegments = Set<String>()
         var nextCheck = Int64.max
+        let restoring = automation.restoring.removeValue(forKey: customerID)
         context.segments = Set(memberships.map(\.rawValue))
         for entry in catalog.dynamicSegments {
             let reads = entry.predicate.requirements
@@ -141,9 +152,18 @@ extension WriteSession {
             let id = entry.segment.id
             guard matches != memberships.contains(id) else { continue }
             if matches {
-                try tx.insertDynamicMembership(SegmentMembership(segmentID: id, customerID: customerID, since: now))
+                let restored = restoring?.since[id]
+                try tx.insertDynamicMembership(SegmentMembership(segmentID: id, customerID: customerID, since: restored ?? now))
                 memberships.insert(id)
                 context.segments.insert(id.rawValue)
+                if let restoring, restored != nil {
+                    // A membership the customer had when merged, back with its unmerge: in the feed (as its exit
+                    // was at the merge) but not a new entry for rules.
+                    changedSegments.insert(id.rawValue)
+                    _ = try tx.appendChange(
+                        kind: .segmentEntered, customerID: customerID, otherCustomerID: restoring.survivor, mergeID: restoring.merge, segmentID: id, at: now)
+                    continue
+                }
             } else {
                 try tx.deleteDynamicMembership(segment: id, customer: customerID)
                 memberships.remove(id)
