@@ -44,6 +44,23 @@ struct RuleTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aWaitCountsFromWhenTheTriggerHappenedButNeverFromTheFuture(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Nudge", trigger: .event(type: "cart.added"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("nudged")]))
+        clock.advance(by: .seconds(7200))
+        _ = try await crm.ingest([
+            // Arrived late: it happened 50 minutes ago, so 10 minutes are left to wait.
+            event("late", "cart.added", at: clock.now() - .seconds(3000), .email("ada@example.com")),
+            // A sender's clock 30 minutes ahead: the hour counts from now, not from a time still to come.
+            event("ahead", "cart.added", at: clock.now() + .seconds(1800), .email("bob@example.com")),
+        ])
+        let waiting = try await runs(crm, rule.id).sorted { ($0.eventID ?? "") < ($1.eventID ?? "") }
+        #expect(waiting.map(\.eventID) == ["ahead", "late"])
+        #expect(waiting.map(\.resumeAt) == [clock.now() + .seconds(3600), clock.now() + .seconds(600)])
+    }
+
+    @Test(arguments: Backend.allCases)
     func aWaitingRunRechecksAndKeepsTheVersionItStartedWith(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let rule = try await crm.createRule(

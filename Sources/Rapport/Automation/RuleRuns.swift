@@ -59,7 +59,9 @@ extension WriteSession {
             try tx.deleteJob("wait:\(waiting.id.rawValue)")
         }
         if let wait = rule.definition.wait {
-            let from = event?.occurredAt ?? now  // the wait counts from when the trigger happened
+            // The wait counts from when the trigger happened (an event ingested late waits less), never from a time
+            // still to come (a sender's clock ahead of ours).
+            let from = min(event?.occurredAt ?? now, now)
             run.status = .waiting
             run.event = event  // for the re-check
             run.order = order
