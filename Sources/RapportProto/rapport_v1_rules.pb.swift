@@ -453,7 +453,7 @@ package nonisolated struct Rapport_V1_RuleWait: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// 1 second to 366 days, counted from when the trigger happened.
+  /// 1 second to 366 days, counted from when the trigger happened (from now when that is still to come).
   package var duration: SwiftProtobuf.Google_Protobuf_Duration {
     get {_duration ?? SwiftProtobuf.Google_Protobuf_Duration()}
     set {_duration = newValue}
