@@ -160,7 +160,7 @@ struct WriteSession {
         let sequence = try tx.allocateSequence(1)
         let id = engine.ids.make(MergeID.self, at: now)
         let segments = try tx.memberships(of: absorbedID).filter { try tx.isDynamicMember(segment: $0.segmentID, customer: absorbedID) }
-        let record = MergeRecord(
+        var record = MergeRecord(
             id: id, survivorID: survivorID, absorbedID: absorbedID, reason: reason, mergedAt: now, sequence: sequence,
             survivorBefore: survivor, absorbedBefore: absorbed, absorbedSegments: segments)
 
@@ -173,7 +173,7 @@ struct WriteSession {
         absorbed.state = .merged(into: survivorID, by: id)
         try tx.updateCustomer(absorbed)
         try tx.reassignAll(from: absorbedID, to: survivorID)
-        try adoptWaitingRuns(of: absorbedID, into: survivorID)
+        record.adoptedRuns = try adoptWaitingRuns(of: absorbedID, into: survivorID)
         // The absorbed customer leaves its dynamic segments (the survivor is looked at again below). No rule runs for
         // it, but the feed says so, so that a mirror of memberships stays true (an unmerge restores those that hold
         // again, without triggering rules: the merge record keeps them).
@@ -282,7 +282,7 @@ struct WriteSession {
         arrivals.removeAll { $0.sequence <= merge.sequence }
         for arrival in arrivals where try owner(of: arrival.identities) == absorbedID { try handOver(arrival.record) }
 
-        try returnWaitingRuns(from: survivorID, to: absorbedID)
+        try returnWaitingRuns(from: survivorID, to: absorbedID, adopted: Set(merge.adoptedRuns))
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)

@@ -24,12 +24,16 @@ public struct MergeRecord: Hashable, Sendable, Codable {
     /// The absorbed customer's dynamic segment memberships just before the merge: an unmerge that finds the
     /// restored customer in them again restores them (with their `since`) without triggering entry rules again.
     public var absorbedSegments: [SegmentMembership]
+    /// The absorbed customer's waiting rule runs the survivor took over: an unmerge gives back those still waiting
+    /// (runs an event or order started follow that record instead).
+    public var adoptedRuns: [RunID]
     /// When the merge was undone, if it was.
     public var unmergedAt: Timestamp?
 
     public init(
         id: MergeID, survivorID: CustomerID, absorbedID: CustomerID, reason: MergeReason, mergedAt: Timestamp, sequence: Int64,
-        survivorBefore: CustomerRecord, absorbedBefore: CustomerRecord, absorbedSegments: [SegmentMembership] = [], unmergedAt: Timestamp? = nil
+        survivorBefore: CustomerRecord, absorbedBefore: CustomerRecord, absorbedSegments: [SegmentMembership] = [], adoptedRuns: [RunID] = [],
+        unmergedAt: Timestamp? = nil
     ) {
         self.id = id
         self.survivorID = survivorID
@@ -40,6 +44,7 @@ public struct MergeRecord: Hashable, Sendable, Codable {
         self.survivorBefore = survivorBefore
         self.absorbedBefore = absorbedBefore
         self.absorbedSegments = absorbedSegments
+        self.adoptedRuns = adoptedRuns
         self.unmergedAt = unmergedAt
     }
 
@@ -47,7 +52,7 @@ public struct MergeRecord: Hashable, Sendable, Codable {
     public var isActive: Bool { unmergedAt == nil }
 
     private enum CodingKeys: String, CodingKey {
-        case id, survivorID, absorbedID, reason, mergedAt, sequence, survivorBefore, absorbedBefore, absorbedSegments, unmergedAt
+        case id, survivorID, absorbedID, reason, mergedAt, sequence, survivorBefore, absorbedBefore, absorbedSegments, adoptedRuns, unmergedAt
     }
 
     public init(from decoder: any Decoder) throws {
@@ -60,6 +65,7 @@ public struct MergeRecord: Hashable, Sendable, Codable {
             absorbedBefore: container.decode(CustomerRecord.self, forKey: .absorbedBefore),
             // Absent from what versions before it stored (idempotent replies).
             absorbedSegments: container.decodeIfPresent([SegmentMembership].self, forKey: .absorbedSegments) ?? [],
+            adoptedRuns: container.decodeIfPresent([RunID].self, forKey: .adoptedRuns) ?? [],
             unmergedAt: container.decodeIfPresent(Timestamp.self, forKey: .unmergedAt))
     }
 }

@@ -404,6 +404,7 @@ final class SQLiteTransaction: StoreWriter {
             survivorBefore: details.survivorBefore.record,
             absorbedBefore: details.absorbedBefore.record,
             absorbedSegments: details.memberships(of: CustomerID(uncheckedRawValue: try row.decode(String.self, atIndex: 2))),
+            adoptedRuns: (details.adoptedRuns ?? []).map(RunID.init(uncheckedRawValue:)),
             unmergedAt: try optionalTime(row, 5)
         )
     }

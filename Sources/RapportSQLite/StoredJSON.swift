@@ -269,6 +269,8 @@ struct StoredMergeDetails: Codable {
     var absorbedBefore: StoredCustomer
     /// The absorbed customer's dynamic memberships when merged; absent when none (and in files before it).
     var absorbedSegments: [StoredMembership]?
+    /// The ids of the absorbed customer's waiting runs the survivor took over; absent when none (and in older files).
+    var adoptedRuns: [String]?
 
     enum CodingKeys: String, CodingKey {
         case reason
@@ -276,6 +278,7 @@ struct StoredMergeDetails: Codable {
         case survivorBefore = "survivor_before"
         case absorbedBefore = "absorbed_before"
         case absorbedSegments = "absorbed_segments"
+        case adoptedRuns = "adopted_runs"
     }
 
     /// A membership as a merge remembers it.
@@ -303,6 +306,7 @@ struct StoredMergeDetails: Codable {
         if !record.absorbedSegments.isEmpty {
             absorbedSegments = record.absorbedSegments.map { StoredMembership(segmentID: $0.segmentID.rawValue, since: $0.since.millisecondsSinceEpoch) }
         }
+        if !record.adoptedRuns.isEmpty { adoptedRuns = record.adoptedRuns.map(\.rawValue) }
     }
 
     /// The memberships for a merge of `absorbed`.

@@ -197,19 +197,21 @@ struct SmallEnumTests {
         #expect(!merge.isActive)
     }
 
-    @Test func aMergeRecordRoundTripsAndOneEncodedBeforeAbsorbedSegmentsDecodes() throws {
+    @Test func aMergeRecordRoundTripsAndOneEncodedBeforeItsLaterFieldsDecodes() throws {
         let before = customerRecord()
         let merge = MergeRecord(
             id: MergeID(uncheckedRawValue: "mrg_1"), survivorID: before.id, absorbedID: CustomerID(uncheckedRawValue: "cus_2"), reason: .manual,
             mergedAt: newYear2026, sequence: 1, survivorBefore: before, absorbedBefore: before,
-            absorbedSegments: [SegmentMembership(segmentID: SegmentID(uncheckedRawValue: "seg_1"), customerID: CustomerID(uncheckedRawValue: "cus_2"), since: newYear2026)])
+            absorbedSegments: [SegmentMembership(segmentID: SegmentID(uncheckedRawValue: "seg_1"), customerID: CustomerID(uncheckedRawValue: "cus_2"), since: newYear2026)],
+            adoptedRuns: [RunID(uncheckedRawValue: "run_1")])
         let encoded = try JSONEncoder().encode(merge)
         #expect(try JSONDecoder().decode(MergeRecord.self, from: encoded) == merge)
         // An idempotent reply stored by an earlier version has no `absorbedSegments`.
         var object = try #require(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
         #expect(object.removeValue(forKey: "absorbedSegments") != nil)
+        #expect(object.removeValue(forKey: "adoptedRuns") != nil)
         let older = try JSONDecoder().decode(MergeRecord.self, from: try JSONSerialization.data(withJSONObject: object))
-        #expect(older.absorbedSegments.isEmpty)
+        #expect(older.absorbedSegments.isEmpty && older.adoptedRuns.isEmpty)
         #expect(older.id == merge.id && older.survivorBefore == merge.survivorBefore && older.unmergedAt == nil)
     }
 

@@ -117,6 +117,7 @@ enum Fixture {
                 SegmentMembership(segmentID: SegmentID(uncheckedRawValue: "seg_a\(name)"), customerID: customerID(absorbed), since: time(sequence - 2)),
                 SegmentMembership(segmentID: SegmentID(uncheckedRawValue: "seg_b\(name)"), customerID: customerID(absorbed), since: time(sequence - 1)),
             ],
+            adoptedRuns: [RunID(uncheckedRawValue: "run_\(name)")],
             unmergedAt: unmerged.map(time)
         )
     }

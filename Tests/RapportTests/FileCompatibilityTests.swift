@@ -15,7 +15,7 @@ struct FileCompatibilityTests {
     /// The admin key's secret in each file (printed by `writeFixture` when it made it).
     static let adminSecrets = [
         "v4-latest-runs": "rpk_ngdbsd7l34pypdwlelpnag2xxgrhtudie47fwixwp3fqu5mw33qk",
-        "v5-merge-segments": "rpk_ajkwmxxgnitj37hpoaqmhs2tm7tlah6fkkkgpbbuj3aog4qimcgj",
+        "v5-merge-segments": "rpk_kqindc65ugjsufhfxcqw5sc3hrzynpd6arikgjroagqzidmrdyas",
     ]
 
     /// A few days of a small shop: attributes and event types, keys, customers with every kind of record, segments
@@ -134,9 +134,26 @@ struct FileCompatibilityTests {
         change.kind == .segmentExited && change.mergeID != nil
     }
 
+    /// What a file of `version` cannot hold, left out of `state` to compare it with that file: the waiting runs a
+    /// merge took over are recorded since v5-merge-segments (older merges' runs go back as they did).
+    static func comparable(_ state: StoredState, version: String) -> StoredState {
+        guard version == "v4-latest-runs" else { return state }
+        var state = state
+        state.merges = state.merges.map { merges in
+            merges.map { merge in
+                var merge = merge
+                merge.adoptedRuns = []
+                return merge
+            }
+        }
+        return state
+    }
+
     static func expectSame(
-        _ file: StoredState, _ today: StoredState, _ moment: Comment, sourceLocation: SourceLocation = #_sourceLocation
+        _ file: StoredState, _ today: StoredState, version: String, _ moment: Comment, sourceLocation: SourceLocation = #_sourceLocation
     ) {
+        let file = comparable(file, version: version)
+        let today = comparable(today, version: version)
         #expect(file.customers.map(\.record.id) == today.customers.map(\.record.id), moment, sourceLocation: sourceLocation)
         for (read, written) in zip(file.customers, today.customers) {
             #expect(read == written, "\(moment): customer \(read.record.id)", sourceLocation: sourceLocation)
@@ -187,7 +204,7 @@ struct FileCompatibilityTests {
         // The clock goes on from where the history stopped; ids continue after the file's.
         let (old, oldClock) = Self.engine(store, ids: SequentialIDGenerator(after: todayIDs.issued))
         oldClock.advance(to: todayClock.now())
-        Self.expectSame(try await Self.state(old), try await Self.state(today), "as opened")
+        Self.expectSame(try await Self.state(old), try await Self.state(today), version: version, "as opened")
 
         // What the file holds is usable, not only readable.
         #expect(try await old.authenticate(secret: try #require(Self.adminSecrets[version]))?.role == .admin)
@@ -208,7 +225,7 @@ struct FileCompatibilityTests {
             _ = try await crm.unmerge(merge.id, requestID: "fixture-unmerge")
             _ = try await crm.leaseOutbox(consumer: "fixture")
         }
-        Self.expectSame(try await Self.state(old), try await Self.state(today), "after going on")
+        Self.expectSame(try await Self.state(old), try await Self.state(today), version: version, "after going on")
         #expect(try await old.runs(status: .waiting).runs.isEmpty)
         #expect(try await old.customer(ada.id).profile.tags.contains("birthday"))
         let lapsed = try #require(try await old.segments().first { $0.key == "lapsed" })

@@ -131,6 +131,32 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aDateRunTheSurvivorTookOverGoesBackOnUnmerge(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z
+        // On the birthday, wait a day, then tag: Bob's birthday is tomorrow, Ada's in June.
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Birthday follow-up", trigger: .date(DateTrigger(field: .birthday)), wait: RuleWait(duration: .seconds(86_400)),
+                actions: [.addTag("birthday-followed-up")]))
+        let ada = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 1990, month: 6, day: 1), timeZone: "UTC"), identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bob = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 1991, month: 1, day: 2), timeZone: "UTC"), identities: [.email("bob@example.com")]))
+        try await crm.advanceManualClock(to: clock.now() + .seconds(36 * 3600))  // 2026-01-02T12:01Z
+        let started = try #require(try await crm.runs(rule: rule.id, status: .waiting).runs.first)
+        #expect(started.customerID == bob.id)
+        let merge = try await crm.mergeCustomers(ada.id, bob.id)
+        #expect(try await crm.run(started.id).customerID == ada.id)  // the merged person's run
+        _ = try await crm.unmerge(merge.merge.id)
+        // Bob's birthday run is his again: its follow-up is his, not Ada's.
+        #expect(try await crm.runs(rule: rule.id, status: .waiting).runs.map(\.customerID) == [bob.id])
+        try await crm.advanceManualClock(to: clock.now() + .seconds(2 * 86_400))
+        #expect(try await crm.customer(bob.id).profile.tags == ["birthday-followed-up"])
+        #expect(try await crm.customer(ada.id).profile.tags == [])
+    }
+
+    @Test(arguments: Backend.allCases)
     func aRecordFollowsItsStrongestIdentityEvenOneFirstSeenWhileMerged(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))

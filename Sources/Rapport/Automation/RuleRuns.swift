@@ -221,11 +221,13 @@ extension WriteSession {
     /// Gives the survivor of a merge the absorbed customer's waiting runs, so that the merged customer has at most
     /// one waiting run per rule: of two runs of the same rule, the older one continues when the rule ignores new
     /// triggers while a run waits, the newer one when it restarts; the other is cancelled. An unmerge gives back the
-    /// runs a record of the restored customer started (``returnWaitingRuns(from:to:)``); a run cancelled here stays
+    /// runs a record of the restored customer started and those it took over here (``returnWaitingRuns(from:to:adopted:)``); a run cancelled here stays
     /// cancelled.
-    mutating func adoptWaitingRuns(of absorbed: CustomerID, into survivor: CustomerID) throws {
+    /// Returns the runs the survivor took over.
+    mutating func adoptWaitingRuns(of absorbed: CustomerID, into survivor: CustomerID) throws -> [RunID] {
         let runs = try waitingRuns(of: absorbed)
-        guard !runs.isEmpty else { return }
+        guard !runs.isEmpty else { return [] }
+        var adopted: [RunID] = []
         let catalog = try catalog()
         for run in runs.reversed() {  // oldest first
             if let held = try tx.waitingRun(rule: run.ruleID, customer: survivor) {
@@ -239,17 +241,21 @@ extension WriteSession {
                 guard keepAbsorbed else { continue }
             }
             try move(run, to: survivor)
+            adopted.append(run.id)
         }
+        return adopted
     }
 
     /// On an unmerge, gives the restored customer back the waiting runs that one of its events or orders started
     /// (the record went back with it): what the run does when it resumes (a message, a tag) is for that customer,
     /// with that customer's data, as are the runs a built-in event of theirs started (`customer.created`, entering a
-    /// segment). Runs without an event (a date, a schedule) stay with the survivor.
-    mutating func returnWaitingRuns(from survivor: CustomerID, to restored: CustomerID) throws {
+    /// segment). Runs without an event (a date, a schedule) go back when the merge took them over (`adopted`).
+    mutating func returnWaitingRuns(from survivor: CustomerID, to restored: CustomerID, adopted: Set<RunID>) throws {
         for run in try waitingRuns(of: survivor) {
             let owner: CustomerID?
-            if let order = run.order {
+            if run.order == nil, run.eventID == nil, run.event == nil {
+                owner = adopted.contains(run.id) ? restored : survivor
+            } else if let order = run.order {
                 owner = try tx.order(order.id)?.order.customerID
             } else if let eventID = run.eventID, let stored = try tx.event(id: eventID) {
                 owner = stored.event.customerID
