@@ -290,9 +290,12 @@ struct WriteSession {
         var merged = Survivorship.merge(state, Survivorship.State(merge.absorbedBefore))
         // What was logged since is rewritten without the absorbed side, which an erasure may remove for good: the
         // changes, and the survivor remembered by later merges (undone ones too).
-        enum Step { case change(ProfileChange), merge(MergeRecord), undone(MergeRecord) }
+        enum Step { case change(ProfileChange), merge(MergeRecord), undone(MergeRecord), absorbedBy(MergeRecord) }
         var steps: [(Int64, Step)] = try tx.profileChanges(of: survivorID, after: merge.sequence).map { ($0.sequence, .change($0)) }
         steps += try tx.merges(into: survivorID).filter { $0.sequence > merge.sequence }.map { ($0.sequence, $0.isActive ? .merge($0) : .undone($0)) }
+        // Later merges of the survivor into another customer (undone, or this unmerge would have been refused)
+        // remember the survivor as it was then: without the absorbed side too.
+        steps += try tx.merges(absorbed: survivorID).filter { $0.sequence > merge.sequence }.map { ($0.sequence, .absorbedBy($0)) }
         for (_, step) in steps.sorted(by: { $0.0 < $1.0 }) {
             switch step {
             case .change(let change):
@@ -305,6 +308,10 @@ struct WriteSession {
             case .undone(var later):
                 later.survivorBefore.profile = state.profile
                 later.survivorBefore.fieldTimes = state.fieldTimes
+                try tx.updateMerge(later)
+            case .absorbedBy(var later):
+                later.absorbedBefore.profile = state.profile
+                later.absorbedBefore.fieldTimes = state.fieldTimes
                 try tx.updateMerge(later)
             case .merge(var later):
                 // A later merge remembered a survivor that still held the absorbed side: rewrite it without.

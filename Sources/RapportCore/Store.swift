@@ -160,6 +160,8 @@ public protocol StoreReader: AutomationReader {
     func merge(_ id: MergeID) throws -> MergeRecord?
     /// Every merge (standing or undone) whose survivor is `survivor`, by sequence.
     func merges(into survivor: CustomerID) throws -> [MergeRecord]
+    /// Every merge (standing or undone) whose absorbed customer is `absorbed`, by sequence.
+    func merges(absorbed: CustomerID) throws -> [MergeRecord]
     /// The profile changes of `customer` with a sequence greater than `sequence`, by sequence.
     func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange]
 

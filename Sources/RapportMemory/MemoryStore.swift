@@ -63,6 +63,7 @@ final class MemoryDatabase: @unchecked Sendable {
     var consentsByCustomer: [CustomerID: TimelineIndex<ConsentID>] = [:]
     var merges: [MergeID: MergeRecord] = [:]
     var mergesBySurvivor: [CustomerID: [MergeID]] = [:]
+    var mergesByAbsorbed: [CustomerID: [MergeID]] = [:]
     var profileChanges: [CustomerID: [ProfileChange]] = [:]
     var attributeDefinitions: [String: AttributeDefinition] = [:]
     var apiKeys: [APIKeyID: APIKey] = [:]

@@ -130,6 +130,10 @@ final class MemoryTransaction: StoreWriter {
         (db.mergesBySurvivor[survivor] ?? []).compactMap { db.merges[$0] }.sorted { $0.sequence < $1.sequence }
     }
 
+    func merges(absorbed: CustomerID) throws -> [MergeRecord] {
+        (db.mergesByAbsorbed[absorbed] ?? []).compactMap { db.merges[$0] }.sorted { $0.sequence < $1.sequence }
+    }
+
     func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange] {
         (db.profileChanges[customer] ?? []).filter { $0.sequence > sequence }
     }
@@ -178,12 +182,10 @@ final class MemoryTransaction: StoreWriter {
         set(\.consentsByCustomer, id, nil)
         set(\.profileChanges, id, nil)
         try deleteAutomationRecords(of: id)
-        for merge in db.merges.values where merge.survivorID == id || merge.absorbedID == id {
+        let merges = Set((db.mergesBySurvivor[id] ?? []) + (db.mergesByAbsorbed[id] ?? [])).sorted().compactMap { db.merges[$0] }
+        for merge in merges {
             set(\.merges, merge.id, nil)
-            if var list = db.mergesBySurvivor[merge.survivorID] {
-                list.removeAll { $0 == merge.id }
-                set(\.mergesBySurvivor, merge.survivorID, list.isEmpty ? nil : list)
-            }
+            unindex(merge)
         }
     }
 
@@ -336,18 +338,30 @@ final class MemoryTransaction: StoreWriter {
     func insertMerge(_ record: MergeRecord) throws {
         guard db.merges[record.id] == nil else { throw RapportError.alreadyExists(entity: "merge", id: record.id.rawValue) }
         set(\.merges, record.id, record)
-        set(\.mergesBySurvivor, record.survivorID, (db.mergesBySurvivor[record.survivorID] ?? []) + [record.id])
+        index(record)
     }
 
     func updateMerge(_ record: MergeRecord) throws {
         guard let old = db.merges[record.id] else { throw RapportError.notFound(entity: "merge", id: record.id.rawValue) }
-        if old.survivorID != record.survivorID {
-            var list = db.mergesBySurvivor[old.survivorID] ?? []
-            list.removeAll { $0 == record.id }
-            set(\.mergesBySurvivor, old.survivorID, list.isEmpty ? nil : list)
-            set(\.mergesBySurvivor, record.survivorID, (db.mergesBySurvivor[record.survivorID] ?? []) + [record.id])
+        if old.survivorID != record.survivorID || old.absorbedID != record.absorbedID {
+            unindex(old)
+            index(record)
         }
         set(\.merges, record.id, record)
+    }
+
+    /// Lists a merge under its survivor and its absorbed customer.
+    private func index(_ merge: MergeRecord) {
+        set(\.mergesBySurvivor, merge.survivorID, (db.mergesBySurvivor[merge.survivorID] ?? []) + [merge.id])
+        set(\.mergesByAbsorbed, merge.absorbedID, (db.mergesByAbsorbed[merge.absorbedID] ?? []) + [merge.id])
+    }
+
+    private func unindex(_ merge: MergeRecord) {
+        for (path, customer) in [(\MemoryDatabase.mergesBySurvivor, merge.survivorID), (\MemoryDatabase.mergesByAbsorbed, merge.absorbedID)] {
+            guard var list = db[keyPath: path][customer] else { continue }
+            list.removeAll { $0 == merge.id }
+            set(path, customer, list.isEmpty ? nil : list)
+        }
     }
 
     func appendProfileChange(_ change: ProfileChange) throws {

@@ -417,6 +417,10 @@ final class SQLiteTransaction: StoreWriter {
         try fetchAll(SQL.mergesInto, text: survivor.rawValue, decodeMerge)
     }
 
+    func merges(absorbed: CustomerID) throws -> [MergeRecord] {
+        try fetchAll(SQL.mergesOf, text: absorbed.rawValue, decodeMerge)
+    }
+
     func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange] {
         try fetchAll(
             "SELECT sequence, at, fields, profile FROM profile_changes WHERE customer_id = ? AND sequence > ? ORDER BY sequence, rowid",
@@ -456,6 +460,7 @@ enum SQL {
     static let consentsOfCustomer = "SELECT \(SQLiteTransaction.consentColumns) FROM consents WHERE customer_id = ? ORDER BY occurred_at, sequence"
     static let mergeByID = "SELECT \(SQLiteTransaction.mergeColumns) FROM merges WHERE id = ?"
     static let mergesInto = "SELECT \(SQLiteTransaction.mergeColumns) FROM merges WHERE survivor_id = ? ORDER BY sequence, rowid"
+    static let mergesOf = "SELECT \(SQLiteTransaction.mergeColumns) FROM merges WHERE absorbed_id = ? ORDER BY sequence, rowid"
     static let eventsNewest = timeline("SELECT \(SQLiteTransaction.eventColumns) FROM events", time: "occurred_at", before: false)
     static let eventsBefore = timeline("SELECT \(SQLiteTransaction.eventColumns) FROM events", time: "occurred_at", before: true)
     static let ordersNewest = timeline("SELECT \(SQLiteTransaction.orderColumns) FROM orders", time: "placed_at", before: false)

@@ -74,6 +74,9 @@ extension StoreConformance {
             #expect(try tx.merges(into: F.customerID("a")).isEmpty)
             #expect(try tx.merges(into: F.customerID("y")).isEmpty)
             #expect(try tx.merges(into: F.customerID("b")).map(\.id) == [F.mergeID("3")])
+            #expect(try tx.merges(absorbed: F.customerID("a")).isEmpty)
+            #expect(try tx.merges(absorbed: F.customerID("x")).isEmpty)
+            #expect(try tx.merges(absorbed: F.customerID("z")).map(\.id) == [F.mergeID("3")])
             #expect(try tx.customer(F.customerID("b")) != nil)
         }
         // The deleted records' keys are free again.
@@ -195,6 +198,9 @@ extension StoreConformance {
         #expect(try await store.read { try $0.merge(F.mergeID("9")) } == nil)
         #expect(try await store.read { try $0.merges(into: F.customerID("a")) } == [early, late])
         #expect(try await store.read { try $0.merges(into: F.customerID("b")) } == [])
+        #expect(try await store.read { try $0.merges(absorbed: F.customerID("a")) } == [elsewhere])
+        #expect(try await store.read { try $0.merges(absorbed: F.customerID("c")) } == [early])
+        #expect(try await store.read { try $0.merges(absorbed: F.customerID("d")) } == [])
 
         await #expect(throws: RapportError.alreadyExists(entity: "merge", id: "mrg_1")) {
             try await store.write { try $0.insertMerge(F.merge("1", survivor: "x", absorbed: "y", sequence: 11)) }
@@ -203,6 +209,7 @@ extension StoreConformance {
         try await store.write { try $0.updateMerge(undone) }
         #expect(try await store.read { try $0.merge(late.id) } == undone)
         #expect(try await store.read { try $0.merges(into: F.customerID("a")) } == [early, undone])
+        #expect(try await store.read { try $0.merges(absorbed: F.customerID("b")) } == [undone])
         await #expect(throws: RapportError.notFound(entity: "merge", id: "mrg_9")) {
             try await store.write { try $0.updateMerge(F.merge("9", survivor: "a", absorbed: "b", sequence: 12)) }
         }

@@ -370,6 +370,7 @@ struct FailingWriter: StoreWriter {
     func consents(of customer: CustomerID) throws -> [ConsentRecord] { try base.consents(of: customer) }
     func merge(_ id: MergeID) throws -> MergeRecord? { try base.merge(id) }
     func merges(into survivor: CustomerID) throws -> [MergeRecord] { try base.merges(into: survivor) }
+    func merges(absorbed: CustomerID) throws -> [MergeRecord] { try base.merges(absorbed: absorbed) }
     func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange] { try base.profileChanges(of: customer, after: sequence) }
     func attributeDefinitions() throws -> [AttributeDefinition] { try base.attributeDefinitions() }
     func allocateSequence(_ count: Int) throws -> Int64 { try base.allocateSequence(count) }

@@ -53,6 +53,35 @@ struct MergeTests {
         #expect(try await crm.findCustomer(.email("ada.m@example.com"))?.id == newer.id)
     }
 
+    @Test(arguments: Backend.allCases)
+    func anErasedCustomerLeavesNothingInTheMergeOfTheCustomerItWasMergedInto(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let bath = PostalAddress(line1: "2 High St", city: "Bath", country: "GB")
+        let tom = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Tom"), identities: [.email("tom@example.com")]))
+        clock.advance(by: .seconds(60))
+        let sam = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(familyName: "Smith"), identities: [.email("sam@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bea = try await crm.createCustomer(
+            NewCustomer(profile: CustomerProfile(givenName: "Bea", addresses: [bath]), identities: [.email("bea@example.com")]))
+        clock.advance(by: .seconds(60))
+        let first = try await crm.mergeCustomers(sam.id, bea.id)  // Sam takes Bea's name and address
+        clock.advance(by: .seconds(60))
+        let second = try await crm.mergeCustomers(tom.id, sam.id)  // which the merge into Tom remembers
+        _ = try await crm.unmerge(second.merge.id)
+        _ = try await crm.unmerge(first.merge.id)
+        #expect(try await crm.customer(sam.id).profile.givenName ?? "" == "")
+        try await crm.deleteCustomer(bea.id)
+        let kept = try await crm.store.read { tx in try tx.merges(into: tom.id) + (try tx.merges(absorbed: sam.id)) }
+        #expect(kept.map(\.id) == [second.merge.id, second.merge.id])
+        for merge in kept {
+            for profile in [merge.survivorBefore.profile, merge.absorbedBefore.profile] {
+                #expect(profile.givenName != "Bea")
+                #expect(!profile.addresses.contains(bath))
+            }
+        }
+        #expect(kept.first?.absorbedBefore.profile.familyName == "Smith")
+    }
+
     @Test(arguments: Backend.allCases, [false, true])
     func afterUnmergingAChainInEitherOrderAnErasedCustomerLeavesNothingBehind(_ backend: Backend, absorbedFirst: Bool) async throws {
         let (crm, clock) = try makeEngine(backend)
