@@ -283,6 +283,20 @@ struct WriteSession {
         for arrival in arrivals where try owner(of: arrival.identities) == absorbedID { try handOver(arrival.record) }
 
         try returnWaitingRuns(from: survivorID, to: absorbedID, adopted: Set(merge.adoptedRuns))
+        // Messages queued for the merged customer to an address or number that is the restored customer's are in
+        // its queue from now on, so that its withdrawn consent or its erasure reaches them.
+        for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivorID, afterSequence: merge.sequence, limit: .max)) {
+            guard case .message(let message) = entry.payload else { continue }
+            let kind: IdentityKind
+            switch message.channel {
+            case .email: kind = .email
+            case .sms, .phone: kind = .phone
+            case .push: continue
+            }
+            guard try tx.identity(Identity(kind: kind, value: message.recipient))?.customerID == absorbedID else { continue }
+            entry.customerID = absorbedID
+            try tx.updateOutboxEntry(entry)
+        }
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)
