@@ -29,7 +29,7 @@ extension RapportEngine {
                 }
                 guard !stored.response.isEmpty else {
                     throw RapportError.failedPrecondition(
-                        "request_id '\(requestID)' was applied already; its answer named a customer erased since, so it is not kept")
+                        "request_id '\(requestID)' was applied already; its answer held data of a customer erased since, so it is not kept")
                 }
                 return try JSONDecoder().decode(T.self, from: Data(stored.response))
             }

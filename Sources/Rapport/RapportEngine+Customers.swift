@@ -165,12 +165,20 @@ extension RapportEngine {
         let _: Done = try await mutate("deleteCustomer", requestID: requestID, fingerprint: [id.rawValue, ifMatch ?? ""]) { tx in
             let record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
+            // While one of them was merged into another customer, that customer's answers could hold its data.
+            var merged: [MergeRecord] = []
+            for member in try WriteSession.standingSide(of: record.id, tx: tx).sorted() {
+                merged += try tx.merges(absorbed: member).filter { !$0.isActive }
+            }
             for deleted in try tx.deleteCustomerTree(record.id) {
                 _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
                 // Stored answers to requests (kept for their retries) may hold the profile: they are emptied, and a
                 // retry is refused instead of applied again. The id is matched as a JSON string, quotes included,
                 // so that `cus_1` does not match `cus_10`.
                 try tx.redactIdempotencyRecords(mentioning: "\"\(deleted.rawValue)\"")
+            }
+            for merge in merged {
+                try tx.redactIdempotencyRecords(mentioning: "\"\(merge.survivorID.rawValue)\"", createdIn: merge.mergedAt...merge.unmergedAt!)
             }
             return Done()
         }

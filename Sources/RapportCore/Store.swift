@@ -236,8 +236,9 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     /// Forgets the outcomes stored before `time`.
     func deleteIdempotencyRecords(before time: Timestamp) throws
     /// Empties the stored responses that contain `text` (UTF-8), keeping their keys and fingerprints: an erased
-    /// customer's id, so that no copy of its data outlives it while a retry is still recognised.
-    func redactIdempotencyRecords(mentioning text: String) throws
+    /// customer's id, so that no copy of its data outlives it while a retry is still recognised. With `createdIn`,
+    /// only those stored in that time range (both ends included).
+    func redactIdempotencyRecords(mentioning text: String, createdIn: ClosedRange<Timestamp>?) throws
 
     /// Appends a change to the feed and returns its cursor. The cursors of committed changes strictly increase.
     func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp)
@@ -246,6 +247,11 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
 
 extension StoreWriter {
     /// Appends a change that names no segment.
+    /// Empties every stored response that contains `text`, whenever it was stored.
+    public func redactIdempotencyRecords(mentioning text: String) throws {
+        try redactIdempotencyRecords(mentioning: text, createdIn: nil)
+    }
+
     public func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
         try appendChange(kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, segmentID: nil, at: at)
     }

@@ -39,10 +39,10 @@ extension MemoryTransaction {
         addUndo { db.idempotencyOrder.remove(at: index) }
     }
 
-    func redactIdempotencyRecords(mentioning text: String) throws {
+    func redactIdempotencyRecords(mentioning text: String, createdIn range: ClosedRange<Timestamp>?) throws {
         let needle = Array(text.utf8)
         guard !needle.isEmpty else { return }
-        for (key, var record) in db.idempotencyRecords where record.response.firstRange(of: needle) != nil {
+        for (key, var record) in db.idempotencyRecords where range?.contains(record.createdAt) ?? true && record.response.firstRange(of: needle) != nil {
             record.response = []
             set(\.idempotencyRecords, key, record)
         }

@@ -74,10 +74,13 @@ extension SQLiteTransaction {
         try execute("DELETE FROM idempotency_records WHERE created_at < ?", [time.millisecondsSinceEpoch])
     }
 
-    func redactIdempotencyRecords(mentioning text: String) throws {
+    func redactIdempotencyRecords(mentioning text: String, createdIn range: ClosedRange<Timestamp>?) throws {
         guard !text.isEmpty else { return }
         // Byte search in the response blob (`instr` on two blobs compares bytes).
-        try execute("UPDATE idempotency_records SET response = x'' WHERE instr(response, ?) > 0", [Data(text.utf8)])
+        let from = range?.lowerBound.millisecondsSinceEpoch ?? .min
+        let to = range?.upperBound.millisecondsSinceEpoch ?? .max
+        try execute(
+            "UPDATE idempotency_records SET response = x'' WHERE created_at BETWEEN ? AND ? AND instr(response, ?) > 0", [from, to, Data(text.utf8)])
     }
 
     // MARK: Change feed

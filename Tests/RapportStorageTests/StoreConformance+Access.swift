@@ -107,9 +107,16 @@ extension StoreConformance {
         #expect(left == [redacted, records[1], records[2]])
         try await store.write { try $0.redactIdempotencyRecords(mentioning: "") }  // nothing, rather than everything
         #expect(try await store.read { try $0.idempotencyRecord("adam") } == records[1])
+        // Within a time range only (both ends included).
+        try await store.write { try $0.redactIdempotencyRecords(mentioning: "cus_", createdIn: F.time(3)...F.time(5)) }
+        var bobRedacted = records[2]
+        bobRedacted.response = []
+        #expect(try await store.read { tx in try ["adam", "bob"].map { try tx.idempotencyRecord($0) } } == [records[1], bobRedacted])
+        try await store.write { try $0.redactIdempotencyRecords(mentioning: "cus_", createdIn: F.time(2)...F.time(2)) }
+        #expect(try await store.read { try $0.idempotencyRecord("adam")?.response } == [])
         // Redacted records are forgotten by age like the others.
         try await store.write { try $0.deleteIdempotencyRecords(before: F.time(3)) }
-        #expect(try await store.read { tx in try ["ada", "adam", "bob"].map { try tx.idempotencyRecord($0) } } == [nil, nil, records[2]])
+        #expect(try await store.read { tx in try ["ada", "adam", "bob"].map { try tx.idempotencyRecord($0) } } == [nil, nil, bobRedacted])
     }
 
     @Test(arguments: Backend.allCases)

@@ -390,7 +390,9 @@ struct FailingWriter: StoreWriter {
     func reassignAll(from: CustomerID, to: CustomerID) throws { try base.reassignAll(from: from, to: to) }
     func reassign(owner: CustomerID, homes: Set<CustomerID>, to: CustomerID) throws { try base.reassign(owner: owner, homes: homes, to: to) }
     func setOwner(ofEvent id: String, to customer: CustomerID) throws { try base.setOwner(ofEvent: id, to: customer) }
-    func redactIdempotencyRecords(mentioning text: String) throws { try base.redactIdempotencyRecords(mentioning: text) }
+    func redactIdempotencyRecords(mentioning text: String, createdIn range: ClosedRange<Timestamp>?) throws {
+        try base.redactIdempotencyRecords(mentioning: text, createdIn: range)
+    }
     func setOwner(ofOrder id: OrderID, to customer: CustomerID) throws { try base.setOwner(ofOrder: id, to: customer) }
     func insertMerge(_ record: MergeRecord) throws { try base.insertMerge(record) }
     func updateMerge(_ record: MergeRecord) throws { try base.updateMerge(record) }

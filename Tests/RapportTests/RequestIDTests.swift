@@ -76,9 +76,9 @@ struct RequestIDTests {
         let stored = try await store.read { tx in try ["createCustomer:create-ada", "ingest:ingest-1"].map { try tx.idempotencyRecord($0) } }
         #expect(stored.map { $0?.response } == [[], []])
         // A retry is recognised and refused: applying it again would bring the erased customer back.
-        let refused = RapportError.failedPrecondition("request_id 'create-ada' was applied already; its answer named a customer erased since, so it is not kept")
+        let refused = RapportError.failedPrecondition("request_id 'create-ada' was applied already; its answer held data of a customer erased since, so it is not kept")
         await expectError(refused) { try await crm.createCustomer(input, requestID: "create-ada") }
-        await expectError(.failedPrecondition("request_id 'ingest-1' was applied already; its answer named a customer erased since, so it is not kept")) {
+        await expectError(.failedPrecondition("request_id 'ingest-1' was applied already; its answer held data of a customer erased since, so it is not kept")) {
             try await crm.ingest(batch, requestID: "ingest-1")
         }
         #expect(try await crm.customerCount() == 1)
@@ -90,6 +90,36 @@ struct RequestIDTests {
         clock.advance(by: .seconds(25 * 3600))
         try await crm.runDueJobs()
         #expect(try await store.read { try $0.idempotencyRecord("createCustomer:create-bob") } == nil)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func answersGivenWhileACustomerWasMergedAwayAreEmptiedWhenItIsErased(backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]), requestID: "before")
+        clock.advance(by: .seconds(60))
+        let bea = try await crm.createCustomer(NewCustomer(identities: [.email("bea@example.com")]))
+        clock.advance(by: .seconds(60))
+        let merge = try await crm.mergeCustomers(ada.id, bea.id)
+        clock.advance(by: .seconds(60))
+        // While merged, answers name the survivor but hold Bea's data: her interaction, her e-mail address.
+        let note = InteractionInput(customerID: bea.id, channel: .phone, direction: .inbound, summary: "Bea's complaint")
+        _ = try await crm.recordInteraction(note, requestID: "note")
+        _ = try await crm.updateCustomer(ada.id, set: CustomerProfile(givenName: "Ada"), fields: [.givenName], requestID: "edit")
+        clock.advance(by: .seconds(60))
+        _ = try await crm.unmerge(merge.merge.id)
+        clock.advance(by: .seconds(60))
+        _ = try await crm.updateCustomer(ada.id, set: CustomerProfile(familyName: "Lovelace"), fields: [.familyName], requestID: "after")
+        try await crm.deleteCustomer(bea.id)
+
+        let answers = try await store.read { tx in
+            try ["createCustomer:before", "recordInteraction:note", "updateCustomer:edit", "updateCustomer:after"].map { try tx.idempotencyRecord($0)!.response.isEmpty }
+        }
+        #expect(answers == [false, true, true, false])
+        await expectError(.failedPrecondition("request_id 'note' was applied already; its answer held data of a customer erased since, so it is not kept")) {
+            try await crm.recordInteraction(note, requestID: "note")
+        }
     }
 
     @Test func aKeyRevokedWhileItIsBeingCheckedIsNotRememberedAsActive() async throws {
