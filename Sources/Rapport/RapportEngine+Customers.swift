@@ -160,9 +160,16 @@ extension RapportEngine {
 
     /// Deletes a customer and everything it owns: identities, orders, events, interactions, consents, and the
     /// customers merged into it. Erasure is final: there is no undo.
+    ///
+    /// The id of a customer merged into another is refused (`failedPrecondition`): erasing the survivor erases
+    /// both, which the caller should ask for by its id, or undo the merge and erase the one customer.
     public func deleteCustomer(_ id: CustomerID, ifMatch: String? = nil, requestID: String? = nil) async throws(RapportError) {
         let now = clock.now()
         let _: Done = try await mutate("deleteCustomer", requestID: requestID, fingerprint: [id.rawValue, ifMatch ?? ""]) { tx in
+            if case .merged(let into, let merge) = try tx.customer(id)?.state {
+                throw RapportError.failedPrecondition(
+                    "customer \(id) was merged into \(into) by merge \(merge): erase \(into) (with everything merged into it), or undo the merge and erase \(id) alone")
+            }
             let record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
             // While one of them was merged into another customer, that customer's answers could hold its data.

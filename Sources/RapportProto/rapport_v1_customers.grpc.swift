@@ -283,6 +283,7 @@ extension Rapport_V1_CustomerService {
         /// > Source IDL Documentation:
         /// >
         /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+        /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_DeleteCustomerRequest` messages.
@@ -461,6 +462,7 @@ extension Rapport_V1_CustomerService {
         /// > Source IDL Documentation:
         /// >
         /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+        /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -637,6 +639,7 @@ extension Rapport_V1_CustomerService {
         /// > Source IDL Documentation:
         /// >
         /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+        /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_DeleteCustomerRequest` message.
@@ -1207,6 +1210,7 @@ extension Rapport_V1_CustomerService {
         /// > Source IDL Documentation:
         /// >
         /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+        /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -1498,6 +1502,7 @@ extension Rapport_V1_CustomerService {
         /// > Source IDL Documentation:
         /// >
         /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+        /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -1803,6 +1808,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+    /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -2102,6 +2108,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+    /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -408,7 +408,12 @@ struct MergeTests {
         #expect(survivor.etag == amyRead.etag)  // the same number: it must not let Amy's etag act on Bob
         let stale = RapportError.etagMismatch(
             entity: "customer", id: amy.id.rawValue, expected: amyRead.etag, actual: "\(survivor.etag) of \(bob.id), which it was merged into")
-        await expectError(stale) { try await crm.deleteCustomer(amy.id, ifMatch: amyRead.etag) }
+        // Erasing by a merged customer's id is refused, etag or not: it would erase the survivor too.
+        let merged = try #require(try await crm.merges(into: bob.id).first).id
+        let refused = RapportError.failedPrecondition(
+            "customer \(amy.id) was merged into \(bob.id) by merge \(merged): erase \(bob.id) (with everything merged into it), or undo the merge and erase \(amy.id) alone")
+        await expectError(refused) { try await crm.deleteCustomer(amy.id, ifMatch: amyRead.etag) }
+        await expectError(refused) { try await crm.deleteCustomer(amy.id) }
         await expectError(stale) { try await crm.updateCustomer(amy.id, set: CustomerProfile(familyName: "X"), fields: [.familyName], ifMatch: amyRead.etag) }
         await expectError(stale) { try await crm.addIdentity(.phone("+14155550123"), to: amy.id, ifMatch: amyRead.etag) }
         #expect(try await crm.customer(bob.id) == survivor)
