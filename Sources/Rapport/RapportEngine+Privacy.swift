@@ -18,9 +18,13 @@ public struct CustomerExport: Hashable, Sendable, Codable {
     public var interactions: [Interaction]
     /// Every consent statement, oldest first (the current consent is the latest per channel and purpose).
     public var consentHistory: [Consent]
-    /// The merges into this customer, standing and undone (of an undone one, the other customer's profile is left
-    /// out: it is another person's).
+    /// The merges this person was part of, standing and undone, by sequence: into this customer or a customer
+    /// merged into it, and of them into another customer. Each remembers the profiles as they were before it; of
+    /// an undone one, the other customer's profile is left out: it is another person's.
     public var merges: [MergeRecord]
+    /// The logged edits of the profiles, oldest first: each names the fields it changed and holds their values
+    /// then (only those fields are set in its `profile`).
+    public var profileChanges: [ProfileChange]
     /// The segments and lists the customer is in.
     public var segments: [SegmentMembership]
     /// What rules did for the customer (runs kept; see `AutomationSettings.runRetention`), newest first.
@@ -47,9 +51,27 @@ extension RapportEngine {
             let side = try WriteSession.standingSide(of: record.id, tx: tx).sorted()
             var runs: [RuleRun] = []
             var messages: [OutboxEntry] = []
+            var merges: [MergeID: MergeRecord] = [:]
+            var changes: [ProfileChange] = []
             for member in side {
                 runs += try tx.runs(RunQuery(customerID: member, limit: .max))
                 messages += try tx.outboxEntries(OutboxQuery(customerID: member, limit: .max))
+                for merge in try tx.merges(into: member) + tx.merges(absorbed: member) { merges[merge.id] = merge }
+                changes += try tx.profileChanges(of: member, after: 0)
+            }
+            // An undone merge's other customer is someone else again: only its id is theirs to see.
+            let members = Set(side)
+            let kept = merges.values.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }.map { merge in
+                var merge = merge
+                if !members.contains(merge.absorbedID) {
+                    merge.absorbedBefore.profile = CustomerProfile()
+                    merge.absorbedBefore.fieldTimes = [:]
+                }
+                if !members.contains(merge.survivorID) {
+                    merge.survivorBefore.profile = CustomerProfile()
+                    merge.survivorBefore.fieldTimes = [:]
+                }
+                return merge
             }
             return CustomerExport(
                 exportedAt: now,
@@ -60,14 +82,8 @@ extension RapportEngine {
                 events: try tx.events(of: record.id, before: nil, limit: .max).map(\.event),
                 interactions: try tx.interactions(of: record.id, before: nil, limit: .max).map(\.interaction),
                 consentHistory: try tx.consents(of: record.id).map(\.consent),
-                // An undone merge's absorbed customer is someone else again: only its id is theirs to see.
-                merges: try tx.merges(into: record.id).map { merge in
-                    guard !merge.isActive else { return merge }
-                    var merge = merge
-                    merge.absorbedBefore.profile = CustomerProfile()
-                    merge.absorbedBefore.fieldTimes = [:]
-                    return merge
-                },
+                merges: kept,
+                profileChanges: changes.sorted { ($0.sequence, $0.customerID) < ($1.sequence, $1.customerID) },
                 segments: try tx.memberships(of: record.id),
                 ruleRuns: runs.sorted { RunCursor($1) < RunCursor($0) },
                 messages: messages.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) })

@@ -23,6 +23,31 @@ struct PrivacyServiceAdapter: Rapport_V1_PrivacyService.SimpleServiceProtocol {
             $0.segments = export.segments.map(\.proto)
             $0.ruleRuns = export.ruleRuns.map(\.proto)
             $0.messages = export.messages.map(\.proto)
+            $0.profileChanges = export.profileChanges.map { change in
+                .with {
+                    $0.customerID = change.customerID.rawValue
+                    $0.changeTime = change.at.proto
+                    $0.fields = change.fields.map(\.path).sorted()
+                    $0.values = Customer(id: change.customerID, profile: change.profile, identities: [], createdAt: change.at, updatedAt: change.at, version: 0).proto
+                    $0.values.clearCreateTime()
+                    $0.values.clearUpdateTime()
+                    $0.values.etag = ""
+                }
+            }
+            $0.mergeProfiles = export.merges.map { merge in
+                .with {
+                    $0.mergeID = merge.id.rawValue
+                    $0.survivorBefore = merge.survivorBefore.remembered
+                    $0.absorbedBefore = merge.absorbedBefore.remembered
+                }
+            }
         }
+    }
+}
+
+extension CustomerRecord {
+    /// The profile a merge remembers, as a customer message without identities.
+    fileprivate var remembered: Rapport_V1_Customer {
+        Customer(id: id, profile: profile, identities: [], createdAt: createdAt, updatedAt: updatedAt, version: version).proto
     }
 }

@@ -101,7 +101,8 @@ package nonisolated struct Rapport_V1_CustomerExport: @unchecked Sendable {
     set {_uniqueStorage()._consentHistory = newValue}
   }
 
-  /// The merges into this customer, standing and undone.
+  /// The merges this person was part of, standing and undone, by sequence: into this customer or a customer merged
+  /// into it, and of them into another customer.
   package var merges: [Rapport_V1_Merge] {
     get {_storage._merges}
     set {_uniqueStorage()._merges = newValue}
@@ -126,11 +127,99 @@ package nonisolated struct Rapport_V1_CustomerExport: @unchecked Sendable {
     set {_uniqueStorage()._messages = newValue}
   }
 
+  /// The logged edits of the profiles (Rapport logs them while customers are merged, so that an unmerge can replay
+  /// them), oldest first.
+  package var profileChanges: [Rapport_V1_ProfileChange] {
+    get {_storage._profileChanges}
+    set {_uniqueStorage()._profileChanges = newValue}
+  }
+
+  /// The profiles each merge in `merges` remembers from just before it, in the same order. Of an undone merge, the
+  /// other customer's profile is left out (only its id is set): it is another person's.
+  package var mergeProfiles: [Rapport_V1_MergeProfiles] {
+    get {_storage._mergeProfiles}
+    set {_uniqueStorage()._mergeProfiles = newValue}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One logged edit of a customer's profile.
+package nonisolated struct Rapport_V1_ProfileChange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var customerID: String = String()
+
+  package var changeTime: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_changeTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_changeTime = newValue}
+  }
+  /// Returns true if `changeTime` has been explicitly set.
+  package var hasChangeTime: Bool {self._changeTime != nil}
+  /// Clears the value of `changeTime`. Subsequent reads from it will return its default value.
+  package mutating func clearChangeTime() {self._changeTime = nil}
+
+  /// The fields it changed, as UpdateCustomer's update_mask names them (`given_name`, `tags`, `attributes.KEY`...).
+  package var fields: [String] = []
+
+  /// The values it set: only `fields` are filled in.
+  package var values: Rapport_V1_Customer {
+    get {_values ?? Rapport_V1_Customer()}
+    set {_values = newValue}
+  }
+  /// Returns true if `values` has been explicitly set.
+  package var hasValues: Bool {self._values != nil}
+  /// Clears the value of `values`. Subsequent reads from it will return its default value.
+  package mutating func clearValues() {self._values = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _changeTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _values: Rapport_V1_Customer? = nil
+}
+
+/// The two profiles a merge remembers, so that it can be undone.
+package nonisolated struct Rapport_V1_MergeProfiles: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var mergeID: String = String()
+
+  /// The survivor just before the merge (no identities: they are in the customers' records).
+  package var survivorBefore: Rapport_V1_Customer {
+    get {_survivorBefore ?? Rapport_V1_Customer()}
+    set {_survivorBefore = newValue}
+  }
+  /// Returns true if `survivorBefore` has been explicitly set.
+  package var hasSurvivorBefore: Bool {self._survivorBefore != nil}
+  /// Clears the value of `survivorBefore`. Subsequent reads from it will return its default value.
+  package mutating func clearSurvivorBefore() {self._survivorBefore = nil}
+
+  /// The absorbed customer just before the merge.
+  package var absorbedBefore: Rapport_V1_Customer {
+    get {_absorbedBefore ?? Rapport_V1_Customer()}
+    set {_absorbedBefore = newValue}
+  }
+  /// Returns true if `absorbedBefore` has been explicitly set.
+  package var hasAbsorbedBefore: Bool {self._absorbedBefore != nil}
+  /// Clears the value of `absorbedBefore`. Subsequent reads from it will return its default value.
+  package mutating func clearAbsorbedBefore() {self._absorbedBefore = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _survivorBefore: Rapport_V1_Customer? = nil
+  fileprivate var _absorbedBefore: Rapport_V1_Customer? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -169,7 +258,7 @@ nonisolated extension Rapport_V1_ExportCustomerRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Rapport_V1_CustomerExport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".CustomerExport"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}export_time\0\u{1}customer\0\u{3}merged_customer_ids\0\u{1}stats\0\u{1}orders\0\u{1}events\0\u{1}interactions\0\u{3}consent_history\0\u{1}merges\0\u{1}segments\0\u{3}rule_runs\0\u{1}messages\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}export_time\0\u{1}customer\0\u{3}merged_customer_ids\0\u{1}stats\0\u{1}orders\0\u{1}events\0\u{1}interactions\0\u{3}consent_history\0\u{1}merges\0\u{1}segments\0\u{3}rule_runs\0\u{1}messages\0\u{3}profile_changes\0\u{3}merge_profiles\0")
 
   fileprivate class _StorageClass {
     var _exportTime: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
@@ -184,6 +273,8 @@ nonisolated extension Rapport_V1_CustomerExport: SwiftProtobuf.Message, SwiftPro
     var _segments: [Rapport_V1_SegmentMembership] = []
     var _ruleRuns: [Rapport_V1_RuleRun] = []
     var _messages: [Rapport_V1_OutboxEntry] = []
+    var _profileChanges: [Rapport_V1_ProfileChange] = []
+    var _mergeProfiles: [Rapport_V1_MergeProfiles] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -206,6 +297,8 @@ nonisolated extension Rapport_V1_CustomerExport: SwiftProtobuf.Message, SwiftPro
       _segments = source._segments
       _ruleRuns = source._ruleRuns
       _messages = source._messages
+      _profileChanges = source._profileChanges
+      _mergeProfiles = source._mergeProfiles
     }
   }
 
@@ -236,6 +329,8 @@ nonisolated extension Rapport_V1_CustomerExport: SwiftProtobuf.Message, SwiftPro
         case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._segments) }()
         case 11: try { try decoder.decodeRepeatedMessageField(value: &_storage._ruleRuns) }()
         case 12: try { try decoder.decodeRepeatedMessageField(value: &_storage._messages) }()
+        case 13: try { try decoder.decodeRepeatedMessageField(value: &_storage._profileChanges) }()
+        case 14: try { try decoder.decodeRepeatedMessageField(value: &_storage._mergeProfiles) }()
         default: break
         }
       }
@@ -284,6 +379,12 @@ nonisolated extension Rapport_V1_CustomerExport: SwiftProtobuf.Message, SwiftPro
       if !_storage._messages.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._messages, fieldNumber: 12)
       }
+      if !_storage._profileChanges.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._profileChanges, fieldNumber: 13)
+      }
+      if !_storage._mergeProfiles.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._mergeProfiles, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -305,10 +406,105 @@ nonisolated extension Rapport_V1_CustomerExport: SwiftProtobuf.Message, SwiftPro
         if _storage._segments != rhs_storage._segments {return false}
         if _storage._ruleRuns != rhs_storage._ruleRuns {return false}
         if _storage._messages != rhs_storage._messages {return false}
+        if _storage._profileChanges != rhs_storage._profileChanges {return false}
+        if _storage._mergeProfiles != rhs_storage._mergeProfiles {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Rapport_V1_ProfileChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ProfileChange"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}customer_id\0\u{3}change_time\0\u{1}fields\0\u{1}values\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.customerID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._changeTime) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.fields) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._values) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.customerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.customerID, fieldNumber: 1)
+    }
+    try { if let v = self._changeTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if !self.fields.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.fields, fieldNumber: 3)
+    }
+    try { if let v = self._values {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Rapport_V1_ProfileChange, rhs: Rapport_V1_ProfileChange) -> Bool {
+    if lhs.customerID != rhs.customerID {return false}
+    if lhs._changeTime != rhs._changeTime {return false}
+    if lhs.fields != rhs.fields {return false}
+    if lhs._values != rhs._values {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Rapport_V1_MergeProfiles: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".MergeProfiles"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merge_id\0\u{3}survivor_before\0\u{3}absorbed_before\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.mergeID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._survivorBefore) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._absorbedBefore) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.mergeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.mergeID, fieldNumber: 1)
+    }
+    try { if let v = self._survivorBefore {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._absorbedBefore {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Rapport_V1_MergeProfiles, rhs: Rapport_V1_MergeProfiles) -> Bool {
+    if lhs.mergeID != rhs.mergeID {return false}
+    if lhs._survivorBefore != rhs._survivorBefore {return false}
+    if lhs._absorbedBefore != rhs._absorbedBefore {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -467,6 +467,23 @@ def test_admins_export_everything_about_a_customer(pb, stubs, marketing, admin):
     assert [i.value for i in export.customer.identities] == [address]
     assert len(export.events) == 1 and export.stats.event_count == 1 and export.HasField("export_time")
 
+    # A merge remembers both profiles, and an edit while merged is logged: the export holds them.
+    other = create(pb, stubs, marketing, given_name="Augusta", family_name="King")
+    merge = stubs.merges.MergeCustomers(pb.merges.MergeCustomersRequest(customer_ids=[customer.id, other.id]),
+                                        metadata=marketing, timeout=T).merge
+    stubs.customers.UpdateCustomer(
+        pb.customers.UpdateCustomerRequest(customer=pb.customers.Customer(id=customer.id, locale="en-GB"),
+                                           update_mask=field_mask_pb2.FieldMask(paths=["locale"])),
+        metadata=marketing, timeout=T)
+    export = stubs.privacy.ExportCustomer(pb.privacy.ExportCustomerRequest(customer_id=other.id), metadata=admin,
+                                          timeout=T)
+    assert [m.id for m in export.merges] == [merge.id]
+    assert [p.merge_id for p in export.merge_profiles] == [merge.id]
+    assert export.merge_profiles[0].survivor_before.given_name == "Ada"
+    assert export.merge_profiles[0].absorbed_before.family_name == "King"
+    assert [(c.customer_id, list(c.fields), c.values.locale) for c in export.profile_changes] == \
+        [(customer.id, ["locale"], "en-GB")]
+
 
 def test_invalid_argument_carries_field_violations(pb, stubs, marketing):
     address = f"{unique()}@example.com"

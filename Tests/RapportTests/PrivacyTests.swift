@@ -24,6 +24,35 @@ struct PrivacyTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func anExportHoldsTheMergesThePersonWasAbsorbedByAndTheirEarlierProfiles(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bea = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Bea"), identities: [.email("bea@example.com")]))
+        clock.advance(by: .seconds(60))
+        _ = try await crm.updateCustomer(bea.id) { $0.familyName = "Jones" }
+        let merge = try await crm.mergeCustomers(ada.id, bea.id)
+        // An edit while merged is logged (an unmerge replays it): the export holds it with the value then.
+        _ = try await crm.updateCustomer(ada.id) { $0.familyName = "Lovelace" }
+        _ = try await crm.updateCustomer(ada.id) { $0.familyName = "King" }
+        _ = try await crm.unmerge(merge.merge.id)
+
+        // Bea's export names the merge she was absorbed by, with her profile as it was and not Ada's.
+        let export = try await crm.exportCustomer(bea.id)
+        #expect(export.merges.map(\.id) == [merge.merge.id])
+        #expect(export.merges.first?.absorbedBefore.profile.familyName == "Jones")
+        #expect(export.merges.first?.survivorBefore.profile == CustomerProfile())
+        #expect(export.profileChanges.isEmpty)
+        let json = String(decoding: try JSONEncoder().encode(export), as: UTF8.self)
+        #expect(!json.contains("Ada") && !json.contains("Lovelace") && !json.contains("King"))
+        // Ada's holds her edits, with the values they set.
+        let adas = try await crm.exportCustomer(ada.id)
+        #expect(adas.profileChanges.map(\.profile.familyName) == ["Lovelace", "King"])
+        #expect(adas.profileChanges.map(\.fields) == [[.familyName], [.familyName]])
+        #expect(adas.merges.first?.absorbedBefore.profile == CustomerProfile())
+    }
+
+    @Test(arguments: Backend.allCases)
     func anExportHoldsEverythingAboutThePersonAndTheCustomersMergedIntoThem(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         _ = try await crm.createRule(
