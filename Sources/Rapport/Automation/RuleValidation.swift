@@ -11,7 +11,8 @@ extension RapportEngine {
 
     /// Every problem of a rule definition, checked against the schema `tx` sees.
     /// The first path of `syntax` that reads personal data masked for some roles (`customer.emails`,
-    /// `customer.phones`, `customer.birthday` but its year), with where it is written.
+    /// `customer.phones`, `customer.birthday` but its year, `days_until_birthday()`, which dates it), with where it
+    /// is written.
     static func personalPath(in syntax: Syntax) -> (String, SourceRange)? {
         switch syntax.kind {
         case .path(let parts):
@@ -22,6 +23,7 @@ extension RapportEngine {
             default: return nil
             }
         case .list(let items): return items.lazy.compactMap(personalPath).first
+        case .call("days_until_birthday", _): return ("days_until_birthday()", syntax.range)
         case .call(_, let arguments): return arguments.lazy.compactMap { personalPath(in: $0.value) }.first
         case .unary(_, let operand): return personalPath(in: operand)
         case .binary(_, let left, let right): return personalPath(in: left) ?? personalPath(in: right)
