@@ -31,22 +31,24 @@ package nonisolated enum Rapport_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable
   package typealias RawValue = Int
   case unspecified // = 0
 
-  /// Everything, including API keys and erasing customers (DeleteCustomer).
+  /// Everything, including API keys, erasing and exporting customers (DeleteCustomer, ExportCustomer) and the
+  /// manual clock.
   case admin // = 1
 
   /// Customers, attribute definitions, ingest, consent, merges, segments, rules, the outbox; reads everything.
   case marketing // = 2
 
-  /// Customers (create and update), interactions, merges; reads everything.
+  /// Customers (create and update), interactions, merges; reads everything but the outbox.
   case sales // = 3
 
-  /// Customers (create and update), interactions, consent, merges; reads everything.
+  /// Customers (create and update), interactions, consent, merges; reads everything but the outbox.
   case service // = 4
 
-  /// Reads everything, with personal data masked (see above for what it may not call).
+  /// Reads everything but the outbox, with personal data masked (see above for what it may not call).
   case analyst // = 5
 
-  /// Reads customers and their 360 view, with personal data masked (no lookup by identity).
+  /// Reads customers and their 360 view (its timeline paged with ListTimeline), with personal data masked (no
+  /// lookup by identity).
   case readOnly // = 6
   case UNRECOGNIZED(Int)
 

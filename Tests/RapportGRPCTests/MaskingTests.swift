@@ -110,6 +110,10 @@ struct MaskingTests {
                 #expect(view.stats == clearView.stats)
                 #expect(view.recentOrders.map(\.total) == clearView.recentOrders.map(\.total))
                 #expect(view.timelineNextPageToken == clearView.timelineNextPageToken)
+                // Whoever reads the view may page its timeline, masked alike.
+                let timeline = try await c.views.listTimeline(.with { $0.customerID = ada.id })
+                #expect(timeline.entries.count == 3)
+                Self.expectMasked(timeline.textFormatString(), "\(role) ListTimeline")
             }
         }
     }
