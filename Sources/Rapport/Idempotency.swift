@@ -23,7 +23,8 @@ extension RapportEngine {
         let digest = Self.fingerprint(of: fingerprint)
         let now = clock.now()
         let result: T = try await write { tx in
-            if let stored = try tx.idempotencyRecord(key) {
+            // A request id is remembered for a day, whether or not housekeeping has forgotten it yet.
+            if let stored = try tx.idempotencyRecord(key), stored.createdAt >= now - Self.requestIDRetention {
                 guard stored.fingerprint == digest else {
                     throw RapportError.failedPrecondition("request_id '\(requestID)' was already used for a different \(operation) request")
                 }

@@ -66,7 +66,7 @@ extension RapportEngine {
     public func createRule(_ definition: RuleDefinition, enabled: Bool = true, requestID: String? = nil) async throws(RapportError) -> Rule {
         let now = clock.now()
         let id = ids.make(RuleID.self, at: now)
-        let rule: Rule = try await mutate("createRule", requestID: requestID, fingerprint: [definition] as [RuleDefinition]) { tx in
+        let rule: Rule = try await mutate("createRule", requestID: requestID, fingerprint: RuleCreation(definition: definition, enabled: enabled)) { tx in
             try Self.requireValid(definition, tx: tx)
             let rule = Rule(id: id, version: 1, definition: definition, enabled: enabled, createdAt: now, updatedAt: now)
             try tx.insertRule(rule)
@@ -400,5 +400,25 @@ struct UpdateRuleChangesFingerprint: Encodable {
         try container.encodeIfPresent(changes.actions, forKey: .actions)
         try container.encodeIfPresent(changes.limits, forKey: .limits)
         try container.encodeIfPresent(changes.priority, forKey: .priority)
+    }
+}
+
+/// What a retried `createRule` must repeat: the definition, and whether the rule starts enabled. An enabled rule's
+/// is the definition alone in a list, as before `enabled` counted, so that retries across an upgrade still match.
+private struct RuleCreation: Encodable {
+    var definition: RuleDefinition
+    var enabled: Bool
+
+    private enum CodingKeys: String, CodingKey { case definition, enabled }
+
+    func encode(to encoder: any Encoder) throws {
+        if enabled {
+            var list = encoder.unkeyedContainer()
+            try list.encode(definition)
+        } else {
+            var object = encoder.container(keyedBy: CodingKeys.self)
+            try object.encode(definition, forKey: .definition)
+            try object.encode(enabled, forKey: .enabled)
+        }
     }
 }

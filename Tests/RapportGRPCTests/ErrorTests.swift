@@ -157,6 +157,22 @@ struct ErrorTests {
         }
     }
 
+    @Test func aBatchOverTheLimitIsRefusedWholeEvenWhenSomeItemsCannotBeRead() async throws {
+        try await withRapport { c in
+            // 10,000 readable events and one empty item: 10,001 items sent, one more than a batch holds.
+            var items = (0..<RapportEngine.maxBatchSize).map { eventItem("e-\($0)", "page.viewed", at: -60, .email(adaEmail)) }
+            items.append(Rapport_V1_IngestItem())
+            for mode in [Rapport_V1_IngestMode.skipInvalid, .allOrNothing] {
+                let refused = await expectRPCError(.invalidArgument) {
+                    try await c.ingest.ingestEvents(.with { $0.items = items; $0.mode = mode })
+                }
+                #expect(violationFields(refused) == ["items"])
+                #expect(refused?.message.contains("at most 10000 items, got 10001") == true)
+            }
+            await expectRPCError(.notFound) { try await c.customers.findCustomer(.with { $0.identity = .email(adaEmail) }) }
+        }
+    }
+
     @Test func notFoundNamesWhatIsMissing() async throws {
         try await withRapport { c in
             let customer = await expectRPCError(.notFound) { try await c.customers.getCustomer(.with { $0.id = "cus_nobody" }) }

@@ -57,8 +57,44 @@ struct RequestIDTests {
         let first = try await crm.ingest(batch, requestID: "r-time")
         guard case .rejected(let reasons) = first.outcomes[0] else { throw RapportError.failedPrecondition("not rejected") }
         #expect(reasons.map(\.field) == ["occur_time"])
-        clock.advance(by: day + .seconds(60))
+        clock.advance(by: .seconds(3600))  // the early event would be accepted now
         #expect(try await crm.ingest(batch, requestID: "r-time") == first)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aRequestIDIsForgottenAfterADayEvenBeforeHousekeeping(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let first = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada")), requestID: "quiet")
+        clock.advance(by: day)
+        // Exactly a day later it is still the same request...
+        await expectError(.failedPrecondition("request_id 'quiet' was already used for a different createCustomer request")) {
+            try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Eve")), requestID: "quiet")
+        }
+        // ...a moment later a new one, though nothing wrote since to clear the old record away.
+        clock.advance(by: .milliseconds(1))
+        let eve = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Eve")), requestID: "quiet")
+        #expect(eve.id != first.id)
+        #expect(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Eve")), requestID: "quiet") == eve)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func retriesTellADisabledRuleAndAClearedDescriptionApart(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let definition = RuleDefinition(name: "Tag", trigger: .event(type: "visit"), actions: [.addTag("seen")])
+        let rule = try await crm.createRule(definition, requestID: "rule")
+        #expect(try await crm.createRule(definition, requestID: "rule") == rule)
+        await expectError(.failedPrecondition("request_id 'rule' was already used for a different createRule request")) {
+            try await crm.createRule(definition, enabled: false, requestID: "rule")
+        }
+        #expect(try await crm.rules().count == 1)
+
+        let segment = try await crm.createSegment(.dynamic(key: "seen", name: "Seen", expression: "has_tag(\"seen\")", description: "tagged"))
+        let renamed = try await crm.updateSegment(segment.id, SegmentChanges(name: "Seen them"), requestID: "segment")
+        #expect(renamed.description == "tagged")
+        await expectError(.failedPrecondition("request_id 'segment' was already used for a different updateSegment request")) {
+            try await crm.updateSegment(segment.id, SegmentChanges(name: "Seen them", description: ""), requestID: "segment")
+        }
+        #expect(try await crm.segment(segment.id).description == "tagged")
     }
 
     @Test(arguments: Backend.allCases)
