@@ -126,7 +126,8 @@ func ruleTrigger(_ rule: Rapport_V1_Rule, field: String) throws(RapportError) ->
     case .schedule(let schedule):
         let frequency: RuleSchedule.Frequency
         switch schedule.frequency {
-        case .daily, nil: frequency = .daily
+        case nil: throw .invalid("\(field).schedule", "names no frequency: daily, weekly_on_weekday or monthly_on_day")
+        case .daily: frequency = .daily
         case .weeklyOnWeekday(let weekday): frequency = .weekly(weekday: Int(weekday))
         case .monthlyOnDay(let day): frequency = .monthly(day: Int(day))
         }
@@ -138,7 +139,8 @@ func ruleTrigger(_ rule: Rapport_V1_Rule, field: String) throws(RapportError) ->
     case .date(let date):
         let dateField: DateTrigger.Field
         switch date.field {
-        case .birthday, nil: dateField = .birthday
+        case nil: throw .invalid("\(field).date", "names no date: birthday, created or attribute")
+        case .birthday: dateField = .birthday
         case .created: dateField = .createdAt
         case .attribute(let key): dateField = .attribute(key)
         }

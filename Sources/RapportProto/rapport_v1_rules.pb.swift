@@ -341,6 +341,7 @@ package nonisolated struct Rapport_V1_ScheduleTrigger: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Required.
   package var frequency: Rapport_V1_ScheduleTrigger.OneOf_Frequency? = nil
 
   package var daily: Bool {
@@ -379,6 +380,7 @@ package nonisolated struct Rapport_V1_ScheduleTrigger: Sendable {
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
+  /// Required.
   package nonisolated enum OneOf_Frequency: Equatable, Sendable {
     case daily(Bool)
     /// 1 is Monday … 7 is Sunday.
@@ -397,6 +399,7 @@ package nonisolated struct Rapport_V1_DateTrigger: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Required.
   package var field: Rapport_V1_DateTrigger.OneOf_Field? = nil
 
   /// Every year on the birthday (29 February is 28 February in other years).
@@ -434,6 +437,7 @@ package nonisolated struct Rapport_V1_DateTrigger: Sendable {
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
+  /// Required.
   package nonisolated enum OneOf_Field: Equatable, Sendable {
     /// Every year on the birthday (29 February is 28 February in other years).
     case birthday(Bool)

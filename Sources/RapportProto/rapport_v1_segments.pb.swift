@@ -130,6 +130,7 @@ package nonisolated struct Rapport_V1_Segment: Sendable {
 
   package var description_p: String = String()
 
+  /// UNSPECIFIED in CreateSegment means DYNAMIC with an expression, LIST without.
   package var kind: Rapport_V1_SegmentKind = .unspecified
 
   /// The condition of a dynamic segment, in the rules language; empty for a list.

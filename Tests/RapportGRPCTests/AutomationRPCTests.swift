@@ -180,6 +180,18 @@ struct AutomationRPCTests {
             #expect(violationFields(error).sorted() == ["rule.actions[1].send_message.subject", "rule.condition"])
             #expect(try await c.rules.listRules(.init()).rules.isEmpty)
             await expectRPCError(.invalidArgument) { try await c.rules.createRule(.with { $0.rule = .with { $0.name = "No trigger" } }) }
+            // A schedule without a frequency, a date trigger without its date: refused, not guessed.
+            let noFrequency = await expectRPCError(.invalidArgument) {
+                try await c.rules.createRule(
+                    .with { $0.rule = .with { $0.name = "Digest"; $0.trigger.schedule = .with { $0.at = "08:00" }; $0.actions = [.with { $0.addTag = "x" }] } })
+            }
+            #expect(violationFields(noFrequency) == ["rule.trigger.schedule"])
+            let noDate = await expectRPCError(.invalidArgument) {
+                try await c.rules.createRule(
+                    .with { $0.rule = .with { $0.name = "Reminder"; $0.trigger.date = .with { $0.offsetDays = 3 }; $0.actions = [.with { $0.addTag = "x" }] } })
+            }
+            #expect(violationFields(noDate) == ["rule.trigger.date"])
+            #expect(try await c.rules.listRules(.init()).rules.isEmpty)
         }
     }
 
