@@ -280,7 +280,13 @@ struct WriteSession {
             try tx.insertIdentity(settled)
         }
         arrivals.removeAll { $0.sequence <= merge.sequence }
-        for arrival in arrivals where try owner(of: arrival.identities) == absorbedID { try handOver(arrival.record) }
+        for arrival in arrivals {
+            // An event a rule emitted has no identities: it follows the record that started the rule's run (handed
+            // over before it, as it came first).
+            let owner: CustomerID?
+            if arrival.identities.isEmpty, case .event(let id) = arrival.record { owner = try startedBy(emitted: id) } else { owner = try self.owner(of: arrival.identities) }
+            if owner == absorbedID { try handOver(arrival.record) }
+        }
 
         try returnWaitingRuns(from: survivorID, to: absorbedID, adopted: Set(merge.adoptedRuns))
         // Messages queued for the merged customer to an address or number that is the restored customer's are in
@@ -354,6 +360,15 @@ struct WriteSession {
         try record(.customersUnmerged, survivorID, other: absorbedID, merge: mergeID)
         engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])
         return (survivorID, absorbedID)
+    }
+
+    /// The owner of the record that started the rule run which emitted event `id` (`run_….N`), when there is one.
+    private func startedBy(emitted id: String) throws -> CustomerID? {
+        guard let dot = id.lastIndex(of: "."), let run = try tx.run(RunID(uncheckedRawValue: String(id[..<dot]))), let trigger = run.eventID else { return nil }
+        if let stored = try tx.event(id: trigger) { return stored.event.customerID }
+        // An order's built-in event: `order.<status>:<order id>`.
+        guard trigger.hasPrefix("order."), let colon = trigger.firstIndex(of: ":") else { return nil }
+        return try tx.order(OrderID(uncheckedRawValue: String(trigger[trigger.index(after: colon)...])))?.order.customerID
     }
 
     /// The customer the strongest known identity of a record points to.

@@ -160,6 +160,29 @@ struct MergeTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func anEventARuleEmittedForTheRestoredCustomersRecordGoesBackWithIt(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.createRule(RuleDefinition(name: "Follow up", trigger: .event(type: "visit"), actions: [.emitEvent(type: "visit.followed_up")]))
+        _ = try await crm.createRule(RuleDefinition(name: "Thank", trigger: .event(type: "order.placed"), actions: [.emitEvent(type: "order.thanked")]))
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(60))
+        let bea = try await crm.createCustomer(NewCustomer(identities: [.email("bea@example.com")]))
+        let merge = try await crm.mergeCustomers(ada.id, bea.id)
+        clock.advance(by: .seconds(60))
+        _ = try await crm.ingest([
+            event("bea-visit", "visit", at: clock.now(), .email("bea@example.com")), order("bea-order", at: clock.now(), .email("bea@example.com")),
+            event("ada-visit", "visit", at: clock.now(), .email("ada@example.com")),
+        ])
+        #expect(try await crm.stats(of: ada.id).eventCount == 5)  // two visits and the three events they and the order led to
+        _ = try await crm.unmerge(merge.merge.id)
+        // What the rules emitted for Bea's visit and order is hers, as they are.
+        #expect(try await crm.stats(of: bea.id).eventCount == 3)
+        #expect(try await crm.stats(of: ada.id).eventCount == 2)
+        let beas = try await crm.timeline(bea.id).entries.compactMap { if case .event(let event) = $0 { event.type } else { nil } }
+        #expect(beas.sorted() == ["order.thanked", "visit", "visit.followed_up"])
+    }
+
+    @Test(arguments: Backend.allCases)
     func aDateRunTheSurvivorTookOverGoesBackOnUnmerge(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z
         // On the birthday, wait a day, then tag: Bob's birthday is tomorrow, Ada's in June.
