@@ -211,8 +211,17 @@ struct WriteSession {
         }
 
         // The survivor's earliest standing merge (this one or an earlier one) opens the time in which an identity
-        // can have been first seen while the survivor held other customers.
+        // can have been first seen while the survivor held other customers; and when each customer of its standing
+        // side (itself always) joined it, through a chain of merges.
         let era = try tx.merges(into: survivorID).filter(\.isActive).min { $0.sequence < $1.sequence } ?? merge
+        var joined: [CustomerID: Timestamp] = [survivorID: Timestamp(millisecondsSinceEpoch: .min)]
+        var joining = [survivorID]
+        while let next = joining.popLast() {
+            for standing in try tx.merges(into: next) where standing.isActive && joined[standing.absorbedID] == nil {
+                joined[standing.absorbedID] = max(joined[next]!, standing.mergedAt)
+                joining.append(standing.absorbedID)
+            }
+        }
 
         // Everything that came from the absorbed side (itself and what had been merged into it) goes back.
         let side = try Self.standingSide(of: absorbedID, tx: tx)
@@ -224,22 +233,27 @@ struct WriteSession {
         // Records that arrived after the merge follow the customer their strongest identity points to now,
         // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
         // identity first seen while merged is settled first, as if the merges had never happened: the records that
-        // carried it decide by their other identities, the one with the strongest deciding identity first, then
-        // the earliest (a device id that came with the restored customer's e-mail is the restored customer's, even
-        // if the survivor's e-mail came with it later; a card that came with the restored customer's device and
-        // the survivor's e-mail is the survivor's). One that another customer merged into the survivor decides
-        // goes back with that customer when its merge is undone, so merges into one survivor can be undone in any
-        // order with the same outcome. Then every record follows its strongest identity, those included (a record
-        // that carried only that device goes back too).
-        var fresh: [Identity: Bool] = [:]
-        func isFresh(_ identity: Identity) throws -> Bool {
+        // carried it decide by their other identities, those of customers already merged in when it was first seen
+        // (one merged in later did not have it first), the strongest first, then the earliest (a device id that
+        // came with the restored customer's e-mail is the restored customer's, even if the survivor's e-mail came
+        // with it later; a card that came with the restored customer's device and the survivor's e-mail is the
+        // survivor's). One that another customer merged into the survivor decides goes back with that customer when
+        // its merge is undone, so merges into one survivor can be undone in any order with the same outcome. Then
+        // every record follows its strongest identity, those included (a record that carried only that device goes
+        // back too).
+        var fresh: [Identity: IdentityRecord?] = [:]
+        /// The stored record of an identity first seen while merged; nil for any other.
+        func freshRecord(_ identity: Identity) throws -> IdentityRecord? {
             if let known = fresh[identity] { return known }
             // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
             // clock), so it decides, even if that misses one first seen later in the merge's own batch.
-            let found = try tx.identity(identity).map { $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt }
-            fresh[identity] = found ?? false
-            return found ?? false
+            let found = try tx.identity(identity).flatMap {
+                $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt ? $0 : nil
+            }
+            fresh[identity] = found
+            return found
         }
+        func isFresh(_ identity: Identity) throws -> Bool { try freshRecord(identity) != nil }
         enum Arrival {
             case event(String)
             case order(OrderID)
@@ -260,10 +274,15 @@ struct WriteSession {
         }
         var decided: [Identity: IdentityRecord] = [:]  // a fresh identity → the strongest other identity of its deciding record
         for arrival in arrivals {
-            let new = try arrival.identities.filter { try isFresh($0) }
-            guard !new.isEmpty, let decider = try strongest(of: arrival.identities.filter { try !isFresh($0) }) else { continue }
-            for identity in new where decided[identity].map({ decider.identity.kind.strength > $0.identity.kind.strength }) ?? true {
-                decided[identity] = decider
+            let new = try arrival.identities.compactMap { try freshRecord($0) }
+            guard !new.isEmpty else { continue }
+            let others = try arrival.identities.filter { try !isFresh($0) }.compactMap { try tx.identity($0) }
+            for record in new {
+                let present = others.filter { joined[$0.homeCustomerID].map { $0 <= record.createdAt } ?? false }
+                guard let decider = Self.strongest(present) else { continue }
+                if decided[record.identity].map({ decider.identity.kind.strength > $0.identity.kind.strength }) ?? true {
+                    decided[record.identity] = decider
+                }
             }
         }
         for (identity, decider) in decided.sorted(by: { $0.key < $1.key }) {
@@ -378,11 +397,13 @@ struct WriteSession {
 
     /// The stored record of the strongest known identity among `identities` (the first of equal strength).
     private func strongest(of identities: [Identity]) throws -> IdentityRecord? {
+        Self.strongest(try identities.compactMap { try tx.identity($0) })
+    }
+
+    /// The record of the strongest identity among `records` (the first of equal strength).
+    private static func strongest(_ records: [IdentityRecord]) -> IdentityRecord? {
         var best: IdentityRecord?
-        for identity in identities {
-            guard let record = try tx.identity(identity) else { continue }
-            if best == nil || identity.kind.strength > best!.identity.kind.strength { best = record }
-        }
+        for record in records where best == nil || record.identity.kind.strength > best!.identity.kind.strength { best = record }
         return best
     }
 }
