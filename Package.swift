@@ -136,7 +136,8 @@ let package = Package(
         ),
         .testTarget(
             name: "RapportStorageTests",
-            dependencies: ["RapportCore", "RapportMemory", "RapportSQLite"],
+            // GRDB: to write a file of an earlier schema version and see a migration at work.
+            dependencies: ["RapportCore", "RapportMemory", "RapportSQLite", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: upcoming
         ),
         .testTarget(

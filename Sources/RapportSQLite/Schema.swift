@@ -324,35 +324,61 @@ enum Schema {
 
     /// Standing merges learn the dynamic segments their absorbed customer was in (`absorbed_segments` in the
     /// details), which merges now record so that an unmerge restores them without triggering entry rules again.
-    /// They are read back from the change feed: per segment, the absorbed customer's last entry or exit before the
-    /// merge (leaving out the exits the merge itself wrote); an entry is a membership since its time.
+    /// They are read back from the change feed in one pass: the exits a merge wrote for its absorbed customer (files
+    /// since merges wrote them), else that customer's entries and exits before the merge (a membership a segment's
+    /// build found has no entry, so older files may miss some); a membership's `since` is its last entry before the
+    /// merge, or the merge's time when the feed has none.
     private static func v5MergeSegments(_ db: Database) throws {
-        let merges = try Row.fetchAll(db, sql: "SELECT id, absorbed_id, details FROM merges WHERE unmerged_at IS NULL")
-        for merge in merges {
-            let id: String = merge["id"]
-            let absorbed: String = merge["absorbed_id"]
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT kind, segment_id, at FROM changes
-                    WHERE customer_id = ? AND segment_id IS NOT NULL AND kind IN ('segment_entered', 'segment_exited')
-                        AND cursor < (SELECT MIN(cursor) FROM changes WHERE kind = 'customers_merged' AND merge_id = ?)
-                        AND (merge_id IS NULL OR merge_id <> ?)
-                    ORDER BY cursor
-                    """,
-                arguments: [absorbed, id, id])
-            var since: [String: Int64] = [:]
-            for row in rows {
-                let segment: String = row["segment_id"]
-                since[segment] = row["kind"] == "segment_entered" ? row["at"] as Int64 : nil
+        struct Standing {
+            var id: String
+            var absorbed: String
+            var details: String
+            var mergedAt: Int64
+            var exits: [String] = []
+            var snapshot: [String: Int64]?
+        }
+        var merges: [String: Standing] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT id, absorbed_id, details, merged_at FROM merges WHERE unmerged_at IS NULL") {
+            let id: String = row["id"]
+            merges[id] = Standing(id: id, absorbed: row["absorbed_id"], details: row["details"], mergedAt: row["merged_at"])
+        }
+        guard !merges.isEmpty else { return }
+        let absorbed = Set(merges.values.map(\.absorbed))
+        // Per absorbed customer, the segments it is in by the feed so far, with their last entry.
+        var entered: [String: [String: Int64]] = [:]
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT kind, customer_id, merge_id, segment_id, at FROM changes
+                WHERE kind IN ('segment_entered', 'segment_exited', 'customers_merged') ORDER BY cursor
+                """)
+        while let row = try rows.next() {
+            let kind: String = row["kind"]
+            let customer: String = row["customer_id"]
+            let merge: String? = row["merge_id"]
+            if kind == "customers_merged" {
+                // The survivor is named; the merge's absorbed customer's memberships are what the feed says now.
+                if let merge, merges[merge] != nil, merges[merge]!.snapshot == nil {
+                    merges[merge]!.snapshot = entered[merges[merge]!.absorbed] ?? [:]
+                }
+                continue
             }
+            guard absorbed.contains(customer), let segment: String = row["segment_id"] else { continue }
+            if kind == "segment_exited", let merge, merges[merge]?.absorbed == customer {
+                merges[merge]!.exits.append(segment)  // the merge's own record of what its absorbed customer left
+                continue
+            }
+            entered[customer, default: [:]][segment] = kind == "segment_entered" ? row["at"] as Int64 : nil
+        }
+        for merge in merges.values.sorted(by: { $0.id < $1.id }) {
+            let known = merge.snapshot ?? [:]
+            let since = merge.exits.isEmpty ? known : Dictionary(merge.exits.map { ($0, known[$0] ?? merge.mergedAt) }, uniquingKeysWith: { first, _ in first })
             let segments = since.sorted { $0.key < $1.key }.map { StoredMergeDetails.StoredMembership(segmentID: $0.key, since: $0.value) }
             guard !segments.isEmpty else { continue }
-            let text: String = merge["details"]
-            var details = try JSONDecoder().decode(StoredMergeDetails.self, from: Data(text.utf8))
+            var details = try JSONDecoder().decode(StoredMergeDetails.self, from: Data(merge.details.utf8))
             details.absorbedSegments = segments
             let updated = String(decoding: try JSONEncoder().encode(details), as: UTF8.self)
-            try db.execute(sql: "UPDATE merges SET details = ? WHERE id = ?", arguments: [updated, id])
+            try db.execute(sql: "UPDATE merges SET details = ? WHERE id = ?", arguments: [updated, merge.id])
         }
     }
 }

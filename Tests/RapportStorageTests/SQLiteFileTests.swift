@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import RapportCore
 @testable import RapportSQLite
 import Testing
@@ -49,6 +50,66 @@ struct SQLiteFileTests {
         let third = try SQLiteStore(path: path)
         #expect(try await third.read { try $0.currentSequence() } == 201)
         try third.close()
+    }
+
+    @Test
+    func migrationV5ReadsTheSegmentsOfStandingMergesBackFromTheChangeFeed() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("crm.sqlite").path
+        // A file of the schema before v5-merge-segments: two standing merges and one undone, their details without
+        // `absorbed_segments`.
+        let queue = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(queue, upTo: "v4-latest-runs")
+        func merge(_ name: String, absorbed: String, at minutes: Int64, undone: Bool = false) throws -> [(any DatabaseValueConvertible)?] {
+            var record = F.merge(name, survivor: "a", absorbed: absorbed, sequence: minutes, unmerged: undone ? minutes + 1 : nil)
+            record.absorbedSegments = []
+            record.adoptedRuns = []
+            let details = String(decoding: try JSONEncoder().encode(StoredMergeDetails(record)), as: UTF8.self)
+            return ["cus_a", "cus_\(absorbed)", minutes, F.time(minutes).millisecondsSinceEpoch, undone ? F.time(minutes + 1).millisecondsSinceEpoch : nil, details, "mrg_\(name)"]
+        }
+        try queue.inDatabase { db in
+            for values in [try merge("1", absorbed: "b", at: 10), try merge("2", absorbed: "c", at: 20), try merge("3", absorbed: "d", at: 30, undone: true)] {
+                try db.execute(
+                    sql: "INSERT INTO merges (survivor_id, absorbed_id, sequence, merged_at, unmerged_at, details, id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: StatementArguments(values))
+            }
+            func change(_ kind: String, _ customer: String, merge: String? = nil, segment: String? = nil, at minutes: Int64) throws {
+                try db.execute(
+                    sql: "INSERT INTO changes (kind, customer_id, other_customer_id, merge_id, at, segment_id) VALUES (?, ?, NULL, ?, ?, ?)",
+                    arguments: [kind, "cus_\(customer)", merge.map { "mrg_\($0)" }, F.time(minutes).millisecondsSinceEpoch, segment.map { "seg_\($0)" }])
+            }
+            // b (a file whose merges wrote exits): in "built" since a segment build (no entry), in "vip" since minute 2,
+            // out of "left" again; the merge's exits name exactly what it was in.
+            try change("segment_entered", "b", segment: "vip", at: 2)
+            try change("segment_entered", "b", segment: "left", at: 3)
+            try change("segment_exited", "b", segment: "left", at: 4)
+            try change("segment_exited", "b", merge: "1", segment: "built", at: 10)
+            try change("segment_exited", "b", merge: "1", segment: "vip", at: 10)
+            try change("customers_merged", "a", merge: "1", at: 10)
+            // c (an older file: merges wrote no exits): its entries and exits before the merge say it.
+            try change("segment_entered", "c", segment: "vip", at: 5)
+            try change("segment_entered", "c", segment: "left", at: 6)
+            try change("segment_exited", "c", segment: "left", at: 7)
+            try change("customers_merged", "a", merge: "2", at: 20)
+            try change("segment_entered", "c", segment: "later", at: 21)  // after the merge: not its
+            // d's merge was undone: nothing to learn.
+            try change("segment_entered", "d", segment: "vip", at: 25)
+            try change("customers_merged", "a", merge: "3", at: 30)
+        }
+        try queue.close()
+
+        let store = try SQLiteStore(path: path)
+        defer { try? store.close() }
+        #expect(try await store.appliedMigrations() == Schema.migrationNames)
+        func segments(_ name: String) async throws -> [String] {
+            try await store.read { tx in try tx.merge(F.mergeID(name))!.absorbedSegments.map { "\($0.segmentID.rawValue)@\($0.since == F.time(0) ? 0 : ($0.since.millisecondsSinceEpoch - F.time(0).millisecondsSinceEpoch) / 60_000)" } }
+        }
+        #expect(try await segments("1") == ["seg_built@10", "seg_vip@2"])  // the build's membership: since the merge
+        #expect(try await segments("2") == ["seg_vip@5"])
+        #expect(try await segments("3") == [])
+        #expect(try await store.read { tx in try tx.merge(F.mergeID("1"))!.absorbedSegments.map(\.customerID) } == [F.customerID("b"), F.customerID("b")])
     }
 
     @Test
