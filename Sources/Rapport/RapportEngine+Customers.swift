@@ -172,10 +172,23 @@ extension RapportEngine {
             }
             let record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
-            // While one of them was merged into another customer, that customer's answers could hold its data.
-            var merged: [MergeRecord] = []
+            // While one of them was merged into another customer, that customer's answers could hold its data (and
+            // while that one was merged into a third, the third's).
+            var windows: [(survivor: CustomerID, range: ClosedRange<Timestamp>)] = []
+            func absorbing(_ customer: CustomerID, within range: ClosedRange<Timestamp>, depth: Int) throws {
+                guard depth < 16 else { return }
+                for merge in try tx.merges(absorbed: customer) {
+                    // A merge's own times, in order even if the clock stepped back between them.
+                    let (merged, unmerged) = (merge.mergedAt, merge.unmergedAt ?? now)
+                    let lower = max(range.lowerBound, min(merged, unmerged))
+                    let upper = min(range.upperBound, max(merged, unmerged))
+                    guard lower <= upper else { continue }
+                    windows.append((merge.survivorID, lower...upper))
+                    try absorbing(merge.survivorID, within: lower...upper, depth: depth + 1)
+                }
+            }
             for member in try WriteSession.standingSide(of: record.id, tx: tx).sorted() {
-                merged += try tx.merges(absorbed: member).filter { !$0.isActive }
+                try absorbing(member, within: Timestamp(millisecondsSinceEpoch: .min)...now, depth: 0)
             }
             for deleted in try tx.deleteCustomerTree(record.id) {
                 _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
@@ -184,8 +197,10 @@ extension RapportEngine {
                 // so that `cus_1` does not match `cus_10`.
                 try tx.redactIdempotencyRecords(mentioning: "\"\(deleted.rawValue)\"")
             }
-            for merge in merged {
-                try tx.redactIdempotencyRecords(mentioning: "\"\(merge.survivorID.rawValue)\"", createdIn: merge.mergedAt...merge.unmergedAt!)
+            // An answer's time is read before its transaction waits for the writer: a few minutes' margin.
+            let margin = Duration.seconds(300)
+            for (survivor, range) in windows {
+                try tx.redactIdempotencyRecords(mentioning: "\"\(survivor.rawValue)\"", createdIn: (range.lowerBound - margin)...(range.upperBound + margin))
             }
             return Done()
         }
