@@ -303,7 +303,11 @@ struct WriteSession {
             // An event a rule emitted has no identities: it follows the record that started the rule's run (handed
             // over before it, as it came first).
             let owner: CustomerID?
-            if arrival.identities.isEmpty, case .event(let id) = arrival.record { owner = try startedBy(emitted: id) } else { owner = try self.owner(of: arrival.identities) }
+            if arrival.identities.isEmpty, case .event(let id) = arrival.record {
+                owner = try startedBy(emitted: id, adopted: Set(merge.adoptedRuns), restored: absorbedID)
+            } else {
+                owner = try self.owner(of: arrival.identities)
+            }
             if owner == absorbedID { try handOver(arrival.record) }
         }
 
@@ -381,13 +385,27 @@ struct WriteSession {
         return (survivorID, absorbedID)
     }
 
-    /// The owner of the record that started the rule run which emitted event `id` (`run_….N`), when there is one.
-    private func startedBy(emitted id: String) throws -> CustomerID? {
-        guard let dot = id.lastIndex(of: "."), let run = try tx.run(RunID(uncheckedRawValue: String(id[..<dot]))), let trigger = run.eventID else { return nil }
+    /// Whose the rule run that emitted event `id` (`run_….N`) was: the restored customer's when the merge took the
+    /// run over from it, else the owner of the record that started it, when it can be told.
+    private func startedBy(emitted id: String, adopted: Set<RunID>, restored: CustomerID) throws -> CustomerID? {
+        guard let dot = id.lastIndex(of: ".") else { return nil }
+        let runID = RunID(uncheckedRawValue: String(id[..<dot]))
+        if adopted.contains(runID) { return restored }
+        guard let run = try tx.run(runID), let trigger = run.eventID else { return nil }
         if let stored = try tx.event(id: trigger) { return stored.event.customerID }
-        // An order's built-in event: `order.<status>:<order id>`.
-        guard trigger.hasPrefix("order."), let colon = trigger.firstIndex(of: ":") else { return nil }
-        return try tx.order(OrderID(uncheckedRawValue: String(trigger[trigger.index(after: colon)...])))?.order.customerID
+        // Built-in events name their record or customer: `order.<status>:<order id>`, `customer.created:<customer>`,
+        // `segment.entered:<segment>:<customer>:<ms>`.
+        let parts = trigger.split(separator: ":", omittingEmptySubsequences: false)
+        switch parts.first {
+        case let type? where type.hasPrefix("order.") && parts.count == 2:
+            return try tx.order(OrderID(uncheckedRawValue: String(parts[1])))?.order.customerID
+        case "customer.created" where parts.count == 2:
+            return CustomerID(uncheckedRawValue: String(parts[1]))
+        case "segment.entered" where parts.count == 4, "segment.exited" where parts.count == 4:
+            return CustomerID(uncheckedRawValue: String(parts[2]))
+        default:
+            return nil
+        }
     }
 
     /// The customer the strongest known identity of a record points to.

@@ -182,6 +182,28 @@ struct MergeTests {
         #expect(beas.sorted() == ["order.thanked", "visit", "visit.followed_up"])
     }
 
+    @Test(arguments: Backend.allCases, [false, true])
+    func anEventEmittedByARunTheMergeTookOverGoesBackWithIt(_ backend: Backend, byDate: Bool) async throws {
+        let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z
+        // Bea's run waits when she is merged: her welcome (a built-in event names her), or her birthday's follow-up
+        // (a date: only the merge knows it took the run over).
+        let trigger: RuleTrigger = byDate ? .date(DateTrigger(field: .birthday)) : .event(type: "customer.created")
+        _ = try await crm.createRule(RuleDefinition(name: "Follow", trigger: trigger, wait: RuleWait(duration: .seconds(86_400)), actions: [.emitEvent(type: "followed")]))
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        try await crm.advanceManualClock(to: clock.now() + .seconds(90_000))  // Ada's own run, if any, is done
+        let birthday = CustomerProfile(birthday: LocalDate(year: 1990, month: 1, day: 3), timeZone: "UTC")
+        let bea = try await crm.createCustomer(NewCustomer(profile: byDate ? birthday : CustomerProfile(), identities: [.email("bea@example.com")]))
+        if byDate { try await crm.advanceManualClock(to: Timestamp(millisecondsSinceEpoch: 1_767_438_000_000)) }  // 2026-01-03T11:00Z
+        #expect(try await crm.runs(customer: bea.id, status: .waiting).runs.count == 1)
+        let merge = try await crm.mergeCustomers(ada.id, bea.id)
+        try await crm.advanceManualClock(to: clock.now() + .seconds(86_400))
+        let emitted = try await crm.timeline(ada.id).entries.filter { if case .event(let event) = $0 { event.type == "followed" } else { false } }
+        #expect(emitted.count == (byDate ? 1 : 2))  // (Ada's welcome too)
+        _ = try await crm.unmerge(merge.merge.id)
+        let beas = try await crm.timeline(bea.id).entries.filter { if case .event(let event) = $0 { event.type == "followed" } else { false } }
+        #expect(beas.count == 1)
+    }
+
     @Test(arguments: Backend.allCases)
     func aDateRunTheSurvivorTookOverGoesBackOnUnmerge(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z
