@@ -137,9 +137,10 @@ extension RapportEngine {
         Self.validateSegmentText(name: changes.name ?? "x", description: changes.description ?? "", into: &validator)
         try validator.check()
         let now = clock.now()
-        // Unchanged fields are "" (as before a cleared description counted); a cleared description is told apart by
-        // a NUL, which no description holds.
-        let fingerprint = [id.rawValue, ifMatch ?? "", changes.name ?? "", changes.description.map { $0.isEmpty ? "\u{0}cleared" : $0 } ?? "", changes.expression ?? ""]
+        // Unchanged fields are "" (as before a cleared description counted), and a cleared description adds a sixth
+        // element, so that it differs from an unchanged one.
+        var fingerprint = [id.rawValue, ifMatch ?? "", changes.name ?? "", changes.description ?? "", changes.expression ?? ""]
+        if changes.description == "" { fingerprint.append("description cleared") }
         let updated: Segment = try await mutate("updateSegment", requestID: requestID, fingerprint: fingerprint) { tx in
             guard var segment = try tx.segment(id) else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
             try Self.check(etag: ifMatch, version: segment.version, entity: "segment", id: id.rawValue)

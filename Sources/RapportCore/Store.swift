@@ -246,12 +246,12 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
 }
 
 extension StoreWriter {
-    /// Appends a change that names no segment.
     /// Empties every stored response that contains `text`, whenever it was stored.
     public func redactIdempotencyRecords(mentioning text: String) throws {
         try redactIdempotencyRecords(mentioning: text, createdIn: nil)
     }
 
+    /// Appends a change that names no segment.
     public func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, at: Timestamp) throws -> Int64 {
         try appendChange(kind: kind, customerID: customerID, otherCustomerID: otherCustomerID, mergeID: mergeID, segmentID: nil, at: at)
     }

@@ -566,8 +566,8 @@ package nonisolated struct Rapport_V1_SetAttributeAction: Sendable {
   package var key: String = String()
 
   /// An expression of the attribute's type, e.g. `(customer.attributes.points ?? 0) + 10`. It may not copy
-  /// personal data (`customer.emails`, `customer.phones`, `customer.birthday` but its year, `days_until_birthday()`)
-  /// unless it is a bool: attributes are never masked.
+  /// personal data (`customer.emails`, `customer.phones`, `customer.birthday` but its year, `customer.age` and
+  /// `days_until_birthday()`, which date it) unless it is a bool: attributes are never masked.
   package var value: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()

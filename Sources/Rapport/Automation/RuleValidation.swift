@@ -11,14 +11,14 @@ extension RapportEngine {
 
     /// Every problem of a rule definition, checked against the schema `tx` sees.
     /// The first path of `syntax` that reads personal data masked for some roles (`customer.emails`,
-    /// `customer.phones`, `customer.birthday` but its year, `days_until_birthday()`, which dates it), with where it
-    /// is written.
+    /// `customer.phones`, `customer.birthday` but its year, and what dates it: `days_until_birthday()`, and
+    /// `customer.age`, which changes on the birthday), with where it is written.
     static func personalPath(in syntax: Syntax) -> (String, SourceRange)? {
         switch syntax.kind {
         case .path(let parts):
             guard parts.count >= 2, parts[0] == "customer" else { return nil }
             switch parts[1] {
-            case "emails", "phones": return (parts.joined(separator: "."), syntax.range)
+            case "emails", "phones", "age": return (parts.joined(separator: "."), syntax.range)
             case "birthday" where parts.count == 2 || parts[2] != "year": return (parts.joined(separator: "."), syntax.range)
             default: return nil
             }
