@@ -214,14 +214,7 @@ struct WriteSession {
         // can have been first seen while the survivor held other customers; and when each customer of its standing
         // side (itself always) joined it, through a chain of merges.
         let era = try tx.merges(into: survivorID).filter(\.isActive).min { $0.sequence < $1.sequence } ?? merge
-        var joined: [CustomerID: Timestamp] = [survivorID: Timestamp(millisecondsSinceEpoch: .min)]
-        var joining = [survivorID]
-        while let next = joining.popLast() {
-            for standing in try tx.merges(into: next) where standing.isActive && joined[standing.absorbedID] == nil {
-                joined[standing.absorbedID] = max(joined[next]!, standing.mergedAt)
-                joining.append(standing.absorbedID)
-            }
-        }
+        let joined = try joinTimes(of: survivorID)
 
         // Everything that came from the absorbed side (itself and what had been merged into it) goes back.
         let side = try Self.standingSide(of: absorbedID, tx: tx)
@@ -230,102 +223,10 @@ struct WriteSession {
         merge.unmergedAt = now
         try tx.updateMerge(merge)
 
-        // Records that arrived after the merge follow the customer their strongest identity points to now,
-        // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
-        // identity first seen while merged is settled first, as if the merges had never happened: the records that
-        // carried it decide by their other identities, those of customers already merged in when it was first seen
-        // (one merged in later did not have it first), the strongest first, then the earliest (a device id that
-        // came with the restored customer's e-mail is the restored customer's, even if the survivor's e-mail came
-        // with it later; a card that came with the restored customer's device and the survivor's e-mail is the
-        // survivor's). One that another customer merged into the survivor decides goes back with that customer when
-        // its merge is undone, so merges into one survivor can be undone in any order with the same outcome. Then
-        // every record follows its strongest identity, those included (a record that carried only that device goes
-        // back too).
-        var fresh: [Identity: IdentityRecord?] = [:]
-        /// The stored record of an identity first seen while merged; nil for any other.
-        func freshRecord(_ identity: Identity) throws -> IdentityRecord? {
-            if let known = fresh[identity] { return known }
-            // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
-            // clock), so it decides, even if that misses one first seen later in the merge's own batch.
-            let found = try tx.identity(identity).flatMap {
-                $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt ? $0 : nil
-            }
-            fresh[identity] = found
-            return found
-        }
-        func isFresh(_ identity: Identity) throws -> Bool { try freshRecord(identity) != nil }
-        enum Arrival {
-            case event(String)
-            case order(OrderID)
-        }
-        var arrivals: [(sequence: Int64, record: Arrival, identities: [Identity])] = []
-        for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
-            arrivals.append((record.sequence, .event(record.event.id), record.event.identities))
-        }
-        for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
-            arrivals.append((record.sequence, .order(record.order.id), record.order.identities))
-        }
-        arrivals.sort { $0.sequence < $1.sequence }
-        func handOver(_ arrival: Arrival) throws {
-            switch arrival {
-            case .event(let id): try tx.setOwner(ofEvent: id, to: absorbedID)
-            case .order(let id): try tx.setOwner(ofOrder: id, to: absorbedID)
-            }
-        }
-        var decided: [Identity: IdentityRecord] = [:]  // a fresh identity → the strongest other identity of its deciding record
-        for arrival in arrivals {
-            let new = try arrival.identities.compactMap { try freshRecord($0) }
-            guard !new.isEmpty else { continue }
-            let others = try arrival.identities.filter { try !isFresh($0) }.compactMap { try tx.identity($0) }
-            for record in new {
-                let present = others.filter { joined[$0.homeCustomerID].map { $0 <= record.createdAt } ?? false }
-                guard let decider = Self.strongest(present) else { continue }
-                if decided[record.identity].map({ decider.identity.kind.strength > $0.identity.kind.strength }) ?? true {
-                    decided[record.identity] = decider
-                }
-            }
-        }
-        for (identity, decider) in decided.sorted(by: { $0.key < $1.key }) {
-            guard let record = try tx.identity(identity) else { continue }
-            var settled = record
-            if decider.customerID == absorbedID {
-                settled.customerID = absorbedID
-                settled.homeCustomerID = absorbedID
-            } else if decider.customerID == survivorID {
-                settled.homeCustomerID = decider.homeCustomerID
-            }
-            guard settled != record else { continue }
-            try tx.deleteIdentity(identity)
-            try tx.insertIdentity(settled)
-        }
-        arrivals.removeAll { $0.sequence <= merge.sequence }
-        for arrival in arrivals {
-            // An event a rule emitted has no identities: it follows the record that started the rule's run (handed
-            // over before it, as it came first).
-            let owner: CustomerID?
-            if arrival.identities.isEmpty, case .event(let id) = arrival.record {
-                owner = try startedBy(emitted: id, adopted: Set(merge.adoptedRuns), restored: absorbedID)
-            } else {
-                owner = try self.owner(of: arrival.identities)
-            }
-            if owner == absorbedID { try handOver(arrival.record) }
-        }
+        try followArrivals(undoing: merge, era: era, joined: joined)
 
         try returnWaitingRuns(from: survivorID, to: absorbedID, adopted: Set(merge.adoptedRuns))
-        // Messages queued for the merged customer to an address or number that is the restored customer's are in
-        // its queue from now on, so that its withdrawn consent or its erasure reaches them.
-        for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivorID, afterSequence: merge.sequence, limit: .max)) {
-            guard case .message(let message) = entry.payload else { continue }
-            let kind: IdentityKind
-            switch message.channel {
-            case .email: kind = .email
-            case .sms, .phone: kind = .phone
-            case .push: continue
-            }
-            guard try tx.identity(Identity(kind: kind, value: message.recipient))?.customerID == absorbedID else { continue }
-            entry.customerID = absorbedID
-            try tx.updateOutboxEntry(entry)
-        }
+        try moveQueuedMessages(from: survivorID, to: absorbedID, after: merge.sequence)
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)
@@ -383,6 +284,124 @@ struct WriteSession {
         try record(.customersUnmerged, survivorID, other: absorbedID, merge: mergeID)
         engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])
         return (survivorID, absorbedID)
+    }
+
+    /// When each customer of `survivor`'s standing side joined it, through a chain of merges (itself: always).
+    private func joinTimes(of survivor: CustomerID) throws -> [CustomerID: Timestamp] {
+        var joined: [CustomerID: Timestamp] = [survivor: Timestamp(millisecondsSinceEpoch: .min)]
+        var joining = [survivor]
+        while let next = joining.popLast() {
+            for standing in try tx.merges(into: next) where standing.isActive && joined[standing.absorbedID] == nil {
+                joined[standing.absorbedID] = max(joined[next]!, standing.mergedAt)
+                joining.append(standing.absorbedID)
+            }
+        }
+        return joined
+    }
+
+    /// Gives the restored customer of `merge` (its side already given back) the identities first seen while merged
+    /// that are its, and the records that arrived after the merge that are its. `era` is the survivor's earliest
+    /// standing merge, `joined` when each customer of its side joined it.
+    private func followArrivals(undoing merge: MergeRecord, era: MergeRecord, joined: [CustomerID: Timestamp]) throws {
+        let survivorID = merge.survivorID
+        let absorbedID = merge.absorbedID
+    // Records that arrived after the merge follow the customer their strongest identity points to now,
+    // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
+    // identity first seen while merged is settled first, as if the merges had never happened: the records that
+    // carried it decide by their other identities, those of customers already merged in when it was first seen
+    // (one merged in later did not have it first), the strongest first, then the earliest (a device id that
+    // came with the restored customer's e-mail is the restored customer's, even if the survivor's e-mail came
+    // with it later; a card that came with the restored customer's device and the survivor's e-mail is the
+    // survivor's). One that another customer merged into the survivor decides goes back with that customer when
+    // its merge is undone, so merges into one survivor can be undone in any order with the same outcome. Then
+    // every record follows its strongest identity, those included (a record that carried only that device goes
+    // back too).
+    var fresh: [Identity: IdentityRecord?] = [:]
+    /// The stored record of an identity first seen while merged; nil for any other.
+    func freshRecord(_ identity: Identity) throws -> IdentityRecord? {
+        if let known = fresh[identity] { return known }
+        // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
+        // clock), so it decides, even if that misses one first seen later in the merge's own batch.
+        let found = try tx.identity(identity).flatMap {
+            $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt ? $0 : nil
+        }
+        fresh[identity] = found
+        return found
+    }
+    func isFresh(_ identity: Identity) throws -> Bool { try freshRecord(identity) != nil }
+    enum Arrival {
+        case event(String)
+        case order(OrderID)
+    }
+    var arrivals: [(sequence: Int64, record: Arrival, identities: [Identity])] = []
+    for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
+        arrivals.append((record.sequence, .event(record.event.id), record.event.identities))
+    }
+    for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
+        arrivals.append((record.sequence, .order(record.order.id), record.order.identities))
+    }
+    arrivals.sort { $0.sequence < $1.sequence }
+    func handOver(_ arrival: Arrival) throws {
+        switch arrival {
+        case .event(let id): try tx.setOwner(ofEvent: id, to: absorbedID)
+        case .order(let id): try tx.setOwner(ofOrder: id, to: absorbedID)
+        }
+    }
+    var decided: [Identity: IdentityRecord] = [:]  // a fresh identity → the strongest other identity of its deciding record
+    for arrival in arrivals {
+        let new = try arrival.identities.compactMap { try freshRecord($0) }
+        guard !new.isEmpty else { continue }
+        let others = try arrival.identities.filter { try !isFresh($0) }.compactMap { try tx.identity($0) }
+        for record in new {
+            let present = others.filter { joined[$0.homeCustomerID].map { $0 <= record.createdAt } ?? false }
+            guard let decider = Self.strongest(present) else { continue }
+            if decided[record.identity].map({ decider.identity.kind.strength > $0.identity.kind.strength }) ?? true {
+                decided[record.identity] = decider
+            }
+        }
+    }
+    for (identity, decider) in decided.sorted(by: { $0.key < $1.key }) {
+        guard let record = try tx.identity(identity) else { continue }
+        var settled = record
+        if decider.customerID == absorbedID {
+            settled.customerID = absorbedID
+            settled.homeCustomerID = absorbedID
+        } else if decider.customerID == survivorID {
+            settled.homeCustomerID = decider.homeCustomerID
+        }
+        guard settled != record else { continue }
+        try tx.deleteIdentity(identity)
+        try tx.insertIdentity(settled)
+    }
+    arrivals.removeAll { $0.sequence <= merge.sequence }
+    for arrival in arrivals {
+        // An event a rule emitted has no identities: it follows the record that started the rule's run (handed
+        // over before it, as it came first).
+        let owner: CustomerID?
+        if arrival.identities.isEmpty, case .event(let id) = arrival.record {
+            owner = try startedBy(emitted: id, adopted: Set(merge.adoptedRuns), restored: absorbedID)
+        } else {
+            owner = try self.owner(of: arrival.identities)
+        }
+        if owner == absorbedID { try handOver(arrival.record) }
+    }
+    }
+
+    /// Puts the messages queued for `survivor` after `sequence` whose address or number is `restored`'s into its
+    /// queue, so that its withdrawn consent or its erasure reaches them.
+    private func moveQueuedMessages(from survivor: CustomerID, to restored: CustomerID, after sequence: Int64) throws {
+        for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivor, afterSequence: sequence, limit: .max)) {
+            guard case .message(let message) = entry.payload else { continue }
+            let kind: IdentityKind
+            switch message.channel {
+            case .email: kind = .email
+            case .sms, .phone: kind = .phone
+            case .push: continue
+            }
+            guard try tx.identity(Identity(kind: kind, value: message.recipient))?.customerID == restored else { continue }
+            entry.customerID = restored
+            try tx.updateOutboxEntry(entry)
+        }
     }
 
     /// Whose the rule run that emitted event `id` (`run_….N`) was: the restored customer's when the merge took the
