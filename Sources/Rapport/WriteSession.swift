@@ -305,86 +305,86 @@ struct WriteSession {
     private func followArrivals(undoing merge: MergeRecord, era: MergeRecord, joined: [CustomerID: Timestamp]) throws {
         let survivorID = merge.survivorID
         let absorbedID = merge.absorbedID
-    // Records that arrived after the merge follow the customer their strongest identity points to now,
-    // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
-    // identity first seen while merged is settled first, as if the merges had never happened: the records that
-    // carried it decide by their other identities, those of customers already merged in when it was first seen
-    // (one merged in later did not have it first), the strongest first, then the earliest (a device id that
-    // came with the restored customer's e-mail is the restored customer's, even if the survivor's e-mail came
-    // with it later; a card that came with the restored customer's device and the survivor's e-mail is the
-    // survivor's). One that another customer merged into the survivor decides goes back with that customer when
-    // its merge is undone, so merges into one survivor can be undone in any order with the same outcome. Then
-    // every record follows its strongest identity, those included (a record that carried only that device goes
-    // back too).
-    var fresh: [Identity: IdentityRecord?] = [:]
-    /// The stored record of an identity first seen while merged; nil for any other.
-    func freshRecord(_ identity: Identity) throws -> IdentityRecord? {
-        if let known = fresh[identity] { return known }
-        // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
-        // clock), so it decides, even if that misses one first seen later in the merge's own batch.
-        let found = try tx.identity(identity).flatMap {
-            $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt ? $0 : nil
+        // Records that arrived after the merge follow the customer their strongest identity points to now,
+        // whichever customer they were first attributed to (in a chain, that may be a survivor further up). An
+        // identity first seen while merged is settled first, as if the merges had never happened: the records that
+        // carried it decide by their other identities, those of customers already merged in when it was first seen
+        // (one merged in later did not have it first), the strongest first, then the earliest (a device id that
+        // came with the restored customer's e-mail is the restored customer's, even if the survivor's e-mail came
+        // with it later; a card that came with the restored customer's device and the survivor's e-mail is the
+        // survivor's). One that another customer merged into the survivor decides goes back with that customer when
+        // its merge is undone, so merges into one survivor can be undone in any order with the same outcome. Then
+        // every record follows its strongest identity, those included (a record that carried only that device goes
+        // back too).
+        var fresh: [Identity: IdentityRecord?] = [:]
+        /// The stored record of an identity first seen while merged; nil for any other.
+        func freshRecord(_ identity: Identity) throws -> IdentityRecord? {
+            if let known = fresh[identity] { return known }
+            // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
+            // clock), so it decides, even if that misses one first seen later in the merge's own batch.
+            let found = try tx.identity(identity).flatMap {
+                $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt ? $0 : nil
+            }
+            fresh[identity] = found
+            return found
         }
-        fresh[identity] = found
-        return found
-    }
-    func isFresh(_ identity: Identity) throws -> Bool { try freshRecord(identity) != nil }
-    enum Arrival {
-        case event(String)
-        case order(OrderID)
-    }
-    var arrivals: [(sequence: Int64, record: Arrival, identities: [Identity])] = []
-    for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
-        arrivals.append((record.sequence, .event(record.event.id), record.event.identities))
-    }
-    for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
-        arrivals.append((record.sequence, .order(record.order.id), record.order.identities))
-    }
-    arrivals.sort { $0.sequence < $1.sequence }
-    func handOver(_ arrival: Arrival) throws {
-        switch arrival {
-        case .event(let id): try tx.setOwner(ofEvent: id, to: absorbedID)
-        case .order(let id): try tx.setOwner(ofOrder: id, to: absorbedID)
+        func isFresh(_ identity: Identity) throws -> Bool { try freshRecord(identity) != nil }
+        enum Arrival {
+            case event(String)
+            case order(OrderID)
         }
-    }
-    var decided: [Identity: IdentityRecord] = [:]  // a fresh identity → the strongest other identity of its deciding record
-    for arrival in arrivals {
-        let new = try arrival.identities.compactMap { try freshRecord($0) }
-        guard !new.isEmpty else { continue }
-        let others = try arrival.identities.filter { try !isFresh($0) }.compactMap { try tx.identity($0) }
-        for record in new {
-            let present = others.filter { joined[$0.homeCustomerID].map { $0 <= record.createdAt } ?? false }
-            guard let decider = Self.strongest(present) else { continue }
-            if decided[record.identity].map({ decider.identity.kind.strength > $0.identity.kind.strength }) ?? true {
-                decided[record.identity] = decider
+        var arrivals: [(sequence: Int64, record: Arrival, identities: [Identity])] = []
+        for record in try tx.events(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
+            arrivals.append((record.sequence, .event(record.event.id), record.event.identities))
+        }
+        for record in try tx.orders(of: survivorID, before: nil, limit: .max) where record.sequence > era.sequence {
+            arrivals.append((record.sequence, .order(record.order.id), record.order.identities))
+        }
+        arrivals.sort { $0.sequence < $1.sequence }
+        func handOver(_ arrival: Arrival) throws {
+            switch arrival {
+            case .event(let id): try tx.setOwner(ofEvent: id, to: absorbedID)
+            case .order(let id): try tx.setOwner(ofOrder: id, to: absorbedID)
             }
         }
-    }
-    for (identity, decider) in decided.sorted(by: { $0.key < $1.key }) {
-        guard let record = try tx.identity(identity) else { continue }
-        var settled = record
-        if decider.customerID == absorbedID {
-            settled.customerID = absorbedID
-            settled.homeCustomerID = absorbedID
-        } else if decider.customerID == survivorID {
-            settled.homeCustomerID = decider.homeCustomerID
+        var decided: [Identity: IdentityRecord] = [:]  // a fresh identity → the strongest other identity of its deciding record
+        for arrival in arrivals {
+            let new = try arrival.identities.compactMap { try freshRecord($0) }
+            guard !new.isEmpty else { continue }
+            let others = try arrival.identities.filter { try !isFresh($0) }.compactMap { try tx.identity($0) }
+            for record in new {
+                let present = others.filter { joined[$0.homeCustomerID].map { $0 <= record.createdAt } ?? false }
+                guard let decider = Self.strongest(present) else { continue }
+                if decided[record.identity].map({ decider.identity.kind.strength > $0.identity.kind.strength }) ?? true {
+                    decided[record.identity] = decider
+                }
+            }
         }
-        guard settled != record else { continue }
-        try tx.deleteIdentity(identity)
-        try tx.insertIdentity(settled)
-    }
-    arrivals.removeAll { $0.sequence <= merge.sequence }
-    for arrival in arrivals {
-        // An event a rule emitted has no identities: it follows the record that started the rule's run (handed
-        // over before it, as it came first).
-        let owner: CustomerID?
-        if arrival.identities.isEmpty, case .event(let id) = arrival.record {
-            owner = try startedBy(emitted: id, adopted: Set(merge.adoptedRuns), restored: absorbedID)
-        } else {
-            owner = try self.owner(of: arrival.identities)
+        for (identity, decider) in decided.sorted(by: { $0.key < $1.key }) {
+            guard let record = try tx.identity(identity) else { continue }
+            var settled = record
+            if decider.customerID == absorbedID {
+                settled.customerID = absorbedID
+                settled.homeCustomerID = absorbedID
+            } else if decider.customerID == survivorID {
+                settled.homeCustomerID = decider.homeCustomerID
+            }
+            guard settled != record else { continue }
+            try tx.deleteIdentity(identity)
+            try tx.insertIdentity(settled)
         }
-        if owner == absorbedID { try handOver(arrival.record) }
-    }
+        arrivals.removeAll { $0.sequence <= merge.sequence }
+        for arrival in arrivals {
+            // An event a rule emitted has no identities: it follows the record that started the rule's run (handed
+            // over before it, as it came first).
+            let owner: CustomerID?
+            if arrival.identities.isEmpty, case .event(let id) = arrival.record {
+                owner = try startedBy(emitted: id, adopted: Set(merge.adoptedRuns), restored: absorbedID)
+            } else {
+                owner = try self.owner(of: arrival.identities)
+            }
+            if owner == absorbedID { try handOver(arrival.record) }
+        }
     }
 
     /// Puts the messages queued for `survivor` after `sequence` whose address or number is `restored`'s into its
