@@ -13,6 +13,9 @@ extension RapportEngine {
     /// delivered, so that a customer's messages go out in order. A lease that expires without an acknowledgement
     /// makes the entry deliverable again (at least once).
     ///
+    /// A message whose customer no longer allows its channel for its purpose is not leased but fails (`withdrawn:
+    /// …`), however it came back to be delivered: a lease that ran out, a retry, a release.
+    ///
     /// ```swift
     /// for entry in try await crm.leaseOutbox(consumer: "mailer") {
     ///     try await mailer.send(entry)                      // deduplicate with entry.idempotencyKey
@@ -26,14 +29,34 @@ extension RapportEngine {
         let now = clock.now()
         return try await write { tx in
             var leased: [OutboxEntry] = []
-            for var entry in try tx.deliverableOutboxEntries(at: now, limit: limit) {
-                entry.state = .leased
-                entry.leaseOwner = consumer
-                entry.leaseExpiresAt = now + leaseDuration
-                entry.attempts += 1
-                entry.updatedAt = now
-                try tx.updateOutboxEntry(entry)
-                leased.append(entry)
+            var consents: [CustomerID: [Consent]] = [:]
+            // A withdrawn message fails instead, which lets its customer's next entry go: look again until full.
+            while leased.count < limit {
+                let deliverable = try tx.deliverableOutboxEntries(at: now, limit: limit - leased.count)
+                guard !deliverable.isEmpty else { break }
+                for var entry in deliverable {
+                    if case .message(let message) = entry.payload {
+                        let owner = try tx.activeCustomer(entry.customerID).id
+                        if consents[owner] == nil { consents[owner] = currentConsents(try tx.consents(of: owner)) }
+                        if !WriteSession.allows(consents[owner]!, channel: message.channel, purpose: message.purpose) {
+                            entry.state = .failed
+                            entry.leaseOwner = nil
+                            entry.leaseExpiresAt = nil
+                            entry.lastError =
+                                "withdrawn: the customer no longer allows \(message.channel.rawValue) for \(message.purpose.rawValue) (found at \(now), before it was sent)"
+                            entry.updatedAt = now
+                            try tx.updateOutboxEntry(entry)
+                            continue
+                        }
+                    }
+                    entry.state = .leased
+                    entry.leaseOwner = consumer
+                    entry.leaseExpiresAt = now + leaseDuration
+                    entry.attempts += 1
+                    entry.updatedAt = now
+                    try tx.updateOutboxEntry(entry)
+                    leased.append(entry)
+                }
             }
             return leased
         }
@@ -210,8 +233,12 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                     await release()
                     return nil
                 }
+                // A cancelled consumer gets nothing more: what it has not been handed goes back at once.
+                if Task.isCancelled {
+                    await release()
+                    throw CancellationError()
+                }
                 if !buffer.isEmpty { return buffer.removeFirst() }
-                try Task.checkCancellation()
                 // Subscribed before leasing, so that a commit made meanwhile ends the wait below at once.
                 let (subscription, signals) = engine.changeNotifier.subscribe()
                 defer { engine.changeNotifier.cancel(subscription) }

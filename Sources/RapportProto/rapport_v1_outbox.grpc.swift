@@ -171,7 +171,9 @@ extension Rapport_V1_OutboxService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Leases what is deliverable now (for workers that poll).
+        /// > Leases what is deliverable now (for workers that poll). A message whose customer no longer allows its channel
+        /// > for its purpose is not leased but FAILED ("withdrawn: …"), also one that comes back after a lease ran out, a
+        /// > retry or a release (both here and in StreamOutbox).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_LeaseOutboxRequest` messages.
@@ -285,7 +287,9 @@ extension Rapport_V1_OutboxService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Leases what is deliverable now (for workers that poll).
+        /// > Leases what is deliverable now (for workers that poll). A message whose customer no longer allows its channel
+        /// > for its purpose is not leased but FAILED ("withdrawn: …"), also one that comes back after a lease ran out, a
+        /// > retry or a release (both here and in StreamOutbox).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_LeaseOutboxRequest` message.
@@ -398,7 +402,9 @@ extension Rapport_V1_OutboxService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Leases what is deliverable now (for workers that poll).
+        /// > Leases what is deliverable now (for workers that poll). A message whose customer no longer allows its channel
+        /// > for its purpose is not leased but FAILED ("withdrawn: …"), also one that comes back after a lease ran out, a
+        /// > retry or a release (both here and in StreamOutbox).
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_LeaseOutboxRequest` message.
@@ -748,7 +754,9 @@ extension Rapport_V1_OutboxService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Leases what is deliverable now (for workers that poll).
+        /// > Leases what is deliverable now (for workers that poll). A message whose customer no longer allows its channel
+        /// > for its purpose is not leased but FAILED ("withdrawn: …"), also one that comes back after a lease ran out, a
+        /// > retry or a release (both here and in StreamOutbox).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_LeaseOutboxRequest` message.
@@ -909,7 +917,9 @@ extension Rapport_V1_OutboxService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Leases what is deliverable now (for workers that poll).
+        /// > Leases what is deliverable now (for workers that poll). A message whose customer no longer allows its channel
+        /// > for its purpose is not leased but FAILED ("withdrawn: …"), also one that comes back after a lease ran out, a
+        /// > retry or a release (both here and in StreamOutbox).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_LeaseOutboxRequest` message.
@@ -1104,7 +1114,9 @@ extension Rapport_V1_OutboxService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Leases what is deliverable now (for workers that poll).
+    /// > Leases what is deliverable now (for workers that poll). A message whose customer no longer allows its channel
+    /// > for its purpose is not leased but FAILED ("withdrawn: …"), also one that comes back after a lease ran out, a
+    /// > retry or a release (both here and in StreamOutbox).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_LeaseOutboxRequest` message.
@@ -1277,7 +1289,9 @@ extension Rapport_V1_OutboxService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Leases what is deliverable now (for workers that poll).
+    /// > Leases what is deliverable now (for workers that poll). A message whose customer no longer allows its channel
+    /// > for its purpose is not leased but FAILED ("withdrawn: …"), also one that comes back after a lease ran out, a
+    /// > retry or a release (both here and in StreamOutbox).
     ///
     /// - Parameters:
     ///   - message: request message to send.

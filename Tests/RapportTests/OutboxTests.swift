@@ -187,6 +187,33 @@ struct OutboxTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aMessageThatComesBackAfterTheConsentWasWithdrawnIsNotLeasedAgain(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        try await setUp(crm, customers: ["ada@example.com", "bob@example.com", "cy@example.com"])
+        try await visit(crm, "a1", "ada@example.com", at: clock.now())
+        try await visit(crm, "a2", "ada@example.com", at: clock.now())
+        try await visit(crm, "b1", "bob@example.com", at: clock.now())
+        try await visit(crm, "c1", "cy@example.com", at: clock.now())
+        let leased = try await crm.leaseOutbox(consumer: "crashed", leaseDuration: .seconds(60))
+        #expect(leased.map(subject) == ["a1", "b1", "c1"])
+        // Bob's sender reports a failure to retry; Cy's hands his back; Ada's crashes and its lease runs out.
+        try await crm.failOutboxEntry(leased[1].id, consumer: "crashed", error: "smtp 451", retryAfter: .seconds(1))
+        _ = try await crm.releaseOutboxEntries([leased[2]], consumer: "crashed")
+        clock.advance(by: .seconds(120))
+        // Meanwhile all three withdraw their consent: no sender held their messages then, but none is pending.
+        for email in ["ada@example.com", "bob@example.com", "cy@example.com"] {
+            let id = try #require(try await crm.findCustomer(.email(email))).id
+            _ = try await crm.recordConsent(ConsentInput(customerID: id, channel: .email, purpose: .marketing, status: .revoked, source: "unsubscribe"))
+        }
+        // None goes out again; Ada's next message (pending) was failed by the withdrawal itself.
+        #expect(try await crm.leaseOutbox(consumer: "mailer").isEmpty)
+        let entries = try await crm.outboxEntries().entries
+        #expect(entries.map(subject) == ["a1", "a2", "b1", "c1"])
+        #expect(entries.map(\.state) == [.failed, .failed, .failed, .failed])
+        #expect(entries.allSatisfy { $0.lastError.hasPrefix("withdrawn: the customer") })
+    }
+
+    @Test(arguments: Backend.allCases)
     func eachCustomerKeepsTheirQueueThroughAMergeSoAnUnmergeOrAnErasureTakesItAlong(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         try await setUp(crm, customers: ["bob@example.com", "ada@example.com"])  // Bob is older: he survives
@@ -274,6 +301,28 @@ struct OutboxTests {
         while try await test.crm.outboxEntries(states: [.leased]).entries.map(subject) != ["second"] { await Task.yield() }
         test.clock.advance(by: .seconds(61))
         #expect(try await received.value == ["first", "second", "second"])
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aCancelledConsumerGetsNothingMoreAndItsLeasesGoBack() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm, customers: ["ada@example.com", "bob@example.com", "cy@example.com"])
+        for email in ["ada@example.com", "bob@example.com", "cy@example.com"] { try await visit(test.crm, email, email, at: test.clock.now()) }
+        let deliveries = test.crm.outboxDeliveries(consumer: "worker", leaseDuration: .seconds(3600), batchSize: 50)
+        let outcome = await Task { () -> (first: String?, then: String) in
+            var iterator = deliveries.makeAsyncIterator()
+            let first = try? await iterator.next()  // leases all three, hands out one
+            withUnsafeCurrentTask { $0?.cancel() }
+            do {
+                _ = try await iterator.next()
+                return (first.map(subject), "another entry")
+            } catch {
+                return (first.map(subject), "\(type(of: error))")
+            }
+        }.value
+        #expect(outcome.first == "ada@example.com")
+        #expect(outcome.then == "CancellationError")
+        // The two it was not handed are free at once (not after the hour's lease); the one it was handed is its.
+        #expect(try await test.crm.leaseOutbox(consumer: "other").map(subject) == ["bob@example.com", "cy@example.com"])
     }
 
     @Test func jobsSurviveARestartAndRunOnceEvenWithTwoSchedulers() async throws {
