@@ -31,11 +31,18 @@ extension RapportEngine {
     }
 
     /// Revokes an API key: it authenticates nobody from now on. Revoking a revoked key changes nothing.
+    ///
+    /// The last active admin key is not revoked (`failedPrecondition`): without one nobody could create keys again.
+    /// Create another admin key first.
     public func revokeAPIKey(_ id: APIKeyID, requestID: String? = nil) async throws(RapportError) -> APIKey {
         let now = clock.now()
         let key: APIKey = try await mutate("revokeAPIKey", requestID: requestID, fingerprint: id) { tx in
             guard var key = try tx.apiKey(id) else { throw RapportError.notFound(entity: "api key", id: id.rawValue) }
             guard key.revokedAt == nil else { return key }
+            if key.role == .admin, try !tx.apiKeys().contains(where: { $0.id != key.id && $0.role == .admin && $0.isActive }) {
+                throw RapportError.failedPrecondition(
+                    "api key \(id) is the last active admin key: create another admin key before revoking it, or nobody could manage keys")
+            }
             key.revokedAt = now
             try tx.updateAPIKey(key)
             return key

@@ -112,6 +112,10 @@ extension Rapport_V1_ApiKeyService {
 
         /// Handle the "RevokeApiKey" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revoking the last active ADMIN key is FAILED_PRECONDITION: nobody could manage keys any more.
+        ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_RevokeApiKeyRequest` messages.
         ///   - context: Context providing information about the RPC.
@@ -167,6 +171,10 @@ extension Rapport_V1_ApiKeyService {
 
         /// Handle the "RevokeApiKey" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revoking the last active ADMIN key is FAILED_PRECONDITION: nobody could manage keys any more.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_RevokeApiKeyRequest` message.
         ///   - context: Context providing information about the RPC.
@@ -219,6 +227,10 @@ extension Rapport_V1_ApiKeyService {
         ) async throws -> Rapport_V1_CreateApiKeyResponse
 
         /// Handle the "RevokeApiKey" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revoking the last active ADMIN key is FAILED_PRECONDITION: nobody could manage keys any more.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_RevokeApiKeyRequest` message.
@@ -402,6 +414,10 @@ extension Rapport_V1_ApiKeyService {
 
         /// Call the "RevokeApiKey" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revoking the last active ADMIN key is FAILED_PRECONDITION: nobody could manage keys any more.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_RevokeApiKeyRequest` message.
         ///   - serializer: A serializer for `Rapport_V1_RevokeApiKeyRequest` messages.
@@ -490,6 +506,10 @@ extension Rapport_V1_ApiKeyService {
         }
 
         /// Call the "RevokeApiKey" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revoking the last active ADMIN key is FAILED_PRECONDITION: nobody could manage keys any more.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_RevokeApiKeyRequest` message.
@@ -581,6 +601,10 @@ extension Rapport_V1_ApiKeyService.ClientProtocol {
 
     /// Call the "RevokeApiKey" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Revoking the last active ADMIN key is FAILED_PRECONDITION: nobody could manage keys any more.
+    ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_RevokeApiKeyRequest` message.
     ///   - options: Options to apply to this RPC.
@@ -663,6 +687,10 @@ extension Rapport_V1_ApiKeyService.ClientProtocol {
     }
 
     /// Call the "RevokeApiKey" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Revoking the last active ADMIN key is FAILED_PRECONDITION: nobody could manage keys any more.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -222,6 +222,19 @@ struct RequestIDTests {
         await expectError(.notFound(entity: "api key", id: "key_nope")) { try await crm.revokeAPIKey(APIKeyID(rawValue: "key_nope")!) }
         let error = await captureError { try await crm.createAPIKey(name: "  ", role: .analyst) }
         #expect(error?.fieldViolations.map(\.field) == ["name"])
+
+        // The last active admin key stays: without one nobody could manage keys (and no new one is bootstrapped).
+        await expectError(
+            .failedPrecondition(
+                "api key \(bootstrap.key.id) is the last active admin key: create another admin key before revoking it, or nobody could manage keys")
+        ) { try await crm.revokeAPIKey(bootstrap.key.id) }
+        #expect(try await crm.authenticate(secret: bootstrap.secret)?.role == .admin)
+        let second = try await crm.createAPIKey(name: "second admin", role: .admin)
+        #expect(try await crm.revokeAPIKey(bootstrap.key.id).revokedAt != nil)
+        await expectError(
+            .failedPrecondition(
+                "api key \(second.key.id) is the last active admin key: create another admin key before revoking it, or nobody could manage keys")
+        ) { try await crm.revokeAPIKey(second.key.id) }
     }
 
     @Test func rolesGrantWhatTheyShould() {
