@@ -8,7 +8,7 @@ struct CustomersErase: AsyncParsableCommand {
         commandName: "erase",
         abstract: "Delete a customer and everything about it, and the customers merged into it (admins only).",
         discussion: """
-            Erasure is final: there is no undo. Export first if the person asked for their data \\
+            Erasure is final: there is no undo. Export first if the person asked for their data \
             (rapport customers export ID). --yes confirms; without it nothing is sent.
             """
     )

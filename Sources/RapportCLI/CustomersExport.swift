@@ -8,8 +8,8 @@ struct CustomersExport: AsyncParsableCommand {
         commandName: "export",
         abstract: "Print everything Rapport holds about a customer as JSON (admins only).",
         discussion: """
-            Profile, identities, aggregates, every order, event, interaction and consent statement, merges, segments, \\
-            rule runs and queued messages, of the customer and the customers merged into it, unmasked, read at one \\
+            Profile, identities, aggregates, every order, event, interaction and consent statement, merges, segments, \
+            rule runs and queued messages, of the customer and the customers merged into it, unmasked, read at one \
             instant. Redirect it to a file to hand it over: rapport customers export cus_... > export.json
             """
     )

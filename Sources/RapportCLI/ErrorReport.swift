@@ -14,9 +14,13 @@ enum ErrorReport {
 
     static func line(for error: RPCError, hasKey: Bool) -> String {
         var text = "\(name(of: error.code)): \(error.message)"
-        let violations = fieldViolations(of: error).filter { !error.message.contains("\($0.field): \($0.description)") }
+        // A violation without a field (the count of those not named) is its description alone.
+        func shown(_ violation: (field: String, description: String)) -> String {
+            violation.field.isEmpty ? violation.description : "\(violation.field): \(violation.description)"
+        }
+        let violations = fieldViolations(of: error).filter { !error.message.contains(shown($0)) }
         if !violations.isEmpty {
-            text += " (" + violations.map { "\($0.field): \($0.description)" }.joined(separator: "; ") + ")"
+            text += " (" + violations.map(shown).joined(separator: "; ") + ")"
         }
         if error.code == .unauthenticated && !hasKey {
             text += " (pass --key SECRET or set RAPPORT_API_KEY)"

@@ -59,9 +59,13 @@ struct GlobalOptions: ParsableArguments {
             portText = text[text.index(after: colon)...]
         } else {
             host = Substring(text)
+            // Several colons without brackets: an IPv6 address and nothing else (not a URL such as https://host).
+            guard !host.contains(":") || host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
         }
         host = host.drop { $0 == " " }
         guard !host.isEmpty else { return nil }
+        // A name or an address: letters, digits, '-', '.', '_' (and, for IPv6, ':' and a '%' zone).
+        guard host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._:%".contains($0)) }) else { return nil }
         guard let portText else { return (String(host), 50051) }
         guard let port = Int(portText), (1...65535).contains(port) else { return nil }
         return (String(host), port)

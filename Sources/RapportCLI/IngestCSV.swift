@@ -6,7 +6,7 @@ import SwiftProtobuf
 final class CSVSource: IngestSource {
     static let eventColumns = ["id", "type", "occur_time", "channel", "email", "phone", "anonymous_id", "properties_json"]
     static let orderColumns = [
-        "source", "external_id", "status", "place_time", "channel", "currency", "email", "phone", "anonymous_id",
+        "source", "external_id", "status", "place_time", "status_time", "channel", "currency", "email", "phone", "anonymous_id",
         "sku", "name", "quantity", "unit_price_minor", "discount_minor", "shipping_minor", "tax_minor",
     ]
 
@@ -22,6 +22,8 @@ final class CSVSource: IngestSource {
     /// The orders (source, external id and status) sent already, and the line each began on: their rows must be
     /// consecutive, or a later group would replace the lines of the first.
     private var sentOrders: [String: Int] = [:]
+    /// The line the first state sent of each order (source and external id) began on.
+    private var sentOrderStarts: [String: Int] = [:]
     /// An unreadable record met while an order was pending: thrown once the order is out.
     private var deferredError: (any Error)?
     private let parser = CSVValues()
@@ -32,7 +34,11 @@ final class CSVSource: IngestSource {
         let names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if names.starts(with: ["source", "external_id"]) {
             kind = .orders
-            try Self.check(names, allowed: Self.orderColumns, required: ["source", "external_id", "place_time"])
+            try Self.check(names, allowed: Self.orderColumns, required: ["source", "external_id", "place_time", "currency"])
+            // Every order needs a line: without a column for one, each would be refused after the whole file went.
+            if !names.contains(where: { ["sku", "name", "quantity"].contains($0) }) {
+                throw InputError("line 1: the CSV header needs a column for the order lines: sku (with name, quantity, unit_price_minor)")
+            }
         } else if names.contains("id") && names.contains("type") {
             kind = .events
             try Self.check(names, allowed: Self.eventColumns, required: ["id", "type", "occur_time"])
@@ -112,7 +118,9 @@ final class CSVSource: IngestSource {
         // fields on its first row only).
         if row["status"].isEmpty, let current = pending, current.key.hasPrefix(Self.orderPrefix(row)) { key = current.key }
         if let current = pending, current.key != key, let flushed = flushOrder() { queue.append(flushed) }
-        if pending == nil, let first = sentOrders[key] {
+        // A blank status continues nothing after other rows came between: a state of this order went out already.
+        let first = sentOrders[key] ?? (row["status"].isEmpty ? sentOrderStarts[Self.orderPrefix(row)] : nil)
+        if pending == nil, let first {
             let status = row["status"].isEmpty ? "" : " (\(row["status"]))"
             queue.append(
                 .problem(
@@ -132,6 +140,7 @@ final class CSVSource: IngestSource {
                 order.status = try parser.status(row["status"])
                 order.channel = try parser.channel(row["channel"])
                 if let time = try parser.time(row["place_time"], column: "place_time") { order.placeTime = time }
+                if let time = try parser.time(row["status_time"], column: "status_time") { order.statusTime = time }
                 order.discountMinor = try parser.integer(row["discount_minor"], column: "discount_minor") ?? 0
                 order.shippingMinor = try parser.integer(row["shipping_minor"], column: "shipping_minor") ?? 0
                 order.taxMinor = try parser.integer(row["tax_minor"], column: "tax_minor") ?? 0
@@ -170,6 +179,8 @@ final class CSVSource: IngestSource {
         guard let current = pending else { return nil }
         pending = nil
         sentOrders[current.key] = current.line
+        let prefix = current.order.source + "\u{0}" + current.order.externalID + "\u{0}"
+        if sentOrderStarts[prefix] == nil { sentOrderStarts[prefix] = current.line }
         if let problem = current.problem {
             return .problem(line: current.line, "order \(current.order.source)/\(current.order.externalID) not sent: \(problem)")
         }

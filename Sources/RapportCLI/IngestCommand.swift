@@ -29,10 +29,12 @@ struct IngestCommand: AsyncParsableCommand {
             (2026-03-01T10:00:00Z); channel is web, app, store, marketplace, call_center, email, sms, social or other; \
             properties_json is a JSON object of strings, numbers, booleans or lists of strings.
             Orders: a header starting with source,external_id, from the columns
-              source,external_id,status,place_time,channel,currency,email,phone,
-              anonymous_id,sku,name,quantity,unit_price_minor,discount_minor,
+              source,external_id,status,place_time,status_time,channel,currency,email,
+              phone,anonymous_id,sku,name,quantity,unit_price_minor,discount_minor,
               shipping_minor,tax_minor
-            place_time and an identity column are required. Consecutive rows with the same source, external_id and \
+            place_time, currency, sku (or name or quantity: a column for the lines) and an identity column are \
+            required; status_time is when the order reached its status (the time it is ingested when empty). \
+            Consecutive rows with the same source, external_id and \
             status are the lines of one order; the order's own fields are read from its first row, and a row that \
             leaves status blank continues the order above it. A row with another status starts the order's next state, which repeats its lines (an order's content is that of its latest \
             state); the rows of one state must be consecutive. Amounts are integer minor units (8999 = 89.99 EUR); status is placed, \
@@ -153,14 +155,18 @@ struct IngestCommand: AsyncParsableCommand {
                 } catch let error as RPCError where error.code == .invalidArgument && allOrNothing {
                     let violations = ErrorReport.fieldViolations(of: error)
                     summary.refuse(batchOf: items.count, violations: violations, lines: lines)
-                    summary.failure = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) was refused and not applied: \(ErrorReport.line(for: error))"
+                    summary.failure =
+                        "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) was refused and not applied: \(ErrorReport.line(for: error))"
+                        + (RequestIDs.shared.last.map { " [request \($0)]" } ?? "")
                     break
                 } catch {
                     var reason = ErrorReport.line(for: error, hasKey: global.secret != nil)
                     if let rpc = error as? RPCError, rpc.code == .resourceExhausted || rpc.message.contains("RST_STREAM") {
                         reason += " (a batch larger than the server's --max-message-bytes is refused this way: try a smaller --batch-size)"
                     }
-                    summary.failure = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) failed: \(reason)"
+                    // A failure the server answered names the call, as the server's log does.
+                    let request = (error is RPCError ? RequestIDs.shared.last : nil).map { " [request \($0)]" } ?? ""
+                    summary.failure = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) failed: \(reason)\(request)"
                     break
                 }
                 progress.update(batches: summary.batches, items: summary.sent, fraction: source.fractionRead)

@@ -29,6 +29,8 @@ struct IngestSummary {
     var rejections: [Rejection] = []
     /// Why the ingest stopped before the end of the file, if it did.
     var failure: String?
+    /// Whether some rejection was not kept (more than `keptRejections`, or an item's violations past its third).
+    private(set) var truncated = false
 
     var succeeded: Bool { rejected == 0 && failure == nil }
 
@@ -39,6 +41,7 @@ struct IngestSummary {
 
     private mutating func keep(_ rejection: Rejection) {
         if rejections.count == Self.keptRejections {
+            truncated = true
             guard let last = rejections.last, rejection.line < last.line else { return }
             rejections.removeLast()
         }
@@ -63,6 +66,7 @@ struct IngestSummary {
             for violation in result.violations.prefix(3) {
                 keep(Rejection(line: line, field: violation.field, description: violation.description_p))
             }
+            if result.violations.count > 3 { truncated = true }
         }
     }
 
@@ -77,6 +81,7 @@ struct IngestSummary {
                 let more = Int(violation.description.dropFirst(4).prefix { $0.isNumber })
             {
                 unnamed += more
+                truncated = true
                 continue
             }
             var field = violation.field
@@ -105,7 +110,7 @@ struct IngestSummary {
             "  new customers \(createdCustomers), merges \(merges)",
         ]
         if !rejections.isEmpty {
-            lines.append(rejected > rejections.count ? "first rejections:" : "rejections:")
+            lines.append(truncated || rejected > rejections.count ? "first rejections:" : "rejections:")
             lines += rejections.sorted { $0.line < $1.line }.map { "  " + $0.text }
         }
         if let failure { lines.append("stopped: \(failure)") }

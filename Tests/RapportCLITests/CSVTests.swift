@@ -125,15 +125,46 @@ struct CSVTests {
         #expect(try records(orders) == ["item@2 A+B", "item@4 C"])
     }
 
-    @Test func aBrokenRowStopsItsOrderWhereverItsColumnsMoved() throws {
-        // The status comes after the name here: a stray comma in a name moves it.
-        let header = "source,external_id,place_time,email,sku,name,quantity,unit_price_minor,status\n"
-        let orders = header + """
-            web,1001,2026-01-01T10:00:00Z,ada@example.com,A,Apple,1,100,paid
-            web,1001,2026-01-01T10:00:00Z,ada@example.com,B,Bread, white,1,200,paid
+    @Test func aBlankStatusRowOfAnOrderSentAlreadyIsRefusedNotSentAlone() throws {
+        let orders = Self.orderHeader + """
+            web,1001,paid,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,
+            web,1002,paid,2026-01-01T11:00:00Z,web,EUR,bob@example.com,,,C,Cheese,1,100,,,
+            web,1001,,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,B,Bread,1,200,,,
 
             """
-        #expect(try records(orders) == ["2: order web/1001 not sent: line 3: expected 9 fields as in the header, found 10"])
+        #expect(
+            try records(orders) == [
+                "item@2 A", "item@3 C",
+                "4: order web/1001 began on line 2 and other rows came between: the rows of an order must be consecutive",
+            ])
+    }
+
+    @Test func statusTimeSaysWhenTheOrderReachedItsStatus() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-csv-\(UUID().uuidString).csv").path
+        let rows = """
+            source,external_id,status,place_time,status_time,currency,email,sku
+            web,1001,placed,2026-01-01T10:00:00Z,,EUR,ada@example.com,A
+            web,1001,shipped,2026-01-01T10:00:00Z,2026-01-03T08:30:00Z,EUR,ada@example.com,A
+
+            """
+        try Data(rows.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let source = try CSVSource(reader: try LineReader(path: path))
+        guard case .item(_, let placed) = try source.next(), case .item(_, let shipped) = try source.next() else { throw InputError("expected two orders") }
+        #expect(!placed.order.hasStatusTime)
+        #expect(shipped.order.statusTime.seconds == 1_767_429_000)
+        #expect(shipped.order.status == .shipped)
+    }
+
+    @Test func aBrokenRowStopsItsOrderWhereverItsColumnsMoved() throws {
+        // The status comes after the name here: a stray comma in a name moves it.
+        let header = "source,external_id,place_time,currency,email,sku,name,quantity,unit_price_minor,status\n"
+        let orders = header + """
+            web,1001,2026-01-01T10:00:00Z,EUR,ada@example.com,A,Apple,1,100,paid
+            web,1001,2026-01-01T10:00:00Z,EUR,ada@example.com,B,Bread, white,1,200,paid
+
+            """
+        #expect(try records(orders) == ["2: order web/1001 not sent: line 3: expected 10 fields as in the header, found 11"])
     }
 
     @Test func anUnreadableRowStillLetsTheOrderBeforeItOut() throws {
@@ -162,7 +193,22 @@ struct CSVTests {
         #expect(refusal("id,type,email") == "line 1: the CSV header needs a 'occur_time' column")
         #expect(refusal("id,type,occur_time,channel") == "line 1: the CSV header needs an identity column: email, phone or anonymous_id")
         #expect(refusal("source,external_id,status,email") == "line 1: the CSV header needs a 'place_time' column")
+        #expect(refusal("source,external_id,status,place_time,email,sku,quantity") == "line 1: the CSV header needs a 'currency' column")
+        #expect(
+            refusal("source,external_id,status,place_time,currency,email")
+                == "line 1: the CSV header needs a column for the order lines: sku (with name, quantity, unit_price_minor)")
+        #expect(refusal("source,external_id,place_time,currency,email,sku") == nil)
         #expect(refusal("id,type,occur_time,anonymous_id") == nil)
+    }
+
+    @Test func serverAddressesAreHostAndPortNotURLs() throws {
+        #expect(GlobalOptions.parse("127.0.0.1:50051")! == ("127.0.0.1", 50051))
+        #expect(GlobalOptions.parse("crm.example.com")! == ("crm.example.com", 50051))
+        #expect(GlobalOptions.parse("[::1]:6000")! == ("::1", 6000))
+        #expect(GlobalOptions.parse("::1")! == ("::1", 50051))
+        for bad in ["https://crm.example.com:443", "crm.example.com/path", "http://host", "host:0", "host:x", "[::1", ":50051", "a b:1"] {
+            #expect(GlobalOptions.parse(bad) == nil, "\(bad)")
+        }
     }
 
     @Test func rolesAreTakenAsTheREADMEAndTheProtoSpellThem() throws {
@@ -181,6 +227,26 @@ struct IngestSummaryTests {
         summary.reject(line: 3, description: "unreadable")
         #expect(summary.rejected == 12)
         #expect(summary.rejections.map(\.line) == [3] + Array(100..<109))
+    }
+
+    @Test func aListCutShortSaysSoEvenWhenEveryItemIsInIt() {
+        var summary = IngestSummary()
+        let response = Rapport_V1_IngestEventsResponse.with { response in
+            response.results = (0..<4).map { index in
+                .with {
+                    $0.index = Int64(index)
+                    $0.outcome = .rejected
+                    $0.violations = (0..<3).map { field in .with { $0.field = "f\(field)"; $0.description_p = "bad" } }
+                }
+            }
+        }
+        summary.add(response, lines: [2, 3, 4, 5])
+        #expect(summary.rejected == 4)
+        #expect(summary.rejections.count == 10)  // 12 violations, 10 kept
+        #expect(summary.text(file: "f.csv", elapsed: .zero).contains("first rejections:"))
+        var few = IngestSummary()
+        few.reject(line: 2, description: "bad")
+        #expect(few.text(file: "f.csv", elapsed: .zero).contains("\nrejections:"))
     }
 
     @Test func aRefusedBatchCountsWhatTheServerDidNotName() {
