@@ -71,8 +71,11 @@ extension RapportEngine {
             // Storage errors may pass (a busy or full disk): such a job gets many more tries (days, with the growing
             // delay) before it is dropped, but not endless ones, since a row that cannot be read fails for good too.
             let problem = "\(error)"
+            // The retry's delay counts from now: the batch's time may be long past.
+            let failedAt = max(now, clock.now())
             let givenUp: ScheduledJob? = try await write { [isStorage] tx in
-                guard var job = try tx.job(key) else { return nil }
+                // A job put under the same key since (not due yet: a rule's next occurrence) is another job: left as it is.
+                guard var job = try tx.job(key), job.dueAt <= now else { return nil }
                 job.attempts += 1
                 // A segment re-check is never given up: nothing else would plan it for a customer who changes no more.
                 // Nor is a job this version cannot read: a later version may (its data is not this version's to drop).
@@ -82,7 +85,7 @@ extension RapportEngine {
                 default: keep = false
                 }
                 guard job.attempts < (isStorage ? 100 : 10) || keep else { return job }
-                job.dueAt = now + .seconds(Int64(min(3600, 1 << min(job.attempts, 12))))
+                job.dueAt = failedAt + .seconds(Int64(min(3600, 1 << min(job.attempts, 12))))
                 try tx.putJob(job)
                 return nil
             }
@@ -90,7 +93,8 @@ extension RapportEngine {
             logger.error("scheduled job given up", metadata: ["job": "\(key)", "attempts": "\(givenUp.attempts)"])
             do {
                 try await write { [self] tx in
-                    guard try tx.job(key) != nil else { return }
+                    // Still the job given up (not one put under its key since).
+                    guard let current = try tx.job(key), current.dueAt == givenUp.dueAt, current.attempts + 1 == givenUp.attempts else { return }
                     try tx.deleteJob(key)
                     var session = WriteSession(tx: tx, engine: self, now: now)
                     try session.giveUp(givenUp, problem: problem)
@@ -99,7 +103,7 @@ extension RapportEngine {
             } catch {
                 // What depended on the job cannot be settled either: at least the job goes.
                 logger.error("scheduled job given up without settling what waits for it", metadata: ["job": "\(key)", "error": "\(error)"])
-                try await write { tx in if try tx.job(key) != nil { try tx.deleteJob(key) } }
+                try await write { tx in if let current = try tx.job(key), current.dueAt == givenUp.dueAt { try tx.deleteJob(key) } }
             }
             return true
         }

@@ -316,6 +316,9 @@ final class FailingStore: Store, @unchecked Sendable {
     nonisolated(unsafe) var failOnJobKey: String?
     nonisolated(unsafe) var failOnCustomerUpdate = false
     nonisolated(unsafe) var failOnCustomerRead = false
+    /// Runs on the base store after a write failed, before the failure reaches the caller: another writer's commit
+    /// between the two.
+    nonisolated(unsafe) var afterFailedWrite: (@Sendable (any Store) async throws -> Void)?
 
     init(base: any Store) { self.base = base }
 
@@ -326,8 +329,16 @@ final class FailingStore: Store, @unchecked Sendable {
         let failOnJob = failOnJobKey
         let failOnUpdate = failOnCustomerUpdate
         let failOnRead = failOnCustomerRead
-        return try await base.write { tx in
-            try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob, failOnCustomerUpdate: failOnUpdate, failOnCustomerRead: failOnRead))
+        do {
+            return try await base.write { tx in
+                try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob, failOnCustomerUpdate: failOnUpdate, failOnCustomerRead: failOnRead))
+            }
+        } catch {
+            if let hook = afterFailedWrite {
+                afterFailedWrite = nil
+                try await hook(base)
+            }
+            throw error
         }
     }
 }

@@ -448,6 +448,23 @@ struct OutboxTests {
         #expect(try await crm.customer(ada.id).profile.tags == ["later"])
     }
 
+    @Test func aFailedJobReplacedMeanwhileIsLeftAsItsReplacementIs() async throws {
+        let (store, clock, crm) = try failingEngine()
+        let (_, run) = try await waitingRun(crm, clock)
+        let key = "wait:\(run.id.rawValue)"
+        store.failOnCustomerUpdate = true
+        // Between the failure and its bookkeeping, another writer puts a job under the same key, due next week.
+        let nextWeek = clock.now() + .seconds(7 * 86_400)
+        store.afterFailedWrite = { base in
+            try await base.write { tx in try tx.putJob(ScheduledJob(key: key, dueAt: nextWeek, kind: .resumeRun(run.id), customerID: run.customerID)) }
+        }
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        let job = try #require(try await store.read { try $0.job(key) })
+        #expect(job.dueAt == nextWeek)  // not moved to a retry in seconds
+        #expect(job.attempts == 0)
+    }
+
     @Test func aJobThatKeepsFailingOnStorageIsDroppedAfterAHundredTries() async throws {
         let (store, clock, crm) = try failingEngine()
         let (rule, run) = try await waitingRun(crm, clock)
