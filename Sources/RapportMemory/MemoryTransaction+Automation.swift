@@ -404,7 +404,9 @@ extension MemoryTransaction {
             let keys = after.map { db.jobKeys.ascending(after: $0, limit: 256) } ?? db.jobKeys.ascending(from: prefix, limit: 256)
             var done = keys.count < 256
             for key in keys {
-                guard key.hasPrefix(prefix) else {
+                // By bytes, as SQLite compares: `hasPrefix` compares characters, and a combining mark after the
+                // prefix would hide a key that starts with it.
+                guard key.utf8.starts(with: prefix.utf8) else {
                     done = true
                     break
                 }

@@ -315,6 +315,13 @@ extension StoreConformance {
         #expect(try await store.read { try $0.dueJobs(at: F.time(100), limit: 10).map(\.key) } == ["date:rul_10:cus_a"])
         try await store.write { try $0.deleteJob("date:rul_10:cus_a") }
         #expect(try await store.read { try $0.nextJobDue() } == nil)
+        // A prefix names keys by their bytes: a combining mark or a modifier after it does not hide a key.
+        try await store.write { tx in
+            for key in ["k:q\u{301}", "k:q日", "k:👍🏽", "k:r"] { try tx.putJob(F.job(key, due: 1)) }
+            try tx.deleteJobs(keyPrefix: "k:q")
+            try tx.deleteJobs(keyPrefix: "k:👍")
+        }
+        #expect(try await store.read { try $0.dueJobs(at: F.time(100), limit: 10).map(\.key) } == ["k:r"])
     }
 
     @Test(arguments: Backend.allCases)
