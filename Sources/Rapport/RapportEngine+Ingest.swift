@@ -321,10 +321,25 @@ extension WriteSession {
     mutating func apply(_ input: PreparedOrder, sequence: Int64) throws -> IngestOutcome {
         if let existing = try tx.order(key: input.key) {
             var order = existing.order
-            if !order.statusHistory.contains(where: { $0.status == input.status }) {
-                order.statusHistory.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? now))
-                // Feeds arrive out of order: the history is kept in time order and its last entry is the status.
-                order.statusHistory = order.statusHistory.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+            let added = !order.statusHistory.contains(where: { $0.status == input.status })
+            if added {
+                let latest = order.statusHistory.map(\.at).max() ?? order.placedAt
+                let at: Timestamp
+                if let changed = input.statusChangedAt {
+                    at = max(changed, order.placedAt)  // nothing happens to an order before it is placed
+                } else if input.status.lifecycleRank < order.status.lifecycleRank {
+                    // Undated and earlier in the order's life than where it is: it happened, but not after the
+                    // current status (a late "shipped" after "delivered" does not take the order back).
+                    at = latest
+                } else {
+                    at = max(now, latest)
+                }
+                order.statusHistory.append(OrderStatusChange(status: input.status, at: at))
+                // Feeds arrive out of order: the history is kept in time order (at the same time, in the order's
+                // life order) and its last entry is the status.
+                order.statusHistory = order.statusHistory.enumerated().sorted {
+                    ($0.element.at, $0.element.status.lifecycleRank, $0.offset) < ($1.element.at, $1.element.status.lifecycleRank, $1.offset)
+                }.map(\.element)
                 order.status = order.statusHistory.last!.status
             }
             // The content (lines, amounts, channel) comes from an item about the order's latest state. An item about a
@@ -348,11 +363,12 @@ extension WriteSession {
                 try recomputeStats(of: order.customerID)
             }
             try markDirty(order.customerID, [.stats, .orders])
-            if order.status != existing.order.status {
-                let changedAt = order.statusHistory.last { $0.status == order.status }?.at ?? now
+            // Every status the order reaches triggers its rules once, also one that arrived after a later one.
+            if added {
+                let changedAt = order.statusHistory.last { $0.status == input.status }?.at ?? now
                 let now = self.now  // the event is made inside `trigger`, which mutates self
                 try trigger(
-                    order.customerID, type: "order.\(order.status.rawValue)", BuiltInEvent.order(order, status: order.status, at: changedAt, now: now), order: order)
+                    order.customerID, type: "order.\(input.status.rawValue)", BuiltInEvent.order(order, status: input.status, at: changedAt, now: now), order: order)
             }
             return .updated(order.customerID)
         }

@@ -4,6 +4,19 @@ public enum OrderStatus: String, Hashable, Sendable, Codable, CaseIterable {
 
     /// Whether an order in this status counts in order count, total spent and average order value.
     public var counts: Bool { self != .cancelled && self != .refunded }
+
+    /// Where the status comes in an order's life (placed 0 … delivered 3, cancelled and refunded last): of two
+    /// statuses at the same time the later one in life is the order's status.
+    public var lifecycleRank: Int {
+        switch self {
+        case .placed: 0
+        case .paid: 1
+        case .shipped: 2
+        case .delivered: 3
+        case .cancelled: 4
+        case .refunded: 5
+        }
+    }
 }
 
 /// The shop's own key for an order: where it came from and its id there. Ingest is idempotent by this key.

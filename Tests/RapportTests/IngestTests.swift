@@ -162,6 +162,38 @@ struct IngestTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func undatedOrEarlyStatusesDoNotTakeAnOrderBackAndEveryStatusTriggersItsRules(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        clock.advance(by: day * 30)
+        let receipt = try await crm.createRule(RuleDefinition(name: "Receipt", trigger: .event(type: "order.paid"), actions: [.addTag("receipt")]))
+        _ = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .delivered, statusAt: start + day * 3)])
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        // A late "shipped" without its time: it happened, but the order stays delivered.
+        _ = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .shipped)])
+        var o1 = try await crm.order(OrderKey(source: "web", externalID: "o1"))
+        #expect(o1.status == .delivered)
+        #expect(o1.statusHistory.map(\.status) == [.placed, .shipped, .delivered])
+        // "paid", dated, after the later states: in its place in the history, and its rules run (a receipt).
+        _ = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .paid, statusAt: start + day * 2)])
+        o1 = try await crm.order(OrderKey(source: "web", externalID: "o1"))
+        #expect(o1.statusHistory.map(\.status) == [.placed, .paid, .shipped, .delivered])
+        #expect(o1.status == .delivered)
+        #expect(try await crm.runs(rule: receipt.id).runs.map(\.status) == [.fired])
+        #expect(try await crm.customer(ada).profile.tags == ["receipt"])
+        // A status dated before the order was placed (a clock off elsewhere) still comes after "placed".
+        _ = try await crm.ingest([order("o2", at: start + day * 5, .email("ada@example.com"))])
+        _ = try await crm.ingest([order("o2", at: start + day * 4, .email("ada@example.com"), status: .cancelled, statusAt: start + day * 4 + .seconds(3600))])
+        let o2 = try await crm.order(OrderKey(source: "web", externalID: "o2"))
+        #expect(o2.status == .cancelled)
+        #expect(o2.statusHistory.map(\.status) == [.placed, .cancelled])
+        #expect(try await crm.stats(of: ada).orderCount == 1)
+        // An undated cancellation after delivery moves it on: it comes later in an order's life.
+        _ = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .refunded)])
+        #expect(try await crm.order(OrderKey(source: "web", externalID: "o1")).status == .refunded)
+        #expect(try await crm.stats(of: ada).orderCount == 0)
+    }
+
+    @Test(arguments: Backend.allCases)
     func cancelledAndRefundedOrdersLeaveTheAggregates(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let eur = try CurrencyCode("EUR")
