@@ -301,6 +301,7 @@ extension Rapport_V1_CustomerService {
         /// > Source IDL Documentation:
         /// >
         /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+        /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -592,6 +593,7 @@ extension Rapport_V1_CustomerService {
         /// > Source IDL Documentation:
         /// >
         /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+        /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -897,6 +899,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+    /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_DeleteCustomerRequest` message.
@@ -1196,6 +1199,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Erases the customer and everything they own, including customers merged into them. Final, so admins only.
+    /// > The id of a customer merged into another is FAILED_PRECONDITION: erase the survivor, or unmerge first.
     ///
     /// - Parameters:
     ///   - message: request message to send.
