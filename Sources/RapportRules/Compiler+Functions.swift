@@ -81,7 +81,8 @@ extension Compiler {
                 if let next { s.changes(at: next.millisecondsSinceEpoch) }
                 return latest?.occurredAt.millisecondsSinceEpoch
             })
-            result.requirements.data = .events
+            // Time too: an event dated ahead changes the answer when its time comes, with no new event.
+            result.requirements.data = [.events, .time]
             return result
         case "time_since", "time_until":
             guard let bound = bind(name, arguments, positional: ["time"], labelled: [], required: ["time"], range) else { return .failure }

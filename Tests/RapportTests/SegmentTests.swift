@@ -101,6 +101,16 @@ struct SegmentTests {
         #expect(try await crm.nextJobDue() == clock.now() + .seconds(90 * 86_400) + .milliseconds(1))
     }
 
+    @Test(arguments: Backend.allCases)
+    func anEventDatedAheadEntersItsSegmentWhenItsTimeComes(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let carted = try await crm.createSegment(.dynamic(key: "carted", name: "Carted", expression: #"last_event_at("cart.added") != null"#))
+        _ = try await crm.ingest([event("ahead", "cart.added", at: clock.now() + .seconds(120), .email("ada@example.com"))])
+        #expect(try await memberIDs(crm, carted.id).isEmpty)  // it has not happened yet
+        try await crm.advanceManualClock(to: clock.now() + .seconds(120))
+        #expect(try await memberIDs(crm, carted.id) == [try await id(crm, "ada@example.com")])
+    }
+
     @Test func segmentsThatNameSegmentsFollowThemInTheSameTransaction() async throws {
         let test = TestRapport()
         let crm = test.crm
