@@ -43,7 +43,8 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
   /// An interaction or a consent statement was recorded.
   case engagementRecorded // = 7
 
-  /// The customer entered the segment named by `segment_id`. When an unmerge gives a restored customer back a
+  /// The customer entered the segment named by `segment_id` (also when a segment's build found it, which runs no
+  /// rules). When an unmerge gives a restored customer back a
   /// dynamic segment it was in when merged, `merge_id` and `other_customer_id` (the survivor) are set: the membership
   /// is restored with its first time, and rules on entering the segment do not run again.
   case segmentEntered // = 8

@@ -24,6 +24,9 @@ struct AutomationState {
     /// Customers an unmerge restored in this transaction: the memberships they had when merged, which their next
     /// segment refresh restores without triggering rules.
     var restoring: [CustomerID: RestoredMemberships] = [:]
+    /// Per customer, the segments (raw ids) whose membership changed without triggering rules before the
+    /// customer's next segment refresh (a build found it): segments that name them follow silently too.
+    var silentSegments: [CustomerID: Set<String>] = [:]
 
     var hasWork: Bool { !dirtyOrder.isEmpty || !triggers.isEmpty }
 }
@@ -138,6 +141,9 @@ extension WriteSession {
         var changedSegments = Set<String>()
         var nextCheck = Int64.max
         let restoring = automation.restoring.removeValue(forKey: customerID)
+        // Segments whose membership changed without rules (a build, an unmerge's restoring): a segment that changes
+        // only because of them changes without rules too.
+        var silent = automation.silentSegments.removeValue(forKey: customerID) ?? []
         context.segments = Set(memberships.map(\.rawValue))
         for entry in catalog.dynamicSegments {
             let reads = entry.predicate.requirements
@@ -160,6 +166,7 @@ extension WriteSession {
                     // A membership the customer had when merged, back with its unmerge: in the feed (as its exit
                     // was at the merge) but not a new entry for rules.
                     changedSegments.insert(id.rawValue)
+                    silent.insert(id.rawValue)
                     _ = try tx.appendChange(
                         kind: .segmentEntered, customerID: customerID, otherCustomerID: restoring.survivor, mergeID: restoring.merge, segmentID: id, at: now)
                     continue
@@ -171,8 +178,20 @@ extension WriteSession {
             }
             changedSegments.insert(id.rawValue)
             // A building segment's members that its build has not reached yet were in it before it existed, as
-            // those the build finds: their entry or exit does not trigger rules.
-            if entry.segment.state == .building, try !buildHasReached(id, record) { continue }
+            // those the build finds: their entry or exit does not trigger rules. Nor does a change that follows only
+            // from such silent changes of the segments this one names. The feed has it all the same.
+            var quiet = entry.segment.state == .building ? try !buildHasReached(id, record) : false
+            if !quiet {
+                let named = reads.segmentIDs.intersection(changedSegments.union(silent))
+                quiet = !named.isEmpty && named.isSubset(of: silent)
+                    && reads.data.subtracting(.segments).isDisjoint(with: changed.subtracting(.segments))
+            }
+            if quiet {
+                silent.insert(id.rawValue)
+                _ = try tx.appendChange(
+                    kind: matches ? .segmentEntered : .segmentExited, customerID: customerID, otherCustomerID: nil, mergeID: nil, segmentID: id, at: now)
+                continue
+            }
             try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth)
         }
         if let error = activity?.error { throw error }

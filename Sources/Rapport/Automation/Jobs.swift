@@ -137,12 +137,20 @@ extension WriteSession {
             if let error = activity?.error { throw error }
             activity = nil
             let isMember = context.segments.contains(segmentID.rawValue)
-            if matches, !isMember {
-                try tx.insertDynamicMembership(SegmentMembership(segmentID: segmentID, customerID: record.id, since: now))
-                if named { try markDirty(record.id, .segments) }
-            } else if !matches, isMember {
-                try tx.deleteDynamicMembership(segment: segmentID, customer: record.id)
-                if named { try markDirty(record.id, .segments) }
+            if matches != isMember {
+                if matches {
+                    try tx.insertDynamicMembership(SegmentMembership(segmentID: segmentID, customerID: record.id, since: now))
+                } else {
+                    try tx.deleteDynamicMembership(segment: segmentID, customer: record.id)
+                }
+                // In the feed, so that a mirror of memberships stays true; no rule runs, here or in the segments
+                // that name this one and follow it.
+                _ = try tx.appendChange(
+                    kind: matches ? .segmentEntered : .segmentExited, customerID: record.id, otherCustomerID: nil, mergeID: nil, segmentID: segmentID, at: now)
+                if named {
+                    automation.silentSegments[record.id, default: []].insert(segmentID.rawValue)
+                    try markDirty(record.id, .segments)
+                }
             }
             // The customer's re-check comes no later than this segment's next change.
             try scheduleRecheck(record.id, at: next)
