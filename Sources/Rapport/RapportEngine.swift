@@ -35,7 +35,8 @@ public final class RapportEngine: Sendable {
     ///   - store: the backend (`MemoryStore`, `SQLiteStore`).
     ///   - clock: the time source; inject a `ManualClock` in tests.
     ///   - ids: the id generator; sortable random ids by default.
-    ///   - defaultPhoneRegion: ISO 3166 code of the region whose national phone format is assumed (`US`).
+    ///   - defaultPhoneRegion: ISO 3166 code of the region whose national phone format is assumed (`US`); one of
+    ///     `PhoneRegion.all` (another is read as `US`, with a warning in the log).
     ///   - logger: where the engine logs; it never bootstraps logging itself.
     ///   - automation: the default time zone of customers without one, and how long runs and delivered outbox
     ///     entries are kept.
@@ -48,6 +49,9 @@ public final class RapportEngine: Sendable {
         self.ids = ids
         self.normalizer = IdentityNormalizer(defaultRegion: defaultPhoneRegion)
         self.logger = logger
+        if PhoneRegion.byCode[defaultPhoneRegion.uppercased()] == nil {
+            logger.warning("default phone region '\(defaultPhoneRegion)' has no numbering plan in Rapport: national numbers are read as US ones")
+        }
         self.automationSettings = automation
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RapportCore
 
 /// `rapport-server`: the Rapport gRPC API over an embedded SQLite file (or memory).
 ///
@@ -40,7 +41,7 @@ struct RapportServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (env RAPPORT_LOG_LEVEL; default info).", valueName: "level"))
     var logLevel: String?
 
-    @Option(name: .long, help: ArgumentHelp("ISO 3166 region assumed for national phone numbers.", valueName: "region"))
+    @Option(name: .long, help: ArgumentHelp("ISO 3166 region assumed for national phone numbers (one Rapport has a numbering plan for).", valueName: "region"))
     var defaultPhoneRegion = "US"
 
     @Option(name: .long, help: ArgumentHelp("The largest request message accepted, in bytes (16 MiB).", valueName: "bytes"))
@@ -142,6 +143,12 @@ struct RapportServerCommand: AsyncParsableCommand {
         let region = defaultPhoneRegion.uppercased()
         guard region.count == 2, region.allSatisfy({ $0.isASCII && $0.isLetter }) else {
             throw ValidationError("--default-phone-region '\(defaultPhoneRegion)' is not a two-letter ISO 3166 region (US, DE, FR...)")
+        }
+        // A region without a numbering plan here would read national numbers as another country's.
+        guard PhoneRegion.byCode[region] != nil else {
+            throw ValidationError(
+                "--default-phone-region '\(defaultPhoneRegion)' is not one Rapport reads national numbers of; it knows "
+                    + PhoneRegion.all.map(\.code).sorted().joined(separator: ", "))
         }
         guard (1024...(1 << 30)).contains(maxMessageBytes) else {
             throw ValidationError("--max-message-bytes must be between 1024 and 1073741824")

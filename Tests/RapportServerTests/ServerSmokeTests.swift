@@ -10,6 +10,20 @@ import Testing
 /// Starts the real `rapport-server` binary on a free loopback port over a temporary SQLite file and calls it over
 /// HTTP/2, then stops it with SIGTERM and starts it again on the same file.
 @Suite struct ServerSmokeTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aPhoneRegionWithoutANumberingPlanIsRefusedAtStart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-region-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // GR is a region, but not one Rapport has a numbering plan for: its national numbers would be read as US ones.
+        let server = try ServerProcess(
+            binary: try ServerProcess.locateBinary(), arguments: ["--in-memory", "--port", "0", "--default-phone-region", "GR"], logDirectory: directory,
+            name: "region")
+        defer { server.killIfRunning() }
+        #expect(try await server.exitStatus(within: .seconds(30)) == 64)
+        #expect(server.stderrTail().contains("--default-phone-region 'GR' is not one Rapport reads national numbers of"))
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func servesOverLoopbackStopsOnSIGTERMAndKeepsItsDataAcrossRestarts() async throws {
         let binary = try ServerProcess.locateBinary()
@@ -322,6 +336,11 @@ final class ServerProcess: @unchecked Sendable {  // immutable after init; Proce
     /// Sends SIGTERM and waits for the exit status; nil when it did not exit within `limit`.
     func stop(within limit: Duration) async throws -> Int32? {
         if process.isRunning { process.terminate() }
+        return try await exitStatus(within: limit)
+    }
+
+    /// Waits for the process to exit by itself; nil when it did not within `limit`.
+    func exitStatus(within limit: Duration) async throws -> Int32? {
         let exit = self.exit
         return try await withThrowingTaskGroup(of: Int32?.self) { group in
             group.addTask {
