@@ -110,7 +110,7 @@ extension RapportEngine {
             if input.kind == .dynamic { _ = try Self.compileSegment(input.expression, tx: tx, field: "expression") }
             let segment = Segment(
                 id: id, key: input.key, name: input.name, description: input.description, kind: input.kind, expression: input.expression,
-                state: input.kind == .dynamic ? .building : .ready, createdAt: now, updatedAt: now)
+                state: input.kind == .dynamic ? .building : .ready, buildStartedAt: input.kind == .dynamic ? now : nil, createdAt: now, updatedAt: now)
             try tx.insertSegment(segment)
             try tx.bumpDefinitionsVersion()
             if input.kind == .dynamic { try tx.putJob(ScheduledJob(key: "build:\(id.rawValue)", dueAt: now, kind: .buildSegment(id))) }
@@ -160,6 +160,7 @@ extension RapportEngine {
             if rebuild {
                 segment.state = .building
                 segment.buildCursor = nil
+                segment.buildStartedAt = now
                 try tx.putJob(ScheduledJob(key: "build:\(id.rawValue)", dueAt: now, kind: .buildSegment(id)))
             }
             try tx.updateSegment(segment)

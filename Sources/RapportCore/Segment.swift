@@ -37,6 +37,9 @@ public struct Segment: Hashable, Sendable, Codable {
     public var state: SegmentState
     /// While building: where the next page of customers starts.
     public var buildCursor: CustomerCursor?
+    /// While building: when the build began. A customer created since is not one the build has to find: its
+    /// entry is a new one (its rules run).
+    public var buildStartedAt: Timestamp?
     /// How many active customers are members.
     public var memberCount: Int64
     public var createdAt: Timestamp
@@ -44,7 +47,8 @@ public struct Segment: Hashable, Sendable, Codable {
 
     public init(
         id: SegmentID, key: String, name: String, description: String = "", kind: SegmentKind, expression: String, version: Int64 = 1,
-        state: SegmentState, buildCursor: CustomerCursor? = nil, memberCount: Int64 = 0, createdAt: Timestamp, updatedAt: Timestamp
+        state: SegmentState, buildCursor: CustomerCursor? = nil, buildStartedAt: Timestamp? = nil, memberCount: Int64 = 0, createdAt: Timestamp,
+        updatedAt: Timestamp
     ) {
         self.id = id
         self.key = key
@@ -55,6 +59,7 @@ public struct Segment: Hashable, Sendable, Codable {
         self.version = version
         self.state = state
         self.buildCursor = buildCursor
+        self.buildStartedAt = buildStartedAt
         self.memberCount = memberCount
         self.createdAt = createdAt
         self.updatedAt = updatedAt

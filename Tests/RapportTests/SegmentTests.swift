@@ -334,14 +334,21 @@ struct SegmentTests {
         // makes them a member as the build would, without triggering the rule.
         _ = try await test.crm.ingest([event("again", "page.viewed", at: test.clock.now(), .email("c10599@example.com"))])
         #expect(try await test.crm.segment(viewers.id).memberCount == 10_001)
+        #expect(try await test.crm.runs(rule: welcome.id).runs.isEmpty)
+        // A customer who comes after the build began is not one it finds: their entry is new, and runs the rule.
+        test.clock.advance(by: .seconds(1))
+        _ = try await test.crm.ingest([event("newcomer", "page.viewed", at: test.clock.now(), .email("newcomer@example.com"))])
+        #expect(try await test.crm.segment(viewers.id).state == .building)
+        #expect(try await test.crm.runs(rule: welcome.id).runs.map(\.status) == [.fired])
         try await test.crm.runDueJobs()
         let built = try await test.crm.segment(viewers.id)
         #expect(built.state == .ready)
-        #expect(built.memberCount == 10_600)
-        #expect(try await test.crm.runs(rule: welcome.id).runs.isEmpty)
+        #expect(built.memberCount == 10_601)
+        #expect(built.buildStartedAt == nil)
+        #expect(try await test.crm.runs(rule: welcome.id).runs.count == 1)
         // Once built, a customer who comes in does trigger it.
         _ = try await test.crm.ingest([event("new", "page.viewed", at: test.clock.now(), .email("new@example.com"))])
-        #expect(try await test.crm.runs(rule: welcome.id).runs.map(\.status) == [.fired])
+        #expect(try await test.crm.runs(rule: welcome.id).runs.map(\.status) == [.fired, .fired])
     }
 
     @Test(arguments: Backend.allCases)

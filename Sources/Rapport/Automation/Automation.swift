@@ -199,10 +199,12 @@ extension WriteSession {
         try scheduleRecheck(customerID, at: nextCheck == .max ? nil : Timestamp(millisecondsSinceEpoch: nextCheck))
     }
 
-    /// Whether the build of `segmentID` went past `record` (or the segment is built). The catalog's copy of a
-    /// building segment does not follow the build's progress: the stored one does.
+    /// Whether the build of `segmentID` went past `record` (or the segment is built, or the customer was created
+    /// after the build began: the build has nothing to find about it). The catalog's copy of a building segment does
+    /// not follow the build's progress: the stored one does.
     func buildHasReached(_ segmentID: SegmentID, _ record: CustomerRecord) throws -> Bool {
         guard let segment = try tx.segment(segmentID), segment.state == .building else { return true }
+        if let started = segment.buildStartedAt, record.createdAt > started { return true }
         guard let cursor = segment.buildCursor else { return false }
         return (record.createdAt.millisecondsSinceEpoch, record.id) <= (cursor.value, cursor.id)
     }

@@ -160,6 +160,7 @@ extension WriteSession {
             try tx.putJob(ScheduledJob(key: "build:\(segmentID.rawValue)", dueAt: now, kind: .buildSegment(segmentID)))
         } else {
             segment.buildCursor = nil
+            segment.buildStartedAt = nil
             segment.state = .ready
         }
         segment.updatedAt = now
