@@ -168,13 +168,7 @@ public struct IdentityNormalizer: Sendable {
                 throw .invalid(field, "'\(raw)' has \(digits.count) digits; an international number has 8 to 15")
             }
             if let region = PhoneRegion.matching(internationalDigits: digits) {
-                var national = String(digits.dropFirst(region.callingCode.count))
-                // "+49 030 …": the national trunk prefix written after the country code, where no national number
-                // starts with it (regions that keep their 0, as Italy, have none): dialled without it.
-                if region.trunkPrefix == "0", national.hasPrefix("0"), region.nationalLengths.contains(national.count - 1) {
-                    national.removeFirst()
-                    digits = region.callingCode + national
-                }
+                let national = String(digits.dropFirst(region.callingCode.count))
                 guard region.nationalLengths.contains(national.count) else {
                     throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (\(national.count) digits after +\(region.callingCode))")
                 }
