@@ -33,7 +33,7 @@ extension RapportEngine {
             // A withdrawn message fails instead, which lets its customer's next entry go: look again until full.
             while leased.count < limit {
                 let deliverable = try tx.deliverableOutboxEntries(at: now, limit: limit - leased.count)
-                guard !deliverable.isEmpty else { break }
+                var failed = 0
                 for var entry in deliverable {
                     if case .message(let message) = entry.payload {
                         let owner = try tx.activeCustomer(entry.customerID).id
@@ -46,6 +46,9 @@ extension RapportEngine {
                                 "withdrawn: the customer no longer allows \(message.channel.rawValue) for \(message.purpose.rawValue) (found at \(now), before it was sent)"
                             entry.updatedAt = now
                             try tx.updateOutboxEntry(entry)
+                            // The customer's other queued messages of the kind go the same way at once.
+                            try Self.withdrawMessages(of: owner, channel: message.channel, purpose: message.purpose, tx: tx, now: now)
+                            failed += 1
                             continue
                         }
                     }
@@ -57,6 +60,8 @@ extension RapportEngine {
                     try tx.updateOutboxEntry(entry)
                     leased.append(entry)
                 }
+                // Only a failed entry lets another of its customer's go: otherwise nothing more is deliverable.
+                guard failed > 0 else { break }
             }
             return leased
         }

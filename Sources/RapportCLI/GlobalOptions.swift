@@ -59,8 +59,10 @@ struct GlobalOptions: ParsableArguments {
             portText = text[text.index(after: colon)...]
         } else {
             host = Substring(text)
-            // Several colons without brackets: an IPv6 address and nothing else (not a URL such as https://host).
-            guard !host.contains(":") || host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
+            // Several colons without brackets: an IPv6 address (with a zone after '%') and nothing else (not a URL
+            // such as https://host).
+            let address = host.prefix { $0 != "%" }
+            guard !host.contains(":") || address.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
         }
         host = host.drop { $0 == " " }
         guard !host.isEmpty else { return nil }

@@ -32,7 +32,7 @@ struct IngestCommand: AsyncParsableCommand {
               source,external_id,status,place_time,status_time,channel,currency,email,
               phone,anonymous_id,sku,name,quantity,unit_price_minor,discount_minor,
               shipping_minor,tax_minor
-            place_time, currency, sku (or name or quantity: a column for the lines) and an identity column are \
+            place_time, currency, sku (the lines' column; name, quantity and unit_price_minor go with it) and an identity column are \
             required; status_time is when the order reached its status (the time it is ingested when empty). \
             Consecutive rows with the same source, external_id and \
             status are the lines of one order; the order's own fields are read from its first row, and a row that \

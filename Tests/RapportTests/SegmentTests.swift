@@ -251,6 +251,25 @@ struct SegmentTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aSegmentFirstEnteredOnUnmergeThroughARestoredOneRunsItsRules(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let viewers = try await crm.createSegment(.dynamic(key: "viewers", name: "Viewers", expression: "stats.event_count > 0"))
+        _ = try await crm.ingest([event("a", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(1))
+        _ = try await crm.ingest([event("b", at: clock.now(), .email("bob@example.com"))])
+        let ada = try await id(crm, "ada@example.com")
+        let bob = try await id(crm, "bob@example.com")
+        let merge = try await crm.mergeCustomers(ada, bob)
+        // While Bob is merged away, a segment naming Viewers appears: Bob was never in it.
+        let copy = try await crm.createSegment(.dynamic(key: "viewers_too", name: "Viewers too", expression: #"in_segment("viewers")"#))
+        let greet = try await crm.createRule(RuleDefinition(name: "Greet", trigger: .segmentEntered(copy.id), actions: [.addTag("greeted")]))
+        _ = try await crm.unmerge(merge.merge.id)
+        // Viewers is given back to Bob as he had it; Viewers too is new for him, and greets him.
+        #expect(try await memberIDs(crm, viewers.id) == [ada, bob].sorted())
+        #expect(try await crm.runs(rule: greet.id).runs.map(\.customerID) == [bob])
+    }
+
+    @Test(arguments: Backend.allCases)
     func staticListsFollowMergesAndComeBackOnUnmerge(_ backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))

@@ -141,8 +141,8 @@ extension WriteSession {
         var changedSegments = Set<String>()
         var nextCheck = Int64.max
         let restoring = automation.restoring.removeValue(forKey: customerID)
-        // Segments whose membership changed without rules (a build, an unmerge's restoring): a segment that changes
-        // only because of them changes without rules too.
+        // Segments whose membership a build changed without rules: a segment that changes only because of them
+        // changes without rules too.
         var silent = automation.silentSegments.removeValue(forKey: customerID) ?? []
         context.segments = Set(memberships.map(\.rawValue))
         for entry in catalog.dynamicSegments {
@@ -166,7 +166,6 @@ extension WriteSession {
                     // A membership the customer had when merged, back with its unmerge: in the feed (as its exit
                     // was at the merge) but not a new entry for rules.
                     changedSegments.insert(id.rawValue)
-                    silent.insert(id.rawValue)
                     _ = try tx.appendChange(
                         kind: .segmentEntered, customerID: customerID, otherCustomerID: restoring.survivor, mergeID: restoring.merge, segmentID: id, at: now)
                     continue
