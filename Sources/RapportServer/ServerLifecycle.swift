@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
@@ -12,6 +15,9 @@ struct RapportServerRunner {
     let logger: Logger
 
     func run() async throws {
+        // Before the store is opened: a server already on the address (a running one, started again by mistake)
+        // must not see its file opened and migrated by this one.
+        try AddressProbe.checkFree(settings.address, port: settings.port)
         let backend = try ServerBackend(settings: settings, logger: logger)
         do {
             var grpcLogger = logger
@@ -121,4 +127,50 @@ extension RuntimeError: RuntimeErrorDescribing {
 extension RPCError: RuntimeErrorDescribing {
     var summary: String { "\(code): \(message)" }
     var underlying: (any Error)? { cause }
+}
+
+/// Tells whether an address can be bound, by binding a socket to it (as the server will, with SO_REUSEADDR) and
+/// closing it at once. Another process may take the address in between: the server's own bind still decides.
+enum AddressProbe {
+    struct InUse: Error, CustomStringConvertible {
+        var address: String
+        var description: String { "\(address) is in use (is another rapport-server running there?); nothing was opened" }
+    }
+
+    static func checkFree(_ address: ServerSettings.Address, port: Int) throws {
+        guard port != 0 else { return }  // any free port will do
+        let family: Int32
+        var storage = sockaddr_storage()
+        let length: socklen_t
+        let shown: String
+        switch address {
+        case .ipv4(let host):
+            family = AF_INET
+            var socketAddress = sockaddr_in()
+            socketAddress.sin_family = sa_family_t(AF_INET)
+            socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, host, &socketAddress.sin_addr) == 1 else { return }  // the server's bind will say
+            withUnsafeBytes(of: socketAddress) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            shown = "\(host):\(port)"
+        case .ipv6(let host):
+            family = AF_INET6
+            var socketAddress = sockaddr_in6()
+            socketAddress.sin6_family = sa_family_t(AF_INET6)
+            socketAddress.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, host, &socketAddress.sin6_addr) == 1 else { return }
+            withUnsafeBytes(of: socketAddress) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            shown = "[\(host)]:\(port)"
+        }
+        let descriptor = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        var yes: Int32 = 1
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+        }
+        if bound != 0, errno == EADDRINUSE { throw InUse(address: shown) }
+    }
 }

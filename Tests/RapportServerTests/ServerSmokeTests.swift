@@ -24,6 +24,25 @@ import Testing
         #expect(server.stderrTail().contains("--default-phone-region 'GR' is not one Rapport reads national numbers of"))
     }
 
+    @Test(.timeLimit(.minutes(2)))
+    func aSecondServerOnATakenAddressOpensNothing() async throws {
+        let binary = try ServerProcess.locateBinary()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-taken-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = try ServerProcess(binary: binary, arguments: ["--in-memory", "--port", "0"], logDirectory: directory, name: "first")
+        defer { first.killIfRunning() }
+        let started = try await first.waitUntilListening(within: .seconds(60))
+        // The second would open (and migrate) a database file first: a path it cannot open shows it does not try.
+        let second = try ServerProcess(
+            binary: binary, arguments: ["--db", directory.appendingPathComponent("missing/crm.sqlite").path, "--port", "\(started.port)"],
+            logDirectory: directory, name: "second")
+        defer { second.killIfRunning() }
+        #expect(try await second.exitStatus(within: .seconds(30)) == 1)
+        #expect(second.stderrTail().contains("127.0.0.1:\(started.port) is in use"), "\(second.stderrTail())")
+        #expect(try await first.stop(within: .seconds(30)) == 0)
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func servesOverLoopbackStopsOnSIGTERMAndKeepsItsDataAcrossRestarts() async throws {
         let binary = try ServerProcess.locateBinary()
