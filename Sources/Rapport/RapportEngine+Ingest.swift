@@ -26,9 +26,7 @@ extension RapportEngine {
     /// ``ingest(_:mode:requestID:)`` for adapters whose request held more than `items` (items their wire format
     /// could not express): a retry is recognised by `fingerprint`, a digest of the whole original request.
     package func ingest(_ items: [IngestItem], mode: IngestMode, requestID: String?, fingerprint: String?) async throws(RapportError) -> IngestResult {
-        guard items.count <= Self.maxBatchSize else {
-            throw .invalid("items", "a batch holds at most \(Self.maxBatchSize) items, got \(items.count)")
-        }
+        try Self.checkBatchSize(items.count)
         let now = clock.now()
         var prepared: [PreparedItem?] = []
         prepared.reserveCapacity(items.count)
@@ -137,6 +135,11 @@ extension RapportEngine {
 
     /// The most items one batch may hold.
     public static let maxBatchSize = 10_000
+
+    /// Refuses a batch of more than ``maxBatchSize`` items; adapters count what was sent, readable or not.
+    package static func checkBatchSize(_ count: Int) throws(RapportError) {
+        guard count <= maxBatchSize else { throw .invalid("items", "a batch holds at most \(maxBatchSize) items, got \(count)") }
+    }
 
     /// Validates and normalizes one item.
     func prepare(_ item: IngestItem, now: Timestamp) throws(RapportError) -> PreparedItem {

@@ -116,9 +116,7 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
         case .UNRECOGNIZED(let value): throw .invalid("mode", "\(value) is not an ingest mode")
         }
         // Counted as sent: items the wire form rejects count too.
-        guard request.items.count <= RapportEngine.maxBatchSize else {
-            throw .invalid("items", "a batch holds at most \(RapportEngine.maxBatchSize) items, got \(request.items.count)")
-        }
+        try RapportEngine.checkBatchSize(request.items.count)
         let mapped = ingestItems(request.items)
         var valid: [IngestItem] = []
         var positions: [Int] = []

@@ -13,7 +13,7 @@ extension Fixture {
         Segment(
             id: segmentID(name), key: key ?? name, name: "Segment \(name)", description: "about \(name)", kind: kind,
             expression: kind == .dynamic ? "stats.order_count > 1" : "", version: 2, state: .building,
-            buildCursor: CustomerCursor(value: 5, id: customerID("x")), memberCount: 0, createdAt: time(1), updatedAt: time(2))
+            buildCursor: CustomerCursor(value: 5, id: customerID("x")), buildStartedAt: time(1), memberCount: 0, createdAt: time(1), updatedAt: time(2))
     }
 
     static func ruleDefinition(_ name: String) -> RuleDefinition {
