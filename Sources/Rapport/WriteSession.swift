@@ -412,18 +412,10 @@ struct WriteSession {
         if adopted.contains(runID) { return restored }
         guard let run = try tx.run(runID), let trigger = run.eventID else { return nil }
         if let stored = try tx.event(id: trigger) { return stored.event.customerID }
-        // Built-in events name their record or customer: `order.<status>:<order id>`, `customer.created:<customer>`,
-        // `segment.entered:<segment>:<customer>:<ms>`.
-        let parts = trigger.split(separator: ":", omittingEmptySubsequences: false)
-        switch parts.first {
-        case let type? where type.hasPrefix("order.") && parts.count == 2:
-            return try tx.order(OrderID(uncheckedRawValue: String(parts[1])))?.order.customerID
-        case "customer.created" where parts.count == 2:
-            return CustomerID(uncheckedRawValue: String(parts[1]))
-        case "segment.entered" where parts.count == 4, "segment.exited" where parts.count == 4:
-            return CustomerID(uncheckedRawValue: String(parts[2]))
-        default:
-            return nil
+        switch BuiltInEvent.subject(ofID: trigger) {
+        case .order(let order): return try tx.order(order)?.order.customerID
+        case .customer(let customer): return customer
+        case nil: return nil
         }
     }
 

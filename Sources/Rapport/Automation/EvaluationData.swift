@@ -129,4 +129,23 @@ enum BuiltInEvent {
             id: "\(type):\(segment.id.rawValue):\(customer.rawValue):\(now.millisecondsSinceEpoch)", type: type, occurredAt: now, channel: .other, identities: [],
             properties: ["segment_id": .string(segment.id.rawValue), "segment_key": .string(segment.key)], customerID: customer, receivedAt: now)
     }
+
+    /// What a built-in event's id names: its order, or its customer (built-in events are not stored, so a run
+    /// that ended keeps only the id).
+    enum Subject: Equatable {
+        case order(OrderID)
+        case customer(CustomerID)
+    }
+
+    /// The subject of built-in event `id`, nil for any other id.
+    static func subject(ofID id: String) -> Subject? {
+        let parts = id.split(separator: ":", omittingEmptySubsequences: false)
+        switch parts.first {
+        case let type? where type.hasPrefix("order.") && parts.count == 2: return .order(OrderID(uncheckedRawValue: String(parts[1])))
+        case "customer.created" where parts.count == 2: return .customer(CustomerID(uncheckedRawValue: String(parts[1])))
+        case "segment.entered" where parts.count == 4, "segment.exited" where parts.count == 4:
+            return .customer(CustomerID(uncheckedRawValue: String(parts[2])))
+        default: return nil
+        }
+    }
 }
