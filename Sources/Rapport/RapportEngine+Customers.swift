@@ -264,9 +264,7 @@ extension StoreWriter {
         if try merges(into: record.id).contains(where: \.isActive) {
             let sequence = try allocateSequence(1)
             // Only what changed is logged: the rest of the profile may be the merged side's, kept nowhere else.
-            var logged = CustomerProfile()
-            logged.assign(changed, from: record.profile)
-            try appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: logged))
+            try appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: record.profile.only(changed)))
         }
     }
 

@@ -314,7 +314,7 @@ extension RapportEngine {
     static func unscheduleJobs(of id: RuleID, tx: any StoreWriter) throws {
         try tx.deleteJob("plan:\(id.rawValue)")
         try tx.deleteJob("schedule:\(id.rawValue)")
-        try tx.deleteJobs(keyPrefix: "date:\(id.rawValue):")
+        try tx.deleteJobs(keyPrefix: WriteSession.dateJobKeyPrefix(id))
     }
 
     static func cancelWaitingRuns(of id: RuleID, reason: String, tx: any StoreWriter, now: Timestamp) throws {

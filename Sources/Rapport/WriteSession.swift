@@ -246,8 +246,7 @@ struct WriteSession {
                 state = Survivorship.apply(change, to: state, madeOn: merged.profile)
                 merged = Survivorship.apply(change, to: merged)
                 var rewritten = change
-                rewritten.profile = CustomerProfile()
-                rewritten.profile.assign(change.fields, from: state.profile)
+                rewritten.profile = state.profile.only(change.fields)
                 if rewritten != change { try tx.updateProfileChange(rewritten) }
             case .undone(var later):
                 later.survivorBefore.profile = state.profile

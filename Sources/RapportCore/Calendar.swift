@@ -12,6 +12,9 @@ extension LocalDate {
         }
     }
 
+    /// Days from 1970-01-01 to this date (a date without a year: in 1970).
+    public var daysSinceEpoch: Int { Self.daysSinceEpoch(year: year ?? 1970, month: month, day: day) }
+
     /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (negative before).
     public static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
         // Howard Hinnant's days_from_civil.
@@ -90,7 +93,7 @@ public enum ZonedTime {
     /// Every instant a wall clock in `zone` shows `time` on `date`, earliest first: one, two for a time shown
     /// twice when clocks go back, and for a time skipped by a jump forward the instant read after the jump.
     public static func instants(_ date: LocalDate, _ time: LocalTime, in zone: TimeZone) -> [Timestamp] {
-        let days = Int64(LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day))
+        let days = Int64(date.daysSinceEpoch)
         let wall = days * 86_400_000 + Int64(time.minutes) * 60_000
         func offset(_ milliseconds: Int64) -> Int64 {
             Int64(zone.secondsFromGMT(for: Timestamp(millisecondsSinceEpoch: milliseconds).date)) * 1000
@@ -117,7 +120,7 @@ public enum ZonedTime {
     /// The start of the next day in `zone` after `instant`.
     public static func nextMidnight(after instant: Timestamp, in zone: TimeZone) -> Timestamp {
         let today = local(instant, in: zone).date
-        let tomorrow = LocalDate.civil(daysSinceEpoch: LocalDate.daysSinceEpoch(year: today.year ?? 1970, month: today.month, day: today.day) + 1)
+        let tomorrow = LocalDate.civil(daysSinceEpoch: today.daysSinceEpoch + 1)
         let next = Self.instant(tomorrow, LocalTime(hour: 0), in: zone)
         return next > instant ? next : instant + .seconds(86_400)
     }

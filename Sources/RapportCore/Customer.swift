@@ -184,6 +184,13 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
         return fields
     }
 
+    /// A profile holding only `fields` of this one (the others empty): what a logged change keeps.
+    public func only(_ fields: Set<CustomerField>) -> CustomerProfile {
+        var result = CustomerProfile()
+        result.assign(fields, from: self)
+        return result
+    }
+
     /// Copies `fields` from `source` into this profile. `attributes` replaces the whole map.
     public mutating func assign(_ fields: Set<CustomerField>, from source: CustomerProfile) {
         for field in fields {

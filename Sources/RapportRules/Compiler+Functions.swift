@@ -215,7 +215,7 @@ extension Compiler {
         let zone = c.pointee.timeZone
         let today = ZonedTime.local(c.pointee.now, in: zone).date
         s.changes(at: ZonedTime.nextMidnight(after: c.pointee.now, in: zone).millisecondsSinceEpoch)
-        return Int64(daysUntil(birthday, from: LocalDate.daysSinceEpoch(year: today.year ?? 1970, month: today.month, day: today.day)))
+        return Int64(daysUntil(birthday, from: today.daysSinceEpoch))
     }
 
     /// Days from the day numbered `day` (since 1970-01-01) to the next `birthday` (29 February is 28 February in
@@ -241,7 +241,7 @@ extension Compiler {
             let truth = holds(op, value, k)
             let zone = c.pointee.timeZone
             let today = ZonedTime.local(c.pointee.now, in: zone).date
-            let day = LocalDate.daysSinceEpoch(year: today.year ?? 1970, month: today.month, day: today.day)
+            let day = today.daysSinceEpoch
             let v = Int(value)
             let jump = v + 1
             let next = daysUntil(birthday, from: day + jump)

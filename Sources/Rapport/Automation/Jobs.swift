@@ -20,7 +20,7 @@ extension WriteSession {
             // Date rules due for the customer at the same time run by priority, as rules with one trigger do: the
             // ones that rank higher (due jobs run in key order, the rules' creation order) go first, here.
             for other in catalog.dateRules where other.definition.priority > rule.definition.priority {
-                let key = "date:\(other.id.rawValue):\(customerID.rawValue)"
+                let key = Self.dateJobKey(other.id, customerID)
                 guard let sibling = try tx.job(key), sibling.dueAt <= now, sibling.attempts == 0 else { continue }
                 try tx.deleteJob(key)
                 try perform(sibling)

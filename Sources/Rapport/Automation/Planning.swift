@@ -3,10 +3,16 @@ import RapportCore
 import RapportRules
 
 extension WriteSession {
+    /// The key of a date rule's jobs: `date:<rule>:` then the customer's id.
+    static func dateJobKeyPrefix(_ rule: RuleID) -> String { "date:\(rule.rawValue):" }
+
+    /// The key of a date rule's job for one customer.
+    static func dateJobKey(_ rule: RuleID, _ customer: CustomerID) -> String { dateJobKeyPrefix(rule) + customer.rawValue }
+
     /// Keeps the job of a date-triggered rule for one customer at the rule's next occurrence (or removes it).
     func planDateTrigger(_ rule: CompiledRule, for record: CustomerRecord) throws {
         guard case .date(let trigger) = rule.definition.trigger else { return }
-        let key = "date:\(rule.id.rawValue):\(record.id.rawValue)"
+        let key = Self.dateJobKey(rule.id, record.id)
         let existing = try tx.job(key)
         // A job that is due (or retrying after a failure) has an occurrence to fire: it plans the next one when it
         // runs. Moving it now (a profile change at 09:00 while the 09:00 jobs wait their turn) would skip a year.
@@ -39,9 +45,8 @@ extension WriteSession {
     static func nextOccurrence(_ trigger: DateTrigger, of record: CustomerRecord, after: Timestamp, defaultTimeZone: TimeZone) -> Timestamp? {
         let zone = record.profile.timeZone.isEmpty ? defaultTimeZone : (TimeZone(identifier: record.profile.timeZone) ?? defaultTimeZone)
         func shifted(_ date: LocalDate) -> LocalDate {
-            LocalDate.civil(daysSinceEpoch: LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day) + trigger.offsetDays)
+            LocalDate.civil(daysSinceEpoch: date.daysSinceEpoch + trigger.offsetDays)
         }
-        func days(_ date: LocalDate) -> Int { LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day) }
         /// The next yearly occurrence, on a local date after `laterThan` when given.
         func annual(month: Int, day: Int, laterThan: LocalDate?) -> Timestamp? {
             let year = ZonedTime.local(after, in: zone).date.year ?? 1970
@@ -49,7 +54,7 @@ extension WriteSession {
             for candidate in (year - 2)...(year + 3) {
                 let date = shifted(LocalDate(year: candidate, month: month, day: min(day, LocalDate.daysIn(month: month, year: candidate))))
                 let instant = ZonedTime.instant(date, trigger.at, in: zone)
-                if instant > after, laterThan.map({ days(date) > days($0) }) ?? true { return instant }
+                if instant > after, laterThan.map({ date.daysSinceEpoch > $0.daysSinceEpoch }) ?? true { return instant }
             }
             return nil
         }
@@ -72,7 +77,7 @@ extension WriteSession {
     static func nextOccurrence(_ schedule: RuleSchedule, after: Timestamp) -> Timestamp {
         let zone = TimeZone(identifier: schedule.timeZone) ?? TimeZone(identifier: "UTC")!
         let today = ZonedTime.local(after, in: zone).date
-        let base = LocalDate.daysSinceEpoch(year: today.year ?? 1970, month: today.month, day: today.day)
+        let base = today.daysSinceEpoch
         for offset in 0...62 {
             let date = LocalDate.civil(daysSinceEpoch: base + offset)
             let matches: Bool

@@ -307,7 +307,7 @@ extension WriteSession {
         // The first moment after now at which the wall clock shows the end: today (either pass of an hour shown
         // twice when clocks go back), else tomorrow.
         let date = local.date
-        let today = LocalDate.daysSinceEpoch(year: date.year ?? 1970, month: date.month, day: date.day)
+        let today = date.daysSinceEpoch
         for day in today...(today + 1) {
             guard let end = ZonedTime.instants(LocalDate.civil(daysSinceEpoch: day), quiet.end, in: zone).first(where: { $0 > now }) else { continue }
             // An end the clocks skip (02:30 on the night they go forward) comes when they jump past it.
