@@ -30,7 +30,7 @@ extension RapportEngine {
             let record = CustomerRecord(id: id, profile: profile, fieldTimes: fieldTimes, state: .active, createdAt: now, updatedAt: now, version: 1)
             try tx.insertCustomer(record)
             for (index, identity) in identities {  // `index`: the position in the request, duplicates included
-                if let owner = try tx.identity(identity) {
+                if let owner = try tx.storedIdentity(identity) {
                     throw RapportError.invalidArgument([
                         FieldViolation(field: "identities[\(index)]", problem: "\(identity.key) already belongs to customer \(owner.customerID)")
                     ])
@@ -60,7 +60,7 @@ extension RapportEngine {
     public func findCustomer(_ identity: IdentityInput) async throws(RapportError) -> Customer? {
         let normalized = try normalizer.normalize(kind: identity.kind, source: identity.source, value: identity.value)
         return try await quickRead { tx in
-            guard let record = try tx.identity(normalized) else { return nil }
+            guard let record = try tx.storedIdentity(normalized) else { return nil }
             return try tx.assemble(try tx.activeCustomer(record.customerID))
         }
     }
@@ -123,7 +123,7 @@ extension RapportEngine {
         return try await mutate("addIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
-            if let owner = try tx.identity(identity) {
+            if let owner = try tx.storedIdentity(identity) {
                 guard owner.customerID == record.id else { throw RapportError.alreadyExists(entity: "identity", id: identity.key) }
                 return try tx.assemble(record)
             }
@@ -146,10 +146,10 @@ extension RapportEngine {
         return try await mutate("removeIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
-            guard let owner = try tx.identity(identity), owner.customerID == record.id else {
+            guard let owner = try tx.storedIdentity(identity), owner.customerID == record.id else {
                 throw RapportError.notFound(entity: "identity", id: identity.key)
             }
-            try tx.deleteIdentity(identity)
+            try tx.deleteIdentity(owner.identity)
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
             try session.markDirty(record.id, [.identities, .profile])  // `updated_at` moved too

@@ -128,6 +128,14 @@ extension StoreReader {
         throw RapportError.storage("merge chain of \(id) is longer than 256 or cyclic")
     }
 
+    /// The stored record of `identity`: under its own value, or under the spelling an older version stored the
+    /// same phone number with (see ``IdentityNormalizer/legacySpelling(of:)``).
+    func storedIdentity(_ identity: Identity) throws -> IdentityRecord? {
+        if let found = try self.identity(identity) { return found }
+        guard let legacy = IdentityNormalizer.legacySpelling(of: identity) else { return nil }
+        return try self.identity(legacy)
+    }
+
     /// The public view of a stored customer.
     func assemble(_ record: CustomerRecord) throws -> Customer {
         Customer(

@@ -88,7 +88,7 @@ struct WriteSession {
             if let cached = identityOwners[identity] {
                 owner = cached
             } else {
-                owner = try tx.identity(identity)?.customerID
+                owner = try tx.storedIdentity(identity)?.customerID
                 if let owner { identityOwners[identity] = owner }
             }
             guard let owner else {
@@ -321,7 +321,7 @@ struct WriteSession {
             if let known = fresh[identity] { return known }
             // After the merge's instant: one seen at that very millisecond may be the survivor's own (a frozen
             // clock), so it decides, even if that misses one first seen later in the merge's own batch.
-            let found = try tx.identity(identity).flatMap {
+            let found = try tx.storedIdentity(identity).flatMap {
                 $0.customerID == survivorID && $0.homeCustomerID == survivorID && $0.createdAt > era.mergedAt ? $0 : nil
             }
             fresh[identity] = found
@@ -350,7 +350,7 @@ struct WriteSession {
         for arrival in arrivals {
             let new = try arrival.identities.compactMap { try freshRecord($0) }
             guard !new.isEmpty else { continue }
-            let others = try arrival.identities.filter { try !isFresh($0) }.compactMap { try tx.identity($0) }
+            let others = try arrival.identities.filter { try !isFresh($0) }.compactMap { try tx.storedIdentity($0) }
             for record in new {
                 let present = others.filter { joined[$0.homeCustomerID].map { $0 <= record.createdAt } ?? false }
                 guard let decider = Self.strongest(present) else { continue }
@@ -360,7 +360,7 @@ struct WriteSession {
             }
         }
         for (identity, decider) in decided.sorted(by: { $0.key < $1.key }) {
-            guard let record = try tx.identity(identity) else { continue }
+            guard let record = try tx.storedIdentity(identity) else { continue }
             var settled = record
             if decider.customerID == absorbedID {
                 settled.customerID = absorbedID
@@ -369,7 +369,7 @@ struct WriteSession {
                 settled.homeCustomerID = decider.homeCustomerID
             }
             guard settled != record else { continue }
-            try tx.deleteIdentity(identity)
+            try tx.deleteIdentity(record.identity)
             try tx.insertIdentity(settled)
         }
         arrivals.removeAll { $0.sequence <= merge.sequence }
@@ -397,7 +397,7 @@ struct WriteSession {
             case .sms, .phone: kind = .phone
             case .push: continue
             }
-            guard try tx.identity(Identity(kind: kind, value: message.recipient))?.customerID == restored else { continue }
+            guard try tx.storedIdentity(Identity(kind: kind, value: message.recipient))?.customerID == restored else { continue }
             entry.customerID = restored
             try tx.updateOutboxEntry(entry)
         }
@@ -425,7 +425,7 @@ struct WriteSession {
 
     /// The stored record of the strongest known identity among `identities` (the first of equal strength).
     private func strongest(of identities: [Identity]) throws -> IdentityRecord? {
-        Self.strongest(try identities.compactMap { try tx.identity($0) })
+        Self.strongest(try identities.compactMap { try tx.storedIdentity($0) })
     }
 
     /// The record of the strongest identity among `records` (the first of equal strength).

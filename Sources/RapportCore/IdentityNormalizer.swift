@@ -168,7 +168,15 @@ public struct IdentityNormalizer: Sendable {
                 throw .invalid(field, "'\(raw)' has \(digits.count) digits; an international number has 8 to 15")
             }
             if let region = PhoneRegion.matching(internationalDigits: digits) {
-                let national = String(digits.dropFirst(region.callingCode.count))
+                var national = String(digits.dropFirst(region.callingCode.count))
+                // "+49 030 ..." keeps the national trunk prefix after the country code; dialled, it is dropped.
+                if region.trunkPrefix == "0", national.hasPrefix("0") {
+                    national.removeFirst()
+                    guard !national.hasPrefix("0"), region.nationalLengths.contains(national.count) else {
+                        throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (after +\(region.callingCode) it cannot start with 0)")
+                    }
+                    digits = region.callingCode + national
+                }
                 guard region.nationalLengths.contains(national.count) else {
                     throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (\(national.count) digits after +\(region.callingCode))")
                 }
@@ -191,6 +199,19 @@ public struct IdentityNormalizer: Sendable {
         let e164 = defaultRegion.callingCode + national
         guard e164.count <= 15 else { throw .invalid(field, "'\(raw)' is longer than 15 digits") }
         return "+" + e164
+    }
+
+    /// How versions before 2026-12 stored `identity` when it was written with the trunk prefix after the country
+    /// code (`+49 030 1234567` was kept as `+490301234567`; it is `+49301234567` now), if it could have been.
+    ///
+    /// Stored identities keep the spelling they were stored with, so lookups of a phone number also try this one.
+    package static func legacySpelling(of identity: Identity) -> Identity? {
+        guard identity.kind == .phone, identity.value.hasPrefix("+") else { return nil }
+        let digits = identity.value.dropFirst()
+        guard digits.count < 15, let region = PhoneRegion.matching(internationalDigits: String(digits)), region.trunkPrefix == "0" else { return nil }
+        let national = digits.dropFirst(region.callingCode.count)
+        guard !national.hasPrefix("0"), region.nationalLengths.contains(national.count + 1) else { return nil }
+        return Identity(kind: .phone, value: "+" + region.callingCode + "0" + national)
     }
 
     /// `value` without the spaces around it, checked as a token.

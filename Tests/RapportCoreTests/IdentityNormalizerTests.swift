@@ -101,6 +101,12 @@ struct PhoneNormalizationTests {
         ("DE", "030/1234567", "+49301234567"),
         ("DE", "+49 30 1234567", "+49301234567"),
         ("DE", "0049 30 1234567", "+49301234567"),
+        // The trunk 0 written after the country code is dropped, as dialling does; Italy's leading 0 is no trunk.
+        ("DE", "+49 030 1234567", "+49301234567"),
+        ("DE", "0049 030 1234567", "+49301234567"),
+        ("US", "+49 (0)30 1234567", "+49301234567"),
+        ("GB", "+44 020 7946 0958", "+442079460958"),
+        ("FR", "+33 06 12 34 56 78", "+33612345678"),
         ("GB", "020 7946 0958", "+442079460958"),
         ("GB", "+44 (0)20 7946 0958", "+442079460958"),
         ("GB", "0044 20 7946 0958", "+442079460958"),
@@ -118,6 +124,19 @@ struct PhoneNormalizationTests {
     func normalizesToE164(region: String, input: String, expected: String) throws {
         let normalizer = IdentityNormalizer(defaultRegion: region)
         #expect(try normalizer.phone(input) == expected)
+    }
+
+    /// The spelling older versions stored a number with when it was written with the trunk 0 after the country code.
+    @Test func legacySpellingKeepsTheTrunkZeroOnlyWhereThereIsOne() {
+        func legacy(_ value: String) -> String? { IdentityNormalizer.legacySpelling(of: Identity(kind: .phone, value: value))?.value }
+        #expect(legacy("+49301234567") == "+490301234567")
+        #expect(legacy("+442079460958") == nil)  // "+4402079460958" was refused: too long for Britain
+        #expect(legacy("+4319876543") == "+43019876543")
+        #expect(legacy("+390612345678") == nil)  // Italy has no trunk prefix
+        #expect(legacy("+14155550123") == nil)
+        #expect(legacy("+33612345678") == nil)  // "+330612345678" was refused: too long for France
+        #expect(legacy("+35921234567") == nil)  // no table for Bulgaria
+        #expect(IdentityNormalizer.legacySpelling(of: Identity(kind: .anonymousID, value: "+49301234567")) == nil)
     }
 
     @Test(arguments: [
@@ -138,6 +157,8 @@ struct PhoneNormalizationTests {
         ("DE", "030", "not a valid DE number"),
         ("FR", "06 12 34 56", "not a valid FR number"),
         ("FR", "+33 6 12 34 56", "not a valid FR number"),
+        ("FR", "+33 06 12 34 56", "not a valid FR number"),
+        ("DE", "+49 00 30 1234567", "cannot start with 0"),
         ("IT", "06 12", "not a valid IT number"),
     ])
     func rejectsNamingTheFieldAndTheInput(region: String, input: String, problem: String) {

@@ -128,6 +128,36 @@ struct CustomerTests {
         #expect(try await crm.customer(bob.id).emails == ["bob@example.com"])
     }
 
+    /// Versions before 2026-12 kept the trunk 0 written after a country code (`+49 030 1234567` → `+490301234567`).
+    /// Such a stored phone is still the customer's: found, resolved, owned and removable by any spelling.
+    @Test(arguments: Backend.allCases)
+    func aPhoneStoredWithTheTrunkZeroAfterTheCountryCodeStillResolves(backend: Backend) async throws {
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: try backend.makeStore(), clock: clock, ids: SequentialIDGenerator(), defaultPhoneRegion: "DE", logger: quietLogger)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com"), .phone("+49 030 1234567")]))
+        #expect(ada.phones == ["+49301234567"])
+        // As an older version stored it.
+        let legacy = Identity(kind: .phone, value: "+490301234567")
+        try await crm.store.write { tx in
+            try tx.deleteIdentity(Identity(kind: .phone, value: "+49301234567"))
+            try tx.insertIdentity(IdentityRecord(identity: legacy, customerID: ada.id, homeCustomerID: ada.id, createdAt: start))
+        }
+        for spelling in ["030 1234567", "+49 30 1234567", "+49 030 1234567", "0049 (0)30 1234567"] {
+            #expect(try await crm.findCustomer(.phone(spelling))?.id == ada.id, "\(spelling)")
+        }
+        let result = try await crm.ingest([.event(EventInput(id: "call-1", type: "call.received", occurredAt: start, channel: .callCenter, identities: [.phone("030 1234567")]))])
+        #expect(result.acceptedCount == 1)
+        #expect(try await crm.customerCount() == 1)
+        #expect(try await crm.customer(ada.id).phones == [legacy.value])  // not a second spelling of the same number
+        let error = await captureError { try await crm.createCustomer(NewCustomer(identities: [.phone("+49 30 1234567")])) }
+        #expect(error?.fieldViolations.map(\.field) == ["identities[0]"])
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        await expectError(.alreadyExists(entity: "identity", id: "phone:+49301234567")) { try await crm.addIdentity(.phone("030 1234567"), to: bob.id) }
+        #expect(try await crm.addIdentity(.phone("030 1234567"), to: ada.id).phones == [legacy.value])
+        #expect(try await crm.removeIdentity(.phone("+49 30 1234567"), from: ada.id).phones == [])
+        #expect(try await crm.findCustomer(.phone("030 1234567")) == nil)
+    }
+
     @Test(arguments: Backend.allCases)
     func deleteErasesEverythingTheCustomerOwns(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
