@@ -214,6 +214,17 @@ public struct IdentityNormalizer: Sendable {
         return Identity(kind: .phone, value: "+" + region.callingCode + "0" + national)
     }
 
+    /// A stored phone as it is dialled today: one stored in the older spelling (`+490301234567`) without its trunk 0
+    /// (`+49301234567`); any other identity as it is.
+    package static func dialable(_ identity: Identity) -> Identity {
+        guard identity.kind == .phone, identity.value.hasPrefix("+") else { return identity }
+        let digits = identity.value.dropFirst()
+        guard let region = PhoneRegion.matching(internationalDigits: String(digits)), region.trunkPrefix == "0" else { return identity }
+        let national = digits.dropFirst(region.callingCode.count)
+        guard national.hasPrefix("0"), !national.dropFirst().hasPrefix("0"), region.nationalLengths.contains(national.count - 1) else { return identity }
+        return Identity(kind: .phone, value: "+" + region.callingCode + national.dropFirst())
+    }
+
     /// `value` without the spaces around it, checked as a token.
     private static func token(_ value: String, field: String, what: String) throws(RapportError) -> String {
         // Printable ASCII with nothing to trim (most ids) is a token as it is.

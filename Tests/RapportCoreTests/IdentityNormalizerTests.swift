@@ -137,6 +137,10 @@ struct PhoneNormalizationTests {
         #expect(legacy("+33612345678") == nil)  // "+330612345678" was refused: too long for France
         #expect(legacy("+35921234567") == nil)  // no table for Bulgaria
         #expect(IdentityNormalizer.legacySpelling(of: Identity(kind: .anonymousID, value: "+49301234567")) == nil)
+        // ...and back to the number dialled.
+        #expect(IdentityNormalizer.dialable(Identity(kind: .phone, value: "+490301234567")).value == "+49301234567")
+        #expect(IdentityNormalizer.dialable(Identity(kind: .phone, value: "+49301234567")).value == "+49301234567")
+        #expect(IdentityNormalizer.dialable(Identity(kind: .phone, value: "+390612345678")).value == "+390612345678")
     }
 
     @Test(arguments: [

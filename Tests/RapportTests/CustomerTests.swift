@@ -145,10 +145,17 @@ struct CustomerTests {
         for spelling in ["030 1234567", "+49 30 1234567", "+49 030 1234567", "0049 (0)30 1234567"] {
             #expect(try await crm.findCustomer(.phone(spelling))?.id == ada.id, "\(spelling)")
         }
+        _ = try await crm.createRule(
+            RuleDefinition(name: "Call back", trigger: .event(type: "call.received"), actions: [.sendMessage(MessageAction(channel: .sms, purpose: .transactional, template: "callback"))]))
         let result = try await crm.ingest([.event(EventInput(id: "call-1", type: "call.received", occurredAt: start, channel: .callCenter, identities: [.phone("030 1234567")]))])
         #expect(result.acceptedCount == 1)
         #expect(try await crm.customerCount() == 1)
         #expect(try await crm.customer(ada.id).phones == [legacy.value])  // not a second spelling of the same number
+        // A text goes to the number as it is dialled.
+        let entries = try await crm.outboxEntries().entries
+        #expect(entries.count == 1)
+        guard case .message(let message)? = entries.first?.payload else { Issue.record("no message queued"); return }
+        #expect(message.recipient == "+49301234567")
         let error = await captureError { try await crm.createCustomer(NewCustomer(identities: [.phone("+49 30 1234567")])) }
         #expect(error?.fieldViolations.map(\.field) == ["identities[0]"])
         let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))

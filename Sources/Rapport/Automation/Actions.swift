@@ -63,7 +63,7 @@ extension WriteSession {
             let recipient: String?
             switch message.channel {
             case .email: recipient = identities.first { $0.kind == .email }?.value
-            case .sms, .phone: recipient = identities.first { $0.kind == .phone }?.value
+            case .sms, .phone: recipient = identities.first { $0.kind == .phone }.map { IdentityNormalizer.dialable($0).value }
             case .push: recipient = customer.rawValue
             }
             guard let recipient else {
