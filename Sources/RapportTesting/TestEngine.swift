@@ -6,6 +6,7 @@ import Logging
 /// An engine for tests: in-memory storage, a manual clock, deterministic ids. One line, no files, no sleeps.
 ///
 /// ```swift
+/// import Rapport
 /// import RapportTesting
 ///
 /// let test = TestRapport()
