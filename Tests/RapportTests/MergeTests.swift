@@ -644,6 +644,37 @@ struct MergeTests {
         #expect(alone.outcomes == [.accepted(card.id)])
     }
 
+    /// Two customers split apart are not merged again automatically when one of them was merged into a third since.
+    @Test(arguments: Backend.allCases)
+    func anUnmergedPairStaysApartThroughAThirdCustomer(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let oldest = try await crm.createCustomer(NewCustomer(identities: [.externalID("77", source: "shop")]))
+        clock.advance(by: .seconds(1))
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(1))
+        let card = try await crm.createCustomer(NewCustomer(identities: [.memberCard("CARD-9")]))
+        clock.advance(by: .seconds(1))
+        let pete = try await crm.createCustomer(NewCustomer(identities: [.phone("+14155550123")]))
+        let first = try await crm.ingest([event("e1", at: start, .phone("+14155550123"), .email("ada@example.com"))])
+        #expect(first.merges.count == 1)
+        _ = try await crm.unmerge(first.merges[0])
+        let second = try await crm.ingest([event("e2", at: start, .memberCard("CARD-9"), .phone("+14155550123"))])
+        #expect(second.merges.count == 1)  // pete and the card holder were never split
+        #expect(try await crm.customer(pete.id).id == card.id)
+        let third = try await crm.ingest([event("e3", at: start, .email("ada@example.com"), .phone("+14155550123"))])
+        #expect(third.merges.isEmpty)
+        #expect(third.outcomes == [.accepted(ada.id)])  // the e-mail is the stronger identity
+        #expect(try await crm.customer(card.id).id == card.id)
+        // ...also through a chain: the card holder (with pete) merged into the oldest customer.
+        let fourth = try await crm.ingest([event("e4", at: start, .memberCard("CARD-9"), .externalID("77", source: "shop"))])
+        #expect(fourth.merges.count == 1)
+        #expect(try await crm.customer(pete.id).id == oldest.id)
+        let fifth = try await crm.ingest([event("e5", at: start, .externalID("77", source: "shop"), .email("ada@example.com"))])
+        #expect(fifth.merges.isEmpty)
+        #expect(try await crm.customer(ada.id).id == ada.id)
+        #expect(try await crm.customerCount() == 2)
+    }
+
     @Test(arguments: Backend.allCases)
     func deletingASurvivorErasesWhatWasMergedIntoIt(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
