@@ -290,6 +290,15 @@ struct WriteSession {
         survivor.version += 1
         survivor.updatedAt = now
         try tx.updateCustomer(survivor)
+        // The restored customer comes back as it was, unless it gained identities while merged (added through its
+        // own id, or first seen then and found its): then it changed, and an etag read before the merge, or under its
+        // id while merged (the survivor's), must not match.
+        if try tx.identities(of: absorbedID).contains(where: { $0.createdAt > merge.mergedAt }) {
+            var restored = merge.absorbedBefore
+            restored.version = max(restored.version, survivor.version) + 1
+            restored.updatedAt = now
+            try tx.updateCustomer(restored)
+        }
 
         try recomputeStats(of: survivorID)
         try recomputeStats(of: absorbedID)

@@ -40,11 +40,19 @@ struct MergeTests {
             $0.tags = ["gold", "newsletter"]
             $0.addresses.append(home)
         }
-        _ = try await crm.addIdentity(.email("ada.m@example.com"), to: newer.id)
+        clock.advance(by: .seconds(60))
+        let merged = try await crm.addIdentity(.email("ada.m@example.com"), to: newer.id)
 
         _ = try await crm.unmerge(merge.merge.id)
         let survivor = try await crm.customer(older.id)
         let restored = try await crm.customer(newer.id)
+        // The identity it gained makes the restored customer a new version: no etag read before the merge, nor one
+        // read under its id while merged (the survivor's), matches it.
+        #expect(restored.version > newer.version && restored.version > merged.version)
+        #expect(restored.updatedAt == clock.now())
+        await expectError(.etagMismatch(entity: "customer", id: newer.id.rawValue, expected: newer.etag, actual: restored.etag)) {
+            try await crm.updateCustomer(newer.id, set: CustomerProfile(givenName: "Eve"), fields: [.givenName], ifMatch: newer.etag)
+        }
         // The absorbed customer's tag and address went back with them; the changes made while merged stayed.
         #expect(survivor.profile.tags == ["gold"])
         #expect(survivor.profile.addresses == [home])
