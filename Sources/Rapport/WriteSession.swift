@@ -12,6 +12,8 @@ struct WriteSession {
     private var stats: [CustomerID: CustomerStats] = [:]
     private var identityOwners: [Identity: CustomerID] = [:]
     private var createdHere: Set<CustomerID> = []
+    /// Customers whose identities this transaction added to and reported to the change feed.
+    private var identitiesReported: Set<CustomerID> = []
     private(set) var createdCustomers: [CustomerID] = []
     private(set) var merges: [MergeID] = []
     /// Customers that received events or orders, for the change feed.
@@ -122,6 +124,10 @@ struct WriteSession {
                 record.version += 1
                 record.updatedAt = now
                 try tx.updateCustomer(record)
+                // Once per customer and transaction in the feed: followers re-read the customer anyway.
+                if identitiesReported.insert(target).inserted {
+                    _ = try tx.appendChange(kind: .customerUpdated, customerID: target, otherCustomerID: nil, mergeID: nil, at: now)
+                }
                 try markDirty(target, [.identities, .profile])  // `updated_at` moved too
             }
         }

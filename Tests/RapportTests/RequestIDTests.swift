@@ -265,6 +265,25 @@ struct RequestIDTests {
         #expect(batch[0].otherCustomerID == phone.id)
     }
 
+    /// An identity an ingested record adds to a known customer changes the customer: the feed says so, once a batch.
+    @Test(arguments: Backend.allCases)
+    func identitiesAddedByIngestAreACustomerUpdate(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        let before = try await crm.changes(after: 0).count
+        _ = try await crm.ingest([
+            event("a1", at: start, .email("ada@example.com"), .anonymousID("device-1")),
+            event("a2", at: start, .email("ada@example.com"), .anonymousID("device-2")),
+            event("a3", at: start, .email("ada@example.com")),
+        ])
+        let batch = try await crm.changes(after: Int64(before))
+        #expect(batch.map(\.kind) == [.customerUpdated, .activityRecorded])
+        #expect(batch.map(\.customerID) == [ada.id, ada.id])
+        // Nothing new: activity only.
+        _ = try await crm.ingest([event("a4", at: start, .email("ada@example.com"), .anonymousID("device-1"))])
+        #expect(try await crm.changes(after: Int64(before + 2)).map(\.kind) == [.activityRecorded])
+    }
+
     @Test(.timeLimit(.minutes(1)), arguments: Backend.allCases)
     func theChangeFeedReportsEveryChangeInOrderAndResumes(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
