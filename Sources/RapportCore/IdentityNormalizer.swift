@@ -29,7 +29,8 @@ public struct IdentityNormalizer: Sendable {
         case .phone:
             return Identity(kind: .phone, value: try phone(value, field: field))
         case .memberCard:
-            let compact = value.filter { !$0.isWhitespace && $0 != "-" }.uppercased().canonical
+            // Spaces and dashes of any kind (`1234 5678`, `1234–5678` from a spreadsheet) only group the digits.
+            let compact = value.filter { !$0.isWhitespace && !Self.isDash($0) && !Self.isInvisible($0) }.uppercased().canonical
             try Self.checkToken(compact, field: field, what: "member card number")
             return Identity(kind: .memberCard, value: compact)
         case .externalID:
@@ -47,7 +48,7 @@ public struct IdentityNormalizer: Sendable {
     /// A trimmed, lower-case e-mail address, or an error saying what is wrong with it.
     public func email(_ raw: String, field: String = "email") throws(RapportError) -> String {
         if let normalized = Self.asciiEmail(raw) { return normalized }
-        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().canonical
+        let text = raw.trimmingCharacters(in: Self.edges).lowercased().canonical
         guard !text.isEmpty else { throw .invalid(field, "e-mail address is empty") }
         guard text.utf8.count <= 254 else { throw .invalid(field, "e-mail address is longer than 254 characters") }
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
@@ -58,7 +59,9 @@ public struct IdentityNormalizer: Sendable {
         guard !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
             throw .invalid(field, "'\(raw)' has a misplaced '.' before '@'")
         }
-        guard local.allSatisfy({ Self.emailLocalCharacters.contains($0) || !$0.isASCII }) else {
+        // Letters of any script, not spaces or invisible characters of any kind (a zero-width space or a no-break
+        // space inside would make a second address for one mailbox).
+        guard local.allSatisfy({ Self.emailLocalCharacters.contains($0) || (!$0.isASCII && !$0.isWhitespace && !Self.isInvisible($0)) }) else {
             throw .invalid(field, "'\(raw)' has a character not allowed in an e-mail address")
         }
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
@@ -133,20 +136,24 @@ public struct IdentityNormalizer: Sendable {
 
     /// An E.164 phone number (`+14155550123`) from an international or a national format of the default region.
     public func phone(_ raw: String, field: String = "phone") throws(RapportError) -> String {
-        var text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        var text = raw.trimmingCharacters(in: Self.edges)
         guard !text.isEmpty else { throw .invalid(field, "phone number is empty") }
         // "+44 (0)20 ..." writes the national trunk prefix in brackets: drop it.
-        text = text.replacingOccurrences(of: "(0)", with: "")
+        text = text.replacingOccurrences(of: "(0)", with: "").replacingOccurrences(of: "（0）", with: "")
         var international = false
-        if text.hasPrefix("+") {
-            international = true
-            text.removeFirst()
-        }
         var digits = ""
         for character in text {
-            if let digit = character.wholeNumberValue, character.isASCII {
-                digits.append(Character(String(digit)))
-            } else if " -./()\u{00A0}".contains(character) {
+            if let scalar = character.unicodeScalars.first, character.unicodeScalars.count == 1, scalar.properties.numericType == .decimal,
+                let digit = character.wholeNumberValue
+            {
+                digits.append(Character(String(digit)))  // ASCII, or full-width and other scripts' digits
+            } else if character == "+" || character == "＋" {
+                // Before the first digit only: "+44 20 ...", "(+44) 20 ...".
+                guard digits.isEmpty, !international else {
+                    throw .invalid(field, "'\(raw)' has a '+' that is not before the country code")
+                }
+                international = true
+            } else if character.isWhitespace || Self.isDash(character) || Self.isInvisible(character) || "./()（）".contains(character) {
                 continue
             } else {
                 throw .invalid(field, "'\(raw)' has a character that is not part of a phone number: '\(character)'")
@@ -167,6 +174,7 @@ public struct IdentityNormalizer: Sendable {
             guard digits.count >= 8, digits.count <= 15 else {
                 throw .invalid(field, "'\(raw)' has \(digits.count) digits; an international number has 8 to 15")
             }
+            guard !digits.hasPrefix("0") else { throw .invalid(field, "'\(raw)' has no country code (none starts with 0)") }
             if let region = PhoneRegion.matching(internationalDigits: digits) {
                 var national = String(digits.dropFirst(region.callingCode.count))
                 // "+49 030 ..." keeps the national trunk prefix after the country code; dialled, it is dropped.
@@ -179,6 +187,9 @@ public struct IdentityNormalizer: Sendable {
                 }
                 guard region.nationalLengths.contains(national.count) else {
                     throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (\(national.count) digits after +\(region.callingCode))")
+                }
+                guard region.acceptsNational(national) else {
+                    throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (an area code does not start with \(national.first!))")
                 }
             }
             return "+" + digits
@@ -193,7 +204,7 @@ public struct IdentityNormalizer: Sendable {
         if let trunk = defaultRegion.trunkPrefix, trunk == "0" || trunk == "1", national.hasPrefix(trunk) {
             throw .invalid(field, "'\(raw)' is not a valid \(defaultRegion.code) number; write it with its country code (+...)")
         }
-        guard defaultRegion.nationalLengths.contains(national.count) else {
+        guard defaultRegion.nationalLengths.contains(national.count), defaultRegion.acceptsNational(national) else {
             throw .invalid(field, "'\(raw)' is not a valid \(defaultRegion.code) number; write it with its country code (+...)")
         }
         let e164 = defaultRegion.callingCode + national
@@ -232,7 +243,7 @@ public struct IdentityNormalizer: Sendable {
         if let first = utf8.first, let last = utf8.last, first != 32, last != 32, utf8.count <= 256, utf8.allSatisfy({ $0 >= 32 && $0 < 127 }) {
             return value
         }
-        let trimmed = value.trimmingCharacters(in: .whitespaces).canonical
+        let trimmed = value.trimmingCharacters(in: Self.edges).canonical
         try checkToken(trimmed, field: field, what: what)
         return trimmed
     }
@@ -243,6 +254,21 @@ public struct IdentityNormalizer: Sendable {
         guard !value.contains(where: { $0.isNewline || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) else {
             throw .invalid(field, "\(what) contains a control character")
         }
+        guard !value.contains(where: isInvisible) else { throw .invalid(field, "\(what) contains an invisible character (such as a zero-width space)") }
+    }
+
+    /// Spaces, line breaks and the invisible characters copied text brings along (a byte order mark, zero-width
+    /// spaces) around a value: trimmed.
+    private static let edges = CharacterSet.whitespacesAndNewlines.union(CharacterSet(charactersIn: "\u{FEFF}\u{200B}\u{200C}\u{200D}\u{2060}"))
+
+    /// A character that shows nothing: a format character (zero-width space, joiner, byte order mark, direction mark).
+    static func isInvisible(_ character: Character) -> Bool {
+        character.unicodeScalars.contains { $0.properties.generalCategory == .format }
+    }
+
+    /// A dash of any kind (`-`, `–`, `‑`, `−`, `－`).
+    static func isDash(_ character: Character) -> Bool {
+        character.unicodeScalars.allSatisfy { $0.properties.generalCategory == .dashPunctuation || $0 == "\u{2212}" }
     }
 }
 
@@ -305,6 +331,13 @@ public struct PhoneRegion: Hashable, Sendable {
         PhoneRegion(code: "TR", callingCode: "90", trunkPrefix: "0", nationalLengths: 10...10),
         PhoneRegion(code: "RU", callingCode: "7", trunkPrefix: "8", nationalLengths: 10...10, internationalPrefix: "810"),
     ]
+
+    /// Whether a national number of the right length can be one of this region's: in North America (+1) area
+    /// codes start with 2 to 9.
+    func acceptsNational(_ national: some StringProtocol) -> Bool {
+        guard callingCode == "1", let first = national.first else { return true }
+        return first >= "2" && first <= "9"
+    }
 
     /// The known regions by ISO code.
     public static let byCode: [String: PhoneRegion] = Dictionary(all.map { ($0.code, $0) }, uniquingKeysWith: { first, _ in first })

@@ -17,6 +17,10 @@ struct EmailNormalizationTests {
         ("a@b.co", "a@b.co"),
         ("user@123.example.com", "user@123.example.com"),
         ("user@example.xn--p1ai", "user@example.xn--p1ai"),
+        // A byte order mark or zero-width space around it (the first field of a CSV file, copied text): trimmed.
+        ("\u{FEFF}ada@example.com", "ada@example.com"),
+        ("ada@example.com\u{200B}", "ada@example.com"),
+        ("\u{FEFF}José@example.com", "josé@example.com"),
     ])
     func acceptsAndNormalizes(input: String, expected: String) throws {
         #expect(try normalizer.email(input) == expected)
@@ -43,6 +47,11 @@ struct EmailNormalizationTests {
         ("ada@exa mple.com", "invalid domain"),
         ("ada(comment)@example.com", "not allowed"),
         ("\"ada\"@example.com", "not allowed"),
+        // Spaces and invisible characters of any kind inside: one mailbox would become two identities.
+        ("ada\u{00A0}lovelace@example.com", "not allowed"),
+        ("ada\u{200B}@example.com", "not allowed"),
+        ("jos\u{200D}é@example.com", "not allowed"),
+        ("ada\u{3000}x@example.com", "not allowed"),
         (String(repeating: "a", count: 65) + "@example.com", "too long part before '@'"),
     ])
     func rejectsNamingTheFieldAndTheInput(input: String, problem: String) {
@@ -118,6 +127,16 @@ struct PhoneNormalizationTests {
         ("JP", "010 44 20 7946 0958", "+442079460958"),
         ("AU", "0412 345 678", "+61412345678"),
         ("RU", "8 915 123 45 67", "+79151234567"),
+        // Typography and keyboards: a '+' in brackets, narrow, thin and full-width spaces, non-breaking hyphens and
+        // en dashes, full-width digits.
+        ("DE", "(+44) 20 7946 0958", "+442079460958"),
+        ("FR", "06\u{202F}12\u{202F}34\u{202F}56\u{202F}78", "+33612345678"),
+        ("FR", "06\u{2009}12\u{2009}34\u{2009}56\u{2009}78", "+33612345678"),
+        ("US", "+1 415\u{2011}555\u{2011}0123", "+14155550123"),
+        ("US", "415 – 555 – 0123", "+14155550123"),
+        ("JP", "０９０-１２３４-５６７８", "+819012345678"),
+        ("JP", "＋８１\u{3000}９０\u{3000}１２３４\u{3000}５６７８", "+819012345678"),
+        ("US", "\u{FEFF}(415) 555-0123", "+14155550123"),
         // A calling code Rapport has no table for: kept as given, only the overall length is checked.
         ("US", "+359 2 123 4567", "+35921234567"),
     ])
@@ -164,6 +183,14 @@ struct PhoneNormalizationTests {
         ("FR", "+33 06 12 34 56", "not a valid FR number"),
         ("DE", "+49 00 30 1234567", "cannot start with 0"),
         ("IT", "06 12", "not a valid IT number"),
+        ("US", "+0123456789", "no country code"),
+        ("DE", "00 0123 456 789", "no country code"),
+        ("US", "0123456789", "not a valid US number"),
+        ("US", "+1 012 345 6789", "area code"),
+        ("CA", "+1 112 345 6789", "area code"),
+        ("US", "415 555 + 0123", "'+'"),
+        ("US", "++1 415 555 0123", "'+'"),
+        ("US", "415 555 ٠١٢٣x", "'x'"),
     ])
     func rejectsNamingTheFieldAndTheInput(region: String, input: String, problem: String) {
         let normalizer = IdentityNormalizer(defaultRegion: region)
@@ -254,6 +281,9 @@ struct IdentityKindNormalizationTests {
         (" ab-12 cd-34 ", "AB12CD34"),
         ("gold\t0042", "GOLD0042"),
         ("äö-1", "ÄÖ1"),
+        ("1234–5678", "12345678"),  // an en dash, as spreadsheets autocorrect
+        ("1234\u{2011}5678\u{00A0}90", "1234567890"),
+        ("\u{FEFF}1234\u{200B}5678", "12345678"),
     ])
     func memberCardDropsSpacesAndDashesAndUpperCases(input: String, expected: String) throws {
         let identity = try normalizer.normalize(kind: .memberCard, value: input)
@@ -265,6 +295,15 @@ struct IdentityKindNormalizationTests {
     func memberCardRejectsEmpty(input: String) {
         expectSingleViolation(field: "card", mentions: ["member card number is empty"]) { () throws(RapportError) in
             try normalizer.normalize(kind: .memberCard, value: input, field: "card")
+        }
+    }
+
+    @Test func idsRejectInvisibleCharactersInside() {
+        expectSingleViolation(field: "value", mentions: ["invisible character"]) { () throws(RapportError) in
+            try normalizer.normalize(kind: .externalID, source: "shop", value: "88\u{200B}12")
+        }
+        expectSingleViolation(field: "value", mentions: ["invisible character"]) { () throws(RapportError) in
+            try normalizer.normalize(kind: .anonymousID, value: "dev\u{2060}ice")
         }
     }
 
