@@ -23,6 +23,8 @@ extension RapportEngine {
             var validator = Validator()
             for violation in identityViolations { validator.add(violation.field, violation.problem) }
             let schema = AttributeSchema(try tx.attributeDefinitions())
+            var profile = profile
+            profile.attributes = schema.coerced(profile.attributes)
             validator.capture("") { () throws(RapportError) in try profile.validate(schema: schema) }
             try validator.check()
             var fieldTimes: [String: Timestamp] = [:]
@@ -86,7 +88,9 @@ extension RapportEngine {
             var updated = record.profile
             updated.assign(fields, from: profile)
             updated = updated.normalized()
-            try updated.validate(schema: AttributeSchema(try tx.attributeDefinitions()), since: record.profile)
+            let schema = AttributeSchema(try tx.attributeDefinitions())
+            updated.attributes = schema.coerced(updated.attributes)
+            try updated.validate(schema: schema, since: record.profile)
             let changed = updated.changedFields(comparedTo: record.profile)
             guard !changed.isEmpty else { return try tx.assemble(record) }
             record.profile = updated

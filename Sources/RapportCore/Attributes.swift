@@ -146,6 +146,16 @@ public struct AttributeSchema: Hashable, Sendable {
         self.definitions = Dictionary(definitions.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
     }
 
+    /// `attributes` with whole numbers given for decimal attributes made decimals (`42` → `42.0`), as ingest and
+    /// rule actions take them; everything else as it is.
+    public func coerced(_ attributes: [String: AttributeValue]) -> [String: AttributeValue] {
+        var result = attributes
+        for (key, value) in attributes {
+            if case .int(let number) = value, definitions[key]?.type == .decimal { result[key] = .decimal(Decimal(number)) }
+        }
+        return result
+    }
+
     /// Checks every value against its declaration; `parent` prefixes the field paths (`attributes`).
     public func validate(_ attributes: [String: AttributeValue], parent: String = "attributes") throws(RapportError) {
         var validator = Validator()

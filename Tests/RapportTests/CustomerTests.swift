@@ -65,6 +65,15 @@ struct CustomerTests {
             try await crm.updateCustomer(ada.id, set: CustomerProfile(attributes: ["shoe_size": .string("big")]), fields: [.attribute("shoe_size")])
         }
         #expect(mistyped?.fieldViolations == [FieldViolation(field: "attributes.shoe_size", problem: "must be decimal, got string")])
+        // A whole number is a decimal (JSON and proto clients send `42`), stored as one.
+        let whole = try await crm.updateCustomer(ada.id, set: CustomerProfile(attributes: ["shoe_size": .int(42)]), fields: [.attribute("shoe_size")])
+        #expect(whole.profile.attributes["shoe_size"] == .decimal(42))
+        let bob = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(attributes: ["shoe_size": .int(44)])))
+        #expect(bob.profile.attributes["shoe_size"] == .decimal(44))
+        let notTimestamp = await captureError {
+            try await crm.updateCustomer(ada.id, set: CustomerProfile(attributes: ["vip_since": .int(1)]), fields: [.attribute("vip_since")])
+        }
+        #expect(notTimestamp?.fieldViolations == [FieldViolation(field: "attributes.vip_since", problem: "must be timestamp, got int")])
 
         await expectError(.failedPrecondition("attribute 'shoe_size' is declared as decimal; its type cannot change to int")) {
             try await crm.defineAttribute(AttributeDefinition(key: "shoe_size", type: .int))
