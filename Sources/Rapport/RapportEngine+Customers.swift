@@ -150,7 +150,7 @@ extension RapportEngine {
         return try await mutate("removeIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
-            guard let owner = try tx.storedIdentity(identity), owner.customerID == record.id else {
+            guard let owner = try tx.storedIdentity(identity, ownedBy: record.id) else {
                 throw RapportError.notFound(entity: "identity", id: identity.key)
             }
             try tx.deleteIdentity(owner.identity)

@@ -136,6 +136,14 @@ extension StoreReader {
         return try self.identity(legacy)
     }
 
+    /// The stored record of `identity` that `customer` owns, under either spelling (an older version may have stored
+    /// both, for two customers).
+    func storedIdentity(_ identity: Identity, ownedBy customer: CustomerID) throws -> IdentityRecord? {
+        if let found = try self.identity(identity), found.customerID == customer { return found }
+        guard let legacy = IdentityNormalizer.legacySpelling(of: identity), let found = try self.identity(legacy), found.customerID == customer else { return nil }
+        return found
+    }
+
     /// The public view of a stored customer.
     func assemble(_ record: CustomerRecord) throws -> Customer {
         Customer(

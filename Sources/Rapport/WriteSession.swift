@@ -432,7 +432,7 @@ struct WriteSession {
             case .sms, .phone: kind = .phone
             case .push: continue
             }
-            guard try tx.storedIdentity(Identity(kind: kind, value: message.recipient))?.customerID == restored else { continue }
+            guard try tx.storedIdentity(Identity(kind: kind, value: message.recipient), ownedBy: restored) != nil else { continue }
             entry.customerID = restored
             try tx.updateOutboxEntry(entry)
         }

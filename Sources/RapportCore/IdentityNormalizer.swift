@@ -30,7 +30,9 @@ public struct IdentityNormalizer: Sendable {
             return Identity(kind: .phone, value: try phone(value, field: field))
         case .memberCard:
             // Spaces and dashes of any kind (`1234 5678`, `1234–5678` from a spreadsheet) only group the digits.
-            let compact = value.filter { !$0.isWhitespace && !Self.isDash($0) && !Self.isInvisible($0) }.uppercased().canonical
+            var kept = String.UnicodeScalarView()
+            kept.append(contentsOf: value.unicodeScalars.filter { !Self.isSeparator($0) })
+            let compact = String(kept).uppercased().canonical
             try Self.checkToken(compact, field: field, what: "member card number")
             return Identity(kind: .memberCard, value: compact)
         case .externalID:
@@ -68,7 +70,7 @@ public struct IdentityNormalizer: Sendable {
         guard labels.count >= 2 else { throw .invalid(field, "'\(raw)' has no domain with a dot after '@'") }
         for label in labels {
             guard !label.isEmpty, label.utf8.count <= 63, !label.hasPrefix("-"), !label.hasSuffix("-"),
-                label.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" })
+                label.allSatisfy({ ($0.isLetter || $0.isNumber || $0 == "-") && !Self.isInvisible($0) })
             else { throw .invalid(field, "'\(raw)' has an invalid domain '\(domain)'") }
         }
         guard let top = labels.last, top.count >= 2, top.allSatisfy({ $0.isLetter || $0 == "-" || $0.isNumber }),
@@ -142,21 +144,20 @@ public struct IdentityNormalizer: Sendable {
         text = text.replacingOccurrences(of: "(0)", with: "").replacingOccurrences(of: "（0）", with: "")
         var international = false
         var digits = ""
-        for character in text {
-            if let scalar = character.unicodeScalars.first, character.unicodeScalars.count == 1, scalar.properties.numericType == .decimal,
-                let digit = character.wholeNumberValue
-            {
-                digits.append(Character(String(digit)))  // ASCII, or full-width and other scripts' digits
-            } else if character == "+" || character == "＋" {
+        // Code point by code point: a zero-width joiner is part of the character before it, which may be a digit.
+        for scalar in text.unicodeScalars {
+            if scalar.properties.numericType == .decimal, let digit = scalar.properties.numericValue {
+                digits.append(Character(String(Int(digit))))  // ASCII, or full-width and other scripts' digits
+            } else if scalar == "+" || scalar == "＋" {
                 // Before the first digit only: "+44 20 ...", "(+44) 20 ...".
                 guard digits.isEmpty, !international else {
                     throw .invalid(field, "'\(raw)' has a '+' that is not before the country code")
                 }
                 international = true
-            } else if character.isWhitespace || Self.isDash(character) || Self.isInvisible(character) || "./()（）".contains(character) {
+            } else if Self.isSeparator(scalar) || "./()（）".unicodeScalars.contains(scalar) {
                 continue
             } else {
-                throw .invalid(field, "'\(raw)' has a character that is not part of a phone number: '\(character)'")
+                throw .invalid(field, "'\(raw)' has a character that is not part of a phone number: '\(Character(scalar))'")
             }
         }
         guard !digits.isEmpty else { throw .invalid(field, "'\(raw)' has no digits") }
@@ -171,17 +172,18 @@ public struct IdentityNormalizer: Sendable {
             }
         }
         if international {
-            guard digits.count >= 8, digits.count <= 15 else {
+            guard digits.count <= 15 else {
                 throw .invalid(field, "'\(raw)' has \(digits.count) digits; an international number has 8 to 15")
             }
             guard !digits.hasPrefix("0") else { throw .invalid(field, "'\(raw)' has no country code (none starts with 0)") }
             if let region = PhoneRegion.matching(internationalDigits: digits) {
+                // A region Rapport knows: its own lengths decide (what this returns normalizes to itself again).
                 var national = String(digits.dropFirst(region.callingCode.count))
                 // "+49 030 ..." keeps the national trunk prefix after the country code; dialled, it is dropped.
                 if region.trunkPrefix == "0", national.hasPrefix("0") {
                     national.removeFirst()
-                    guard !national.hasPrefix("0"), region.nationalLengths.contains(national.count) else {
-                        throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (after +\(region.callingCode) it cannot start with 0)")
+                    guard !national.hasPrefix("0") else {
+                        throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (after +\(region.callingCode) it cannot start with 00)")
                     }
                     digits = region.callingCode + national
                 }
@@ -190,6 +192,10 @@ public struct IdentityNormalizer: Sendable {
                 }
                 guard region.acceptsNational(national) else {
                     throw .invalid(field, "'\(raw)' is not a valid \(region.code) number (an area code does not start with \(national.first!))")
+                }
+            } else {
+                guard digits.count >= 8 else {
+                    throw .invalid(field, "'\(raw)' has \(digits.count) digits; an international number has 8 to 15")
                 }
             }
             return "+" + digits
@@ -258,17 +264,19 @@ public struct IdentityNormalizer: Sendable {
     }
 
     /// Spaces, line breaks and the invisible characters copied text brings along (a byte order mark, zero-width
-    /// spaces) around a value: trimmed.
-    private static let edges = CharacterSet.whitespacesAndNewlines.union(CharacterSet(charactersIn: "\u{FEFF}\u{200B}\u{200C}\u{200D}\u{2060}"))
+    /// spaces, direction marks) around a value: trimmed.
+    private static let edges = CharacterSet.whitespacesAndNewlines.union(.controlCharacters)  // control: Cc and Cf
 
     /// A character that shows nothing: a format character (zero-width space, joiner, byte order mark, direction mark).
     static func isInvisible(_ character: Character) -> Bool {
         character.unicodeScalars.contains { $0.properties.generalCategory == .format }
     }
 
-    /// A dash of any kind (`-`, `–`, `‑`, `−`, `－`).
-    static func isDash(_ character: Character) -> Bool {
-        character.unicodeScalars.allSatisfy { $0.properties.generalCategory == .dashPunctuation || $0 == "\u{2212}" }
+    /// What only groups the digits of a phone or card number: a space, a dash of any kind (`-`, `–`, `‑`, `−`,
+    /// `－`) or an invisible character.
+    static func isSeparator(_ scalar: Unicode.Scalar) -> Bool {
+        let category = scalar.properties.generalCategory
+        return scalar.properties.isWhitespace || category == .dashPunctuation || category == .format || scalar == "\u{2212}"
     }
 }
 

@@ -21,6 +21,7 @@ struct EmailNormalizationTests {
         ("\u{FEFF}ada@example.com", "ada@example.com"),
         ("ada@example.com\u{200B}", "ada@example.com"),
         ("\u{FEFF}José@example.com", "josé@example.com"),
+        ("\u{200E}ada@example.com\u{202C}", "ada@example.com"),  // direction marks
     ])
     func acceptsAndNormalizes(input: String, expected: String) throws {
         #expect(try normalizer.email(input) == expected)
@@ -52,6 +53,7 @@ struct EmailNormalizationTests {
         ("ada\u{200B}@example.com", "not allowed"),
         ("jos\u{200D}é@example.com", "not allowed"),
         ("ada\u{3000}x@example.com", "not allowed"),
+        ("ada@exa\u{200D}mple.com", "invalid domain"),
         (String(repeating: "a", count: 65) + "@example.com", "too long part before '@'"),
     ])
     func rejectsNamingTheFieldAndTheInput(input: String, problem: String) {
@@ -137,6 +139,9 @@ struct PhoneNormalizationTests {
         ("JP", "０９０-１２３４-５６７８", "+819012345678"),
         ("JP", "＋８１\u{3000}９０\u{3000}１２３４\u{3000}５６７８", "+819012345678"),
         ("US", "\u{FEFF}(415) 555-0123", "+14155550123"),
+        // A joiner is part of the character before it, here a digit: the digit counts (it was silently dropped).
+        ("DE", "030 123\u{200C}4567", "+49301234567"),
+        ("DE", "030 123\u{200D}4567", "+49301234567"),
         // A calling code Rapport has no table for: kept as given, only the overall length is checked.
         ("US", "+359 2 123 4567", "+35921234567"),
     ])
@@ -170,7 +175,8 @@ struct PhoneNormalizationTests {
         ("US", "+", "no digits"),
         ("US", "( ) -", "no digits"),
         ("US", "12345", "not a valid US number"),
-        ("US", "+1234567", "7 digits"),
+        ("US", "+1234567", "6 digits after +1"),
+        ("US", "+359 1234", "7 digits"),  // no table for Bulgaria: 8 to 15 digits
         ("US", "+1234567890123456", "16 digits"),
         ("US", "00 1234567890123456", "16 digits"),
         ("US", "415 555 0123 4", "not a valid US number"),
@@ -181,7 +187,9 @@ struct PhoneNormalizationTests {
         ("FR", "06 12 34 56", "not a valid FR number"),
         ("FR", "+33 6 12 34 56", "not a valid FR number"),
         ("FR", "+33 06 12 34 56", "not a valid FR number"),
-        ("DE", "+49 00 30 1234567", "cannot start with 0"),
+        ("DE", "+49 00 30 1234567", "cannot start with 00"),
+        ("FR", "+33 06 12 34 56", "7 digits after +33"),  // counted without the trunk 0
+        ("AT", "+43 0 123", "3 digits after +43"),
         ("IT", "06 12", "not a valid IT number"),
         ("US", "+0123456789", "no country code"),
         ("DE", "00 0123 456 789", "no country code"),
@@ -284,6 +292,7 @@ struct IdentityKindNormalizationTests {
         ("1234–5678", "12345678"),  // an en dash, as spreadsheets autocorrect
         ("1234\u{2011}5678\u{00A0}90", "1234567890"),
         ("\u{FEFF}1234\u{200B}5678", "12345678"),
+        ("1234\u{200D}5678", "12345678"),
     ])
     func memberCardDropsSpacesAndDashesAndUpperCases(input: String, expected: String) throws {
         let identity = try normalizer.normalize(kind: .memberCard, value: input)

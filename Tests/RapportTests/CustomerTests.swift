@@ -172,6 +172,13 @@ struct CustomerTests {
         #expect(try await crm.addIdentity(.phone("030 1234567"), to: ada.id).phones == [legacy.value])
         #expect(try await crm.removeIdentity(.phone("+49 30 1234567"), from: ada.id).phones == [])
         #expect(try await crm.findCustomer(.phone("030 1234567")) == nil)
+        // An older version could store both spellings, for two customers: each removes its own.
+        _ = try await crm.addIdentity(.phone("030 1234567"), to: bob.id)
+        try await crm.store.write { tx in
+            try tx.insertIdentity(IdentityRecord(identity: legacy, customerID: ada.id, homeCustomerID: ada.id, createdAt: start))
+        }
+        #expect(try await crm.removeIdentity(.phone("030 1234567"), from: ada.id).phones == [])
+        #expect(try await crm.customer(bob.id).phones == ["+49301234567"])
     }
 
     @Test(arguments: Backend.allCases)
