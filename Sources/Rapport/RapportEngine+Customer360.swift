@@ -142,9 +142,20 @@ private func timelinePage(
     return TimelinePage(entries: page.map(\.1), nextPageToken: next)
 }
 
-/// The latest statement per channel and purpose, from a history sorted oldest first.
+/// The statement in force per channel and purpose: the latest by when it took effect, and of two at the same time
+/// the one that does not allow contact (then the later recorded).
+///
+/// A statement takes effect when it happened, or when it was recorded if that is earlier: one dated ahead (a sender's
+/// clock or time zone off) cannot rule before it is known, or it would outlive an unsubscribe recorded meanwhile.
 func currentConsents(_ history: [ConsentRecord]) -> [Consent] {
-    var latest: [String: Consent] = [:]
-    for record in history { latest["\(record.consent.channel.rawValue)/\(record.consent.purpose.rawValue)"] = record.consent }
-    return latest.values.sorted { ($0.channel, $0.purpose) < ($1.channel, $1.purpose) }
+    func rank(_ record: ConsentRecord) -> (Int64, Int, Int64) {
+        (min(record.consent.occurredAt, record.consent.recordedAt).millisecondsSinceEpoch, record.consent.status.allows ? 0 : 1, record.sequence)
+    }
+    var latest: [String: ConsentRecord] = [:]
+    for record in history {
+        let key = "\(record.consent.channel.rawValue)/\(record.consent.purpose.rawValue)"
+        if let current = latest[key], rank(current) > rank(record) { continue }
+        latest[key] = record
+    }
+    return latest.values.map(\.consent).sorted { ($0.channel, $0.purpose) < ($1.channel, $1.purpose) }
 }

@@ -42,7 +42,7 @@ extension RapportEngine {
     public func recordConsent(_ input: ConsentInput, requestID: String? = nil) async throws(RapportError) -> Consent {
         let now = clock.now()
         var validator = Validator()
-        if input.source.isEmpty || input.source.count > 200 || input.source.containsNUL {
+        if input.source.allSatisfy(\.isWhitespace) || input.source.count > 200 || input.source.containsNUL {
             validator.add("source", "must be 1 to 200 characters without NUL (where the consent was given)")
         }
         let occurredAt = input.occurredAt ?? now

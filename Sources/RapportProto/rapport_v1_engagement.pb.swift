@@ -306,7 +306,8 @@ package nonisolated struct Rapport_V1_Consent: Sendable {
   /// Where it was given: checkout, preference_center, store_form...
   package var source: String = String()
 
-  /// When the customer gave it; the latest statement by this time rules.
+  /// When the customer gave it; the latest statement by this time rules (one dated after `record_time` counts from
+  /// `record_time`; of two at the same time, the one that does not allow contact). At most a day ahead.
   package var occurTime: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_occurTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_occurTime = newValue}

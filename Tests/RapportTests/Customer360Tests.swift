@@ -110,10 +110,34 @@ struct Customer360Tests {
             try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .profiling, status: .granted, source: ""))
         }
         #expect(error?.fieldViolations.map(\.field) == ["source"])
+        let blank = await captureError {
+            try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .profiling, status: .granted, source: " \t"))
+        }
+        #expect(blank?.fieldViolations.map(\.field) == ["source"])
         await expectError(.notFound(entity: "customer", id: "cus_missing")) {
             try await crm.recordConsent(
                 ConsentInput(customerID: CustomerID(rawValue: "cus_missing")!, channel: .email, purpose: .profiling, status: .granted, source: "x"))
         }
+    }
+
+    /// A statement dated ahead takes effect when it is recorded, not before: an unsubscribe recorded after it wins.
+    /// Of two statements at the same time, the one that does not allow contact rules.
+    @Test func aConsentDatedAheadDoesNotOutliveALaterUnsubscribe() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        _ = try await crm.recordConsent(
+            ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .granted, source: "app", occurredAt: test.clock.now() + .seconds(10 * 3600)))
+        #expect(try await crm.hasConsent(ada.id, channel: .email, purpose: .marketing))
+        test.clock.advance(by: .seconds(300))
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .email, purpose: .marketing, status: .revoked, source: "unsubscribe_link"))
+        #expect(try await crm.hasConsent(ada.id, channel: .email, purpose: .marketing) == false)
+        #expect(try await crm.consents(of: ada.id).map(\.status) == [.revoked])
+        // Same time, either order of arrival: the refusal rules.
+        let at = test.clock.now() - .seconds(60)
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .sms, purpose: .marketing, status: .denied, source: "store", occurredAt: at))
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .sms, purpose: .marketing, status: .granted, source: "web", occurredAt: at))
+        #expect(try await crm.hasConsent(ada.id, channel: .sms, purpose: .marketing) == false)
     }
 
     @Test func interactionsArePagedNewestFirst() async throws {
