@@ -169,10 +169,15 @@ final class AccessInterceptor: ServerInterceptor {
         func error(_ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) { log(.error, message(), metadata: metadata()) }
     }
 
+    /// The credentials of an `authorization: Bearer <key>` header: the scheme in any case, spaces around the key
+    /// ignored (RFC 7235).
     static func bearer(_ metadata: Metadata) -> String? {
         for value in metadata[stringValues: "authorization"] {
-            let trimmed = value.trimmingPrefix("Bearer ").trimmingPrefix("bearer ")
-            if trimmed.count < value.count, !trimmed.isEmpty { return String(trimmed) }
+            let text = value.drop(while: \.isWhitespace)
+            guard let space = text.firstIndex(where: \.isWhitespace), text[..<space].lowercased() == "bearer" else { continue }
+            var key = text[space...].drop(while: \.isWhitespace)
+            while key.last?.isWhitespace == true { key = key.dropLast() }
+            if !key.isEmpty { return String(key) }
         }
         return nil
     }

@@ -328,6 +328,13 @@ struct ErrorTests {
             #expect(try await c.engine.customerCount() == 1)
             // The key as sent by hand, in lower case, works.
             #expect(try await c.customers.getCustomer(.with { $0.id = ada.id }, metadata: ["authorization": "bearer \(admin)"]).id == ada.id)
+            // The scheme in any case, spaces around the key (RFC 7235).
+            for header in ["BEARER \(admin)", "Bearer  \(admin) ", " bearer\t\(admin)"] {
+                #expect(try await c.customers.getCustomer(.with { $0.id = ada.id }, metadata: ["authorization": .string(header)]).id == ada.id, "\(header)")
+            }
+            _ = await expectRPCError(.unauthenticated) {
+                try await c.customers.getCustomer(.with { $0.id = ada.id }, metadata: ["authorization": "Bearerx \(admin)"])
+            }
         }
     }
 
