@@ -19,10 +19,10 @@ enum PageToken {
     private static func tag(_ scope: String) -> String { String(SHA256.hex(scope).prefix(16)) }
 
     /// The fields of a token made by `kind` (the first field) for `scope`, after both are checked.
-    private static func fields(_ token: String, kind: String, count: Int, scope: String, listing: String) throws(RapportError) -> [String] {
+    private static func fields(_ token: String, kind: String, count: Int, scope: String, orScope: String? = nil, listing: String) throws(RapportError) -> [String] {
         let parts = try decode(token).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == count + 2, parts[0] == kind else { throw .invalid("page_token", "is not a token returned by \(listing)") }
-        guard parts[1] == tag(scope) else {
+        guard parts[1] == tag(scope) || orScope.map({ parts[1] == tag($0) }) == true else {
             throw .invalid("page_token", "was made for another request of \(listing) (another customer, segment or filter); start again without a token")
         }
         return Array(parts.dropFirst(2))
@@ -60,8 +60,12 @@ enum PageToken {
         encode("\(listing.rawValue)|\(tag(customer.rawValue))|\(position.time.millisecondsSinceEpoch)|\(position.sequence)")
     }
 
-    static func decodeTimelinePosition(_ token: String, _ listing: Timeline, of customer: CustomerID) throws(RapportError) -> TimelinePosition {
-        let parts = try fields(token, kind: listing.rawValue, count: 2, scope: customer.rawValue, listing: listing.name)
+    /// The position in `customer`'s listing a token names; `requested`, the id the caller named, when it was merged
+    /// into `customer` (a token made for it before its merge continues the survivor's listing, which holds its records).
+    static func decodeTimelinePosition(_ token: String, _ listing: Timeline, of customer: CustomerID, requested: CustomerID? = nil) throws(RapportError)
+        -> TimelinePosition
+    {
+        let parts = try fields(token, kind: listing.rawValue, count: 2, scope: customer.rawValue, orScope: requested?.rawValue, listing: listing.name)
         guard let time = Int64(parts[0]), let sequence = Int64(parts[1]) else { throw .invalid("page_token", "is not a token returned by \(listing.name)") }
         return TimelinePosition(time: Timestamp(millisecondsSinceEpoch: time), sequence: sequence)
     }

@@ -68,7 +68,7 @@ extension RapportEngine {
         let size = try PageToken.pageSize(page.size)
         return try await quickRead { tx in
             let customer = try tx.activeCustomer(id).id
-            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .all, of: customer) }
+            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .all, of: customer, requested: id) }
             return try timelinePage(tx, customer, before: before, size: size)
         }
     }
@@ -86,7 +86,7 @@ extension RapportEngine {
         let size = try PageToken.pageSize(page.size)
         return try await quickRead { tx in
             let customer = try tx.activeCustomer(id).id
-            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .orders, of: customer) }
+            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .orders, of: customer, requested: id) }
             let records = try tx.orders(of: customer, before: before, limit: size + 1)
             let pageRecords = records.prefix(size)
             let next = records.count > size

@@ -105,7 +105,7 @@ extension RapportEngine {
         let size = try PageToken.pageSize(page.size)
         return try await read { tx in
             let customer = try tx.activeCustomer(id).id
-            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .interactions, of: customer) }
+            let before = try page.token.map { token throws(RapportError) in try PageToken.decodeTimelinePosition(token, .interactions, of: customer, requested: id) }
             let records = try tx.interactions(of: customer, before: before, limit: size + 1)
             let pageRecords = records.prefix(size)
             let next = records.count > size

@@ -87,6 +87,13 @@ struct Customer360Tests {
         let tagged = try CustomerFilter(parsing: "tags:vip")
         #expect(await problem { try await crm.listCustomers(filter: tagged, page: PageRequest(size: 1, token: listed)) }.contains(another))
         #expect(await problem { try await crm.listCustomers(page: PageRequest(size: 1, token: listed)) } == "accepted")
+
+        // Merged while its timeline is paged: the token made for its id goes on under that id, in the survivor's
+        // timeline, which holds its records.
+        let bobsTimeline = try #require(try await crm.timeline(bob, page: PageRequest(size: 1)).nextPageToken)
+        _ = try await crm.mergeCustomers(ada, bob)
+        #expect(await problem { try await crm.timeline(bob, page: PageRequest(size: 1, token: bobsTimeline)) } == "accepted")
+        #expect(await problem { try await crm.orders(of: bob, page: PageRequest(size: 1, token: adasOrders)) } == "accepted")
     }
 
     @Test func consentKeepsItsHistoryAndTheLatestStatementRules() async throws {
