@@ -134,11 +134,12 @@ extension Compiler {
         return requiring(.profile, Self.typedValue(type) { c, _ in c.pointee.customer.profile.attributes[key] })
     }
 
-    /// A node reading an attribute or property of a declared type; a value of another type counts as missing.
+    /// A node reading an attribute or property of a declared type; a value of another type counts as missing, and
+    /// so does an empty string, as an empty name does (`?? default` replaces it).
     static func typedValue(_ type: AttributeType, _ get: @escaping @Sendable (UnsafePointer<EvaluationContext>, inout EvaluationScratch) -> AttributeValue?) -> Checked {
         switch type {
         case .string:
-            Checked(type: .string, code: .string { c, s in if case .string(let v)? = get(c, &s) { v } else { nil } })
+            Checked(type: .string, code: .string { c, s in if case .string(let v)? = get(c, &s), !v.isEmpty { v } else { nil } })
         case .int:
             Checked(type: .int, code: .int { c, s in if case .int(let v)? = get(c, &s) { v } else { nil } })
         case .decimal:

@@ -64,14 +64,22 @@ public struct Template: Sendable {
             if textStart < index { pieces.append(.text(String(decoding: bytes[textStart..<index], as: UTF8.self))) }
             let open = index
             let innerStart = index + 2
-            // The closing "}}" outside string literals.
+            // The closing "}}" outside string literals; in a `#` comment (to the end of the line, or of the
+            // placeholder) quotes are text: "guest's" opens no string.
             var cursor = innerStart
             var quote: UInt8?
+            var comment = false
             var close: Int?
             while cursor < bytes.count {
                 let byte = bytes[cursor]
-                if let active = quote {
+                if comment, byte == 10 {
+                    comment = false
+                } else if comment, byte != 125 {
+                    // text of the comment
+                } else if let active = quote {
                     if byte == 92 { cursor += 1 } else if byte == active { quote = nil }
+                } else if byte == 35 {
+                    comment = true
                 } else if byte == 34 || byte == 39 {
                     quote = byte
                 } else if byte == 125, cursor + 1 < bytes.count, bytes[cursor + 1] == 125 {

@@ -12,6 +12,28 @@ struct TemplateTests {
         #expect(template.render(context(customer(given: ""))) == "Hello there, you spent 0.00 EUR.")
     }
 
+    /// An empty string in an attribute or event property is missing, as an empty name is: `??` replaces it.
+    @Test func anEmptyAttributeOrPropertyTakesTheDefault() throws {
+        let template = try Template(
+            "{{ customer.attributes.nickname ?? \"friend\" }}: {{ event.properties.sku ?? \"no sku\" }}", schema: schema, scope: .event(type: "product.viewed"))
+        let viewed = Event(
+            id: "e1", type: "product.viewed", occurredAt: at(days: 0), channel: .web, identities: [], properties: ["sku": .string("")], customerID: CustomerID(uncheckedRawValue: "cus_1"),
+            receivedAt: at(days: 0))
+        #expect(template.render(context(customer(attributes: ["nickname": .string("")]), trigger: viewed)) == "friend: no sku")
+        let named = try compile(#"customer.attributes.nickname == "" or is_set(customer.attributes.nickname)"#)
+        #expect(named.matches(context(customer(attributes: ["nickname": .string("")]))) == false)
+    }
+
+    /// A `#` comment in a placeholder may hold quotes: "guest's" opens no string that would swallow the text after.
+    @Test func aCommentInAPlaceholderMayHoldAnApostrophe() throws {
+        let template = try Template(
+            "Hi {{ customer.given_name ?? \"there\" # guest's fallback }}! Don't miss {{ customer.family_name }}.", schema: schema, scope: .customer)
+        #expect(template.render(context()) == "Hi Ada! Don't miss Lovelace.")
+        // The comment ends with its line: a string on the next one is a string again, "}}" in it included.
+        let multiline = try Template("<{{ customer.attributes.nickname # it's\n ?? \"}}\" }}>", schema: schema, scope: .customer)
+        #expect(multiline.render(context()) == "<}}>")
+    }
+
     @Test func valuesAreNeverReadAsTemplatesAndAreEscaped() throws {
         let hostile = customer(given: "{{ customer.family_name }}<script>alert('x')</script>")
         let plain = try Template("Hi {{customer.given_name}}", schema: schema, scope: .customer)
