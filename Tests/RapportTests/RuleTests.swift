@@ -478,6 +478,25 @@ struct RuleTests {
         #expect(stopped.reason.contains("deeper than 8") == true)
     }
 
+    /// An emitted event's property values are checked when the rule is saved: of a type an event property holds,
+    /// and of the type its event type declares (a whole number is a decimal), not dropped or failed at every run.
+    @Test func emittedPropertiesAreCheckedAgainstWhatAnEventHolds() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.defineEventType(
+            EventTypeDefinition(type: "points.earned", properties: [EventPropertyDefinition(key: "points", type: .int), EventPropertyDefinition(key: "rate", type: .decimal)]))
+        let definition = RuleDefinition(
+            name: "Points", trigger: .event(type: "visit"),
+            actions: [
+                .emitEvent(type: "points.earned", properties: ["points": "1.5", "rate": "2"]),
+                .emitEvent(type: "visit.noted", properties: ["spent": "total_spent(\"EUR\")", "gap": "1d", "nothing": "null", "count": "stats.order_count"]),
+            ])
+        let issues = try await test.crm.validateRule(definition)
+        #expect(issues.map(\.field).sorted() == ["actions[0].emit_event.properties.points", "actions[1].emit_event.properties.gap",
+            "actions[1].emit_event.properties.nothing", "actions[1].emit_event.properties.spent"])
+        #expect(issues.first { $0.field.hasSuffix("points") }?.message == "is decimal, but event type 'points.earned' declares 'points' as int")
+        #expect(issues.first { $0.field.hasSuffix("gap") }?.message.contains("is duration, which an event property cannot hold") == true)
+    }
+
     @Test func definitionsAreCheckedWithPositionedErrorsAndNothingIsSaved() async throws {
         let test = TestRapport()
         let definition = RuleDefinition(

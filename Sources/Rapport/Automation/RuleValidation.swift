@@ -36,7 +36,8 @@ extension RapportEngine {
         var issues: [DefinitionIssue] = []
         func add(_ field: String, _ message: String) { issues.append(DefinitionIssue(field: field, message: message)) }
         let scope: ExpressionScope = definition.trigger.eventType.map { .event(type: $0) } ?? .customer
-        func expression(_ text: String, _ field: String, expecting: ValueType? = .bool, storesValue: Bool = false) {
+        @discardableResult
+        func expression(_ text: String, _ field: String, expecting: ValueType? = .bool, storesValue: Bool = false) -> CompiledExpression? {
             do {
                 let compiled = try CompiledExpression(text, schema: schema, scope: scope, expecting: expecting)
                 // An attribute or event property is shown unmasked to roles without the right to personal data: a
@@ -50,8 +51,10 @@ extension RapportEngine {
                                 "'\(path)' is personal data: a stored attribute or event property would show it unmasked to every role; "
                                     + "send it in a message or webhook instead", at: range, in: text)))
                 }
+                return compiled
             } catch {
                 issues += error.issues.map { DefinitionIssue(field: field, $0) }
+                return nil
             }
         }
         func template(_ text: String, _ field: String) {
@@ -142,9 +145,30 @@ extension RapportEngine {
                     add("\(field).emit_event.event_type", "'\(type)' is a built-in event type that only Rapport records")
                 }
                 if properties.count > 100 { add("\(field).emit_event.properties", "at most 100 properties") }
+                // Each value must be one an event property holds, of the type the event type declares: a value that
+                // is not would be dropped, or fail every run, only when the rule fires.
+                let declared = schema.eventTypes[type]
                 for name in properties.keys.sorted() {
-                    key(name, "\(field).emit_event.properties.\(name)")
-                    expression(properties[name]!, "\(field).emit_event.properties.\(name)", expecting: nil, storesValue: true)
+                    let path = "\(field).emit_event.properties.\(name)"
+                    key(name, path)
+                    guard let compiled = expression(properties[name]!, path, expecting: nil, storesValue: true) else { continue }
+                    let stored: AttributeType? =
+                        switch compiled.type {
+                        case .string: .string
+                        case .int: .int
+                        case .decimal: .decimal
+                        case .bool: .bool
+                        case .timestamp: .timestamp
+                        case .stringList: .stringList
+                        default: nil
+                        }
+                    if let expected = declared?[name] {
+                        if stored != expected && !(expected == .decimal && stored == .int) {
+                            add(path, "is \(compiled.type), but event type '\(type)' declares '\(name)' as \(expected.rawValue)")
+                        }
+                    } else if stored == nil {
+                        add(path, "is \(compiled.type), which an event property cannot hold (string, int, decimal, bool, timestamp or string list)")
+                    }
                 }
             case .sendMessage(let message):
                 if message.template.isEmpty || message.template.count > 200 || message.template.contains(where: \.isNewline) {
