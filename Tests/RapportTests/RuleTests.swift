@@ -464,6 +464,25 @@ struct RuleTests {
         #expect(emitted.first?.properties["order"] == .string(try #require(view.recentOrders.first).id.rawValue))
     }
 
+    /// An emitted event keeps the limits ingest keeps: a value ingest would refuse fails the action, not stored.
+    @Test func anEmittedEventKeepsTheLimitsOfIngest() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        _ = try await crm.defineEventType(EventTypeDefinition(type: "note.added", properties: [EventPropertyDefinition(key: "text", type: .string)]))
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Echo", trigger: .event(type: "note.added"), actions: [.emitEvent(type: "note.echoed", properties: ["twice": "event.properties.text + event.properties.text"])]))
+        let text = String(repeating: "n", count: 6_000)
+        let result = try await crm.ingest([
+            .event(EventInput(id: "n1", type: "note.added", occurredAt: test.clock.now(), identities: [.email("ada@example.com")], properties: ["text": .string(text)]))
+        ])
+        #expect(result.acceptedCount == 1)
+        let run = try #require(try await runs(crm, rule.id).first)
+        #expect(run.actions.map(\.status) == [.failed])
+        #expect(run.actions.first?.detail.contains("properties.twice") == true)
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.stats(of: ada).eventCount == 1)
+    }
+
     @Test func rulesThatTriggerEachOtherStopAtTheDepthLimit() async throws {
         let test = TestRapport()
         _ = try await test.crm.createRule(RuleDefinition(name: "Ping", trigger: .event(type: "ping"), actions: [.emitEvent(type: "pong")]))

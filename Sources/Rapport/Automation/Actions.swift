@@ -42,6 +42,12 @@ extension WriteSession {
             if let declared = try catalog().eventTypes[type], let problem = Self.propertyProblem(values, declared) {
                 return ActionOutcome(action: "emit_event", status: .failed, detail: problem)
             }
+            // The limits ingest keeps (a string of 10,000 bytes, a list of 1,000 items): no event ingest would refuse.
+            do throws(RapportError) {
+                try RapportEngine.checkProperties(values)
+            } catch {
+                return ActionOutcome(action: "emit_event", status: .failed, detail: error.fieldViolations.map { "\($0.field): \($0.problem)" }.joined(separator: "; "))
+            }
             let event = Event(
                 id: "\(run.id.rawValue).\(index)", type: type, occurredAt: now, channel: .other, identities: [], properties: values, customerID: customer,
                 receivedAt: now)
