@@ -240,6 +240,51 @@ extension RapportEngine {
         }
     }
 
+    /// The dynamic segments whose membership tells personal data, each with the path that does: those whose
+    /// expression reads e-mails, phones, a birthday's month and day or what dates it (`customer.age`,
+    /// `days_until_birthday()`), directly or through a segment it names. Roles that do not see personal data are
+    /// not shown who is in them.
+    ///
+    /// ```swift
+    /// let personal = try await crm.segmentsRevealingPersonalData()   // [seg_…: "customer.birthday.month"]
+    /// ```
+    public func segmentsRevealingPersonalData() async throws(RapportError) -> [SegmentID: String] {
+        let segments = try await segments().filter { $0.kind == .dynamic }
+        let byKey = Dictionary(segments.map { ($0.key, $0.id) }, uniquingKeysWith: { first, _ in first })
+        var revealing: [SegmentID: String] = [:]
+        var named: [SegmentID: [SegmentID]] = [:]
+        for segment in segments {
+            guard let syntax = try? Parser.parse(segment.expression) else { continue }
+            if let (path, _) = Self.personalPath(in: syntax) { revealing[segment.id] = path }
+            named[segment.id] = Self.segmentKeys(in: syntax).compactMap { byKey[$0] }
+        }
+        // Through `in_segment`: until nothing more is found.
+        var changed = true
+        while changed {
+            changed = false
+            for segment in segments where revealing[segment.id] == nil {
+                if let through = named[segment.id]?.first(where: { revealing[$0] != nil }) {
+                    revealing[segment.id] = "in_segment of \(through): \(revealing[through]!)"
+                    changed = true
+                }
+            }
+        }
+        return revealing
+    }
+
+    /// The keys `in_segment("…")` names in `syntax`.
+    private static func segmentKeys(in syntax: Syntax) -> [String] {
+        switch syntax.kind {
+        case .call("in_segment", let arguments):
+            return arguments.compactMap { if case .string(let key) = $0.value.kind { key } else { nil } }
+        case .call(_, let arguments): return arguments.flatMap { segmentKeys(in: $0.value) }
+        case .list(let items): return items.flatMap(segmentKeys)
+        case .unary(_, let operand): return segmentKeys(in: operand)
+        case .binary(_, let left, let right): return segmentKeys(in: left) + segmentKeys(in: right)
+        case .path, .integer, .decimal, .string, .bool, .null, .duration, .timestamp, .money: return []
+        }
+    }
+
     /// The segments and lists a customer is in.
     public func memberships(of customer: CustomerID) async throws(RapportError) -> [SegmentMembership] {
         try await read { tx in try tx.memberships(of: try tx.activeCustomer(customer).id) }

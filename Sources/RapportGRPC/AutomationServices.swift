@@ -48,6 +48,12 @@ struct SegmentServiceAdapter: Rapport_V1_SegmentService.SimpleServiceProtocol {
 
     func listSegmentMembers(request: Rapport_V1_ListSegmentMembersRequest, context: ServerContext) async throws -> Rapport_V1_ListSegmentMembersResponse {
         let id = try parseID(SegmentID.self, request.segmentID, field: "segment_id")
+        // Who is in a segment defined by personal data (a birthday's month) is that data: not for masked roles.
+        if !Caller.seesPersonalData, let path = try await engine.segmentsRevealingPersonalData()[id] {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "segment \(id) is defined by personal data (\(path)): its members are listed only to roles that see personal data")
+        }
         let page = try await engine.segmentMembers(id, page: pageRequest(size: request.pageSize, token: request.pageToken))
         return .with {
             $0.members = page.members.map(\.proto)
@@ -59,7 +65,12 @@ struct SegmentServiceAdapter: Rapport_V1_SegmentService.SimpleServiceProtocol {
     func listCustomerSegments(request: Rapport_V1_ListCustomerSegmentsRequest, context: ServerContext) async throws
         -> Rapport_V1_ListCustomerSegmentsResponse
     {
-        let memberships = try await engine.memberships(of: parseID(CustomerID.self, request.customerID, field: "customer_id"))
+        var memberships = try await engine.memberships(of: parseID(CustomerID.self, request.customerID, field: "customer_id"))
+        // Segments defined by personal data are left out for masked roles, as the data itself is masked.
+        if !Caller.seesPersonalData {
+            let revealing = try await engine.segmentsRevealingPersonalData()
+            memberships.removeAll { revealing[$0.segmentID] != nil }
+        }
         return .with { $0.memberships = memberships.map(\.proto) }
     }
 

@@ -302,6 +302,11 @@ extension Rapport_V1_SegmentService {
 
         /// Handle the "ListSegmentMembers" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_ListSegmentMembersRequest` messages.
         ///   - context: Context providing information about the RPC.
@@ -318,7 +323,7 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The segments and lists a customer is in.
+        /// > The segments and lists a customer is in; to roles without personal data, without the segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_ListCustomerSegmentsRequest` messages.
@@ -500,6 +505,11 @@ extension Rapport_V1_SegmentService {
 
         /// Handle the "ListSegmentMembers" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
         ///   - context: Context providing information about the RPC.
@@ -516,7 +526,7 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The segments and lists a customer is in.
+        /// > The segments and lists a customer is in; to roles without personal data, without the segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListCustomerSegmentsRequest` message.
@@ -696,6 +706,11 @@ extension Rapport_V1_SegmentService {
 
         /// Handle the "ListSegmentMembers" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_ListSegmentMembersRequest` message.
         ///   - context: Context providing information about the RPC.
@@ -712,7 +727,7 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The segments and lists a customer is in.
+        /// > The segments and lists a customer is in; to roles without personal data, without the segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_ListCustomerSegmentsRequest` message.
@@ -1321,6 +1336,11 @@ extension Rapport_V1_SegmentService {
 
         /// Call the "ListSegmentMembers" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
         ///   - serializer: A serializer for `Rapport_V1_ListSegmentMembersRequest` messages.
@@ -1342,7 +1362,7 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The segments and lists a customer is in.
+        /// > The segments and lists a customer is in; to roles without personal data, without the segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListCustomerSegmentsRequest` message.
@@ -1637,6 +1657,11 @@ extension Rapport_V1_SegmentService {
 
         /// Call the "ListSegmentMembers" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
         ///   - serializer: A serializer for `Rapport_V1_ListSegmentMembersRequest` messages.
@@ -1669,7 +1694,7 @@ extension Rapport_V1_SegmentService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The segments and lists a customer is in.
+        /// > The segments and lists a customer is in; to roles without personal data, without the segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListCustomerSegmentsRequest` message.
@@ -1978,6 +2003,11 @@ extension Rapport_V1_SegmentService.ClientProtocol {
 
     /// Call the "ListSegmentMembers" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
+    /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+    ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
     ///   - options: Options to apply to this RPC.
@@ -2005,7 +2035,7 @@ extension Rapport_V1_SegmentService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The segments and lists a customer is in.
+    /// > The segments and lists a customer is in; to roles without personal data, without the segments defined by it.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_ListCustomerSegmentsRequest` message.
@@ -2308,6 +2338,11 @@ extension Rapport_V1_SegmentService.ClientProtocol {
 
     /// Call the "ListSegmentMembers" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
+    /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+    ///
     /// - Parameters:
     ///   - message: request message to send.
     ///   - metadata: Additional metadata to send, defaults to empty.
@@ -2339,7 +2374,7 @@ extension Rapport_V1_SegmentService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The segments and lists a customer is in.
+    /// > The segments and lists a customer is in; to roles without personal data, without the segments defined by it.
     ///
     /// - Parameters:
     ///   - message: request message to send.

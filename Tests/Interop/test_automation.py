@@ -246,6 +246,8 @@ def test_automation_permissions_follow_roles(pb, rpc, admin):
                                     metadata=admin, timeout=T)
     as_analyst = bearer(analyst.secret)
     assert rpc.rules.ListRules(pb.rules.ListRulesRequest(), metadata=as_analyst, timeout=T).rules
+    birthdays = rpc.segments.CreateSegment(pb.segments.CreateSegmentRequest(segment=pb.segments.Segment(
+        key="py_june_birthdays", name="June birthdays", expression="customer.birthday.month == 6")), metadata=admin, timeout=T)
     for call, request in [
         (rpc.rules.CreateRule, pb.rules.CreateRuleRequest()),
         (rpc.outbox.LeaseOutbox, pb.outbox.LeaseOutboxRequest(consumer="x")),
@@ -254,6 +256,8 @@ def test_automation_permissions_follow_roles(pb, rpc, admin):
         (rpc.segments.PreviewSegment, pb.segments.PreviewSegmentRequest(expression='customer.birthday.month <= 6')),
         # Runs tell when a rule fired for whom: a birthday rule's runs date each customer's birthday.
         (rpc.rules.ListRuleRuns, pb.rules.ListRuleRunsRequest()),
+        # Who is in a segment defined by a birthday's month is that month.
+        (rpc.segments.ListSegmentMembers, pb.segments.ListSegmentMembersRequest(segment_id=birthdays.id)),
     ]:
         error = failure(call, request, metadata=as_analyst, timeout=T)
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED, call

@@ -177,6 +177,32 @@ struct MaskingTests {
         }
     }
 
+    /// Who is in a segment defined by personal data (a birthday's month), directly or through a segment it names, is
+    /// that data: masked roles are not shown the members, and a customer's list of segments leaves those out.
+    @Test(arguments: [Role.analyst])
+    func aSegmentDefinedByPersonalDataDoesNotListItsMembersToMaskedRoles(role: Role) async throws {
+        try await withRapport(role: role) { c in
+            let ada = try await Self.seed(c)
+            let (december, through, plain) = try await c.as(.admin) {
+                let december = try await c.segments.createSegment(
+                    .with { $0.segment = .with { $0.key = "december_birthdays"; $0.name = "December"; $0.expression = "customer.birthday.month == 12" } })
+                let through = try await c.segments.createSegment(
+                    .with { $0.segment = .with { $0.key = "december_vips"; $0.name = "Via"; $0.expression = #"in_segment("december_birthdays")"# } })
+                let plain = try await c.segments.createSegment(
+                    .with { $0.segment = .with { $0.key = "everyone"; $0.name = "Everyone"; $0.expression = "stats.order_count >= 0" } })
+                try await c.engine.advanceManualClock(to: c.clock.now() + .seconds(60))
+                let all = try await c.segments.listCustomerSegments(.with { $0.customerID = ada.id }).memberships.map(\.segmentID)
+                #expect(Set(all) == [december.id, through.id, plain.id], "the admin sees every segment Ada is in")
+                return (december, through, plain)
+            }
+            let denied = await expectRPCError(.permissionDenied) { try await c.segments.listSegmentMembers(.with { $0.segmentID = december.id }) }
+            #expect(denied?.message.contains("customer.birthday") == true)
+            await expectRPCError(.permissionDenied) { try await c.segments.listSegmentMembers(.with { $0.segmentID = through.id }) }
+            #expect(try await c.segments.listSegmentMembers(.with { $0.segmentID = plain.id }).members.map(\.customerID) == [ada.id])
+            #expect(try await c.segments.listCustomerSegments(.with { $0.customerID = ada.id }).memberships.map(\.segmentID) == [plain.id])
+        }
+    }
+
     @Test func shortValuesAreMaskedWhole() async throws {
         try await withRapport(role: .analyst) { c in
             let id = try await c.as(.admin) {
