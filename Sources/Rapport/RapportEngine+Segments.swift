@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import RapportCore
 public import RapportRules
 
@@ -249,7 +250,16 @@ extension RapportEngine {
     /// let personal = try await crm.segmentsRevealingPersonalData()   // [seg_…: "customer.birthday.month"]
     /// ```
     public func segmentsRevealingPersonalData() async throws(RapportError) -> [SegmentID: String] {
-        let segments = try await segments().filter { $0.kind == .dynamic }
+        // Kept while no definition changes: a change feed consults it for every segment entry it shows.
+        let version = try await quickRead { tx in try tx.definitionsVersion() }
+        if let cached = personalSegments.withLock({ $0 }), cached.version == version { return cached.segments }
+        let revealing = Self.revealingPersonalData(try await segments())
+        personalSegments.withLock { $0 = (version, revealing) }
+        return revealing
+    }
+
+    private static func revealingPersonalData(_ all: [Segment]) -> [SegmentID: String] {
+        let segments = all.filter { $0.kind == .dynamic }
         let byKey = Dictionary(segments.map { ($0.key, $0.id) }, uniquingKeysWith: { first, _ in first })
         var revealing: [SegmentID: String] = [:]
         var named: [SegmentID: [SegmentID]] = [:]

@@ -28,6 +28,8 @@ public final class RapportEngine: Sendable {
     /// Recently authenticated secrets by hash, with the time until which the answer holds, and how many revocations
     /// there were (an answer read before a revocation is not cached after it).
     let authenticated = Mutex<(cache: [String: (key: APIKey, until: Timestamp)], revocations: Int)>(([:], 0))
+    /// ``segmentsRevealingPersonalData()`` for a definitions version.
+    let personalSegments = Mutex<(version: Int64, segments: [SegmentID: String])?>(nil)
 
     /// An engine over `store`.
     ///

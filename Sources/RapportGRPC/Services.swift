@@ -301,11 +301,14 @@ struct ChangeServiceAdapter: Rapport_V1_ChangeService.SimpleServiceProtocol {
         let customer = request.customerID.isEmpty ? nil : try parseID(CustomerID.self, request.customerID, field: "customer_id")
         let changes = engine.watchChanges(after: request.afterCursor, customerID: customer)
         // Cancellation and deadlines reach the handler through the RPC's cancellation handle, not the task.
+        // Entries and exits of segments defined by personal data are that data: left out for masked roles.
+        let masked = !Caller.seesPersonalData
         let writer = Task {
             var last = request.afterCursor
             for try await change in changes {
-                try await response.write(change.proto)
                 last = change.cursor
+                if masked, let segment = change.segmentID, try await engine.segmentsRevealingPersonalData()[segment] != nil { continue }
+                try await response.write(change.proto)
             }
             return last
         }

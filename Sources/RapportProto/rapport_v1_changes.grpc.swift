@@ -75,7 +75,8 @@ extension Rapport_V1_ChangeService {
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
         /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
-        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED. Roles
+        /// > without personal data (analyst) are not sent the entries and exits of segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_WatchChangesRequest` messages.
@@ -109,7 +110,8 @@ extension Rapport_V1_ChangeService {
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
         /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
-        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED. Roles
+        /// > without personal data (analyst) are not sent the entries and exits of segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -141,7 +143,8 @@ extension Rapport_V1_ChangeService {
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
         /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
-        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED. Roles
+        /// > without personal data (analyst) are not sent the entries and exits of segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_WatchChangesRequest` message.
@@ -232,7 +235,8 @@ extension Rapport_V1_ChangeService {
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
         /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
-        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED. Roles
+        /// > without personal data (analyst) are not sent the entries and exits of segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -279,7 +283,8 @@ extension Rapport_V1_ChangeService {
         /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
         /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
         /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
-        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
+        /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED. Roles
+        /// > without personal data (analyst) are not sent the entries and exits of segments defined by it.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -319,7 +324,8 @@ extension Rapport_V1_ChangeService.ClientProtocol {
     /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
     /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
     /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
-    /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
+    /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED. Roles
+    /// > without personal data (analyst) are not sent the entries and exits of segments defined by it.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_WatchChangesRequest` message.
@@ -353,7 +359,8 @@ extension Rapport_V1_ChangeService.ClientProtocol {
     /// > Streams the changes after `after_cursor`, then new ones as they happen, until the client cancels or the
     /// > deadline passes. At least once: a consumer that resumes from the last cursor it processed misses nothing.
     /// > The stream never ends with OK: a server shutting down ends it with UNAVAILABLE (resume after the last cursor
-    /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED.
+    /// > received, from it or another), and revoking the API key that opened it ends it with UNAUTHENTICATED. Roles
+    /// > without personal data (analyst) are not sent the entries and exits of segments defined by it.
     ///
     /// - Parameters:
     ///   - message: request message to send.

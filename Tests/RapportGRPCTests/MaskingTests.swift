@@ -200,6 +200,27 @@ struct MaskingTests {
             await expectRPCError(.permissionDenied) { try await c.segments.listSegmentMembers(.with { $0.segmentID = through.id }) }
             #expect(try await c.segments.listSegmentMembers(.with { $0.segmentID = plain.id }).members.map(\.customerID) == [ada.id])
             #expect(try await c.segments.listCustomerSegments(.with { $0.customerID = ada.id }).memberships.map(\.segmentID) == [plain.id])
+
+            // The change feed leaves out their entries too. A merge into Ada ends the part of her feed compared.
+            func feed() async throws -> [Rapport_V1_Change] {
+                try await c.changes.watchChanges(.with { $0.customerID = ada.id }) { response in
+                    var seen: [Rapport_V1_Change] = []
+                    for try await change in response.messages {
+                        seen.append(change)
+                        if change.kind == .customersMerged { break }
+                    }
+                    return seen
+                }
+            }
+            let everything = try await c.as(.admin) {
+                let zed = try await c.customers.createCustomer(.with { $0.customer = .with { $0.identities = [.email("zed@example.com")] } })
+                _ = try await c.merges.mergeCustomers(.with { $0.customerIds = [ada.id, zed.id] })
+                return try await feed()
+            }
+            let shown = try await feed()
+            #expect(Set(everything.filter { $0.kind == .segmentEntered }.map(\.segmentID)) == [december.id, through.id, plain.id])
+            #expect(shown.filter { $0.kind == .segmentEntered }.map(\.segmentID) == [plain.id])
+            #expect(shown.map(\.cursor) == everything.filter { ![december.id, through.id].contains($0.segmentID) }.map(\.cursor))
         }
     }
 
