@@ -187,7 +187,8 @@ public struct MessageAction: Hashable, Sendable, Codable {
     public var body: String
     /// Whether values inserted in the body are HTML-escaped.
     public var html: Bool
-    /// More personalization for the sender's template: key → template text.
+    /// More personalization for the sender's template: key → template text. Its values are rendered as plain text,
+    /// never HTML-escaped (even with `html`): the sender escapes them for where its template puts them.
     public var data: [String: String]
 
     public init(

@@ -615,7 +615,8 @@ package nonisolated struct Rapport_V1_SendMessageAction: Sendable {
   /// HTML-escape values inserted in the body.
   package var html: Bool = false
 
-  /// More personalization for the sender's template: key -> template.
+  /// More personalization for the sender's template: key -> template. Rendered as plain text, never HTML-escaped
+  /// (even with `html`): the sender escapes the values for where its template puts them.
   package var data: Dictionary<String,String> = [:]
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
