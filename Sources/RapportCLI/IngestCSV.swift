@@ -153,6 +153,10 @@ final class CSVSource: IngestSource {
             orderLine.sku = row["sku"]
             orderLine.name = row["name"]
             orderLine.quantity = try parser.integer(row["quantity"], column: "quantity") ?? 1
+            // A blank price where the file has prices is a mistake, not a free item (write 0 for one).
+            if columns["unit_price_minor"] != nil, row["unit_price_minor"].isEmpty {
+                throw InputError("unit_price_minor: empty; write the line's price in minor units (0 for a free item)")
+            }
             orderLine.unitPriceMinor = try parser.integer(row["unit_price_minor"], column: "unit_price_minor") ?? 0
             pending?.order.lines.append(orderLine)
         } catch {
@@ -165,7 +169,10 @@ final class CSVSource: IngestSource {
 
     /// Source, external id and status: what makes consecutive rows one order item.
     private static func orderKey(_ row: Row) -> String {
-        orderPrefix(row) + row["status"].lowercased()
+        // As the server reads it: a blank status is placed, `ORDER_STATUS_PAID` is paid (two spellings of one state
+        // are one item, not two whose second replaces the first's lines).
+        let status = row["status"].lowercased().replacingOccurrences(of: "order_status_", with: "")
+        return orderPrefix(row) + (status.isEmpty ? "placed" : status)
     }
 
     /// Source and external id: the order a row is about.
@@ -243,8 +250,10 @@ final class CSVSource: IngestSource {
                 } else {
                     field.append(character)
                 }
-            } else if character == "\"" && field.isEmpty {
+            } else if character == "\"" && field.allSatisfy({ $0 == " " || $0 == "\t" }) {
+                // A quoted field, also after spaces (`a, "b, c"`): the spaces before the quote are not part of it.
                 quoted = true
+                field = ""
             } else if character == "," {
                 fields.append(field)
                 field = ""

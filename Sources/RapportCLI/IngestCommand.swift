@@ -33,7 +33,8 @@ struct IngestCommand: AsyncParsableCommand {
               phone,anonymous_id,sku,name,quantity,unit_price_minor,discount_minor,
               shipping_minor,tax_minor
             place_time, currency, sku (the lines' column; name, quantity and unit_price_minor go with it) and an identity column are \
-            required; status_time is when the order reached its status (the time it is ingested when empty). \
+            required; status_time is when the order reached its status (when empty: place_time for an order new to \
+            Rapport, the time it is ingested for a known one). A blank unit_price_minor is refused (0 is a free item). \
             Consecutive rows with the same source, external_id and \
             status are the lines of one order; the order's own fields are read from its first row, and a row that \
             leaves status blank continues the order above it. A row with another status starts the order's next state, which repeats its lines (an order's content is that of its latest \

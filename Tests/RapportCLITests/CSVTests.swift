@@ -115,6 +115,36 @@ struct CSVTests {
         ])
     }
 
+    /// Two spellings of one state (blank and placed, paid and ORDER_STATUS_PAID) are one item, whose rows must be
+    /// consecutive: two items of one state would have the second replace the first's lines.
+    @Test func twoSpellingsOfOneStatusAreOneItem() throws {
+        let orders = Self.orderHeader + """
+            web,1001,,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,
+            web,1001,placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,B,Bread,1,200,,,
+            web,1001,paid,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,
+            web,1001,ORDER_STATUS_PAID,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,B,Bread,1,200,,,
+            web,1002,placed,2026-01-01T11:00:00Z,web,EUR,bob@example.com,,,C,Cheese,1,300,,,
+            web,1001,Order_Status_Paid,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,D,Dates,1,100,,,
+
+            """
+        #expect(try records(orders) == [
+            "item@2 A+B", "item@4 A+B", "item@6 C",
+            "7: order web/1001 (Order_Status_Paid) began on line 4 and other rows came between: the rows of an order must be consecutive",
+        ])
+    }
+
+    /// A quote after spaces opens a quoted field (the spaces are not part of it); a blank price is refused.
+    @Test func aQuoteAfterSpacesOpensAFieldAndABlankPriceIsRefused() throws {
+        let orders = Self.orderHeader + """
+            web, "1001",placed,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A, "Bread, white",1,100,,,
+            web,1002,placed,2026-01-01T10:00:00Z,web,EUR,bob@example.com,,,B,Bread,2,,,,
+
+            """
+        let read = try records(orders)
+        #expect(read.first == "item@2 A")
+        #expect(read.last == "3: order web/1002 not sent: unit_price_minor: empty; write the line's price in minor units (0 for a free item)")
+    }
+
     @Test func rowsThatLeaveTheStatusBlankContinueTheOrderAboveThem() throws {
         let orders = Self.orderHeader + """
             web,1001,paid,2026-01-01T10:00:00Z,web,EUR,ada@example.com,,,A,Apple,1,100,,,
