@@ -6,6 +6,7 @@ import SwiftProtobuf
 import Testing
 
 @testable import RapportCLI
+@testable import RapportCore
 
 /// The CSV reader of `rapport ingest`, over files in a temporary directory.
 @Suite("CSV ingest files")
@@ -369,5 +370,17 @@ struct ExportCommandTests {
         #expect(throws: (any Error).self) { try CustomersErase.parse(["cus_1"]) }
         let erase = try CustomersErase.parse(["cus_1", "--yes", "--if-match", "\"3\""])
         #expect(erase.id == "cus_1" && erase.ifMatch == "\"3\"")
+    }
+}
+
+@Suite("Money shown by the CLI")
+struct CLIMoneyTests {
+    /// The CLI prints amounts with the server's minor-unit digits for every currency the server accepts (it keeps
+    /// its own table, having no RapportCore at run time).
+    @Test func everyCurrencyHasTheServersDigits() throws {
+        for (code, digits) in RapportCore.CurrencyCode.minorUnitDigits {
+            #expect(Format.decimals(of: code) == digits, "\(code)")
+        }
+        #expect(Format.decimals(of: "clf") == 4)
     }
 }
