@@ -248,6 +248,28 @@ struct RuleTests {
         #expect(try await crm.run(run.id).status == .fired)
     }
 
+    /// Runs held by quiet hours fire at their end, a local clock time: a once-a-day rule does not skip the next morning's
+    /// run because the scheduler reached yesterday's a few minutes later.
+    @Test func quietHoursRunsOfAOnceADayRuleFireEveryMorning() async throws {
+        // 2026-01-01T22:30 in Berlin is 21:30 UTC; the quiet hours end at 08:00 Berlin, 07:00 UTC.
+        let test = TestRapport(now: Timestamp(millisecondsSinceEpoch: 1_767_303_000_000))
+        let crm = test.crm
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Nightly visitor", trigger: .event(type: "visit"), actions: [.addTag("greeted")],
+                limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 86_400_000), quietHours: QuietHours(start: LocalTime(hour: 21), end: LocalTime(hour: 8)))))
+        _ = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(timeZone: "Europe/Berlin"), identities: [.email("ada@example.com")]))
+        _ = try await crm.ingest([event("v1", "visit", at: test.clock.now(), .email("ada@example.com"))])
+        test.clock.advance(by: .seconds(9 * 3600 + 30 * 60 + 180))  // 07:03 UTC: the scheduler is three minutes late
+        try await crm.runDueJobs()
+        test.clock.advance(by: .seconds(14 * 3600 + 27 * 60))  // 21:30 UTC, 22:30 in Berlin
+        _ = try await crm.ingest([event("v2", "visit", at: test.clock.now(), .email("ada@example.com"))])
+        test.clock.advance(by: .seconds(9 * 3600 + 30 * 60 + 60))  // 07:01 UTC: 23h58m after the first
+        try await crm.runDueJobs()
+        let statuses = try await runs(crm, rule.id).map(\.status)
+        #expect(statuses == [.fired, .fired])
+    }
+
     @Test func quietHoursEndingAtATimeTheClocksSkipEndWhenTheyJump() async throws {
         // 2026-03-08T06:30Z is 01:30 EST in New York; at 07:00Z (02:00 EST) clocks jump to 03:00 EDT, skipping 02:30.
         let test = TestRapport(now: Timestamp(millisecondsSinceEpoch: 1_772_951_400_000))

@@ -49,7 +49,13 @@ extension WriteSession {
             run.reason = "the condition is false"
             return try recordSkip(run)
         }
-        if let reason = try limitReached(rule, context: context) {
+        // A run that quiet hours will hold fires at their end: its frequency and daily cap are those of then (and
+        // are checked again when it fires).
+        var firesAt = now
+        if rule.definition.wait == nil, let quiet = rule.definition.limits.quietHours, let end = Self.quietHoursEnd(quiet, now: now, zone: context.timeZone) {
+            firesAt = end
+        }
+        if let reason = try Self.limitReached(rule, customer: customer, consents: context.consents, tx: tx, now: firesAt) {
             run.reason = reason
             return try recordSkip(run)
         }
@@ -142,12 +148,12 @@ extension WriteSession {
                 return "the rule fires once per customer and fired for this customer at \(counter.lastFiredAt)"
             }
         case .oncePerCustomerPer(let milliseconds):
-            // Runs a schedule or a date starts come at local clock times: a day of 23 hours (clocks going forward)
-            // or a scheduler a moment late must not make a period of whole days skip one of them.
+            // Runs a schedule or a date starts, and runs held by quiet hours, come at local clock times: a day of 23
+            // hours (clocks going forward) or a scheduler a moment late must not make a period of whole days skip one.
             var slack: Int64 = 0
             switch rule.definition.trigger {
             case .schedule, .date: if milliseconds >= 86_400_000 { slack = 2 * 3_600_000 }
-            default: break
+            case .event, .segmentEntered, .segmentExited: if limits.quietHours != nil, milliseconds >= 86_400_000 { slack = 2 * 3_600_000 }
             }
             if let counter = try counter(of: rule.id, customer: customer, tx: tx),
                 now.millisecondsSinceEpoch - counter.lastFiredAt.millisecondsSinceEpoch < milliseconds - slack
