@@ -176,13 +176,16 @@ final class SQLiteTransaction: StoreWriter {
         var sql = "SELECT \(Self.customerColumns) FROM customers WHERE state = 'active'"
         var arguments = StatementArguments()
         let filter = query.filter
-        for tag in filter.tags {
-            sql += " AND EXISTS (SELECT 1 FROM customer_tags WHERE customer_id = customers.id AND tag = ?)"
-            arguments += [tag]
+        // Lists travel as JSON arrays: one statement text (kept in the statement cache) for any number of tags or
+        // stages, rather than one per count a caller sends, which the cache would keep for good.
+        let tags = Array(Set(filter.tags)).sorted()
+        if !tags.isEmpty {
+            sql += " AND (SELECT count(*) FROM customer_tags WHERE customer_id = customers.id AND tag IN (SELECT value FROM json_each(?))) = ?"
+            arguments += [try json(tags), tags.count]
         }
         if !filter.lifecycleStages.isEmpty {
-            sql += " AND lifecycle_stage IN (" + Array(repeating: "?", count: filter.lifecycleStages.count).joined(separator: ", ") + ")"
-            arguments += StatementArguments(filter.lifecycleStages.map(\.rawValue))
+            sql += " AND lifecycle_stage IN (SELECT value FROM json_each(?))"
+            arguments += [try json(Array(Set(filter.lifecycleStages.map(\.rawValue))).sorted())]
         }
         if let createdFrom = filter.createdFrom {
             sql += " AND created_at >= ?"

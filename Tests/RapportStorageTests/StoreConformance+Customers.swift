@@ -31,6 +31,10 @@ extension StoreConformance {
         #expect(try await names(CustomerFilter(tags: ["vip"])) == ["a", "b", "d"])
         #expect(try await names(CustomerFilter(tags: ["vip", "eu"])) == ["a", "d"])
         #expect(try await names(CustomerFilter(tags: ["vip", "nope"])) == [])
+        // A tag named twice is one; any number of them works (SQLite binds the list as one value).
+        #expect(try await names(CustomerFilter(tags: ["eu", "vip", "eu"])) == ["a", "d"])
+        #expect(try await names(CustomerFilter(tags: ["vip"] + (0..<1500).map { "t\($0)" })) == [])
+        #expect(try await names(CustomerFilter(lifecycleStages: [.loyal, .loyal, .atRisk, .loyal])) == ["a", "d"])
         // Stages: any of them; a customer without a stage never matches a stage filter.
         #expect(try await names(CustomerFilter(lifecycleStages: [.loyal, .atRisk])) == ["a", "d"])
         #expect(try await names(CustomerFilter(lifecycleStages: [.prospect])) == ["f"])
