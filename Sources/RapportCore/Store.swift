@@ -193,7 +193,7 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     func updateCustomer(_ record: CustomerRecord) throws
     /// Deletes the customer and everything it owns now: identities, events, orders, interactions, consents,
     /// stats, profile changes, the merges it took part in, its segment and list memberships, its rule runs and
-    /// counters, its jobs and its open outbox entries.
+    /// counters, its jobs and its outbox entries (delivered and failed ones too).
     func deleteCustomer(_ id: CustomerID) throws
     func putStats(_ stats: CustomerStats) throws
 

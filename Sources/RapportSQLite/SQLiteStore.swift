@@ -97,9 +97,25 @@ public final class SQLiteStore: Store {
                 try? pool.close()
                 throw RapportError.storage("\(path) was written by a newer version of Rapport (unknown migrations: \(unknown.sorted().joined(separator: ", ")))")
             }
-            try migrator.migrate(pool)
+            try Self.migrate(pool, with: migrator)
         } catch {
             throw Self.storageError(error)
+        }
+    }
+
+    /// Applies the migrations the file lacks. Another process opening the same file may be applying them at the
+    /// same time (GRDB decides what to run before it takes the write lock): a migration that fails because that
+    /// process ran it first is read again and skipped.
+    private static func migrate(_ pool: DatabasePool, with migrator: DatabaseMigrator) throws {
+        var attempts = 0
+        while true {
+            do {
+                return try migrator.migrate(pool)
+            } catch {
+                attempts += 1
+                if try pool.read(migrator.hasCompletedMigrations) { return }
+                guard attempts < 3 else { throw error }
+            }
         }
     }
 

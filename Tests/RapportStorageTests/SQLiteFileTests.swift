@@ -135,6 +135,32 @@ struct SQLiteFileTests {
         try again.close()
     }
 
+    /// Two stores (as two processes would) opening one file that lacks a migration both open it: the one that
+    /// finds the migration applied by the other meanwhile skips it instead of failing on it.
+    @Test
+    func twoStoresUpgradingAFileAtOnceBothOpenIt() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A newer version's migration that takes a while, as v5's pass over the change feed does on a big file.
+        var upgrade = Schema.migrator
+        upgrade.registerMigration("v999-slow") { db in
+            try db.execute(sql: "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT x FROM c)")
+        }
+        for round in 0..<3 {
+            let path = directory.appendingPathComponent("crm-\(round).sqlite").path
+            try SQLiteStore(path: path).close()  // the file as the version before wrote it
+            let upgrade = upgrade
+            async let first = onThread { try SQLiteStore(path: path, options: .init(), temporaryDirectory: nil, migrator: upgrade) }
+            async let second = onThread { try SQLiteStore(path: path, options: .init(), temporaryDirectory: nil, migrator: upgrade) }
+            let stores = try await [first, second]
+            for store in stores {
+                #expect(try await store.quickRead { try $0.customerCount() } == 0)
+                try store.close()
+            }
+        }
+    }
+
     @Test
     func aClosedStoreThrowsStorageErrors() async throws {
         let store = try SQLiteStore.temporary()
