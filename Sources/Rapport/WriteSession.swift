@@ -252,7 +252,7 @@ struct WriteSession {
         try followArrivals(undoing: merge, era: era, joined: joined)
 
         try returnWaitingRuns(from: survivorID, to: absorbedID, adopted: Set(merge.adoptedRuns))
-        try moveQueuedMessages(from: survivorID, to: absorbedID, after: merge.sequence)
+        try moveQueuedMessages(from: survivorID, to: absorbedID, after: merge.sequence, adopted: Set(merge.adoptedRuns))
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)
@@ -423,8 +423,15 @@ struct WriteSession {
 
     /// Puts the messages queued for `survivor` after `sequence` whose address or number is `restored`'s into its
     /// queue, so that its withdrawn consent or its erasure reaches them.
-    private func moveQueuedMessages(from survivor: CustomerID, to restored: CustomerID, after sequence: Int64) throws {
+    private func moveQueuedMessages(from survivor: CustomerID, to restored: CustomerID, after sequence: Int64, adopted: Set<RunID>) throws {
         for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivor, afterSequence: sequence, limit: .max)) {
+            // A webhook has no address: it follows the record that started its run (its body was made from it), so
+            // that the restored customer's erasure reaches it.
+            if case .webhook = entry.payload, let run = entry.runID, try startedBy(run: run, adopted: adopted, restored: restored) == restored {
+                entry.customerID = restored
+                try tx.updateOutboxEntry(entry)
+                continue
+            }
             guard case .message(let message) = entry.payload else { continue }
             let kind: IdentityKind
             switch message.channel {
@@ -442,7 +449,12 @@ struct WriteSession {
     /// run over from it, else the owner of the record that started it, when it can be told.
     private func startedBy(emitted id: String, adopted: Set<RunID>, restored: CustomerID) throws -> CustomerID? {
         guard let dot = id.lastIndex(of: ".") else { return nil }
-        let runID = RunID(uncheckedRawValue: String(id[..<dot]))
+        return try startedBy(run: RunID(uncheckedRawValue: String(id[..<dot])), adopted: adopted, restored: restored)
+    }
+
+    /// Whose rule run `runID` was: the restored customer's when the merge took it over from it, else the owner of
+    /// the record that started it, when it can be told.
+    private func startedBy(run runID: RunID, adopted: Set<RunID>, restored: CustomerID) throws -> CustomerID? {
         if adopted.contains(runID) { return restored }
         guard let run = try tx.run(runID), let trigger = run.eventID else { return nil }
         if let stored = try tx.event(id: trigger) { return stored.event.customerID }

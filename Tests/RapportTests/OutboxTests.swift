@@ -265,6 +265,37 @@ struct OutboxTests {
         #expect(try await crm.outboxEntries().entries.isEmpty)
     }
 
+    /// A webhook has no address: queued while merged by a rule a restored customer's record started, it goes back
+    /// with that customer, so their erasure reaches what was made from their record.
+    @Test(arguments: Backend.allCases)
+    func aWebhookQueuedWhileMergedFollowsTheRecordThatStartedIt(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.defineEventType(EventTypeDefinition(type: "visit", properties: [EventPropertyDefinition(key: "page", type: .string)]))
+        _ = try await crm.createRule(
+            RuleDefinition(
+                name: "Tell the CRM", trigger: .event(type: "visit"),
+                actions: [.callWebhook(WebhookAction(url: "https://hooks.example.com/visit", payload: ["page": "event.properties.page"]))]))
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")])).id
+        clock.advance(by: .seconds(1))
+        let bea = try await crm.createCustomer(NewCustomer(identities: [.email("bea@example.com")])).id
+        let merge = try await crm.mergeCustomers(ada, bea)
+        _ = try await crm.ingest([
+            event("bea-visit", "visit", at: clock.now(), .email("bea@example.com"), properties: ["page": .string("/bea")]),
+            event("ada-visit", "visit", at: clock.now(), .email("ada@example.com"), properties: ["page": .string("/ada")]),
+        ])
+        #expect(try await crm.outboxEntries(customer: ada).entries.count == 2)
+        _ = try await crm.unmerge(merge.merge.id)
+        func pages(_ customer: CustomerID) async throws -> [String] {
+            try await crm.outboxEntries(customer: customer).entries.map { entry in
+                if case .webhook(_, let body) = entry.payload { body } else { "" }
+            }
+        }
+        #expect(try await pages(bea).map { $0.contains("/bea") } == [true])
+        #expect(try await pages(ada).map { $0.contains("/ada") } == [true])
+        try await crm.deleteCustomer(bea)
+        #expect(try await crm.outboxEntries().entries.count == 1)
+    }
+
     @Test(arguments: Backend.allCases)
     func anAcknowledgementSkipsEntriesThatNoLongerExist(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
