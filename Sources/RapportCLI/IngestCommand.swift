@@ -167,7 +167,9 @@ struct IngestCommand: AsyncParsableCommand {
                     }
                     // A failure the server answered names the call, as the server's log does.
                     let request = (error is RPCError ? RequestIDs.shared.last : nil).map { " [request \($0)]" } ?? ""
-                    summary.failure = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) failed: \(reason)\(request)"
+                    let failed = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) failed: \(reason)\(request)"
+                    // The file's own problem, met while this last batch was read, is kept: both are why it stopped.
+                    summary.failure = summary.failure.map { "\($0); and \(failed)" } ?? failed
                     break
                 }
                 progress.update(batches: summary.batches, items: summary.sent, fraction: source.fractionRead)
