@@ -9,7 +9,8 @@ import Synchronization
 /// not serving when it begins to shut down.
 public final class HealthService: Sendable {
     private let serving = Mutex(true)
-    private let watchers = Mutex<[Int: AsyncStream<Bool>.Continuation]>([:])
+    /// The open Watch streams; nil once ``finishWatchers()`` ended them (a Watch opened later ends at once).
+    private let watchers = Mutex<[Int: AsyncStream<Bool>.Continuation]?>([:])
     private let nextWatcher = Atomic<Int>(0)
 
     /// The services it answers for, besides the server as a whole: every service the server registers.
@@ -19,7 +20,7 @@ public final class HealthService: Sendable {
             Rapport_V1_Customer360Service.descriptor, Rapport_V1_InteractionService.descriptor, Rapport_V1_ConsentService.descriptor,
             Rapport_V1_ChangeService.descriptor, Rapport_V1_ApiKeyService.descriptor, Rapport_V1_SegmentService.descriptor,
             Rapport_V1_RuleService.descriptor, Rapport_V1_OutboxService.descriptor, Rapport_V1_ClockService.descriptor,
-            Grpc_Health_V1_Health.descriptor,
+            Rapport_V1_PrivacyService.descriptor, Grpc_Health_V1_Health.descriptor,
         ].map(\.fullyQualifiedService))
 
     init() {}
@@ -31,16 +32,16 @@ public final class HealthService: Sendable {
             return value != isServing
         }
         guard changed else { return }
-        for watcher in watchers.withLock({ Array($0.values) }) { watcher.yield(isServing) }
+        for watcher in watchers.withLock({ Array(($0 ?? [:]).values) }) { watcher.yield(isServing) }
     }
 
     var isServing: Bool { serving.withLock { $0 } }
 
-    /// Ends every Watch stream (after telling it the current status).
+    /// Ends every Watch stream (after telling it the current status), and those opened later at once.
     func finishWatchers() {
         let all = watchers.withLock { watchers in
-            defer { watchers.removeAll() }
-            return Array(watchers.values)
+            defer { watchers = nil }
+            return Array((watchers ?? [:]).values)
         }
         for watcher in all { watcher.finish() }
     }
@@ -53,12 +54,17 @@ public final class HealthService: Sendable {
     func watch() -> (id: Int, updates: AsyncStream<Bool>) {
         let id = nextWatcher.add(1, ordering: .relaxed).newValue
         let (stream, continuation) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        watchers.withLock { $0[id] = continuation }
+        let open = watchers.withLock { watchers in
+            guard watchers != nil else { return false }
+            watchers?[id] = continuation
+            return true
+        }
+        if !open { continuation.finish() }  // shutting down: the stream tells the status once and ends
         return (id, stream)
     }
 
     func stopWatching(_ id: Int) {
-        watchers.withLock { $0.removeValue(forKey: id) }?.finish()
+        watchers.withLock { $0?.removeValue(forKey: id) }?.finish()
     }
 }
 

@@ -84,8 +84,9 @@ def create(pb, stubs, metadata, request_id="", **fields):
 def test_health_is_serving_without_a_key(stubs):
     reply = stubs.health.Check(health_pb2.HealthCheckRequest(), timeout=T)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    reply = stubs.health.Check(health_pb2.HealthCheckRequest(service="rapport.v1.CustomerService"), timeout=T)
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    for service in ["rapport.v1.CustomerService", "rapport.v1.PrivacyService"]:
+        reply = stubs.health.Check(health_pb2.HealthCheckRequest(service=service), timeout=T)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
     error = code_of(stubs.health.Check, health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=T)
     assert error.code() == grpc.StatusCode.NOT_FOUND
 

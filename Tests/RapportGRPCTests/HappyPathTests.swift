@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import GRPCProtobuf
 import Rapport
@@ -416,13 +417,19 @@ struct HappyPathTests {
         try await withRapport { c in
             try await c.withSecret(nil) { () async throws in
                 #expect(try await c.health.check(.init()).status == .serving)
-                // Every service the server registers answers for itself.
-                for service in [
-                    "rapport.v1.CustomerService", "rapport.v1.MergeService", "rapport.v1.IngestService", "rapport.v1.Customer360Service",
-                    "rapport.v1.InteractionService", "rapport.v1.ConsentService", "rapport.v1.ChangeService", "rapport.v1.ApiKeyService",
-                    "rapport.v1.SegmentService", "rapport.v1.RuleService", "rapport.v1.OutboxService", "rapport.v1.ClockService", "grpc.health.v1.Health",
-                ] {
-                    #expect(try await c.health.check(.with { $0.service = service }).status == .serving)
+                // Every service of the contract answers for itself: the names are read from proto/, so a service
+                // added there and not to the health service's list fails here.
+                let contract = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../proto/rapport/v1").standardized
+                var services = ["grpc.health.v1.Health"]
+                for file in try FileManager.default.contentsOfDirectory(atPath: contract.path) where file.hasSuffix(".proto") {
+                    let text = try String(contentsOf: contract.appendingPathComponent(file), encoding: .utf8)
+                    for line in text.split(separator: "\n") where line.hasPrefix("service ") {
+                        services.append("rapport.v1." + line.dropFirst("service ".count).prefix { $0 != " " && $0 != "{" })
+                    }
+                }
+                #expect(services.count == 14)  // 13 of Rapport and the health service
+                for service in services {
+                    #expect(try await c.health.check(.with { $0.service = service }).status == .serving, "\(service)")
                 }
                 let unknown = await expectRPCError(.notFound) { try await c.health.check(.with { $0.service = "rapport.v1.NoSuchService" }) }
                 #expect(unknown?.message.contains("rapport.v1.NoSuchService") == true)
@@ -461,6 +468,17 @@ struct HappyPathTests {
                 }
             }
             #expect(unknown == [.serviceUnknown])
+
+            // Once the server begins to shut down, a Watch says so and ends, also one opened afterwards.
+            c.server.beginShutdown()
+            let late = try await c.withSecret(nil) {
+                try await c.health.watch(.init()) { response in
+                    var statuses: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] = []
+                    for try await message in response.messages { statuses.append(message.status) }
+                    return statuses
+                }
+            }
+            #expect(late == [.notServing])
         }
     }
 }
