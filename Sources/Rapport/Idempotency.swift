@@ -19,14 +19,26 @@ extension RapportEngine {
         guard requestID.utf8.count <= 128, !requestID.containsNewline, !requestID.containsNUL else {
             throw .invalid("request_id", "must be at most 128 characters on one line")
         }
-        let key = "\(operation):\(requestID.canonical)"
+        // One id, one request, whatever the call: the id alone is the key, and the operation is part of what must
+        // match. (Versions before 2026-12 kept "operation:id"; such a record, under a day old, is still found.)
+        let key = "request:\(requestID.canonical)"
+        let legacyKey = "\(operation):\(requestID.canonical)"
         let digest = Self.fingerprint(of: fingerprint)
+        let operationDigest = "\(operation):" + digest
         let now = clock.now()
         let result: T = try await write { tx in
             // A request id is remembered for a day, whether or not housekeeping has forgotten it yet.
-            if let stored = try tx.idempotencyRecord(key), stored.createdAt >= now - Self.requestIDRetention {
-                guard stored.fingerprint == digest else {
-                    throw RapportError.failedPrecondition("request_id '\(requestID)' was already used for a different \(operation) request")
+            if let stored = try tx.idempotencyRecord(key) ?? tx.idempotencyRecord(legacyKey).map({ legacy in
+                var record = legacy
+                record.fingerprint = "\(operation):" + legacy.fingerprint
+                return record
+            }), stored.createdAt >= now - Self.requestIDRetention {
+                guard stored.fingerprint == operationDigest else {
+                    let other = stored.fingerprint.split(separator: ":").first.map(String.init) ?? operation
+                    throw RapportError.failedPrecondition(
+                        other == operation
+                            ? "request_id '\(requestID)' was already used for a different \(operation) request"
+                            : "request_id '\(requestID)' was already used for a \(other) request; use a new id for each request")
                 }
                 guard !stored.response.isEmpty else {
                     throw RapportError.failedPrecondition(
@@ -37,7 +49,7 @@ extension RapportEngine {
             let result = try body(tx)
             try tx.deleteIdempotencyRecords(before: now - Self.requestIDRetention)
             let response = try JSONEncoder().encode(Self.storable(result))
-            try tx.insertIdempotencyRecord(IdempotencyRecord(key: key, fingerprint: digest, response: Array(response), createdAt: now))
+            try tx.insertIdempotencyRecord(IdempotencyRecord(key: key, fingerprint: operationDigest, response: Array(response), createdAt: now))
             return result
         }
         changeNotifier.notify()

@@ -18,13 +18,17 @@ struct RequestIDTests {
         await expectError(.failedPrecondition("request_id 'req-1' was already used for a different createCustomer request")) {
             try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Eve")), requestID: "req-1")
         }
-        // Ids are per operation: the same id on another operation is a new request.
+        // One id is one request, whatever the call: on another operation it is refused too, and applies nothing.
         let batch = [event("e1", at: start, .email("ada@example.com"))]
-        let ingested = try await crm.ingest(batch, requestID: "req-1")
-        #expect(try await crm.ingest(batch, requestID: "req-1") == ingested)
+        await expectError(.failedPrecondition("request_id 'req-1' was already used for a createCustomer request; use a new id for each request")) {
+            try await crm.ingest(batch, requestID: "req-1")
+        }
+        #expect(try await crm.stats(of: first.id).eventCount == 0)
+        let ingested = try await crm.ingest(batch, requestID: "req-1b")
+        #expect(try await crm.ingest(batch, requestID: "req-1b") == ingested)
         // The same items all or nothing are another request: its promise differs.
-        await expectError(.failedPrecondition("request_id 'req-1' was already used for a different ingest request")) {
-            try await crm.ingest(batch, mode: .allOrNothing, requestID: "req-1")
+        await expectError(.failedPrecondition("request_id 'req-1b' was already used for a different ingest request")) {
+            try await crm.ingest(batch, mode: .allOrNothing, requestID: "req-1b")
         }
         #expect(ingested.outcomes == [.accepted(first.id)])
 
@@ -109,7 +113,7 @@ struct RequestIDTests {
         _ = try await crm.ingest(batch, requestID: "ingest-1")
         try await crm.deleteCustomer(ada.id)
 
-        let stored = try await store.read { tx in try ["createCustomer:create-ada", "ingest:ingest-1"].map { try tx.idempotencyRecord($0) } }
+        let stored = try await store.read { tx in try ["request:create-ada", "request:ingest-1"].map { try tx.idempotencyRecord($0) } }
         #expect(stored.map { $0?.response } == [[], []])
         // A retry is recognised and refused: applying it again would bring the erased customer back.
         let refused = RapportError.failedPrecondition("request_id 'create-ada' was applied already; its answer held data of a customer erased since, so it is not kept")
@@ -125,7 +129,7 @@ struct RequestIDTests {
         try await store.write { try $0.putJob(ScheduledJob(key: "housekeeping", dueAt: start, kind: .housekeeping)) }
         clock.advance(by: .seconds(25 * 3600))
         try await crm.runDueJobs()
-        #expect(try await store.read { try $0.idempotencyRecord("createCustomer:create-bob") } == nil)
+        #expect(try await store.read { try $0.idempotencyRecord("request:create-bob") } == nil)
     }
 
     @Test(arguments: Backend.allCases)
@@ -151,7 +155,7 @@ struct RequestIDTests {
         try await crm.deleteCustomer(bea.id)
 
         let answers = try await store.read { tx in
-            try ["createCustomer:before", "recordInteraction:note", "updateCustomer:edit", "updateCustomer:after"].map { try tx.idempotencyRecord($0)!.response.isEmpty }
+            try ["request:before", "request:note", "request:edit", "request:after"].map { try tx.idempotencyRecord($0)!.response.isEmpty }
         }
         #expect(answers == [false, true, true, false])
         await expectError(.failedPrecondition("request_id 'note' was applied already; its answer held data of a customer erased since, so it is not kept")) {
@@ -180,7 +184,7 @@ struct RequestIDTests {
         clock.advance(by: .seconds(3600))
         _ = try await crm.updateCustomer(zed.id, set: CustomerProfile(familyName: "Z"), fields: [.familyName], requestID: "zed-after")
         try await crm.deleteCustomer(bea.id)
-        let answers = try await store.read { tx in try ["updateCustomer:zed-while", "updateCustomer:zed-after"].map { try tx.idempotencyRecord($0)!.response.isEmpty } }
+        let answers = try await store.read { tx in try ["request:zed-while", "request:zed-after"].map { try tx.idempotencyRecord($0)!.response.isEmpty } }
         #expect(answers == [true, false])
     }
 
