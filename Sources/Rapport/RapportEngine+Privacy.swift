@@ -20,7 +20,7 @@ public struct CustomerExport: Hashable, Sendable, Codable {
     public var consentHistory: [Consent]
     /// The merges this person was part of, standing and undone, by sequence: into this customer or a customer
     /// merged into it, and of them into another customer. Each remembers the profiles as they were before it; of
-    /// an undone one, the other customer's profile is left out: it is another person's.
+    /// an undone one, only the other customer's id is kept (no profile, times or version): it is another person's.
     public var merges: [MergeRecord]
     /// The logged edits of the profiles, oldest first: each names the fields it changed and holds their values
     /// then (only those fields are set in its `profile`).
@@ -35,6 +35,13 @@ public struct CustomerExport: Hashable, Sendable, Codable {
 }
 
 extension RapportEngine {
+    /// Another person's customer as an export shows it: its id, nothing else of theirs (no profile, no times, version 0).
+    static func onlyID(_ record: CustomerRecord) -> CustomerRecord {
+        CustomerRecord(
+            id: record.id, profile: CustomerProfile(), fieldTimes: [:], state: record.state, createdAt: Timestamp(millisecondsSinceEpoch: 0),
+            updatedAt: Timestamp(millisecondsSinceEpoch: 0), version: 0)
+    }
+
     /// Everything about one customer (and the customers merged into it), unmasked, in one read: for a person who
     /// asks what is held about them, or to take their data elsewhere. The id of a merged customer exports the
     /// customer it was merged into.
@@ -63,14 +70,8 @@ extension RapportEngine {
             let members = Set(side)
             let kept = merges.values.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }.map { merge in
                 var merge = merge
-                if !members.contains(merge.absorbedID) {
-                    merge.absorbedBefore.profile = CustomerProfile()
-                    merge.absorbedBefore.fieldTimes = [:]
-                }
-                if !members.contains(merge.survivorID) {
-                    merge.survivorBefore.profile = CustomerProfile()
-                    merge.survivorBefore.fieldTimes = [:]
-                }
+                if !members.contains(merge.absorbedID) { merge.absorbedBefore = Self.onlyID(merge.absorbedBefore) }
+                if !members.contains(merge.survivorID) { merge.survivorBefore = Self.onlyID(merge.survivorBefore) }
                 return merge
             }
             return CustomerExport(

@@ -48,6 +48,8 @@ struct PrivacyServiceAdapter: Rapport_V1_PrivacyService.SimpleServiceProtocol {
 extension CustomerRecord {
     /// The profile a merge remembers, as a customer message without identities.
     fileprivate var remembered: Rapport_V1_Customer {
-        Customer(id: id, profile: profile, identities: [], createdAt: createdAt, updatedAt: updatedAt, version: version).proto
+        // Version 0: another person's customer in an undone merge, of whom only the id is shown.
+        guard version > 0 else { return .with { $0.id = id.rawValue } }
+        return Customer(id: id, profile: profile, identities: [], createdAt: createdAt, updatedAt: updatedAt, version: version).proto
     }
 }

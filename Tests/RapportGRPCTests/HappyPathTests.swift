@@ -243,6 +243,15 @@ struct HappyPathTests {
                 }
             }
             await expectRPCError(.notFound) { try await c.privacy.exportCustomer(.with { $0.customerID = "cus_nobody" }) }
+
+            // Of a merge undone since, the other person's customer is only its id.
+            let bea = try await c.customers.createCustomer(.with { $0.customer = .with { $0.givenName = "Bea"; $0.identities = [.email("bea@example.com")] } })
+            let merged = try await c.merges.mergeCustomers(.with { $0.customerIds = [ada.id, bea.id] })
+            _ = try await c.merges.unmergeCustomers(.with { $0.mergeID = merged.merge.id })
+            let after = try await c.privacy.exportCustomer(.with { $0.customerID = ada.id })
+            #expect(after.mergeProfiles.map(\.mergeID) == [merged.merge.id])
+            #expect(after.mergeProfiles.first?.absorbedBefore == .with { $0.id = bea.id })
+            #expect(after.mergeProfiles.first?.survivorBefore.etag.isEmpty == false)
             let missing = await expectRPCError(.invalidArgument) { try await c.privacy.exportCustomer(.init()) }
             #expect(violationFields(missing) == ["customer_id"])
         }

@@ -19,6 +19,8 @@ struct PrivacyTests {
         #expect(export.merges.map(\.id) == [merge.merge.id])
         #expect(export.merges.first?.absorbedBefore.id == bea.id)
         #expect(export.merges.first?.absorbedBefore.profile == CustomerProfile())
+        #expect(export.merges.first?.absorbedBefore.version == 0)
+        #expect(export.merges.first?.absorbedBefore.createdAt == Timestamp(millisecondsSinceEpoch: 0))
         let json = String(decoding: try JSONEncoder().encode(export), as: UTF8.self)
         #expect(!json.contains("Bea") && !json.contains("Bath"))
     }
