@@ -157,7 +157,8 @@ package nonisolated enum Rapport_V1_AttributeType: SwiftProtobuf.Enum, Swift.Cas
 
 }
 
-/// The channel a piece of data came through.
+/// The channel a piece of data came through. UNSPECIFIED on an event or order is stored as OTHER; an unknown value is
+/// INVALID_ARGUMENT.
 package nonisolated enum Rapport_V1_Channel: SwiftProtobuf.Enum, Swift.CaseIterable {
   package typealias RawValue = Int
   case unspecified // = 0
