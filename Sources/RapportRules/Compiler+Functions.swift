@@ -245,7 +245,9 @@ extension Compiler {
             let v = Int(value)
             let jump = v + 1
             let next = daysUntil(birthday, from: day + jump)
-            let near = Int(clamping: k)
+            // The count is 0 to 366: a `k` beyond that compares the same as one just outside (and the sums below
+            // stay far from overflowing).
+            let near = Int(min(max(k, -2), 370))
             let candidates = [v - near - 1, v - near, v - near + 1, jump, jump + next - near - 1, jump + next - near, jump + next - near + 1]
             for offset in Set(candidates.filter { $0 >= 1 && $0 <= jump + next + 1 }).sorted()
             where holds(op, Int64(daysUntil(birthday, from: day + offset)), k) != truth {

@@ -17,12 +17,13 @@ struct FuzzTests {
         "lower(customer.given_name ?? \"\") starts_with \"a\" and length(customer.tags) % 2 == 0",
         "has_consent(\"email\", \"marketing\") and days_until_birthday() <= 7 and now < @2027-01-01",
         "-(1 + 2) * 3 / 4 == -2.25",
+        "days_until_birthday() > -9223372036854775807 and customer.age < 9223372036854775807",
     ]
     static let tokens = [
         "(", ")", "[", "]", ",", ".", ":", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "??", "and", "or", "not", "in", "contains",
         "starts_with", "1", "0", "9223372036854775807", "2.5", "\"s\"", "'", "\"", "30d", "99999999999999999d", "@2026-01-01", "@", "EUR", "customer",
         "stats", "event", "order", "now", "orders_count", "events_count", "where", "within", "since", "properties", "attributes", "tags", "null",
-        "true", "#", "\n", " ", "\\", "{{", "}}", "é", "💥", "\u{0}",
+        "true", "#", "\n", " ", "\\", "{{", "}}", "é", "💥", "\u{0}", "days_until_birthday()", "customer.age", "time_since", "-9223372036854775808",
     ]
 
     /// Parses, checks (in both scopes), evaluates and explains `source`; only ExpressionError may come out.

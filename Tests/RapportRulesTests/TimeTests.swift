@@ -72,6 +72,9 @@ struct TimeTests {
             "stats.last_order_at > now - 14d or time_since(customer.created_at) < 10d", "days_until_birthday() <= 7", "customer.age >= 36",
             "days_until_birthday() == 30", "days_until_birthday() > 100", "3 >= days_until_birthday()", "days_until_birthday() != 0",
             "days_until_birthday() < 0", "days_until_birthday() >= 365", "days_until_birthday() + 1 <= 7", "-days_until_birthday() >= -7",
+            // Constants far outside the count's 0…366 (these overflowed and trapped).
+            "days_until_birthday() > -9223372036854775807", "-9223372036854775807 < days_until_birthday()", "days_until_birthday() < 9223372036854775807",
+            "days_until_birthday() == 400", "days_until_birthday() != -3",
         ]
         var generator = SplitMix(seed: 7)
         for round in 0..<12 {
