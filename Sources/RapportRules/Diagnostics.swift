@@ -97,6 +97,9 @@ public enum ExpressionLimits {
     public static let maxDepth = 48
     /// The most syntax nodes one expression may have.
     public static let maxNodes = 1_024
+    /// The deepest tree an expression may make, counting each operand of a chain (`a and b and …`) as a level:
+    /// checking and evaluating recurse once per level, and must fit a thread's stack (512 KB on Apple platforms).
+    public static let maxHeight = 64
     /// The longest template text, in UTF-8 bytes.
     public static let maxTemplateLength = 32_768
     /// The most `{{ }}` placeholders one template may have.

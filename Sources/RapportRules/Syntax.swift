@@ -83,6 +83,17 @@ public enum BinaryOperator: String, Hashable, Sendable, CaseIterable {
 }
 
 extension Syntax {
+    /// How deep the tree is: a chain `a and b and c` is as deep as it has operands (each joins the ones before).
+    var height: Int {
+        switch kind {
+        case .list(let items): 1 + (items.map(\.height).max() ?? 0)
+        case .call(_, let arguments): 1 + (arguments.map(\.value.height).max() ?? 0)
+        case .unary(_, let operand): 1 + operand.height
+        case .binary(_, let lhs, let rhs): 1 + max(lhs.height, rhs.height)
+        default: 1
+        }
+    }
+
     /// How many nodes the tree has.
     var nodeCount: Int {
         switch kind {

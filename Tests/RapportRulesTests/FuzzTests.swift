@@ -96,3 +96,47 @@ struct FuzzTests {
         exercise("9223372036854775807 EUR + 9223372036854775807 EUR > 1 EUR")
     }
 }
+
+@Suite("Long operator chains")
+struct LongChainTests {
+    /// The deepest trees the limits let through (a chain of 63 operands under one more level) compile, evaluate and
+    /// explain on a thread with a 512 KB stack (optimized), a secondary thread's on Apple platforms: checking and
+    /// evaluating recurse once per level. A longer chain is refused with a clear error instead of overflowing the stack
+    /// (a chain of 512, which the other limits allowed, crashed the process).
+    @Test func theLongestChainsRunOnASmallStack() async throws {
+        let ands = Array(repeating: "true", count: 63).joined(separator: " and ")
+        let ors = "not (" + Array(repeating: "false", count: 62).joined(separator: " or ") + ")"
+        let sums = Array(repeating: "stats.order_count", count: 62).joined(separator: " + ") + " >= 0"
+        let calls = Array(repeating: #"has_tag("vip")"#, count: 63).joined(separator: " or ")
+        let sources = [ands, ors, sums, calls]
+        let results: [Bool] = try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result {
+                    try sources.map { source in
+                        let compiled = try CompiledExpression(source, schema: schema, scope: .customer)
+                        let value = compiled.matches(context(customer(tags: ["vip"])))
+                        _ = try CompiledExpression.explain(source, schema: schema, scope: .customer, context: context()).description
+                        return value
+                    }
+                })
+            }
+            // Unoptimized builds (this suite's) take ten times the stack per level: 2 MB there, 512 KB optimized.
+            #if DEBUG
+            thread.stackSize = 2048 * 1024
+            #else
+            thread.stackSize = 512 * 1024
+            #endif
+            thread.start()
+        }
+        #expect(results == [true, true, true, true])
+
+        let longer = Array(repeating: "true", count: 65).joined(separator: " and ")
+        #expect(throws: ExpressionError.self) { try Parser.parse(longer) }
+        do {
+            _ = try Parser.parse(longer)
+        } catch {
+            #expect(error.issues.first?.message.hasPrefix("the expression is 65 levels deep") == true)
+        }
+        #expect(throws: ExpressionError.self) { try Parser.parse(Array(repeating: "true", count: 512).joined(separator: " and ")) }
+    }
+}
