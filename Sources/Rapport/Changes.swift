@@ -77,6 +77,14 @@ extension RapportEngine {
     /// True once ``finishChangeWatchers()`` was called: a sequence that ended did so for the shutdown.
     public var changeWatchersFinished: Bool { changeNotifier.isFinished }
 
+    /// Returns once ``finishChangeWatchers()`` is called (at once if it was), or when the calling task is cancelled:
+    /// for a long-lived handler that waits on something else and must stop for a shutdown.
+    public func changeWatchersFinish() async {
+        let (id, signals) = changeNotifier.subscribe()
+        defer { changeNotifier.cancel(id) }
+        for await _ in signals {}  // a commit yields; the shutdown, or cancelling the task, ends the stream
+    }
+
     /// The changes after `cursor`, then new ones as they are committed, until the consumer stops iterating.
     ///
     /// Changes are read a page at a time as the consumer asks for them: a slow consumer of a long history holds

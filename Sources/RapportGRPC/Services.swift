@@ -3,6 +3,7 @@ import Rapport
 import RapportCore
 import RapportProto
 import SwiftProtobuf
+import Synchronization
 
 /// `rapport.v1.MergeService` over the engine.
 struct MergeServiceAdapter: Rapport_V1_MergeService.SimpleServiceProtocol {
@@ -60,6 +61,39 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
     func streamIngest(request: RPCAsyncSequence<Rapport_V1_IngestEventsRequest, any Error>, context: ServerContext) async throws
         -> Rapport_V1_StreamIngestResponse
     {
+        // A shutdown ends a stream that waits for its next batch too (a slow feed must not hold the server up): the
+        // reading stops, and the client is told what was applied.
+        let applied = AppliedCount()
+        let reader = Task { try await readStream(request, context: context, applied: applied) }
+        let engine = engine
+        let shutdown = Task {
+            await engine.changeWatchersFinish()
+            guard engine.changeWatchersFinished else { return }
+            applied.stopped.withLock { $0 = true }
+            reader.cancel()
+        }
+        defer { shutdown.cancel() }
+        let unavailable = {
+            let (items, batches) = applied.value.withLock { ($0.items, $0.batches) }
+            return RPCError(
+                code: .unavailable, message: "the server is shutting down: the \(items) items of the \(batches) batches before were applied; send the rest again")
+        }
+        do {
+            // A cancelled read of the next batch ends the stream as if the client had closed it: the flag tells.
+            let summary = try await withTaskCancellationHandler { try await reader.value } onCancel: { reader.cancel() }
+            if applied.stopped.withLock({ $0 }) { throw unavailable() }
+            return summary
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            guard applied.stopped.withLock({ $0 }), !(error is RapportError) else { throw error }
+            throw unavailable()
+        }
+    }
+
+    private func readStream(
+        _ request: RPCAsyncSequence<Rapport_V1_IngestEventsRequest, any Error>, context: ServerContext, applied: AppliedCount
+    ) async throws -> Rapport_V1_StreamIngestResponse {
         var summary = Rapport_V1_StreamIngestResponse()
         var offset = 0
         var batches = 0
@@ -95,6 +129,7 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
                 if case .rejected = outcome, summary.rejected.count < 10_000 { summary.rejected.append(outcome.proto(index: offset + index)) }
             }
             offset += batch.items.count
+            applied.value.withLock { $0 = (offset, batches) }
         }
         return summary
     }
@@ -290,6 +325,13 @@ func awaitStreamWriter<T: Sendable>(_ writer: Task<T, any Error>, cancelled: T) 
     } onCancel: {
         writer.cancel()
     }
+}
+
+/// What a stream ingest applied so far, for the message when a shutdown ends it.
+final class AppliedCount: Sendable {
+    let value = Mutex((items: 0, batches: 0))
+    /// Set when a shutdown stopped the reading.
+    let stopped = Mutex(false)
 }
 
 /// `rapport.v1.ChangeService` over the engine.

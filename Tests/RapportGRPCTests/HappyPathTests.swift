@@ -225,6 +225,28 @@ struct HappyPathTests {
         }
     }
 
+    /// A shutdown ends a stream ingest that waits for its next batch (a slow feed must not hold the server up):
+    /// UNAVAILABLE, saying what was applied.
+    @Test(.timeLimit(.minutes(1))) func aShutdownEndsAnIdleStreamIngest() async throws {
+        try await withRapport { c in
+            let engine = c.engine
+            let server = c.server
+            let ended = await expectRPCError(.unavailable) {
+                try await c.ingest.streamIngest { writer in
+                    try await writer.write(.with { $0.items = [eventItem("s-1", at: 0, .email(adaEmail))] })
+                    // Applied (bounded wait: the batch travels on its own), then the server begins to shut down
+                    // while the client still holds the stream open.
+                    for _ in 0..<2_000 where (try? await engine.event("s-1")) == nil { try await Task.sleep(for: .milliseconds(5)) }
+                    server.beginShutdown()
+                    try await Task.sleep(for: .seconds(30))  // the stream is ended by the server, not by this
+                }
+            }
+            #expect(ended?.message == "the server is shutting down: the 1 items of the 1 batches before were applied; send the rest again")
+            let stored = try await engine.event("s-1")
+            #expect(stored.id == "s-1")
+        }
+    }
+
     @Test func privacyServiceExportsEverythingToAdminsOnly() async throws {
         try await withRapport { c in
             let ada = try await c.customers.createCustomer(.with { $0.customer = adaProto })
