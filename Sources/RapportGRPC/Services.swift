@@ -62,32 +62,26 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
         -> Rapport_V1_StreamIngestResponse
     {
         // A shutdown ends a stream that waits for its next batch too (a slow feed must not hold the server up): the
-        // reading stops, and the client is told what was applied.
+        // reading stops, and the client is told what was applied. A batch being applied is let finish.
         let applied = AppliedCount()
         let reader = Task { try await readStream(request, context: context, applied: applied) }
         let engine = engine
         let shutdown = Task {
             await engine.changeWatchersFinish()
             guard engine.changeWatchersFinished else { return }
-            applied.stopped.withLock { $0 = true }
-            reader.cancel()
+            if applied.stop() { reader.cancel() }
         }
         defer { shutdown.cancel() }
-        let unavailable = {
-            let (items, batches) = applied.value.withLock { ($0.items, $0.batches) }
-            return RPCError(
-                code: .unavailable, message: "the server is shutting down: the \(items) items of the \(batches) batches before were applied; send the rest again")
-        }
         do {
-            // A cancelled read of the next batch ends the stream as if the client had closed it: the flag tells.
             let summary = try await withTaskCancellationHandler { try await reader.value } onCancel: { reader.cancel() }
-            if applied.stopped.withLock({ $0 }) { throw unavailable() }
+            // A read of the next batch cancelled by the shutdown ends like a stream the client closed: the flag tells.
+            if applied.cutShort { throw applied.unavailable() }
             return summary
         } catch let error as RPCError {
             throw error
         } catch {
-            guard applied.stopped.withLock({ $0 }), !(error is RapportError) else { throw error }
-            throw unavailable()
+            guard applied.cutShort, !(error is RapportError) else { throw error }
+            throw applied.unavailable()
         }
     }
 
@@ -97,7 +91,14 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
         var summary = Rapport_V1_StreamIngestResponse()
         var offset = 0
         var batches = 0
-        for try await batch in request {
+        var iterator = request.makeAsyncIterator()
+        while true {
+            // Waiting for the next batch is where a shutdown may cut the stream short; a shutdown that came while a
+            // batch was applied stops it here.
+            guard applied.beginWaiting() else { throw applied.unavailable() }
+            let next = try await iterator.next()
+            applied.endWaiting()
+            guard let batch = next else { break }
             // A shutdown stops between batches: what was applied stays, and the client is told (a call cancelled or
             // past its deadline stops there too).
             if engine.changeWatchersFinished || context.cancellation.isCancelled {
@@ -129,7 +130,7 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
                 if case .rejected = outcome, summary.rejected.count < 10_000 { summary.rejected.append(outcome.proto(index: offset + index)) }
             }
             offset += batch.items.count
-            applied.value.withLock { $0 = (offset, batches) }
+            applied.applied(items: offset, batches: batches)
         }
         return summary
     }
@@ -327,11 +328,46 @@ func awaitStreamWriter<T: Sendable>(_ writer: Task<T, any Error>, cancelled: T) 
     }
 }
 
-/// What a stream ingest applied so far, for the message when a shutdown ends it.
+/// What a stream ingest applied so far, and whether it waits for its next batch: a shutdown cuts short only a wait.
 final class AppliedCount: Sendable {
-    let value = Mutex((items: 0, batches: 0))
-    /// Set when a shutdown stopped the reading.
-    let stopped = Mutex(false)
+    private struct State {
+        var items = 0
+        var batches = 0
+        var waiting = false
+        var stopped = false
+        var cutShort = false
+    }
+    private let state = Mutex(State())
+
+    func applied(items: Int, batches: Int) { state.withLock { $0.items = items; $0.batches = batches } }
+
+    /// False when a shutdown came: read no more.
+    func beginWaiting() -> Bool {
+        state.withLock { state in
+            guard !state.stopped else { return false }
+            state.waiting = true
+            return true
+        }
+    }
+
+    func endWaiting() { state.withLock { $0.waiting = false } }
+
+    /// Marks the shutdown; true when the reader waits for a batch and is to be cancelled now.
+    func stop() -> Bool {
+        state.withLock { state in
+            state.stopped = true
+            state.cutShort = state.waiting
+            return state.waiting
+        }
+    }
+
+    var cutShort: Bool { state.withLock { $0.cutShort } }
+
+    func unavailable() -> RPCError {
+        let (items, batches) = state.withLock { ($0.items, $0.batches) }
+        return RPCError(
+            code: .unavailable, message: "the server is shutting down: the \(items) items of the \(batches) batches before were applied; send the rest again")
+    }
 }
 
 /// `rapport.v1.ChangeService` over the engine.
