@@ -268,6 +268,15 @@ struct RuleTests {
         try await crm.runDueJobs()
         let statuses = try await runs(crm, rule.id).map(\.status)
         #expect(statuses == [.fired, .fired])
+        // A run quiet hours do not hold gets no slack: fired at noon, the same rule 22.5 hours later is skipped.
+        test.clock.advance(by: .seconds(4 * 3600))  // 11:01 UTC, 12:01 in Berlin
+        _ = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(timeZone: "Europe/Berlin"), identities: [.email("bob@example.com")]))
+        _ = try await crm.ingest([event("b1", "visit", at: test.clock.now(), .email("bob@example.com"))])
+        test.clock.advance(by: .seconds(22 * 3600 + 1800))  // 10:31 in Berlin the next day
+        _ = try await crm.ingest([event("b2", "visit", at: test.clock.now(), .email("bob@example.com"))])
+        let bob = try #require(try await crm.findCustomer(.email("bob@example.com"))).id
+        let bobs = try await crm.runs(rule: rule.id, customer: bob).runs
+        #expect(bobs.map(\.status) == [.skipped, .fired])
     }
 
     @Test func quietHoursEndingAtATimeTheClocksSkipEndWhenTheyJump() async throws {

@@ -51,11 +51,8 @@ extension WriteSession {
         }
         // A run that quiet hours will hold fires at their end: its frequency and daily cap are those of then (and
         // are checked again when it fires).
-        var firesAt = now
-        if rule.definition.wait == nil, let quiet = rule.definition.limits.quietHours, let end = Self.quietHoursEnd(quiet, now: now, zone: context.timeZone) {
-            firesAt = end
-        }
-        if let reason = try Self.limitReached(rule, customer: customer, consents: context.consents, tx: tx, now: firesAt) {
+        let heldUntil = rule.definition.wait == nil ? quietHoursEnd(rule, context: context) : nil
+        if let reason = try Self.limitReached(rule, customer: customer, consents: context.consents, tx: tx, now: heldUntil ?? now, held: heldUntil != nil) {
             run.reason = reason
             return try recordSkip(run)
         }
@@ -133,13 +130,21 @@ extension WriteSession {
         return rest < 0 ? days - 1 : days
     }
 
-    /// Why the rule may not fire for this customer now, if it may not.
-    func limitReached(_ rule: CompiledRule, context: EvaluationContext) throws -> String? {
-        try Self.limitReached(rule, customer: context.customer.id, consents: context.consents, tx: tx, now: now)
+    /// When the quiet hours of `rule` that hold now, in the customer's zone, end; nil when none hold now.
+    func quietHoursEnd(_ rule: CompiledRule, context: EvaluationContext) -> Timestamp? {
+        rule.definition.limits.quietHours.flatMap { Self.quietHoursEnd($0, now: now, zone: context.timeZone) }
     }
 
-    /// Why the rule may not fire for the customer now: its frequency, its daily cap, or missing consent.
-    static func limitReached(_ rule: CompiledRule, customer: CustomerID, consents: [Consent], tx: any StoreReader, now: Timestamp) throws -> String? {
+    /// Why the rule may not fire for this customer when it would (`held`: quiet hours held it, or will till `now`).
+    func limitReached(_ rule: CompiledRule, context: EvaluationContext, at time: Timestamp? = nil, held: Bool = false) throws -> String? {
+        try Self.limitReached(rule, customer: context.customer.id, consents: context.consents, tx: tx, now: time ?? now, held: held)
+    }
+
+    /// Why the rule may not fire for the customer at `now`: its frequency, its daily cap, or missing consent. `held`:
+    /// quiet hours hold the run until `now` (or held it till now), so it fires at a local clock time.
+    static func limitReached(
+        _ rule: CompiledRule, customer: CustomerID, consents: [Consent], tx: any StoreReader, now: Timestamp, held: Bool = false
+    ) throws -> String? {
         let limits = rule.definition.limits
         switch limits.frequency {
         case .unlimited: break
@@ -153,7 +158,7 @@ extension WriteSession {
             var slack: Int64 = 0
             switch rule.definition.trigger {
             case .schedule, .date: if milliseconds >= 86_400_000 { slack = 2 * 3_600_000 }
-            case .event, .segmentEntered, .segmentExited: if limits.quietHours != nil, milliseconds >= 86_400_000 { slack = 2 * 3_600_000 }
+            case .event, .segmentEntered, .segmentExited: if held, milliseconds >= 86_400_000 { slack = 2 * 3_600_000 }
             }
             if let counter = try counter(of: rule.id, customer: customer, tx: tx),
                 now.millisecondsSinceEpoch - counter.lastFiredAt.millisecondsSinceEpoch < milliseconds - slack
@@ -360,7 +365,9 @@ extension WriteSession {
             if let error = activity?.error { throw error }
             return try end(.skipped, "the re-check was false after waiting \(Value.durationText(rule.definition.wait?.milliseconds ?? 0))")
         }
-        if let reason = try limitReached(rule, context: context) { return try end(.skipped, reason) }
+        // Fired now after quiet hours held it, or about to be held by them after its wait: at a local clock time.
+        let heldUntil = run.step == .quietHours ? now : quietHoursEnd(rule, context: context)
+        if let reason = try limitReached(rule, context: context, at: heldUntil, held: heldUntil != nil) { return try end(.skipped, reason) }
         try proceed(&run, rule, depth: 0, context: &context, isNew: false)
         if let error = activity?.error { throw error }
     }
