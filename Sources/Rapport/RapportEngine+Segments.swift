@@ -264,7 +264,12 @@ extension RapportEngine {
         var revealing: [SegmentID: String] = [:]
         var named: [SegmentID: [SegmentID]] = [:]
         for segment in segments {
-            guard let syntax = try? Parser.parse(segment.expression) else { continue }
+            // One that cannot be read is taken to reveal it: nothing is shown that might.
+            guard let syntax = try? ExpressionLimits.$heightLimit.withValue(ExpressionLimits.maxStoredHeight, operation: { try Parser.parse(segment.expression) })
+            else {
+                revealing[segment.id] = "an expression that cannot be read"
+                continue
+            }
             if let (path, _) = Self.personalPath(in: syntax) { revealing[segment.id] = path }
             named[segment.id] = Self.segmentKeys(in: syntax).compactMap { byKey[$0] }
         }

@@ -32,10 +32,10 @@ public enum Parser {
             if tree.nodeCount > ExpressionLimits.maxNodes {
                 throw state.issue("the expression has \(tree.nodeCount) parts; the limit is \(ExpressionLimits.maxNodes)", tree.range)
             }
-            if tree.height > ExpressionLimits.maxHeight {
+            if tree.height > ExpressionLimits.heightLimit {
                 throw state.issue(
                     "the expression is \(tree.height) levels deep (each operand of a chain of 'and', 'or', '+'... is one); the limit is "
-                        + "\(ExpressionLimits.maxHeight): write a list of values with 'in [...]', or split it into segments",
+                        + "\(ExpressionLimits.heightLimit): write a list of values with 'in [...]', or split it into segments",
                     tree.range)
             }
             return tree

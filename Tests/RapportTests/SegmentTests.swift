@@ -46,6 +46,25 @@ struct SegmentTests {
         #expect(try await crm.memberships(of: bob).map(\.segmentID) == [bigSpenders.id])
     }
 
+    /// A new expression is at most 64 levels deep; one saved before that limit existed, deeper, is still maintained.
+    @Test(arguments: Backend.allCases)
+    func aDeepExpressionSavedBeforeTheLimitIsStillMaintained(_ backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let deep = (0..<99).map { "has_tag(\"t\($0)\")" }.joined(separator: " or ") + " or stats.event_count > 0"
+        let refused = await captureError { try await crm.createSegment(.dynamic(key: "deep", name: "Deep", expression: deep)) }
+        #expect(refused?.fieldViolations.first?.problem.contains("levels deep") == true, "\(String(describing: refused))")
+        // As an older version saved it.
+        var segment = try await crm.createSegment(.dynamic(key: "deep", name: "Deep", expression: "stats.event_count > 0"))
+        segment.expression = deep
+        let saved = segment
+        try await crm.store.write { tx in
+            try tx.updateSegment(saved)
+            try tx.bumpDefinitionsVersion()
+        }
+        _ = try await crm.ingest([event("e1", at: start, .email("ada@example.com"))])
+        #expect(try await memberIDs(crm, segment.id) == [try await id(crm, "ada@example.com")])
+    }
+
     @Test(arguments: Backend.allCases)
     func eventWindowsReadPastTheFirstPageOfATimeline(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)

@@ -137,7 +137,11 @@ final class CatalogCache: Sendable {
         var compiled: [CompiledSegment] = []
         for segment in segments where segment.kind == .dynamic {
             do {
-                compiled.append(CompiledSegment(segment: segment, predicate: try CompiledExpression(segment.expression, schema: schema, scope: .customer)))
+                // Saved already: held to the limits of when it was saved.
+                let predicate = try ExpressionLimits.$heightLimit.withValue(ExpressionLimits.maxStoredHeight) {
+                    try CompiledExpression(segment.expression, schema: schema, scope: .customer)
+                }
+                compiled.append(CompiledSegment(segment: segment, predicate: predicate))
             } catch {
                 logger("segment \(segment.id) (\(segment.key)) no longer compiles and is not maintained: \(error)")
             }
@@ -195,12 +199,17 @@ final class CatalogCache: Sendable {
         let scope: ExpressionScope = definition.trigger.eventType.map { .event(type: $0) } ?? .customer
         var requirements = Requirements()
         func expression(_ text: String, expecting: ValueType? = .bool) throws -> CompiledExpression {
-            let compiled = try CompiledExpression(text, schema: schema, scope: scope, expecting: expecting)
+            // A saved version: held to the limits of when it was saved (new ones are checked before they are saved).
+            let compiled = try ExpressionLimits.$heightLimit.withValue(ExpressionLimits.maxStoredHeight) {
+                try CompiledExpression(text, schema: schema, scope: scope, expecting: expecting)
+            }
             requirements.formUnion(compiled.requirements)
             return compiled
         }
         func template(_ text: String, _ escaping: Template.Escaping) throws -> Template {
-            let compiled = try Template(text, schema: schema, scope: scope, escaping: escaping)
+            let compiled = try ExpressionLimits.$heightLimit.withValue(ExpressionLimits.maxStoredHeight) {
+                try Template(text, schema: schema, scope: scope, escaping: escaping)
+            }
             requirements.formUnion(compiled.requirements)
             return compiled
         }
