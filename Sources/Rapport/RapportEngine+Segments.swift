@@ -250,12 +250,26 @@ extension RapportEngine {
     /// let personal = try await crm.segmentsRevealingPersonalData()   // [seg_…: "customer.birthday.month"]
     /// ```
     public func segmentsRevealingPersonalData() async throws(RapportError) -> [SegmentID: String] {
-        // Kept while no definition changes: a change feed consults it for every segment entry it shows.
+        try await personalSegmentData().segments
+    }
+
+    /// Whether who entered or left segment `id` may be shown to roles without personal data: not when the segment
+    /// is defined by personal data, nor when it no longer exists (what it was defined by is not known any more).
+    public func segmentMayRevealPersonalData(_ id: SegmentID) async throws(RapportError) -> Bool {
+        let data = try await personalSegmentData()
+        return data.segments[id] != nil || !data.known.contains(id)
+    }
+
+    /// The segments revealing personal data and every segment's id, kept while no definition changes: a change feed
+    /// consults it for every segment entry it shows.
+    private func personalSegmentData() async throws(RapportError) -> (segments: [SegmentID: String], known: Set<SegmentID>) {
         let version = try await quickRead { tx in try tx.definitionsVersion() }
-        if let cached = personalSegments.withLock({ $0 }), cached.version == version { return cached.segments }
-        let revealing = Self.revealingPersonalData(try await segments())
-        personalSegments.withLock { $0 = (version, revealing) }
-        return revealing
+        if let cached = personalSegments.withLock({ $0 }), cached.version == version { return (cached.segments, cached.known) }
+        let all = try await segments()
+        let revealing = Self.revealingPersonalData(all)
+        let known = Set(all.map(\.id))
+        personalSegments.withLock { $0 = (version, revealing, known) }
+        return (revealing, known)
     }
 
     private static func revealingPersonalData(_ all: [Segment]) -> [SegmentID: String] {

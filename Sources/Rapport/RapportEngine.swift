@@ -29,7 +29,7 @@ public final class RapportEngine: Sendable {
     /// there were (an answer read before a revocation is not cached after it).
     let authenticated = Mutex<(cache: [String: (key: APIKey, until: Timestamp)], revocations: Int)>(([:], 0))
     /// ``segmentsRevealingPersonalData()`` for a definitions version.
-    let personalSegments = Mutex<(version: Int64, segments: [SegmentID: String])?>(nil)
+    let personalSegments = Mutex<(version: Int64, segments: [SegmentID: String], known: Set<SegmentID>)?>(nil)
 
     /// An engine over `store`.
     ///

@@ -385,7 +385,7 @@ struct ChangeServiceAdapter: Rapport_V1_ChangeService.SimpleServiceProtocol {
             var last = request.afterCursor
             for try await change in changes {
                 last = change.cursor
-                if masked, let segment = change.segmentID, try await engine.segmentsRevealingPersonalData()[segment] != nil { continue }
+                if masked, let segment = change.segmentID, try await engine.segmentMayRevealPersonalData(segment) { continue }
                 try await response.write(change.proto)
             }
             return last
