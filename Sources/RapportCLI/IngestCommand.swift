@@ -156,9 +156,10 @@ struct IngestCommand: AsyncParsableCommand {
                 } catch let error as RPCError where error.code == .invalidArgument && allOrNothing {
                     let violations = ErrorReport.fieldViolations(of: error)
                     summary.refuse(batchOf: items.count, violations: violations, lines: lines)
-                    summary.failure =
+                    let refused =
                         "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) was refused and not applied: \(ErrorReport.line(for: error))"
                         + (RequestIDs.shared.last.map { " [request \($0)]" } ?? "")
+                    summary.failure = summary.failure.map { "\($0); and \(refused)" } ?? refused
                     break
                 } catch {
                     var reason = ErrorReport.line(for: error, hasKey: global.secret != nil)
