@@ -90,10 +90,15 @@ struct Customer360Tests {
 
         // Merged while its timeline is paged: the token made for its id goes on under that id, in the survivor's
         // timeline, which holds its records.
+        _ = try await crm.ingest([order("bo1", at: start, .email("bob@example.com")), order("bo2", at: start + .seconds(1), .email("bob@example.com"))])
         let bobsTimeline = try #require(try await crm.timeline(bob, page: PageRequest(size: 1)).nextPageToken)
+        let bobsOrders = try #require(try await crm.orders(of: bob, page: PageRequest(size: 1)).nextPageToken)
         _ = try await crm.mergeCustomers(ada, bob)
         #expect(await problem { try await crm.timeline(bob, page: PageRequest(size: 1, token: bobsTimeline)) } == "accepted")
-        #expect(await problem { try await crm.orders(of: bob, page: PageRequest(size: 1, token: adasOrders)) } == "accepted")
+        #expect(await problem { try await crm.orders(of: bob, page: PageRequest(size: 1, token: bobsOrders)) } == "accepted")
+        // It goes on where it was, in the merged customer's list (Ada's orders and Bob's): after bo2, bo1 still to come.
+        let rest = try await crm.orders(of: bob, page: PageRequest(size: 100, token: bobsOrders)).orders.map(\.key.externalID)
+        #expect(rest.contains("bo1") && !rest.contains("bo2"))
     }
 
     @Test func consentKeepsItsHistoryAndTheLatestStatementRules() async throws {
@@ -145,6 +150,9 @@ struct Customer360Tests {
         _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .sms, purpose: .marketing, status: .denied, source: "store", occurredAt: at))
         _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .sms, purpose: .marketing, status: .granted, source: "web", occurredAt: at))
         #expect(try await crm.hasConsent(ada.id, channel: .sms, purpose: .marketing) == false)
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .push, purpose: .marketing, status: .granted, source: "app", occurredAt: at))
+        _ = try await crm.recordConsent(ConsentInput(customerID: ada.id, channel: .push, purpose: .marketing, status: .revoked, source: "app", occurredAt: at))
+        #expect(try await crm.hasConsent(ada.id, channel: .push, purpose: .marketing) == false)
     }
 
     @Test func interactionsArePagedNewestFirst() async throws {

@@ -252,6 +252,26 @@ struct RequestIDTests {
         #expect(Role.marketing.permissions.contains(.ingest))
     }
 
+    /// A request id an older version kept under its operation (`createCustomer:<id>`, the hash alone as fingerprint)
+    /// is still a retry within its day: the first answer comes back, nothing is applied again.
+    @Test(arguments: Backend.allCases)
+    func aRequestIDKeptByAnOlderVersionIsStillFound(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let input = NewCustomer(identities: [.email("ada@example.com")])
+        let first = try await crm.createCustomer(input, requestID: "new-1")
+        try await crm.store.write { tx in
+            let kept = try #require(try tx.idempotencyRecord("request:new-1"))
+            #expect(kept.fingerprint.hasPrefix("createCustomer:"))
+            try tx.insertIdempotencyRecord(
+                IdempotencyRecord(key: "createCustomer:old-1", fingerprint: String(kept.fingerprint.dropFirst("createCustomer:".count)), response: kept.response, createdAt: kept.createdAt))
+        }
+        #expect(try await crm.createCustomer(input, requestID: "old-1") == first)
+        #expect(try await crm.customerCount() == 1)
+        await expectError(.failedPrecondition("request_id 'old-1' was already used for a different createCustomer request")) {
+            try await crm.createCustomer(NewCustomer(identities: [.email("eve@example.com")]), requestID: "old-1")
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func activityOfACustomerAbsorbedInTheSameBatchIsReportedUnderTheSurvivor(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
