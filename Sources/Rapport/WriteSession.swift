@@ -151,26 +151,14 @@ struct WriteSession {
     /// they are kept apart since.
     private func mergeBlocked(_ first: CustomerID, _ second: CustomerID) throws -> Bool {
         // Between everyone each side holds: two people split apart stay apart when one was merged into a third.
-        let one = try mergedFamily(of: first)
-        let other = try mergedFamily(of: second)
+        let one = try Self.standingSide(of: first, tx: tx)
+        let other = try Self.standingSide(of: second, tx: tx)
         for (members, others) in [(one, other), (other, one)] {
             for member in members where try tx.merges(into: member).contains(where: { !$0.isActive && others.contains($0.absorbedID) }) {
                 return true
             }
         }
         return false
-    }
-
-    /// `customer` and every customer merged into it, through chains, and not unmerged.
-    private func mergedFamily(of customer: CustomerID) throws -> Set<CustomerID> {
-        var members: Set<CustomerID> = [customer]
-        var queue = [customer]
-        while let next = queue.popLast() {
-            for merge in try tx.merges(into: next) where merge.isActive && members.insert(merge.absorbedID).inserted {
-                queue.append(merge.absorbedID)
-            }
-        }
-        return members
     }
 
     // MARK: Merge and unmerge

@@ -41,6 +41,12 @@ public enum ValueType: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The attribute or event property type that holds values of this type; nil for money, durations, dates, int
+    /// lists and null, which none holds.
+    public var attributeType: AttributeType? {
+        AttributeType.allCases.first { ValueType($0) == self }
+    }
+
     var isNumeric: Bool { self == .int || self == .decimal }
     var isMoney: Bool {
         if case .money = self { return true }

@@ -152,16 +152,7 @@ extension RapportEngine {
                     let path = "\(field).emit_event.properties.\(name)"
                     key(name, path)
                     guard let compiled = expression(properties[name]!, path, expecting: nil, storesValue: true) else { continue }
-                    let stored: AttributeType? =
-                        switch compiled.type {
-                        case .string: .string
-                        case .int: .int
-                        case .decimal: .decimal
-                        case .bool: .bool
-                        case .timestamp: .timestamp
-                        case .stringList: .stringList
-                        default: nil
-                        }
+                    let stored = compiled.type.attributeType
                     if let expected = declared?[name] {
                         if stored != expected && !(expected == .decimal && stored == .int) {
                             add(path, "is \(compiled.type), but event type '\(type)' declares '\(name)' as \(expected.rawValue)")
