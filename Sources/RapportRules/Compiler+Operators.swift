@@ -239,6 +239,9 @@ extension Compiler {
                 guard let x = e(c, &s), let values = l(c, &s) else { return negated }
                 return values.contains(x) != negated
             })
+        case (_, .stringList) where list.constant == .stringList([]), (_, .intList) where list.constant == .intList([]):
+            // `[]` holds nothing of any type: `x in []` is false, `x not in []` true.
+            return Checked(type: .bool, code: .constant(.bool(negated)), constant: .bool(negated))
         case (_, .stringList), (_, .intList):
             return fail("\(element.type) cannot be an element of a \(list.type)", elementRange)
         default:

@@ -93,6 +93,10 @@ struct EvaluationTests {
         ("customer.lifecycle_stage in [\"active\", \"loyal\"]", .bool(true)),
         ("stats.order_count in [1, 2, 3]", .bool(false)),
         ("stats.order_count not in [1, 2, 3]", .bool(true)),
+        // An empty list holds nothing of any type (a list a form leaves empty).
+        ("stats.order_count not in []", .bool(true)),
+        ("stats.order_count in []", .bool(false)),
+        ("customer.lifecycle_stage in []", .bool(false)),
         ("has_consent(\"email\", \"marketing\")", .bool(false)),
         ("customer.given_name starts_with \"A\" and customer.given_name ends_with \"a\" and customer.given_name contains \"d\"", .bool(true)),
     ])
