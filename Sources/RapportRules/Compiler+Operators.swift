@@ -398,7 +398,12 @@ extension Compiler {
             return fail("the two sides of '??' must move with time alike (both follow now, or neither)", range)
         }
         var result = Checked(type: lhs.type, code: .null, slope: lhs.slope)
-        result.allowed = lhs.allowed ?? rhs.allowed
+        // What it can be: either side's values (`stage ?? "none"` may be "none"); anything when either side may be.
+        switch (lhs.allowed, rhs.allowed, rhs.constant) {
+        case (let left?, let right?, _): result.allowed = (left.what, left.values + right.values.filter { !left.values.contains($0) })
+        case (let left?, nil, .string(let value)?): result.allowed = (left.what, left.values.contains(value) ? left.values : left.values + [value])
+        default: result.allowed = nil
+        }
         switch (lhs.code, rhs.code) {
         case (.bool(let a), .bool(let b)): result.code = .bool(pick(a, b))
         case (.int(let a), .int(let b)): result.code = .int(pick(a, b))

@@ -93,6 +93,8 @@ struct EvaluationTests {
         ("customer.lifecycle_stage in [\"active\", \"loyal\"]", .bool(true)),
         ("stats.order_count in [1, 2, 3]", .bool(false)),
         ("stats.order_count not in [1, 2, 3]", .bool(true)),
+        // A default may be compared with: it is one of the values.
+        ("(customer.lifecycle_stage ?? \"none\") in [\"none\", \"active\"]", .bool(true)),
         // An empty list holds nothing of any type (a list a form leaves empty).
         ("stats.order_count not in []", .bool(true)),
         ("stats.order_count in []", .bool(false)),

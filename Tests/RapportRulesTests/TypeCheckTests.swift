@@ -11,6 +11,8 @@ struct TypeCheckTests {
         ("stats.order_count", "a condition must be true or false (bool), but this is int"),
         ("customer.lifecycle_stage == \"actve\"", "'actve' is not a lifecycle stage (did you mean 'active'?); one of: prospect, new_customer, active, loyal, at_risk, churned"),
         ("customer.lifecycle_stage in [\"loyal\", \"vip\"]", "'vip' is not a lifecycle stage"),
+        // A default adds its own value, nothing else.
+        ("(customer.lifecycle_stage ?? \"none\") == \"nope\"", "'nope' is not a lifecycle stage"),
         ("customer.attributes.shoesize > 40", "'shoesize' is not a declared attribute (did you mean 'shoe_size'?)"),
         ("event.type == \"x\"", "there is no event here"),
         ("order.total > 5 EUR", "there is no order here"),
