@@ -200,18 +200,24 @@ extension RapportEngine {
             }
             var explanation = RuleExplanation(filter: nil, condition: nil, limit: nil, wouldFire: true)
             if case .event(_, let filter) = rule.definition.trigger, !filter.isEmpty {
-                explanation.filter = try Self.explain(filter, scope: scope, customer: record.id, event: trigger, tx: tx, now: now, zone: zone, field: "trigger.filter")
+                explanation.filter = try Self.explain(
+                    filter, scope: scope, customer: record.id, event: trigger, tx: tx, now: now, zone: zone, field: "trigger.filter", stored: true)
                 if explanation.filter?.value != .bool(true) { explanation.wouldFire = false }
             }
             if !rule.definition.condition.isEmpty {
                 explanation.condition = try Self.explain(
-                    rule.definition.condition, scope: scope, customer: record.id, event: trigger, tx: tx, now: now, zone: zone, field: "condition")
+                    rule.definition.condition, scope: scope, customer: record.id, event: trigger, tx: tx, now: now, zone: zone, field: "condition", stored: true)
                 if explanation.condition?.value != .bool(true) { explanation.wouldFire = false }
             }
             let catalog = try CatalogCache.build(tx, version: 0) { _ in }
             if let compiled = catalog.rules[id] {
+                // As a run started now would: one quiet hours hold is limited as of when they end.
+                let customerZone = record.profile.timeZone.isEmpty ? zone : TimeZone(identifier: record.profile.timeZone) ?? zone
+                let heldUntil = compiled.definition.wait == nil
+                    ? compiled.definition.limits.quietHours.flatMap { WriteSession.quietHoursEnd($0, now: now, zone: customerZone) } : nil
                 explanation.limit = try WriteSession.limitReached(
-                    compiled, customer: record.id, consents: currentConsents(try tx.consents(of: record.id)), tx: tx, now: now)
+                    compiled, customer: record.id, consents: currentConsents(try tx.consents(of: record.id)), tx: tx, now: heldUntil ?? now,
+                    held: heldUntil != nil)
             }
             if explanation.limit != nil { explanation.wouldFire = false }
             if !rule.enabled { explanation.wouldFire = false }

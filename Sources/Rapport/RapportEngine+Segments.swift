@@ -360,7 +360,8 @@ extension RapportEngine {
         return try await read { tx in
             guard let segment = try tx.segment(id) else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
             guard segment.kind == .dynamic else { throw RapportError.failedPrecondition("segment '\(segment.key)' is a list: its members were added by hand") }
-            return try Self.explain(segment.expression, scope: .customer, customer: customer, event: nil, tx: tx, now: now, zone: zone, field: "expression")
+            return try Self.explain(
+                segment.expression, scope: .customer, customer: customer, event: nil, tx: tx, now: now, zone: zone, field: "expression", stored: true)
         }
     }
 
@@ -457,15 +458,20 @@ extension RapportEngine {
     }
 
     /// Explains an expression for a customer (and an event) as `tx` sees them.
+    /// `stored`: the text of a saved definition, held to the limits of when it was saved.
     static func explain(
-        _ source: String, scope: ExpressionScope, customer: CustomerID, event: Event?, tx: any StoreReader, now: Timestamp, zone: TimeZone, field: String
+        _ source: String, scope: ExpressionScope, customer: CustomerID, event: Event?, tx: any StoreReader, now: Timestamp, zone: TimeZone, field: String,
+        stored: Bool = false
     ) throws -> Explanation {
         let record = try tx.activeCustomer(customer)
         let (context, activity) = try tx.evaluationContext(record, stats: nil, reads: .everything, now: now, defaultTimeZone: zone)
         var withEvent = context
         withEvent.event = event
         do {
-            let explanation = try CompiledExpression.explain(source, schema: try expressionSchema(tx), scope: scope, context: withEvent)
+            let schema = try expressionSchema(tx)
+            let explanation = try ExpressionLimits.$heightLimit.withValue(stored ? ExpressionLimits.maxStoredHeight : ExpressionLimits.heightLimit) {
+                try CompiledExpression.explain(source, schema: schema, scope: scope, context: withEvent)
+            }
             if let error = activity?.error { throw error }
             return explanation
         } catch let error as ExpressionError {

@@ -97,7 +97,8 @@ struct IngestServiceAdapter: Rapport_V1_IngestService.SimpleServiceProtocol {
             // batch was applied stops it here.
             guard applied.beginWaiting() else { throw applied.unavailable() }
             let next = try await iterator.next()
-            applied.endWaiting()
+            // The end of the stream without a cancellation is the client's: not cut short, even if the shutdown came.
+            applied.endWaiting(closedByClient: next == nil && !Task.isCancelled)
             guard let batch = next else { break }
             // A shutdown stops between batches: what was applied stays, and the client is told (a call cancelled or
             // past its deadline stops there too).
@@ -350,7 +351,12 @@ final class AppliedCount: Sendable {
         }
     }
 
-    func endWaiting() { state.withLock { $0.waiting = false } }
+    func endWaiting(closedByClient: Bool) {
+        state.withLock { state in
+            state.waiting = false
+            if closedByClient { state.cutShort = false }
+        }
+    }
 
     /// Marks the shutdown; true when the reader waits for a batch and is to be cancelled now.
     func stop() -> Bool {

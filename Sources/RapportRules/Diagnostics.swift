@@ -100,9 +100,9 @@ public enum ExpressionLimits {
     /// The deepest tree an expression may make, counting each operand of a chain (`a and b and …`) as a level:
     /// checking and evaluating recurse once per level, and must fit a thread's stack (512 KB on Apple platforms).
     public static let maxHeight = 64
-    /// The deepest tree of a definition saved before ``maxHeight`` existed that is still loaded (about what an
-    /// optimized build fits in 512 KB); deeper ones could only have crashed.
-    public static let maxStoredHeight = 150
+    /// The deepest tree of a definition saved before ``maxHeight`` existed that is still loaded: about 360 KB of
+    /// stack optimized, leaving room on a 512 KB thread; deeper ones are logged and not maintained.
+    public static let maxStoredHeight = 120
     /// The height limit parsing applies: ``maxHeight``, or ``maxStoredHeight`` while stored definitions are loaded.
     @TaskLocal public static var heightLimit = maxHeight
     /// The longest template text, in UTF-8 bytes.

@@ -94,7 +94,7 @@ struct EvaluationTests {
         ("stats.order_count in [1, 2, 3]", .bool(false)),
         ("stats.order_count not in [1, 2, 3]", .bool(true)),
         // A default may be compared with: it is one of the values.
-        ("(customer.lifecycle_stage ?? \"none\") in [\"none\", \"active\"]", .bool(true)),
+        ("(customer.lifecycle_stage ?? \"none\") in [\"none\", \"loyal\"]", .bool(false)),
         // An empty list holds nothing of any type (a list a form leaves empty).
         ("stats.order_count not in []", .bool(true)),
         ("stats.order_count in []", .bool(false)),
@@ -104,6 +104,12 @@ struct EvaluationTests {
     ])
     func evaluates(_ source: String, _ expected: Value) throws {
         #expect(try value(source, Self.full) == expected, "\(source)")
+    }
+
+    /// A default stands for a missing stage, and may be compared with as one of the values.
+    @Test func aDefaultStandsForAMissingStage() throws {
+        #expect(try value(#"(customer.lifecycle_stage ?? "none") == "none""#, context(customer())) == .bool(true))
+        #expect(try value(#"(customer.lifecycle_stage ?? "none") == "none""#, context(customer(stage: .active))) == .bool(false))
     }
 
     @Test func moneyOfAnotherCurrencyNeitherEqualsNorOrders() throws {

@@ -263,6 +263,10 @@ struct RuleTests {
         test.clock.advance(by: .seconds(9 * 3600 + 30 * 60 + 180))  // 07:03 UTC: the scheduler is three minutes late
         try await crm.runDueJobs()
         test.clock.advance(by: .seconds(14 * 3600 + 27 * 60))  // 21:30 UTC, 22:30 in Berlin
+        // Explained now, the run would be held till the morning and fire then, as the run itself does.
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        let why = try await crm.explainRule(rule.id, customer: ada, event: EventInput(id: "x", type: "visit", occurredAt: test.clock.now(), identities: []))
+        #expect(why.limit == nil && why.wouldFire)
         _ = try await crm.ingest([event("v2", "visit", at: test.clock.now(), .email("ada@example.com"))])
         test.clock.advance(by: .seconds(9 * 3600 + 30 * 60 + 60))  // 07:01 UTC: 23h58m after the first
         try await crm.runDueJobs()
