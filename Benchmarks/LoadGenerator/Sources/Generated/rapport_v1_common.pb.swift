@@ -157,7 +157,8 @@ nonisolated enum Rapport_V1_AttributeType: SwiftProtobuf.Enum, Swift.CaseIterabl
 
 }
 
-/// The channel a piece of data came through.
+/// The channel a piece of data came through. UNSPECIFIED on an event or order is stored as OTHER; an unknown value is
+/// INVALID_ARGUMENT.
 nonisolated enum Rapport_V1_Channel: SwiftProtobuf.Enum, Swift.CaseIterable {
   typealias RawValue = Int
   case unspecified // = 0

@@ -422,7 +422,7 @@ nonisolated struct Rapport_V1_StreamIngestResponse: Sendable {
 
   var rejectedCount: Int64 = 0
 
-  /// The rejected items only, with their stream-wide index.
+  /// The rejected items only, with their stream-wide index: the first 10,000 of them (`rejected_count` counts all).
   var rejected: [Rapport_V1_ItemResult] = []
 
   var createdCustomerCount: Int64 = 0
