@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Logging
 public import RapportCore
 public import RapportRules
 
@@ -250,68 +250,19 @@ extension RapportEngine {
     /// let personal = try await crm.segmentsRevealingPersonalData()   // [seg_…: "customer.birthday.month"]
     /// ```
     public func segmentsRevealingPersonalData() async throws(RapportError) -> [SegmentID: String] {
-        try await personalSegmentData().segments
+        try await currentCatalog().revealingPersonalData
     }
 
     /// Whether who entered or left segment `id` may be shown to roles without personal data: not when the segment
     /// is defined by personal data, nor when it no longer exists (what it was defined by is not known any more).
     public func segmentMayRevealPersonalData(_ id: SegmentID) async throws(RapportError) -> Bool {
-        let data = try await personalSegmentData()
-        return data.segments[id] != nil || !data.known.contains(id)
+        let catalog = try await currentCatalog()
+        return catalog.revealingPersonalData[id] != nil || catalog.segments[id] == nil
     }
 
-    /// The segments revealing personal data and every segment's id, kept while no definition changes: a change feed
-    /// consults it for every segment entry it shows.
-    private func personalSegmentData() async throws(RapportError) -> (segments: [SegmentID: String], known: Set<SegmentID>) {
-        let version = try await quickRead { tx in try tx.definitionsVersion() }
-        if let cached = personalSegments.withLock({ $0 }), cached.version == version { return (cached.segments, cached.known) }
-        let all = try await segments()
-        let revealing = Self.revealingPersonalData(all)
-        let known = Set(all.map(\.id))
-        personalSegments.withLock { $0 = (version, revealing, known) }
-        return (revealing, known)
-    }
-
-    private static func revealingPersonalData(_ all: [Segment]) -> [SegmentID: String] {
-        let segments = all.filter { $0.kind == .dynamic }
-        let byKey = Dictionary(segments.map { ($0.key, $0.id) }, uniquingKeysWith: { first, _ in first })
-        var revealing: [SegmentID: String] = [:]
-        var named: [SegmentID: [SegmentID]] = [:]
-        for segment in segments {
-            // One that cannot be read is taken to reveal it: nothing is shown that might.
-            guard let syntax = try? ExpressionLimits.$heightLimit.withValue(ExpressionLimits.maxStoredHeight, operation: { try Parser.parse(segment.expression) })
-            else {
-                revealing[segment.id] = "an expression that cannot be read"
-                continue
-            }
-            if let (path, _) = Self.personalPath(in: syntax) { revealing[segment.id] = path }
-            named[segment.id] = Self.segmentKeys(in: syntax).compactMap { byKey[$0] }
-        }
-        // Through `in_segment`: until nothing more is found.
-        var changed = true
-        while changed {
-            changed = false
-            for segment in segments where revealing[segment.id] == nil {
-                if let through = named[segment.id]?.first(where: { revealing[$0] != nil }) {
-                    revealing[segment.id] = "in_segment of \(through): \(revealing[through]!)"
-                    changed = true
-                }
-            }
-        }
-        return revealing
-    }
-
-    /// The keys `in_segment("…")` names in `syntax`.
-    private static func segmentKeys(in syntax: Syntax) -> [String] {
-        switch syntax.kind {
-        case .call("in_segment", let arguments):
-            return arguments.compactMap { if case .string(let key) = $0.value.kind { key } else { nil } }
-        case .call(_, let arguments): return arguments.flatMap { segmentKeys(in: $0.value) }
-        case .list(let items): return items.flatMap(segmentKeys)
-        case .unary(_, let operand): return segmentKeys(in: operand)
-        case .binary(_, let left, let right): return segmentKeys(in: left) + segmentKeys(in: right)
-        case .path, .integer, .decimal, .string, .bool, .null, .duration, .timestamp, .money: return []
-        }
+    /// The automation catalog of the current definitions (compiled once per definitions version).
+    private func currentCatalog() async throws(RapportError) -> AutomationCatalog {
+        try await quickRead { [catalogs, logger] tx in try catalogs.catalog(tx) { logger.error("\($0)") } }
     }
 
     /// The segments and lists a customer is in.

@@ -28,8 +28,6 @@ public final class RapportEngine: Sendable {
     /// Recently authenticated secrets by hash, with the time until which the answer holds, and how many revocations
     /// there were (an answer read before a revocation is not cached after it).
     let authenticated = Mutex<(cache: [String: (key: APIKey, until: Timestamp)], revocations: Int)>(([:], 0))
-    /// ``segmentsRevealingPersonalData()`` for a definitions version.
-    let personalSegments = Mutex<(version: Int64, segments: [SegmentID: String], known: Set<SegmentID>)?>(nil)
 
     /// An engine over `store`.
     ///
@@ -131,19 +129,13 @@ extension StoreReader {
     }
 
     /// The stored record of `identity`: under its own value, or under the spelling an older version stored the
-    /// same phone number with (see ``IdentityNormalizer/legacySpelling(of:)``).
-    func storedIdentity(_ identity: Identity) throws -> IdentityRecord? {
-        if let found = try self.identity(identity) { return found }
-        guard let legacy = IdentityNormalizer.legacySpelling(of: identity) else { return nil }
-        return try self.identity(legacy)
-    }
-
-    /// The stored record of `identity` that `customer` owns, under either spelling (an older version may have stored
-    /// both, for two customers).
-    func storedIdentity(_ identity: Identity, ownedBy customer: CustomerID) throws -> IdentityRecord? {
-        if let found = try self.identity(identity), found.customerID == customer { return found }
-        guard let legacy = IdentityNormalizer.legacySpelling(of: identity), let found = try self.identity(legacy), found.customerID == customer else { return nil }
-        return found
+    /// same phone number with (see ``IdentityNormalizer/legacySpelling(of:)``). With `customer`, the one it owns
+    /// (an older version may have stored both spellings, for two customers).
+    func storedIdentity(_ identity: Identity, ownedBy customer: CustomerID? = nil) throws -> IdentityRecord? {
+        for spelling in [identity] + [IdentityNormalizer.legacySpelling(of: identity)].compactMap({ $0 }) {
+            if let found = try self.identity(spelling), customer == nil || found.customerID == customer { return found }
+        }
+        return nil
     }
 
     /// The public view of a stored customer.

@@ -234,12 +234,11 @@ public struct IdentityNormalizer: Sendable {
     /// A stored phone as it is dialled today: one stored in the older spelling (`+490301234567`) without its trunk 0
     /// (`+49301234567`); any other identity as it is.
     package static func dialable(_ identity: Identity) -> Identity {
-        guard identity.kind == .phone, identity.value.hasPrefix("+") else { return identity }
-        let digits = identity.value.dropFirst()
-        guard let region = PhoneRegion.matching(internationalDigits: String(digits)), region.trunkPrefix == "0" else { return identity }
-        let national = digits.dropFirst(region.callingCode.count)
-        guard national.hasPrefix("0"), !national.dropFirst().hasPrefix("0"), region.nationalLengths.contains(national.count - 1) else { return identity }
-        return Identity(kind: .phone, value: "+" + region.callingCode + national.dropFirst())
+        guard identity.kind == .phone, let region = PhoneRegion.matching(internationalDigits: String(identity.value.dropFirst())) else { return identity }
+        let prefix = "+" + region.callingCode + "0"
+        guard identity.value.hasPrefix(prefix) else { return identity }
+        let current = Identity(kind: .phone, value: "+" + region.callingCode + identity.value.dropFirst(prefix.count))
+        return legacySpelling(of: current) == identity ? current : identity
     }
 
     /// `value` without the spaces around it, checked as a token.

@@ -73,6 +73,8 @@ final class AutomationCatalog: @unchecked Sendable {
     var rules: [RuleID: CompiledRule]
     /// What the dynamic segments read: a customer's segments are re-evaluated with only that loaded.
     var segmentRequirements: Requirements
+    /// The dynamic segments whose membership tells personal data, with the path that does (or why it is assumed).
+    var revealingPersonalData: [SegmentID: String] = [:]
 
     /// Nothing to maintain and nothing to trigger: transactions skip automation entirely.
     var isIdle: Bool { dynamicSegments.isEmpty && rulesByEventType.isEmpty && rulesBySegmentEntered.isEmpty && rulesBySegmentExited.isEmpty && dateRules.isEmpty }
@@ -148,6 +150,20 @@ final class CatalogCache: Sendable {
         }
         catalog.dynamicSegments = orderedByDependencies(compiled)
         for entry in catalog.dynamicSegments { catalog.segmentRequirements.formUnion(entry.predicate.requirements) }
+        // Membership that tells personal data: a segment reading it, or naming one that does (dependencies come
+        // first). One that does not compile is taken to: nothing is shown that might.
+        for segment in segments where segment.kind == .dynamic { catalog.revealingPersonalData[segment.id] = "an expression that cannot be read" }
+        for entry in catalog.dynamicSegments {
+            let id = entry.segment.id
+            catalog.revealingPersonalData[id] = nil
+            if let (path, _) = RapportEngine.personalPath(in: entry.predicate.syntax) {
+                catalog.revealingPersonalData[id] = path
+            } else if let through = entry.predicate.requirements.segmentIDs.sorted().lazy.map(SegmentID.init(uncheckedRawValue:))
+                .first(where: { catalog.revealingPersonalData[$0] != nil })
+            {
+                catalog.revealingPersonalData[id] = "in_segment of \(through): \(catalog.revealingPersonalData[through]!)"
+            }
+        }
 
         for rule in try tx.rules() {
             let compiledRule: CompiledRule
