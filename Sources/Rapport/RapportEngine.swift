@@ -132,10 +132,11 @@ extension StoreReader {
     /// same phone number with (see ``IdentityNormalizer/legacySpelling(of:)``). With `customer`, the one it owns
     /// (an older version may have stored both spellings, for two customers).
     func storedIdentity(_ identity: Identity, ownedBy customer: CustomerID? = nil) throws -> IdentityRecord? {
-        for spelling in [identity] + [IdentityNormalizer.legacySpelling(of: identity)].compactMap({ $0 }) {
-            if let found = try self.identity(spelling), customer == nil || found.customerID == customer { return found }
-        }
-        return nil
+        // The current spelling first, without building a list: this is every ingested item's identity lookup.
+        if let found = try self.identity(identity), customer == nil || found.customerID == customer { return found }
+        guard let legacy = IdentityNormalizer.legacySpelling(of: identity), let found = try self.identity(legacy),
+              customer == nil || found.customerID == customer else { return nil }
+        return found
     }
 
     /// The public view of a stored customer.
