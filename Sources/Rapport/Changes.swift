@@ -30,18 +30,26 @@ final class ChangeNotifier: Sendable {
         for continuation in all { continuation.yield() }
     }
 
+    /// How a ``wait(for:orUntil:on:)`` ended.
+    enum WaitEnd: Sendable { case committed, deadline, finished }
+
     /// Waits until `signals` yields (a commit after its subscription) or `clock` reaches `deadline`. A wait that
     /// ends at the deadline finishes `signals` (cancelling an `AsyncStream`'s iteration ends the stream), so each
-    /// wait needs a subscription of its own.
-    static func wait(for signals: AsyncStream<Void>, orUntil deadline: Timestamp, on clock: any RapportClock) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await clock.sleep(until: deadline) }
+    /// wait needs a subscription of its own. `.finished`: the notifier was finished or the task cancelled.
+    @discardableResult
+    static func wait(for signals: AsyncStream<Void>, orUntil deadline: Timestamp, on clock: any RapportClock) async -> WaitEnd {
+        await withTaskGroup(of: WaitEnd.self) { group in
+            group.addTask {
+                try? await clock.sleep(until: deadline)
+                return .deadline
+            }
             group.addTask {
                 var iterator = signals.makeAsyncIterator()
-                _ = await iterator.next()
+                return await iterator.next() == nil ? .finished : .committed
             }
-            await group.next()
+            let end = await group.next() ?? .finished
             group.cancelAll()
+            return end
         }
     }
 
@@ -112,6 +120,10 @@ public struct ChangeWatch: AsyncSequence, Sendable {
     let cursor: Int64
     let customerID: CustomerID?
 
+    /// How often a caught-up watcher reads the store without a commit of this engine to wake it (on the engine's
+    /// clock): the longest it takes to see a change another process committed to the same SQLite file.
+    public static let pollInterval: Duration = .seconds(5)
+
     public func makeAsyncIterator() -> Iterator {
         Iterator(engine: engine, position: cursor, customerID: customerID)
     }
@@ -158,9 +170,11 @@ public struct ChangeWatch: AsyncSequence, Sendable {
                 if let last = buffer.last { position = last.cursor }
                 guard buffer.count < pageSize else { continue }
                 if !buffer.isEmpty { continue }  // hand these out first; the next read finds out whether to wait
-                // Caught up: wait for the next commit; a finished notifier (shutdown) ends the sequence here.
-                var iterator = signals.makeAsyncIterator()
-                guard await iterator.next() != nil else { return nil }
+                // Caught up: wait for the next commit. Another process writing the same SQLite file signals nothing
+                // here: its changes are looked for every few seconds. A finished notifier (shutdown) ends the sequence.
+                let clock = engine.clock
+                let end = await ChangeNotifier.wait(for: signals, orUntil: clock.now() + ChangeWatch.pollInterval, on: clock)
+                if end == .finished { return nil }
             }
         }
     }

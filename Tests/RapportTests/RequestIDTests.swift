@@ -1,5 +1,7 @@
+import Foundation
 import Rapport
 import RapportCore
+import RapportSQLite
 import Testing
 
 @Suite("Request ids, API keys and the change feed")
@@ -381,6 +383,32 @@ struct RequestIDTests {
         }
         crm.finishChangeWatchers()
         #expect(try await waiting.value == nil)
+    }
+}
+
+extension RequestIDTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aCaughtUpWatcherSeesWhatAnotherProcessCommitsToTheSameFileWithinThePollInterval() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-feed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("crm.sqlite").path
+        let clock = ManualClock(now: start)
+        // Two engines on one file, as a server and another process writing to it: commits of one wake no watcher of
+        // the other.
+        let watching = RapportEngine(store: try SQLiteStore(path: path), clock: clock, logger: quietLogger)
+        let writing = RapportEngine(store: try SQLiteStore(path: path), clock: clock, logger: quietLogger)
+        let ada = try await writing.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        var iterator = watching.watchChanges(after: 0).makeAsyncIterator()
+        #expect(try await iterator.next()?.customerID == ada.id)
+        let next = Task { [iterator] in
+            var caughtUp = iterator
+            return try await caughtUp.next()
+        }
+        while clock.sleeps.waiting == 0 { await Task.yield() }  // caught up and waiting
+        let bob = try await writing.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        clock.advance(by: ChangeWatch.pollInterval)
+        #expect(try await next.value?.customerID == bob.id)
     }
 }
 
