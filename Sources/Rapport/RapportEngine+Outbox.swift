@@ -10,7 +10,7 @@ public struct OutboxPage: Hashable, Sendable {
 
 extension RapportEngine {
     /// Leases up to `limit` entries that may be delivered now: for each customer, the oldest entry not yet
-    /// delivered, so that a customer's messages go out in order. A lease that expires without an acknowledgement
+    /// delivered, so that a customer's messages go out in order (customers merged together are one queue). A lease that expires without an acknowledgement
     /// makes the entry deliverable again (at least once).
     ///
     /// A message whose customer no longer allows its channel for its purpose is not leased but fails (`withdrawn:
@@ -30,11 +30,22 @@ extension RapportEngine {
         return try await write { tx in
             var leased: [OutboxEntry] = []
             var consents: [CustomerID: [Consent]] = [:]
-            // A withdrawn message fails instead, which lets its customer's next entry go: look again until full.
+            var passedOver: Set<OutboxEntryID> = []
+            // A withdrawn message fails instead, which lets its customer's next entry go; an entry passed over leaves
+            // room for another customer's: look again until full.
             while leased.count < limit {
-                let deliverable = try tx.deliverableOutboxEntries(at: now, limit: limit - leased.count)
+                let deliverable = try tx.deliverableOutboxEntries(at: now, limit: limit - leased.count + passedOver.count)
                 var failed = 0
-                for var entry in deliverable {
+                var passed = 0
+                for var entry in deliverable where !passedOver.contains(entry.id) {
+                    // Entries stay with the customer they were queued for through a merge (an unmerge or an erasure
+                    // takes them along), so one person's queue can span the customers merged together: the oldest
+                    // open entry among them goes first.
+                    guard try Self.isFirstOfItsPerson(entry, tx: tx) else {
+                        passedOver.insert(entry.id)
+                        passed += 1
+                        continue
+                    }
                     if case .message(let message) = entry.payload {
                         let owner = try tx.activeCustomer(entry.customerID).id
                         if consents[owner] == nil { consents[owner] = currentConsents(try tx.consents(of: owner)) }
@@ -60,11 +71,25 @@ extension RapportEngine {
                     try tx.updateOutboxEntry(entry)
                     leased.append(entry)
                 }
-                // Only a failed entry lets another of its customer's go: otherwise nothing more is deliverable.
-                guard failed > 0 else { break }
+                // Only a failed entry lets another of its customer's go, and one passed over another customer's:
+                // otherwise nothing more is deliverable.
+                guard failed > 0 || passed > 0 else { break }
             }
             return leased
         }
+    }
+
+    /// False when another customer merged with `entry`'s (its standing side: one person) has an open entry queued
+    /// before it.
+    private static func isFirstOfItsPerson(_ entry: OutboxEntry, tx: any StoreReader) throws -> Bool {
+        guard try tx.customer(entry.customerID) != nil else { return true }
+        let person = try tx.activeCustomer(entry.customerID).id
+        let side = try WriteSession.standingSide(of: person, tx: tx)
+        guard side.count > 1 else { return true }
+        for customer in side where customer != entry.customerID {
+            if let first = try tx.firstOpenOutboxSequence(of: customer), first < entry.sequence { return false }
+        }
+        return true
     }
 
     /// Marks entries delivered. Acknowledging an entry twice, or one whose lease expired, is fine: it was

@@ -122,6 +122,8 @@ public protocol AutomationReader {
     /// Entries a consumer may take now, by sequence: for each customer, the oldest open entry, if it is pending
     /// (or its lease expired) and available by `time`.
     func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry]
+    /// The sequence of `customer`'s oldest open (pending or leased) entry, if any.
+    func firstOpenOutboxSequence(of customer: CustomerID) throws -> Int64?
 }
 
 /// The automation writes of a transaction.

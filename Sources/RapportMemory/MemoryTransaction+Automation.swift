@@ -451,6 +451,8 @@ extension MemoryTransaction {
         return result
     }
 
+    func firstOpenOutboxSequence(of customer: CustomerID) throws -> Int64? { db.openOutbox[customer]?.first }
+
     /// Keeps `outboxHeads` holding the first open entry of `customer`, given what it was before an edit.
     private func refreshOutboxHead(_ customer: CustomerID, previous: Int64?) {
         let current = db.openOutbox[customer]?.first

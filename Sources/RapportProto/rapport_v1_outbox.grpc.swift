@@ -4,7 +4,9 @@
 // Workers lease entries (StreamOutbox or LeaseOutbox), deliver them, and acknowledge them. A lease that expires
 // without an acknowledgement makes the entry deliverable again, so a worker must deduplicate with
 // `idempotency_key` (the same for every delivery of an entry). Per customer, entries are offered in the order
-// they were queued: the next one only after the previous one was acknowledged or failed for good.
+// they were queued: the next one only after the previous one was acknowledged or failed for good. Customers
+// merged together are one customer here: an entry keeps the id it was queued for, and waits for the older entries of
+// the customers it is merged with.
 
 // DO NOT EDIT.
 // swift-format-ignore-file

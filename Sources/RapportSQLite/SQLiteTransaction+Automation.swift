@@ -407,6 +407,12 @@ extension SQLiteTransaction {
             [time.millisecondsSinceEpoch, time.millisecondsSinceEpoch, max(0, limit)], decodeOutbox)
     }
 
+    func firstOpenOutboxSequence(of customer: CustomerID) throws -> Int64? {
+        try fetchOne("SELECT MIN(sequence) FROM outbox WHERE customer_id = ? AND state IN ('pending', 'leased')", [customer.rawValue]) {
+            try $0.decode(Int64?.self, atIndex: 0)
+        } ?? nil
+    }
+
     private func outboxArguments(_ entry: OutboxEntry) throws -> StatementArguments {
         [
             entry.id.rawValue, entry.customerID.rawValue, entry.idempotencyKey, entry.state.rawValue, entry.leaseExpiresAt?.millisecondsSinceEpoch,

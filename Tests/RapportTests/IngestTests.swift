@@ -487,6 +487,7 @@ extension FailingWriter {
     func outboxEntry(idempotencyKey: String) throws -> OutboxEntry? { try base.outboxEntry(idempotencyKey: idempotencyKey) }
     func outboxEntries(_ query: OutboxQuery) throws -> [OutboxEntry] { try base.outboxEntries(query) }
     func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry] { try base.deliverableOutboxEntries(at: time, limit: limit) }
+    func firstOpenOutboxSequence(of customer: CustomerID) throws -> Int64? { try base.firstOpenOutboxSequence(of: customer) }
     func bumpDefinitionsVersion() throws { try base.bumpDefinitionsVersion() }
     func putEventTypeDefinition(_ definition: EventTypeDefinition) throws { try base.putEventTypeDefinition(definition) }
     func insertSegment(_ segment: Segment) throws { try base.insertSegment(segment) }

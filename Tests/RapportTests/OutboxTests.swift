@@ -225,6 +225,7 @@ struct OutboxTests {
         try await visit(crm, "b1", "bob@example.com", at: clock.now())
         #expect(try await crm.outboxEntries(customer: ada).entries.map(subject) == ["a1", "a2", "a3"])
         #expect(try await crm.outboxEntries(customer: bob).entries.map(subject) == ["b1"])
+        #expect(try await crm.leaseOutbox(consumer: "mailer").isEmpty, "one person's queue: nothing goes while a1 is out")
         // While they are one, the survivor's withdrawal stops what the absorbed customer had queued too.
         clock.advance(by: .seconds(1))
         _ = try await crm.recordConsent(ConsentInput(customerID: bob, channel: .email, purpose: .transactional, status: .revoked, source: "settings"))
@@ -240,6 +241,31 @@ struct OutboxTests {
         #expect(try await crm.outboxEntries(customer: bob).entries.isEmpty)
         try await crm.deleteCustomer(ada)
         #expect(try await crm.outboxEntries().entries.isEmpty)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func customersMergedTogetherShareOneQueueAndWhatWaitsLeavesRoomForOthers(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        try await setUp(crm, customers: ["bob@example.com", "ada@example.com", "cy@example.com"])  // Bob survives
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        let bob = try #require(try await crm.findCustomer(.email("bob@example.com"))).id
+        try await visit(crm, "a1", "ada@example.com", at: clock.now())
+        try await visit(crm, "a2", "ada@example.com", at: clock.now())
+        let a1 = try #require(try await crm.leaseOutbox(consumer: "mailer", limit: 1).first)
+        #expect(subject(a1) == "a1")
+        _ = try await crm.mergeCustomers(bob, ada)
+        try await visit(crm, "b1", "bob@example.com", at: clock.now())
+        try await visit(crm, "c1", "cy@example.com", at: clock.now())
+        // b1 (Bob's queue) comes after a1 and a2 (Ada's, the same person now): passed over, it leaves room for Cy's.
+        #expect(try await crm.leaseOutbox(consumer: "mailer", limit: 1).map(subject) == ["c1"])
+        try await crm.acknowledgeOutbox([a1.id])
+        #expect(try await crm.leaseOutbox(consumer: "mailer").map(subject) == ["a2"])
+        // Expired leases come again before anything queued after them.
+        clock.advance(by: .seconds(61))
+        let again = try await crm.leaseOutbox(consumer: "mailer")
+        #expect(again.map(subject) == ["a2", "c1"])
+        try await crm.acknowledgeOutbox(again.map(\.id))
+        #expect(try await crm.leaseOutbox(consumer: "mailer").map(subject) == ["b1"])
     }
 
     @Test(arguments: Backend.allCases)
