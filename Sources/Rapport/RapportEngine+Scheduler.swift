@@ -163,6 +163,8 @@ extension RapportEngine {
         }
         manual.advance(to: target)
         ran += try await runDueJobs()
+        // Time moved without a commit maybe: waiters look again (an outbox entry whose retry or lease came due).
+        changeNotifier.notify()
         return ran
     }
 }
