@@ -245,6 +245,8 @@ extension RapportEngine {
                 violations.append((key, FieldViolation(field: "properties.\(key)", problem: "a list holds at most 1000 strings of at most 1000 bytes")))
             case .decimal(let number) where number.isNaN:
                 violations.append((key, FieldViolation(field: "properties.\(key)", problem: "is not a number (NaN)")))
+            case .timestamp(let time) where !time.isKept:
+                violations.append((key, FieldViolation(field: "properties.\(key)", problem: Timestamp.outsideKeptRange)))
             default: break
             }
         }

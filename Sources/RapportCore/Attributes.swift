@@ -169,6 +169,7 @@ public struct AttributeSchema: Hashable, Sendable {
                 validator.add("\(parent).\(key)", "must be \(definition.type.rawValue), got \(value.type.rawValue)")
             }
             if case .decimal(let number) = value, number.isNaN { validator.add("\(parent).\(key)", "is not a number (NaN)") }
+            if case .timestamp(let time) = value, !time.isKept { validator.add("\(parent).\(key)", Timestamp.outsideKeptRange) }
         }
         try validator.check()
     }

@@ -20,6 +20,15 @@ public struct Timestamp: Hashable, Comparable, Sendable, Codable, CustomStringCo
     /// The last millisecond of year 9999, the latest instant Rapport keeps (and protobuf's `Timestamp` allows).
     public static let latest = Timestamp(millisecondsSinceEpoch: 253_402_300_799_999)
 
+    /// The first instant of year 1 (UTC), the earliest Rapport keeps (and protobuf's `Timestamp` allows).
+    public static let earliest = Timestamp(millisecondsSinceEpoch: -62_135_596_800_000)
+
+    /// The problem of an instant that is not ``isKept``.
+    package static let outsideKeptRange = "is outside the years 1 to 9999 (UTC) that Rapport keeps"
+
+    /// True from ``earliest`` to ``latest``: an instant Rapport keeps. Values outside are refused where they come in.
+    public var isKept: Bool { self >= .earliest && self <= .latest }
+
     /// The same instant as a Foundation date.
     public var date: Date { Date(timeIntervalSince1970: Double(millisecondsSinceEpoch) / 1000) }
 

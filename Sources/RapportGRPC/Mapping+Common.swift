@@ -17,9 +17,10 @@ extension Timestamp {
     }
 
     var proto: Google_Protobuf_Timestamp {
-        let millis = millisecondsSinceEpoch
-        let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
-        return Google_Protobuf_Timestamp(seconds: seconds, nanos: Int32((millis - seconds * 1000) * 1_000_000))
+        // Floored division that cannot overflow, whatever an older version stored.
+        let (quotient, remainder) = millisecondsSinceEpoch.quotientAndRemainder(dividingBy: 1000)
+        let (seconds, millis) = remainder < 0 ? (quotient - 1, remainder + 1000) : (quotient, remainder)
+        return Google_Protobuf_Timestamp(seconds: seconds, nanos: Int32(millis * 1_000_000))
     }
 }
 

@@ -22,7 +22,7 @@ extension Compiler {
             if let text = lhs.code.stringFn, let part = rhs.code.stringFn {
                 result = Checked(type: .bool, code: .bool { c, s in
                     guard let t = text(c, &s), let p = part(c, &s) else { return false }
-                    return t.contains(p)
+                    return p.isEmpty || t.contains(p)  // Foundation's contains finds no empty string; starts_with does
                 })
             } else if lhs.type.isList {
                 guard let member = membership(element: rhs, list: lhs, negated: false, rhsSyntax.range, lhsSyntax.range) else { return .failure }
@@ -333,12 +333,12 @@ extension Compiler {
                 return o ? nil : Money(minorUnits: r, currency: x.currency)
             })
         case (.add, .timestamp(let a), .duration(let b)), (.add, .duration(let b), .timestamp(let a)):
-            var result = Checked(type: .timestamp, code: .timestamp(Self.sum(a, b, sign: 1)))
+            var result = Checked(type: .timestamp, code: .timestamp(Self.kept(Self.sum(a, b, sign: 1))))
             guard let slope = Self.slope(lhs.slope.addingReportingOverflow(rhs.slope)) else { return fail(Self.slopeMessage, range) }
             result.slope = slope
             return result
         case (.subtract, .timestamp(let a), .duration(let b)):
-            var result = Checked(type: .timestamp, code: .timestamp(Self.sum(a, b, sign: -1)))
+            var result = Checked(type: .timestamp, code: .timestamp(Self.kept(Self.sum(a, b, sign: -1))))
             guard let slope = Self.slope(lhs.slope.subtractingReportingOverflow(rhs.slope)) else { return fail(Self.slopeMessage, range) }
             result.slope = slope
             return result
@@ -379,6 +379,14 @@ extension Compiler {
             guard let x = a(c, &s), let y = b(c, &s) else { return nil }
             let (r, o) = sign > 0 ? x.addingReportingOverflow(y) : x.subtractingReportingOverflow(y)
             return o ? nil : r
+        }
+    }
+
+    /// An instant outside the years Rapport keeps (1 to 9999) is missing: no stored value or schedule can hold it.
+    static func kept(_ instant: @escaping Fn<Int64>) -> Fn<Int64> {
+        { c, s in
+            guard let value = instant(c, &s), Timestamp(millisecondsSinceEpoch: value).isKept else { return nil }
+            return value
         }
     }
 

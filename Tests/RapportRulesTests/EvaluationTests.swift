@@ -101,6 +101,13 @@ struct EvaluationTests {
         ("customer.lifecycle_stage in []", .bool(false)),
         ("has_consent(\"email\", \"marketing\")", .bool(false)),
         ("customer.given_name starts_with \"A\" and customer.given_name ends_with \"a\" and customer.given_name contains \"d\"", .bool(true)),
+        ("customer.given_name contains \"\" and customer.given_name starts_with \"\"", .bool(true)),
+        // An instant outside the years Rapport keeps (1 to 9999) is missing: nothing could store or schedule it.
+        ("@1970-01-01 + 1ms * 9223372036854775807 == null", .bool(true)),
+        ("@1970-01-01 - 1ms * 9223372036854775807 == null", .bool(true)),
+        ("now + 365000d * 9 == null", .bool(true)),
+        ("now - 365000d * 3 == null", .bool(true)),
+        ("now + 365000d * 7 > now", .bool(true)),
     ])
     func evaluates(_ source: String, _ expected: Value) throws {
         #expect(try value(source, Self.full) == expected, "\(source)")

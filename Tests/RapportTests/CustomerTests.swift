@@ -74,6 +74,17 @@ struct CustomerTests {
             try await crm.updateCustomer(ada.id, set: CustomerProfile(attributes: ["vip_since": .int(1)]), fields: [.attribute("vip_since")])
         }
         #expect(notTimestamp?.fieldViolations == [FieldViolation(field: "attributes.vip_since", problem: "must be timestamp, got int")])
+        // An instant outside the years 1 to 9999 could be stored but not read back over gRPC, nor scheduled on.
+        for millis in [Int64.max, Timestamp.latest.millisecondsSinceEpoch + 1, Timestamp.earliest.millisecondsSinceEpoch - 1, Int64.min] {
+            let outside = await captureError {
+                try await crm.updateCustomer(ada.id, set: CustomerProfile(attributes: ["vip_since": .timestamp(Timestamp(millisecondsSinceEpoch: millis))]), fields: [.attribute("vip_since")])
+            }
+            #expect(outside?.fieldViolations == [FieldViolation(field: "attributes.vip_since", problem: "is outside the years 1 to 9999 (UTC) that Rapport keeps")])
+        }
+        for edge in [Timestamp.latest, Timestamp.earliest] {
+            let kept = try await crm.updateCustomer(ada.id, set: CustomerProfile(attributes: ["vip_since": .timestamp(edge)]), fields: [.attribute("vip_since")])
+            #expect(kept.profile.attributes["vip_since"] == .timestamp(edge))
+        }
 
         await expectError(.failedPrecondition("attribute 'shoe_size' is declared as decimal; its type cannot change to int")) {
             try await crm.defineAttribute(AttributeDefinition(key: "shoe_size", type: .int))

@@ -117,6 +117,10 @@ struct IngestTests {
         // A decimal that is not a number would be stored and never read back.
         _ = try await crm.defineAttribute(AttributeDefinition(key: "score", type: .decimal))
         #expect(await field { try await crm.updateCustomer(ada.id) { $0.attributes["score"] = .decimal(.nan) } } == ["attributes.score"])
+        let farOff = try await crm.ingest([.event(EventInput(
+            id: "far", type: "renewed", occurredAt: start, identities: [.email("ada@example.com")],
+            properties: ["until": .timestamp(Timestamp(millisecondsSinceEpoch: .max))]))])
+        #expect(farOff.outcomes == [.rejected([FieldViolation(field: "properties.until", problem: "is outside the years 1 to 9999 (UTC) that Rapport keeps")])])
         #expect(try await crm.customerCount() == 1)
     }
 

@@ -499,6 +499,25 @@ struct RuleTests {
         #expect(emitted.first?.properties["order"] == .string(try #require(view.recentOrders.first).id.rawValue))
     }
 
+    /// An instant beyond the years Rapport keeps is missing: a rule does not store one (a date rule on it trapped
+    /// on overflow when it was planned, in the ingest and at every restart).
+    @Test func aRuleDoesNotStoreAnInstantBeyondTheYearsKept() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "renews_at", type: .timestamp))
+        _ = try await crm.createRule(
+            RuleDefinition(name: "Renewal", trigger: .date(DateTrigger(field: .attribute("renews_at"), offsetDays: 366)), actions: [.addTag("renewing")]))
+        let bump = try await crm.createRule(
+            RuleDefinition(
+                name: "Bump", trigger: .event(type: "bump"),
+                actions: [.setAttribute(key: "renews_at", value: "now + 1ms * 9223354000000000000"), .setAttribute(key: "renews_at", value: "now + 1000d")]))
+        _ = try await crm.ingest([event("b1", "bump", at: test.clock.now(), .email("ada@example.com"))])
+        let run = try #require(try await runs(crm, bump.id).first)
+        #expect(run.actions.map(\.status) == [.skipped, .applied])
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.customer(ada).profile.attributes["renews_at"] == .timestamp(test.clock.now() + .seconds(1000 * 86_400)))
+    }
+
     /// An emitted event keeps the limits ingest keeps: a value ingest would refuse fails the action, not stored.
     @Test func anEmittedEventKeepsTheLimitsOfIngest() async throws {
         let test = TestRapport()

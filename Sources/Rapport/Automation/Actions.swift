@@ -135,6 +135,7 @@ extension WriteSession {
     static func attributeValue(_ value: Value, as type: AttributeType) -> AttributeValue? {
         switch (value, type) {
         case (.int(let number), .decimal): .decimal(Decimal(number))
+        case (.timestamp(let time), .timestamp) where !time.isKept: nil  // no instant Rapport keeps
         default: value.attributeValue.flatMap { $0.type == type ? $0 : nil }
         }
     }

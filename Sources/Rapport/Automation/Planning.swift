@@ -25,7 +25,8 @@ extension WriteSession {
             let window = Duration.seconds(2 * 86_400)
             // Yearly dates only: an attribute's date may move to the day after the one that just fired, and fires then.
             let yearly = if case .attribute = trigger.field { false } else { true }
-            let lastFired = yearly ? try tx.ruleCounter(rule: rule.id, customer: record.id)?.lastFiredAt : nil
+            // Fired for any customer merged into this one counts: one person, one occurrence.
+            let lastFired = yearly ? try Self.counter(of: rule.id, customer: record.id, tx: tx)?.lastFiredAt : nil
             func near(_ time: Timestamp?, _ occurrence: Timestamp) -> Bool { time.map { $0 > occurrence - window && $0 < occurrence + window } ?? false }
             next = Self.nextOccurrence(trigger, of: record, after: now - window, defaultTimeZone: engine.automationSettings.defaultTimeZone)
             while let candidate = next, near(lastFired, candidate) || (candidate <= now && !near(existing?.dueAt, candidate)) {
@@ -67,7 +68,8 @@ extension WriteSession {
             let created = ZonedTime.local(record.createdAt, in: zone).date
             return annual(month: created.month, day: created.day, laterThan: created)
         case .attribute(let key):
-            guard case .timestamp(let time)? = record.profile.attributes[key] else { return nil }
+            // An instant outside the years Rapport keeps (stored before they were checked) has no occurrence.
+            guard case .timestamp(let time)? = record.profile.attributes[key], time.isKept else { return nil }
             let instant = ZonedTime.instant(shifted(ZonedTime.local(time, in: zone).date), trigger.at, in: zone)
             return instant > after ? instant : nil
         }
