@@ -28,12 +28,21 @@ enum PageToken {
         return Array(parts.dropFirst(2))
     }
 
+    /// What a customer filter selects, spelled one way whatever the order its conditions were written in.
+    private static func scope(of filter: CustomerFilter) -> String {
+        func time(_ value: Timestamp?) -> String { value.map { "\($0.millisecondsSinceEpoch)" } ?? "" }
+        let tags = Set(filter.tags).sorted().joined(separator: "\u{1F}")
+        let stages = Set(filter.lifecycleStages.map(\.rawValue)).sorted().joined(separator: ",")
+        return "customers;tags=\(tags);stages=\(stages);created=\(time(filter.createdFrom)),\(time(filter.createdBefore));updated=\(time(filter.updatedFrom))"
+    }
+
     static func encode(_ cursor: CustomerCursor, order: CustomerOrder, filter: CustomerFilter) -> String {
-        encode("c|\(tag(String(describing: filter)))|\(order.key.rawValue)|\(order.descending ? 1 : 0)|\(cursor.value)|\(cursor.id.rawValue)")
+        encode("c|\(tag(scope(of: filter)))|\(order.key.rawValue)|\(order.descending ? 1 : 0)|\(cursor.value)|\(cursor.id.rawValue)")
     }
 
     static func decodeCustomerCursor(_ token: String, order: CustomerOrder, filter: CustomerFilter) throws(RapportError) -> CustomerCursor {
-        let parts = try fields(token, kind: "c", count: 4, scope: String(describing: filter), listing: "a customer listing")
+        // Tokens of versions before 2026-12-07 tagged the filter as Swift printed it.
+        let parts = try fields(token, kind: "c", count: 4, scope: scope(of: filter), orScope: String(describing: filter), listing: "a customer listing")
         guard let value = Int64(parts[2]), let id = CustomerID(rawValue: parts[3]) else {
             throw .invalid("page_token", "is not a token returned by a customer listing")
         }

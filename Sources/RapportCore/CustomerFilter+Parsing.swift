@@ -37,6 +37,9 @@ extension CustomerFilter {
                     }
                     lifecycleStages.append(stage)
                 }
+            } else if let name = Self.unsupportedComparison(condition) {
+                let supported = name == "create_time" ? "create_time>=TIME and create_time<TIME" : "update_time>=TIME"
+                throw .invalid(field, "'\(condition)': \(name) is compared with \(supported) only")
             } else if condition.hasPrefix("create_time>=") {
                 // Conditions add up (AND): of two bounds, the tighter one holds.
                 let bound = try Self.time(condition.dropFirst("create_time>=".count), condition: condition, field: field)
@@ -126,8 +129,31 @@ extension CustomerFilter {
         throw .invalid(field, "'\(condition)': the quoted value is not closed")
     }
 
+    /// The time field of a comparison the filter does not support (`create_time<=`, `update_time<`, ...), if it is one.
+    private static func unsupportedComparison(_ condition: String) -> String? {
+        let supported = ["create_time>=", "create_time<", "update_time>="]
+        for name in ["create_time", "update_time"] where condition.hasPrefix(name) {
+            let rest = condition.dropFirst(name.count)
+            guard let first = rest.first, "<>=!".contains(first) else { continue }
+            if condition.hasPrefix("create_time<="), name == "create_time" { return name }
+            if !supported.contains(where: { condition.hasPrefix($0) }) { return name }
+        }
+        return nil
+    }
+
+    /// A bound in whole milliseconds: a time between two is read as the later one, so that `>=` and `<` keep their
+    /// meaning (a customer created at .000 is not at or after .0009, and is before it).
     private static func time(_ text: Substring, condition: String, field: String) throws(RapportError) -> Timestamp {
-        let value = try Self.value(text, condition: condition, field: field)
+        var value = try Self.value(text, condition: condition, field: field)
+        // The formatter keeps milliseconds: digits after the third are dropped here, and round the bound up.
+        var beyondMilliseconds = false
+        if let point = value.firstIndex(of: ".") {
+            let digits = value[value.index(after: point)...].prefix(while: { $0.isASCII && $0.isNumber })
+            if digits.count > 3 {
+                beyondMilliseconds = digits.dropFirst(3).contains { $0 != "0" }
+                value.removeSubrange(digits.index(digits.startIndex, offsetBy: 3)..<digits.endIndex)
+            }
+        }
         let withFraction = ISO8601DateFormatter()
         withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let plain = ISO8601DateFormatter()
@@ -135,7 +161,7 @@ extension CustomerFilter {
         guard let date = withFraction.date(from: value) ?? plain.date(from: value) else {
             throw .invalid(field, "'\(condition)': '\(value)' is not an RFC 3339 time such as 2026-01-01T00:00:00Z")
         }
-        return Timestamp(date)
+        return Timestamp(date) + .milliseconds(beyondMilliseconds ? 1 : 0)
     }
 }
 

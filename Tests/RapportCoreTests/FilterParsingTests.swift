@@ -12,6 +12,11 @@ struct FilterParsingTests {
         #expect(filter.updatedFrom == Timestamp(millisecondsSinceEpoch: 1_768_431_600_000))
         #expect(try CustomerFilter(parsing: "  ") == CustomerFilter())
         #expect(try CustomerFilter(parsing: "lifecycle_stage=at_risk").lifecycleStages == [.atRisk])
+        // Bounds between two milliseconds are the later one: created at .000 is neither at or after .0009, nor
+        // (at .001) before it.
+        let fine = try CustomerFilter(parsing: "create_time>=2026-01-01T00:00:00.0009Z AND create_time<2026-01-01T00:00:01.0001Z")
+        #expect(fine.createdFrom == Timestamp(millisecondsSinceEpoch: 1_767_225_600_001))
+        #expect(fine.createdBefore == Timestamp(millisecondsSinceEpoch: 1_767_225_601_001))
     }
 
     @Test func repeatedConditionsAddUpLikeAnyOtherAnd() throws {
@@ -55,6 +60,8 @@ struct FilterParsingTests {
         ("tags:a\u{00A0}b", "write a value with spaces or quotes in double quotes"),
         ("tags:vip AND", "an AND has no condition on one side"),
         ("tags:vip AND AND tags:new", "an AND has no condition on one side"),
+        ("update_time=2026-01-01T00:00:00Z", "update_time is compared with update_time>=TIME only"),
+        ("create_time!=2026-01-01T00:00:00Z", "create_time is compared with create_time>=TIME and create_time<TIME only"),
     ])
     func rejectsWhatItCannotRead(text: String, problem: String) {
         #expect {

@@ -164,9 +164,9 @@ struct CustomerFilterParsingTests {
         ("lifecycle_stage=(active,gone)", "'gone'"),
         ("create_time>=yesterday", "'yesterday' is not an RFC 3339 time"),
         ("create_time>=2026-01-01", "is not an RFC 3339 time"),
-        ("create_time<=2026-01-01T00:00:00Z", "RFC 3339"),
-        ("create_time>2026-01-01T00:00:00Z", "is not a condition"),
-        ("update_time<2026-01-01T00:00:00Z", "is not a condition"),
+        ("create_time<=2026-01-01T00:00:00Z", "compared with create_time>=TIME and create_time<TIME only"),
+        ("create_time>2026-01-01T00:00:00Z", "compared with create_time>=TIME and create_time<TIME only"),
+        ("update_time<2026-01-01T00:00:00Z", "compared with update_time>=TIME only"),
         ("name:ada", "'name:ada' is not a condition"),
     ])
     func rejectsNamingTheField(text: String, problem: String) {

@@ -222,7 +222,7 @@ struct CustomerTests {
         let (crm, clock) = try makeEngine(backend)
         var created: [CustomerID] = []
         for index in 0..<23 {
-            let tags = index % 3 == 0 ? ["vip"] : []
+            let tags = index % 6 == 0 ? ["vip", "new"] : index % 3 == 0 ? ["vip"] : []
             created.append(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(tags: tags))).id)
             if index % 2 == 0 { clock.advance(by: .seconds(1)) }  // ties in created_at are broken by id
         }
@@ -247,6 +247,12 @@ struct CustomerTests {
         }
         await expectError(.invalid("page_token", "is not a valid page token")) {
             try await crm.listCustomers(page: PageRequest(size: 2, token: "%%%"))
+        }
+        // A token is for what a filter selects, however its conditions were written; not for another filter.
+        let both = try await crm.listCustomers(filter: CustomerFilter(tags: ["vip", "new"]), page: PageRequest(size: 2))
+        _ = try await crm.listCustomers(filter: CustomerFilter(tags: ["new", "vip", "new"]), page: PageRequest(size: 2, token: try #require(both.nextPageToken)))
+        await expectError(.invalid("page_token", "was made for another request of a customer listing (another customer, segment or filter); start again without a token")) {
+            try await crm.listCustomers(filter: CustomerFilter(tags: ["vip"]), page: PageRequest(size: 2, token: first.nextPageToken))
         }
         await expectError(.invalid("page_size", "must not be negative, got -1")) { try await crm.listCustomers(page: PageRequest(size: -1)) }
     }
