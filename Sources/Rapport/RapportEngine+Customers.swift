@@ -275,7 +275,8 @@ extension StoreWriter {
     /// Saves a changed customer: a new version and update time, and an entry in the change feed.
     func saveChanged(_ record: inout CustomerRecord, at now: Timestamp) throws {
         record.version += 1
-        record.updatedAt = now
+        // Never back: the time was read before the transaction waited for the writer, maybe behind one committed since.
+        record.updatedAt = max(now, record.updatedAt)
         try updateCustomer(record)
         _ = try appendChange(kind: .customerUpdated, customerID: record.id, otherCustomerID: nil, mergeID: nil, at: now)
     }

@@ -26,8 +26,9 @@ extension RapportEngine {
         try Self.validateConsumer(consumer)
         guard (1...1000).contains(limit) else { throw .invalid("limit", "must be 1 to 1000, got \(limit)") }
         guard leaseDuration >= .seconds(1), leaseDuration <= .seconds(86_400) else { throw .invalid("lease_duration", "must be 1 second to 1 day") }
-        let now = clock.now()
-        return try await write { tx in
+        return try await write { [clock] tx in
+            // Read in the transaction: a lease timed before a wait for the writer could be out already when returned.
+            let now = clock.now()
             var leased: [OutboxEntry] = []
             var consents: [CustomerID: [Consent]] = [:]
             var passedOver: Set<OutboxEntryID> = []
@@ -131,8 +132,8 @@ extension RapportEngine {
     {
         if let consumer { try Self.validateConsumer(consumer) }
         if let retryAfter, retryAfter < .zero || retryAfter > .seconds(7 * 86_400) { throw .invalid("retry_after", "must be 0 to 7 days") }
-        let now = clock.now()
-        let entry: OutboxEntry = try await write { tx in
+        let entry: OutboxEntry = try await write { [clock] tx in
+            let now = clock.now()  // whose lease is live is told at the time of the transaction
             guard var entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
             guard entry.isOpen else { throw RapportError.failedPrecondition("outbox entry \(id) is \(entry.state.rawValue) already") }
             if let consumer, entry.state == .leased, let owner = entry.leaseOwner, owner != consumer, let expires = entry.leaseExpiresAt, expires > now {

@@ -57,7 +57,9 @@ extension RapportEngine {
             let ran: Bool = try await write { [self] tx in
                 guard let job = try tx.job(key), job.dueAt <= now else { return false }
                 try tx.deleteJob(key)
-                var session = WriteSession(tx: tx, engine: self, now: now)
+                // At the time it runs, not the batch's: a customer changed since the batch began was evaluated at a
+                // later time already, which an older one would undo (a re-check leaving a segment just entered).
+                var session = WriteSession(tx: tx, engine: self, now: max(now, clock.now()))
                 try session.perform(job)
                 try session.finish()
                 return true

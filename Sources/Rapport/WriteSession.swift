@@ -122,7 +122,7 @@ struct WriteSession {
             }
             if !createdHere.contains(target), var record = try tx.customer(target) {
                 record.version += 1
-                record.updatedAt = now
+                record.updatedAt = max(now, record.updatedAt)
                 try tx.updateCustomer(record)
                 // Once per customer and transaction in the feed: followers re-read the customer anyway.
                 if identitiesReported.insert(target).inserted {
@@ -182,7 +182,7 @@ struct WriteSession {
         survivor.profile = merged.profile
         survivor.fieldTimes = merged.fieldTimes
         survivor.version += 1
-        survivor.updatedAt = now
+        survivor.updatedAt = max(now, survivor.updatedAt)
         try tx.updateCustomer(survivor)
         absorbed.state = .merged(into: survivorID, by: id)
         try tx.updateCustomer(absorbed)
@@ -282,7 +282,7 @@ struct WriteSession {
         survivor.profile = state.profile
         survivor.fieldTimes = state.fieldTimes
         survivor.version += 1
-        survivor.updatedAt = now
+        survivor.updatedAt = max(now, survivor.updatedAt)
         try tx.updateCustomer(survivor)
         // The restored customer comes back as it was, unless it gained identities while merged (added through its
         // own id, or first seen then and found its): then it changed, and an etag read before the merge, or under its
@@ -290,7 +290,7 @@ struct WriteSession {
         if try tx.identities(of: absorbedID).contains(where: { $0.createdAt > merge.mergedAt }) {
             var restored = merge.absorbedBefore
             restored.version = max(restored.version, survivor.version) + 1
-            restored.updatedAt = now
+            restored.updatedAt = max(now, restored.updatedAt)
             try tx.updateCustomer(restored)
         }
 

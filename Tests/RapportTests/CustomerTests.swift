@@ -257,3 +257,28 @@ struct CustomerTests {
         await expectError(.invalid("page_size", "must not be negative, got -1")) { try await crm.listCustomers(page: PageRequest(size: -1)) }
     }
 }
+
+/// A clock a test sets anywhere, back too: the time a call read before it waited for the writer.
+final class SettableClock: RapportClock, @unchecked Sendable {
+    nonisolated(unsafe) var time: Timestamp
+    init(_ time: Timestamp) { self.time = time }
+    func now() -> Timestamp { time }
+}
+
+extension CustomerTests {
+    @Test(arguments: Backend.allCases)
+    func anUpdateTimeNeverGoesBack(backend: Backend) async throws {
+        let clock = SettableClock(start + .seconds(60))
+        let crm = RapportEngine(store: try backend.makeStore(), clock: clock, logger: quietLogger)
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")]))
+        // Committed at 60 s by one call; another read the clock at 30 s, before it waited for the writer.
+        clock.time = start + .seconds(30)
+        let updated = try await crm.updateCustomer(ada.id, set: CustomerProfile(familyName: "Lovelace"), fields: [.familyName])
+        #expect(updated.version == 2)
+        #expect(updated.updatedAt == start + .seconds(60))
+        _ = try await crm.ingest([event("e1", at: start, .email("ada@example.com"), .email("ada.l@example.com"))])
+        let found = try await crm.customer(ada.id)
+        #expect(found.version == 3)
+        #expect(found.updatedAt == start + .seconds(60))
+    }
+}
