@@ -1,4 +1,5 @@
 public import RapportCore
+import Logging
 import RapportRules
 
 extension RapportEngine {
@@ -207,6 +208,12 @@ extension RapportEngine {
                 try tx.redactIdempotencyRecords(mentioning: "\"\(survivor.rawValue)\"", createdIn: (range.lowerBound - margin)...(range.upperBound + margin))
             }
             return Done()
+        }
+        // The erasure is committed; older copies of its pages the backend keeps go too (a failure only delays that).
+        do {
+            try await store.purgeDeletedData()
+        } catch {
+            logger.warning("erased data may stay in the store's log until the next erasure", metadata: ["error": "\(error)"])
         }
     }
 

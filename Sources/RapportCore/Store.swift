@@ -117,12 +117,18 @@ public protocol Store: Sendable {
     ///
     /// The default runs ``read(_:)``.
     func quickRead<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T
+    /// Makes what committed deletions removed unrecoverable from the files the backend keeps, where it keeps older
+    /// copies of pages (SQLite: its write-ahead log is checkpointed and emptied). The engine calls it after an
+    /// erasure; the default does nothing.
+    func purgeDeletedData() async throws
 }
 
 extension Store {
     public func quickRead<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
         try await read(body)
     }
+
+    public func purgeDeletedData() async throws {}
 }
 
 /// The reads one transaction can do.

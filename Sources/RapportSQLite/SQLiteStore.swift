@@ -83,7 +83,8 @@ public final class SQLiteStore: Store {
         configuration.prepareDatabase { db in
             // Per connection; WAL itself is set by DatabasePool. NORMAL is durable across crashes in WAL mode
             // except for the last commits before a power loss, at a fraction of FULL's cost.
-            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -\(cacheSize); PRAGMA mmap_size = \(mmapSize)")
+            // secure_delete: deleted rows are overwritten with zeros, not left in free pages (an erasure is for good).
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -\(cacheSize); PRAGMA mmap_size = \(mmapSize); PRAGMA secure_delete = ON")
         }
         self.path = path
         self.temporaryDirectory = temporaryDirectory
@@ -116,6 +117,17 @@ public final class SQLiteStore: Store {
                 if try pool.read(migrator.hasCompletedMigrations) { return }
                 guard attempts < 3 else { throw error }
             }
+        }
+    }
+
+    /// Checkpoints the write-ahead log into the database file and truncates it: the log keeps copies of pages as
+    /// they were before deletions (zeroed in the file by `secure_delete`) until it is overwritten. A reader in the
+    /// middle of a transaction can make it fail (`storage`); it is tried again after the next erasure.
+    public func purgeDeletedData() async throws {
+        do {
+            try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        } catch {
+            throw Self.storageError(error)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Rapport
 import RapportCore
+import RapportSQLite
 import Testing
 
 @Suite("Data export")
@@ -100,5 +101,28 @@ struct PrivacyTests {
         #expect(try await crm.exportCustomer(bob.id) == export)
         try await crm.deleteCustomer(ada.id)
         await expectError(.notFound(entity: "customer", id: ada.id.rawValue)) { try await crm.exportCustomer(ada.id) }
+    }
+}
+
+extension PrivacyTests {
+    /// An erasure on SQLite leaves no copy in the database file or its log: deleted rows are zeroed, and the log
+    /// (which keeps pages as they were) is emptied.
+    @Test func anErasureLeavesNoCopyInTheDatabaseFiles() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-erase-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("crm.sqlite").path
+        let store = try SQLiteStore(path: path)
+        let crm = RapportEngine(store: store, clock: ManualClock(now: start), logger: quietLogger)
+        _ = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Keeper-4417"), identities: [.email("keeper-4417@example.com")]))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Adalind-8812"), identities: [.email("erase-me-7391@example.com")]))
+        _ = try await crm.ingest([event("e1", "note.added", at: start, .email("erase-me-7391@example.com"), properties: ["note": .string("secret-note-5521")])])
+        try await crm.deleteCustomer(ada.id)
+        func files() -> Data { [path, path + "-wal"].compactMap { FileManager.default.contents(atPath: $0) }.reduce(Data(), +) }
+        for secret in ["erase-me-7391", "secret-note-5521", "Adalind-8812"] {
+            #expect(files().range(of: Data(secret.utf8)) == nil, "\(secret) is still in the files")
+        }
+        #expect(files().range(of: Data("keeper-4417".utf8)) != nil, "what was kept is found: the search works")
+        try store.close()
     }
 }
