@@ -210,9 +210,14 @@ public struct CustomerPage: Hashable, Sendable {
     public var customers: [Customer]
     /// Pass it back for the next page; nil on the last page.
     public var nextPageToken: String?
+    /// The change feed's latest cursor as of this page: every change after it is not in the page. A copy kept in
+    /// sync lists every page, then follows ``RapportEngine/watchChanges(after:customerID:)`` from the first page's
+    /// cursor, so that nothing changed while it listed is missed.
+    public var changeCursor: Int64
 
-    public init(customers: [Customer], nextPageToken: String?) {
+    public init(customers: [Customer], nextPageToken: String?, changeCursor: Int64 = 0) {
         self.customers = customers
         self.nextPageToken = nextPageToken
+        self.changeCursor = changeCursor
     }
 }

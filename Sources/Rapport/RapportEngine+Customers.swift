@@ -237,7 +237,7 @@ extension RapportEngine {
             let records = try tx.customers(CustomerQuery(filter: filter, order: order, after: cursor, limit: size + 1))
             let pageRecords = records.prefix(size)
             let next = records.count > size ? pageRecords.last.map { PageToken.encode(CustomerCursor(value: order.value(of: $0), id: $0.id), order: order, filter: filter) } : nil
-            return CustomerPage(customers: try pageRecords.map { try tx.assemble($0) }, nextPageToken: next)
+            return CustomerPage(customers: try pageRecords.map { try tx.assemble($0) }, nextPageToken: next, changeCursor: try tx.latestChangeCursor())
         }
     }
 

@@ -125,11 +125,15 @@ extension RapportEngine {
     ///
     /// - Parameter consumer: the consumer reporting; when given, a report from a consumer whose lease expired
     ///   while another consumer holds the entry now is refused, so that it cannot undo the live lease.
-    /// - Throws: `failedPrecondition` for an entry already delivered or failed, or leased by another consumer.
+    /// - Parameter attempt: the entry's ``OutboxEntry/attempts`` as it was leased to the reporter; when given, a
+    ///   report about an earlier lease (the entry was leased again since, by any consumer, the same name too) is
+    ///   refused, so that a worker whose lease ran out cannot undo the one that holds it now.
+    /// - Throws: `failedPrecondition` for an entry already delivered or failed, leased by another consumer, or
+    ///   leased again since `attempt`.
     @discardableResult
-    public func failOutboxEntry(_ id: OutboxEntryID, consumer: String? = nil, error message: String, retryAfter: Duration? = nil) async throws(RapportError)
-        -> OutboxEntry
-    {
+    public func failOutboxEntry(
+        _ id: OutboxEntryID, consumer: String? = nil, attempt: Int? = nil, error message: String, retryAfter: Duration? = nil
+    ) async throws(RapportError) -> OutboxEntry {
         if let consumer { try Self.validateConsumer(consumer) }
         if let retryAfter, retryAfter < .zero || retryAfter > .seconds(7 * 86_400) { throw .invalid("retry_after", "must be 0 to 7 days") }
         let entry: OutboxEntry = try await write { [clock] tx in
@@ -138,6 +142,9 @@ extension RapportEngine {
             guard entry.isOpen else { throw RapportError.failedPrecondition("outbox entry \(id) is \(entry.state.rawValue) already") }
             if let consumer, entry.state == .leased, let owner = entry.leaseOwner, owner != consumer, let expires = entry.leaseExpiresAt, expires > now {
                 throw RapportError.failedPrecondition("outbox entry \(id) is leased by '\(owner)' until \(expires); the lease of '\(consumer)' expired")
+            }
+            if let attempt, attempt != entry.attempts {
+                throw RapportError.failedPrecondition("outbox entry \(id) was leased again since attempt \(attempt) (it is at attempt \(entry.attempts))")
             }
             entry.lastError = String(message.prefix(2000))
             entry.leaseOwner = nil

@@ -82,16 +82,37 @@ public struct OutboxMessage: Hashable, Sendable, Codable {
     public var recipient: String
     public var subject: String
     public var body: String
+    /// True when the values inserted in `body` were HTML-escaped (the rule's body is HTML): send it as HTML.
+    /// False: plain text.
+    public var html: Bool
     public var data: [String: String]
 
-    public init(channel: ConsentChannel, purpose: ConsentPurpose, template: String, recipient: String, subject: String, body: String, data: [String: String]) {
+    public init(
+        channel: ConsentChannel, purpose: ConsentPurpose, template: String, recipient: String, subject: String, body: String, html: Bool = false,
+        data: [String: String]
+    ) {
         self.channel = channel
         self.purpose = purpose
         self.template = template
         self.recipient = recipient
         self.subject = subject
         self.body = body
+        self.html = html
         self.data = data
+    }
+
+    private enum CodingKeys: String, CodingKey { case channel, purpose, template, recipient, subject, body, html, data }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        channel = try container.decode(ConsentChannel.self, forKey: .channel)
+        purpose = try container.decode(ConsentPurpose.self, forKey: .purpose)
+        template = try container.decode(String.self, forKey: .template)
+        recipient = try container.decode(String.self, forKey: .recipient)
+        subject = try container.decode(String.self, forKey: .subject)
+        body = try container.decode(String.self, forKey: .body)
+        html = try container.decodeIfPresent(Bool.self, forKey: .html) ?? false  // stored before 2026-12-07: no flag
+        data = try container.decode([String: String].self, forKey: .data)
     }
 }
 

@@ -303,7 +303,8 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
 
     func failOutboxEntry(request: Rapport_V1_FailOutboxEntryRequest, context: ServerContext) async throws -> Rapport_V1_OutboxEntry {
         try await engine.failOutboxEntry(
-            parseID(OutboxEntryID.self, request.id, field: "id"), consumer: request.consumer.isEmpty ? nil : request.consumer, error: request.error, retryAfter: request.hasRetryAfter ? try Duration(request.retryAfter, field: "retry_after") : nil
+            parseID(OutboxEntryID.self, request.id, field: "id"), consumer: request.consumer.isEmpty ? nil : request.consumer,
+            attempt: request.attempt == 0 ? nil : Int(request.attempt), error: request.error, retryAfter: request.hasRetryAfter ? try Duration(request.retryAfter, field: "retry_after") : nil
         ).proto
     }
 

@@ -28,6 +28,7 @@ struct CustomerServiceAdapter: Rapport_V1_CustomerService.SimpleServiceProtocol 
         return .with {
             $0.customers = page.customers.map(\.proto)
             $0.nextPageToken = page.nextPageToken ?? ""
+            $0.changeCursor = page.changeCursor
         }
     }
 

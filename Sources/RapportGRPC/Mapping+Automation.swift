@@ -435,6 +435,7 @@ extension OutboxEntry {
                     $0.purpose = message.purpose.proto
                     $0.template = message.template
                     $0.recipient = message.recipient
+                    $0.html = message.html
                     $0.subject = message.subject
                     $0.body = message.body
                     $0.data = message.data

@@ -107,6 +107,10 @@ package nonisolated struct Rapport_V1_OutboxMessage: Sendable {
 
   package var data: Dictionary<String,String> = [:]
 
+  /// True when the values inserted in `body` were HTML-escaped (the rule's body is HTML): send it as HTML. False:
+  /// plain text, to be escaped by a sender that puts it in HTML.
+  package var html: Bool = false
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -378,6 +382,11 @@ package nonisolated struct Rapport_V1_FailOutboxEntryRequest: Sendable {
   /// worker holds the entry now is refused with FAILED_PRECONDITION instead of undoing the live lease.
   package var consumer: String = String()
 
+  /// The entry's `attempts` as leased to the worker reporting. When set (not 0), a report about an earlier lease
+  /// (the entry was leased again since, by any worker, one of the same name too) is refused with
+  /// FAILED_PRECONDITION.
+  package var attempt: Int32 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -441,7 +450,7 @@ nonisolated extension Rapport_V1_OutboxState: SwiftProtobuf._ProtoNameProviding 
 
 nonisolated extension Rapport_V1_OutboxMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".OutboxMessage"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}purpose\0\u{1}template\0\u{1}recipient\0\u{1}subject\0\u{1}body\0\u{1}data\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}purpose\0\u{1}template\0\u{1}recipient\0\u{1}subject\0\u{1}body\0\u{1}data\0\u{1}html\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -456,6 +465,7 @@ nonisolated extension Rapport_V1_OutboxMessage: SwiftProtobuf.Message, SwiftProt
       case 5: try { try decoder.decodeSingularStringField(value: &self.subject) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.body) }()
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.data) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.html) }()
       default: break
       }
     }
@@ -483,6 +493,9 @@ nonisolated extension Rapport_V1_OutboxMessage: SwiftProtobuf.Message, SwiftProt
     if !self.data.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.data, fieldNumber: 7)
     }
+    if self.html != false {
+      try visitor.visitSingularBoolField(value: self.html, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -494,6 +507,7 @@ nonisolated extension Rapport_V1_OutboxMessage: SwiftProtobuf.Message, SwiftProt
     if lhs.subject != rhs.subject {return false}
     if lhs.body != rhs.body {return false}
     if lhs.data != rhs.data {return false}
+    if lhs.html != rhs.html {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -915,7 +929,7 @@ nonisolated extension Rapport_V1_AcknowledgeOutboxResponse: SwiftProtobuf.Messag
 
 nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".FailOutboxEntryRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}error\0\u{3}retry_after\0\u{1}consumer\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}error\0\u{3}retry_after\0\u{1}consumer\0\u{1}attempt\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -927,6 +941,7 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
       case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._retryAfter) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.attempt) }()
       default: break
       }
     }
@@ -949,6 +964,9 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
     if !self.consumer.isEmpty {
       try visitor.visitSingularStringField(value: self.consumer, fieldNumber: 4)
     }
+    if self.attempt != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempt, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -957,6 +975,7 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
     if lhs.error != rhs.error {return false}
     if lhs._retryAfter != rhs._retryAfter {return false}
     if lhs.consumer != rhs.consumer {return false}
+    if lhs.attempt != rhs.attempt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

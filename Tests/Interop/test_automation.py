@@ -192,6 +192,13 @@ def test_an_abandoned_cart_rule_waits_rechecks_and_fills_the_outbox(pb, rpc, adm
                                    metadata=admin, timeout=T)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "leased by 'py-worker-2'" in refused.value.details()
+    # Workers sharing a name tell their leases apart by the attempt they were handed.
+    with pytest.raises(grpc.RpcError) as earlier:
+        rpc.outbox.FailOutboxEntry(pb.outbox.FailOutboxEntryRequest(id=entry.id, consumer="py-worker-2", attempt=entry.attempts,
+                                                                    error="timeout"), metadata=admin, timeout=T)
+    assert earlier.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "leased again since attempt 1" in earlier.value.details()
+    assert not entry.message.html, "a plain-text body"
     acknowledged = rpc.outbox.AcknowledgeOutbox(pb.outbox.AcknowledgeOutboxRequest(ids=[entry.id]), metadata=admin, timeout=T)
     assert acknowledged.entries[0].state == pb.outbox.OUTBOX_STATE_DELIVERED
     # An id of an entry that no longer exists is skipped; the others are acknowledged all the same.

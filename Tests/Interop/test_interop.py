@@ -374,6 +374,21 @@ def test_merge_then_unmerge_brings_the_absorbed_customer_back(pb, stubs, marketi
 # The change feed
 
 
+def test_a_listing_says_where_to_follow_the_change_feed_from(pb, stubs, marketing):
+    page = stubs.customers.ListCustomers(pb.customers.ListCustomersRequest(page_size=1), metadata=marketing, timeout=T)
+    assert page.change_cursor > 0
+    created = create(pb, stubs, marketing, given_name="After the listing", identities=[email(pb, f"{unique()}@example.com")])
+    call = stubs.changes.WatchChanges(pb.changes.WatchChangesRequest(after_cursor=page.change_cursor), metadata=marketing, timeout=20)
+    try:
+        # Other tests may write meanwhile: the new customer is among the first changes after the listing's cursor.
+        for change in call:
+            assert change.cursor > page.change_cursor
+            if change.customer_id == created.id:
+                assert change.kind == pb.changes.CHANGE_KIND_CUSTOMER_CREATED
+                break
+    finally:
+        call.cancel()
+
 def test_watch_changes_reads_the_backlog_then_a_live_change(pb, stubs, marketing):
     customer = create(pb, stubs, marketing, given_name="Watched", identities=[email(pb, f"{unique()}@example.com")])
     call = stubs.changes.WatchChanges(pb.changes.WatchChangesRequest(after_cursor=0), metadata=marketing, timeout=20)

@@ -242,6 +242,10 @@ struct CustomerTests {
         #expect(vips.nextPageToken == nil)
 
         let first = try await crm.listCustomers(page: PageRequest(size: 2))
+        // The page says where the change feed stood: a change made after it is after that cursor.
+        #expect(try await first.changeCursor == crm.changes(after: 0, limit: 1000).last?.cursor)
+        let later = try await crm.createCustomer(NewCustomer())
+        #expect(try await crm.changes(after: first.changeCursor).map(\.customerID) == [later.id])
         await expectError(.invalid("page_token", "was made for another order_by; start again without a token")) {
             try await crm.listCustomers(order: CustomerOrder(.updatedAt), page: PageRequest(size: 2, token: first.nextPageToken))
         }

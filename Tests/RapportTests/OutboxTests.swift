@@ -473,8 +473,16 @@ struct OutboxTests {
             try await test.crm.failOutboxEntry(stale.id, consumer: "a", error: "timeout", retryAfter: .seconds(60))
         }
         #expect(try await test.crm.outboxEntry(live.id) == live)
-        let failed = try await test.crm.failOutboxEntry(live.id, consumer: "b", error: "410 Gone")
+        // Workers of one name tell their leases apart by the attempt: a report about the earlier one is refused.
+        await expectError(.failedPrecondition("outbox entry \(live.id) was leased again since attempt 1 (it is at attempt 2)")) {
+            try await test.crm.failOutboxEntry(stale.id, consumer: "b", attempt: stale.attempts, error: "timeout", retryAfter: .seconds(60))
+        }
+        #expect(try await test.crm.outboxEntry(live.id) == live)
+        let failed = try await test.crm.failOutboxEntry(live.id, consumer: "b", attempt: live.attempts, error: "410 Gone")
         #expect(failed.state == .failed)
+        // A message says whether its body is HTML (the rule's is not).
+        guard case .message(let message) = failed.payload else { Issue.record("not a message"); return }
+        #expect(!message.html)
     }
 
     @Test func deliveriesDoNotHandOutEntriesWhoseLeaseRanOutWhileBuffered() async throws {

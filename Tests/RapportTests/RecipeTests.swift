@@ -38,6 +38,7 @@ struct RecipeTests {
         #expect(sent.map(\.recipient) == ["ada@example.com", "bob@example.com"])
         #expect(sent.map(\.subject) == ["Welcome, Ada <3!", "Welcome, friend!"])
         #expect(sent[0].body == "<p>Hello Ada &lt;3</p>")
+        #expect(sent.map(\.html) == [true, true], "the sender is told the body is HTML")
         #expect(try await test.crm.customer(ada.id).profile.tags == ["welcomed"])
     }
 

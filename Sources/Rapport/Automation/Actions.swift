@@ -81,7 +81,7 @@ extension WriteSession {
             let payload = OutboxPayload.message(
                 OutboxMessage(
                     channel: message.channel, purpose: message.purpose, template: message.template, recipient: recipient, subject: subject.render(context),
-                    body: body.render(context), data: rendered))
+                    body: body.render(context), html: message.html, data: rendered))
             let entry = try enqueue(payload, run: run, index: index, customer: customer)
             return ActionOutcome(action: "send_message", status: .applied, detail: "queued \(message.channel.rawValue) '\(message.template)'", outboxEntryID: entry)
         case .callWebhook(let url, let payload):

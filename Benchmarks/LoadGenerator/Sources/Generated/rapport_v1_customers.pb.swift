@@ -313,6 +313,11 @@ nonisolated struct Rapport_V1_ListCustomersResponse: Sendable {
 
   var nextPageToken: String = String()
 
+  /// The change feed's latest cursor as of this page (ChangeService.WatchChanges): no change after it is in the
+  /// page. A copy kept in sync lists every page, then watches from the first page's cursor, so that nothing changed
+  /// while it listed is missed.
+  var changeCursor: Int64 = 0
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
@@ -917,7 +922,7 @@ nonisolated extension Rapport_V1_ListCustomersRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Rapport_V1_ListCustomersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".ListCustomersResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}customers\0\u{3}next_page_token\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}customers\0\u{3}next_page_token\0\u{3}change_cursor\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -927,6 +932,7 @@ nonisolated extension Rapport_V1_ListCustomersResponse: SwiftProtobuf.Message, S
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.customers) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.changeCursor) }()
       default: break
       }
     }
@@ -939,12 +945,16 @@ nonisolated extension Rapport_V1_ListCustomersResponse: SwiftProtobuf.Message, S
     if !self.nextPageToken.isEmpty {
       try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 2)
     }
+    if self.changeCursor != 0 {
+      try visitor.visitSingularInt64Field(value: self.changeCursor, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   static func ==(lhs: Rapport_V1_ListCustomersResponse, rhs: Rapport_V1_ListCustomersResponse) -> Bool {
     if lhs.customers != rhs.customers {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.changeCursor != rhs.changeCursor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
