@@ -190,23 +190,20 @@ extension RapportEngine {
             guard let rule = try tx.rule(id) else { throw RapportError.notFound(entity: "rule", id: id.rawValue) }
             let record = try tx.activeCustomer(customer)
             let scope: ExpressionScope = rule.definition.trigger.eventType.map { .event(type: $0) } ?? .customer
-            let trigger = event.map {
-                Event(
-                    id: $0.id, type: $0.type, occurredAt: $0.occurredAt, channel: $0.channel, identities: identities, properties: $0.properties,
-                    customerID: record.id, receivedAt: now)
-            }
+            let (trigger, order) = try Self.imagined(event, identities: identities, customer: record.id, tx: tx, now: now)
             if let trigger, trigger.type != rule.definition.trigger.eventType {
                 throw RapportError.invalid("event.type", "the rule triggers on '\(rule.definition.trigger.eventType ?? "no event")', not '\(trigger.type)'")
             }
             var explanation = RuleExplanation(filter: nil, condition: nil, limit: nil, wouldFire: true)
             if case .event(_, let filter) = rule.definition.trigger, !filter.isEmpty {
                 explanation.filter = try Self.explain(
-                    filter, scope: scope, customer: record.id, event: trigger, tx: tx, now: now, zone: zone, field: "trigger.filter", stored: true)
+                    filter, scope: scope, customer: record.id, event: trigger, order: order, tx: tx, now: now, zone: zone, field: "trigger.filter", stored: true)
                 if explanation.filter?.value != .bool(true) { explanation.wouldFire = false }
             }
             if !rule.definition.condition.isEmpty {
                 explanation.condition = try Self.explain(
-                    rule.definition.condition, scope: scope, customer: record.id, event: trigger, tx: tx, now: now, zone: zone, field: "condition", stored: true)
+                    rule.definition.condition, scope: scope, customer: record.id, event: trigger, order: order, tx: tx, now: now, zone: zone, field: "condition",
+                    stored: true)
                 if explanation.condition?.value != .bool(true) { explanation.wouldFire = false }
             }
             let catalog = try CatalogCache.build(tx, version: 0) { _ in }
@@ -232,15 +229,29 @@ extension RapportEngine {
         let identities = try event.map { event throws(RapportError) in try normalize(event.identities, parent: "event.identities") } ?? []
         return try await read { tx in
             let record = try tx.activeCustomer(customer)
-            let trigger = event.map {
-                Event(
-                    id: $0.id, type: $0.type, occurredAt: $0.occurredAt, channel: $0.channel, identities: identities, properties: $0.properties,
-                    customerID: record.id, receivedAt: now)
-            }
+            let (trigger, order) = try Self.imagined(event, identities: identities, customer: record.id, tx: tx, now: now)
             return try Self.explain(
-                expression, scope: trigger.map { .event(type: $0.type) } ?? .customer, customer: record.id, event: trigger, tx: tx, now: now, zone: zone,
-                field: "expression")
+                expression, scope: trigger.map { .event(type: $0.type) } ?? .customer, customer: record.id, event: trigger, order: order, tx: tx, now: now,
+                zone: zone, field: "expression")
         }
+    }
+
+    /// The event an explanation imagines, and its order: an order event (`order.placed`, ...) naming one of the
+    /// customer's orders in `properties.order_id` is the event a run of it gets, with the order (`order.*`).
+    static func imagined(_ input: EventInput?, identities: [Identity], customer: CustomerID, tx: any StoreReader, now: Timestamp) throws
+        -> (event: Event?, order: Order?)
+    {
+        guard let input else { return (nil, nil) }
+        let event = Event(
+            id: input.id, type: input.type, occurredAt: input.occurredAt, channel: input.channel, identities: identities, properties: input.properties,
+            customerID: customer, receivedAt: now)
+        guard input.type.hasPrefix("order."), let status = OrderStatus(rawValue: String(input.type.dropFirst("order.".count))),
+              case .string(let id)? = input.properties["order_id"]
+        else { return (event, nil) }
+        guard let stored = try tx.order(OrderID(uncheckedRawValue: id)), try tx.activeCustomer(stored.order.customerID).id == customer else {
+            throw RapportError.invalid("event.properties.order_id", "'\(id)' is not an order of customer \(customer)")
+        }
+        return (BuiltInEvent.order(stored.order, status: status, at: input.occurredAt, now: now), stored.order)
     }
 
     /// Runs of rules, newest first, filtered by rule, customer and status.

@@ -411,13 +411,14 @@ extension RapportEngine {
     /// Explains an expression for a customer (and an event) as `tx` sees them.
     /// `stored`: the text of a saved definition, held to the limits of when it was saved.
     static func explain(
-        _ source: String, scope: ExpressionScope, customer: CustomerID, event: Event?, tx: any StoreReader, now: Timestamp, zone: TimeZone, field: String,
-        stored: Bool = false
+        _ source: String, scope: ExpressionScope, customer: CustomerID, event: Event?, order: Order? = nil, tx: any StoreReader, now: Timestamp, zone: TimeZone,
+        field: String, stored: Bool = false
     ) throws -> Explanation {
         let record = try tx.activeCustomer(customer)
         let (context, activity) = try tx.evaluationContext(record, stats: nil, reads: .everything, now: now, defaultTimeZone: zone)
         var withEvent = context
         withEvent.event = event
+        withEvent.order = order
         do {
             let schema = try expressionSchema(tx)
             let explanation = try ExpressionLimits.$heightLimit.withValue(stored ? ExpressionLimits.maxStoredHeight : ExpressionLimits.heightLimit) {

@@ -1091,7 +1091,9 @@ package nonisolated struct Rapport_V1_ExplainRuleRequest: Sendable {
 
   package var customerID: String = String()
 
-  /// For event-triggered rules: the event to imagine (its type must be the trigger's).
+  /// For event-triggered rules: the event to imagine (its type must be the trigger's). An order event
+  /// (`order.placed`, ...) naming one of the customer's orders in `properties["order_id"]` is the event a run gets,
+  /// with `order.*`; another customer's order is INVALID_ARGUMENT.
   package var event: Rapport_V1_EventInput {
     get {_event ?? Rapport_V1_EventInput()}
     set {_event = newValue}
@@ -1160,7 +1162,8 @@ package nonisolated struct Rapport_V1_ExplainExpressionRequest: Sendable {
 
   package var customerID: String = String()
 
-  /// Makes `event.*` available; its type's declared properties are typed.
+  /// Makes `event.*` available; its type's declared properties are typed. An order event naming an order in
+  /// `properties["order_id"]` makes `order.*` available too, as for ExplainRule.
   package var event: Rapport_V1_EventInput {
     get {_event ?? Rapport_V1_EventInput()}
     set {_event = newValue}

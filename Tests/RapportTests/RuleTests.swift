@@ -666,6 +666,35 @@ struct RuleTests {
         #expect(explanation.limit == nil)
     }
 
+    /// An order event names its order: the explanation sees it (`order.*`, the event's properties) as a run would.
+    @Test func explainingAnOrderTriggerSeesTheOrderItNames() async throws {
+        let test = TestRapport()
+        _ = try await test.crm.ingest([
+            order("1", at: test.clock.now(), .email("ada@example.com"), totalMinor: 15_000), order("2", at: test.clock.now(), .email("bob@example.com")),
+        ])
+        let ada = try await customer(test.crm, "ada@example.com")
+        let adas = try #require(try await test.crm.customer360(ada).recentOrders.first)
+        let bobs = try #require(try await test.crm.customer360(try await customer(test.crm, "bob@example.com")).recentOrders.first)
+        let rule = try await test.crm.createRule(
+            RuleDefinition(
+                name: "Big orders", trigger: .event(type: "order.placed"), condition: "order.total >= 100 EUR and event.properties.total_minor >= 10000",
+                actions: [.addTag("big")]))
+        func imagined(_ order: OrderID?) -> EventInput {
+            EventInput(
+                id: "x", type: "order.placed", occurredAt: test.clock.now(), identities: [],
+                properties: order.map { ["order_id": .string($0.rawValue)] } ?? [:])
+        }
+        let explanation = try await test.crm.explainRule(rule.id, customer: ada, event: imagined(adas.id))
+        #expect(explanation.condition?.value == .bool(true))
+        #expect(explanation.wouldFire)
+        #expect(try await test.crm.explainExpression("order.total", customer: ada, event: imagined(adas.id)).value == .money(Money(minorUnits: 15_000, currency: CurrencyCode("EUR"))))
+        // Without an order the parts that read it are missing; another customer's order is refused.
+        #expect(try await test.crm.explainRule(rule.id, customer: ada, event: imagined(nil)).condition?.value == .bool(false))
+        await expectError(.invalid("event.properties.order_id", "'\(bobs.id.rawValue)' is not an order of customer \(ada)")) {
+            try await test.crm.explainRule(rule.id, customer: ada, event: imagined(bobs.id))
+        }
+    }
+
     @Test func deletingARuleKeepsItsFinishedRuns() async throws {
         let test = TestRapport()
         let rule = try await test.crm.createRule(RuleDefinition(name: "Tag", trigger: .event(type: "visit"), actions: [.addTag("x")]))
