@@ -233,6 +233,22 @@ extension RapportEngine {
         return released
     }
 
+    /// Whether an entry leased for a consumer may still be handed out to its sender.
+    enum Deliverability { case deliverable, gone, withdrawn }
+
+    /// Whether `entry`, leased for `consumer`, still is under that lease (not erased, failed or leased again), and,
+    /// for a message, whether its customer still allows it.
+    func deliverability(of entry: OutboxEntry, consumer: String) async throws(RapportError) -> Deliverability {
+        try await quickRead { tx in
+            guard let current = try tx.outboxEntry(entry.id), current.state == .leased, current.leaseOwner == consumer,
+                current.leaseExpiresAt == entry.leaseExpiresAt
+            else { return .gone }
+            guard case .message(let message) = current.payload else { return .deliverable }
+            let owner = try tx.activeCustomer(current.customerID).id
+            return WriteSession.allows(currentConsents(try tx.consents(of: owner)), channel: message.channel, purpose: message.purpose) ? .deliverable : .withdrawn
+        }
+    }
+
     /// Checks a consumer name: 1 to 128 characters on one line.
     package static func validateConsumer(_ consumer: String) throws(RapportError) {
         guard !consumer.isEmpty, consumer.utf8.count <= 128, !consumer.containsNewline else {
@@ -276,7 +292,18 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                     await release()
                     throw CancellationError()
                 }
-                if !buffer.isEmpty { return buffer.removeFirst() }
+                if !buffer.isEmpty {
+                    let entry = buffer.removeFirst()
+                    // Leased with its batch, maybe a while ago: an entry erased since is not handed out, nor a message
+                    // its customer no longer allows (handed back, it fails when leased again, as any withdrawn one).
+                    switch try await engine.deliverability(of: entry, consumer: consumer) {
+                    case .deliverable: return entry
+                    case .gone: continue
+                    case .withdrawn:
+                        _ = try? await engine.releaseOutboxEntries([entry], consumer: consumer)
+                        continue
+                    }
+                }
                 // Subscribed before leasing, so that a commit made meanwhile ends the wait below at once.
                 let (subscription, signals) = engine.changeNotifier.subscribe()
                 defer { engine.changeNotifier.cancel(subscription) }

@@ -413,10 +413,18 @@ struct WriteSession {
     /// queue, so that its withdrawn consent or its erasure reaches them.
     private func moveQueuedMessages(from survivor: CustomerID, to restored: CustomerID, after sequence: Int64, adopted: Set<RunID>) throws {
         for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivor, afterSequence: sequence, limit: .max)) {
-            // A webhook has no address: it follows the record that started its run (its body was made from it), so
-            // that the restored customer's erasure reaches it.
-            if case .webhook = entry.payload, let run = entry.runID, try startedBy(run: run, adopted: adopted, restored: restored) == restored {
+            // A webhook has no address, nor a push message (it goes to the customer's id): they follow the record that
+            // started their run (their bodies were made from it), so that the restored customer's erasure reaches them.
+            var followsItsRun = false
+            if case .message(let message) = entry.payload, message.channel == .push { followsItsRun = true }
+            if case .webhook = entry.payload { followsItsRun = true }
+            if followsItsRun {
+                guard let run = entry.runID, try startedBy(run: run, adopted: adopted, restored: restored) == restored else { continue }
                 entry.customerID = restored
+                if case .message(var message) = entry.payload {
+                    message.recipient = restored.rawValue
+                    entry.payload = .message(message)
+                }
                 try tx.updateOutboxEntry(entry)
                 continue
             }

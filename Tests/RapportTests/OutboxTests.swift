@@ -322,6 +322,38 @@ struct OutboxTests {
         #expect(try await crm.outboxEntries().entries.count == 1)
     }
 
+    /// A push message goes to a customer id: queued while merged, it follows the record that started its run too, and
+    /// goes to the restored customer's id.
+    @Test(arguments: Backend.allCases)
+    func aPushMessageQueuedWhileMergedFollowsTheRecordThatStartedIt(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.defineEventType(EventTypeDefinition(type: "visit", properties: [EventPropertyDefinition(key: "page", type: .string)]))
+        _ = try await crm.createRule(
+            RuleDefinition(
+                name: "Nudge", trigger: .event(type: "visit"), actions: [.sendMessage(MessageAction(channel: .push, template: "nudge", body: "{{ event.properties.page }}"))]))
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")])).id
+        clock.advance(by: .seconds(1))
+        let bea = try await crm.createCustomer(NewCustomer(identities: [.email("bea@example.com")])).id
+        for customer in [ada, bea] {
+            _ = try await crm.recordConsent(ConsentInput(customerID: customer, channel: .push, purpose: .marketing, status: .granted, source: "app"))
+        }
+        let merge = try await crm.mergeCustomers(ada, bea)
+        _ = try await crm.ingest([
+            event("bea-visit", "visit", at: clock.now(), .email("bea@example.com"), properties: ["page": .string("/bea")]),
+            event("ada-visit", "visit", at: clock.now(), .email("ada@example.com"), properties: ["page": .string("/ada")]),
+        ])
+        _ = try await crm.unmerge(merge.merge.id)
+        func pushes(_ customer: CustomerID) async throws -> [String] {
+            try await crm.outboxEntries(customer: customer).entries.map { entry in
+                if case .message(let message) = entry.payload { "\(message.recipient) \(message.body)" } else { "" }
+            }
+        }
+        #expect(try await pushes(bea) == ["\(bea.rawValue) /bea"])
+        #expect(try await pushes(ada) == ["\(ada.rawValue) /ada"])
+        try await crm.deleteCustomer(bea)
+        #expect(try await crm.outboxEntries().entries.count == 1)
+    }
+
     @Test(arguments: Backend.allCases)
     func anAcknowledgementSkipsEntriesThatNoLongerExist(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
@@ -502,6 +534,27 @@ struct OutboxTests {
         let after = try #require(try await deliveries.next())
         #expect(subject(after) == "b1")
         #expect(after.attempts == 2)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func deliveriesDoNotHandOutWhatWasErasedOrWithdrawnWhileBuffered() async throws {
+        let test = TestRapport()
+        try await setUp(test.crm, customers: ["ada@example.com", "bob@example.com", "cy@example.com"])
+        for (id, email) in [("a1", "ada@example.com"), ("b1", "bob@example.com"), ("c1", "cy@example.com")] {
+            try await visit(test.crm, id, email, at: test.clock.now())
+        }
+        var deliveries = test.crm.outboxDeliveries(consumer: "worker").makeAsyncIterator()
+        let first = try #require(try await deliveries.next())
+        #expect(subject(first) == "a1")  // b1 and c1 were leased with it and wait in the iterator
+        try await test.crm.deleteCustomer(try #require(try await test.crm.findCustomer(.email("bob@example.com"))).id)
+        let cy = try #require(try await test.crm.findCustomer(.email("cy@example.com"))).id
+        _ = try await test.crm.recordConsent(ConsentInput(customerID: cy, channel: .email, purpose: .marketing, status: .revoked, source: "unsubscribe"))
+        try await test.crm.acknowledgeOutbox([first.id])
+        try await visit(test.crm, "a2", "ada@example.com", at: test.clock.now())
+        // Bob's is gone with him; Cy's goes back and fails as withdrawn; Ada's next one comes.
+        #expect(subject(try #require(try await deliveries.next())) == "a2")
+        let cys = try await test.crm.outboxEntries(customer: cy).entries
+        #expect(cys.map(\.state) == [.failed])
+        #expect(cys.first?.lastError.hasPrefix("withdrawn:") == true)
     }
 
     @Test func aJobThatFailsOnStorageGoesBackWithoutHoldingUpTheOthers() async throws {
