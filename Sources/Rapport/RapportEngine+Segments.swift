@@ -142,7 +142,7 @@ extension RapportEngine {
         // element, so that it differs from an unchanged one.
         var fingerprint = [id.rawValue, ifMatch ?? "", changes.name ?? "", changes.description ?? "", changes.expression ?? ""]
         if changes.description == "" { fingerprint.append("description cleared") }
-        let updated: Segment = try await mutate("updateSegment", requestID: requestID, fingerprint: fingerprint) { tx in
+        let updated: Segment = try await mutate("updateSegment", requestID: requestID, fingerprint: fingerprint) { [catalogs, logger] tx in
             guard var segment = try tx.segment(id) else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
             try Self.check(etag: ifMatch, version: segment.version, entity: "segment", id: id.rawValue)
             var rebuild = false
@@ -150,6 +150,11 @@ extension RapportEngine {
                 guard segment.kind == .dynamic else { throw RapportError.invalid("expression", "a list has no expression: its members are added by hand") }
                 let compiled = try Self.compileSegment(expression, tx: tx, field: "expression")
                 try Self.checkNoCycle(segment: id, references: compiled.requirements.segmentIDs, tx: tx)
+                // Members found by an expression that read personal data, and the feed's entries and exits of them,
+                // stay: they stay hidden from roles without personal data whatever the new expression reads.
+                if segment.revealedPersonalData == nil, let path = try catalogs.catalog(tx, logger: { logger.error("\($0)") }).revealingPersonalData[id] {
+                    segment.revealedPersonalData = path
+                }
                 segment.expression = expression
                 rebuild = true
             }

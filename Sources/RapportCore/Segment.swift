@@ -44,6 +44,9 @@ public struct Segment: Hashable, Sendable, Codable {
     public var memberCount: Int64
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
+    /// The personal data an earlier expression of this segment read (`customer.birthday.month`), if one did: the
+    /// members it found, and what the change feed says of them, stay hidden from roles without personal data.
+    public var revealedPersonalData: String?
 
     public init(
         id: SegmentID, key: String, name: String, description: String = "", kind: SegmentKind, expression: String, version: Int64 = 1,

@@ -305,7 +305,8 @@ extension Rapport_V1_SegmentService {
         /// > Source IDL Documentation:
         /// >
         /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
-        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`; or by an earlier expression,
+        /// > whose members and feed entries stay): who is in it is that data.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_ListSegmentMembersRequest` messages.
@@ -508,7 +509,8 @@ extension Rapport_V1_SegmentService {
         /// > Source IDL Documentation:
         /// >
         /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
-        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`; or by an earlier expression,
+        /// > whose members and feed entries stay): who is in it is that data.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
@@ -709,7 +711,8 @@ extension Rapport_V1_SegmentService {
         /// > Source IDL Documentation:
         /// >
         /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
-        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`; or by an earlier expression,
+        /// > whose members and feed entries stay): who is in it is that data.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_ListSegmentMembersRequest` message.
@@ -1339,7 +1342,8 @@ extension Rapport_V1_SegmentService {
         /// > Source IDL Documentation:
         /// >
         /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
-        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`; or by an earlier expression,
+        /// > whose members and feed entries stay): who is in it is that data.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
@@ -1660,7 +1664,8 @@ extension Rapport_V1_SegmentService {
         /// > Source IDL Documentation:
         /// >
         /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
-        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+        /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`; or by an earlier expression,
+        /// > whose members and feed entries stay): who is in it is that data.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
@@ -2006,7 +2011,8 @@ extension Rapport_V1_SegmentService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
-    /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+    /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`; or by an earlier expression,
+    /// > whose members and feed entries stay): who is in it is that data.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_ListSegmentMembersRequest` message.
@@ -2341,7 +2347,8 @@ extension Rapport_V1_SegmentService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > PERMISSION_DENIED to roles without personal data (analyst, read-only) for a segment defined by personal data
-    /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`): who is in it is that data.
+    /// > (a birthday's month and day, e-mails, phones; directly or through `in_segment`; or by an earlier expression,
+    /// > whose members and feed entries stay): who is in it is that data.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -221,6 +221,17 @@ struct MaskingTests {
             #expect(Set(everything.filter { $0.kind == .segmentEntered }.map(\.segmentID)) == [december.id, through.id, plain.id])
             #expect(shown.filter { $0.kind == .segmentEntered }.map(\.segmentID) == [plain.id])
             #expect(shown.map(\.cursor) == everything.filter { ![december.id, through.id].contains($0.segmentID) }.map(\.cursor))
+            // Given an expression that reads no personal data, what the earlier one found (members kept with their
+            // times, the feed's entries) stays hidden.
+            try await c.as(.admin) {
+                _ = try await c.segments.updateSegment(
+                    .with { $0.segment = .with { $0.id = december.id; $0.expression = "stats.order_count >= 0" }; $0.updateMask = .with { $0.paths = ["expression"] } })
+                try await c.engine.advanceManualClock(to: c.clock.now() + .seconds(60))
+            }
+            let still = await expectRPCError(.permissionDenied) { try await c.segments.listSegmentMembers(.with { $0.segmentID = december.id }) }
+            #expect(still?.message.contains("an earlier expression: customer.birthday") == true)
+            await expectRPCError(.permissionDenied) { try await c.segments.listSegmentMembers(.with { $0.segmentID = through.id }) }
+            #expect(try await feed().filter { $0.kind == .segmentEntered }.map(\.segmentID) == [plain.id])
             // Deleted, they still do not show: what they were defined by is not known any more.
             try await c.as(.admin) {
                 _ = try await c.segments.deleteSegment(.with { $0.id = through.id })

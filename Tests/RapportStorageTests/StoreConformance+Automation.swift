@@ -126,6 +126,7 @@ extension StoreConformance {
         // The store keeps the count: an update that carries another count does not change it.
         var renamed = vip
         renamed.name = "Renamed"
+        renamed.revealedPersonalData = "customer.birthday.month"
         renamed.memberCount = 99
         try await store.write { [renamed] tx in
             try tx.updateSegment(renamed)
@@ -133,6 +134,7 @@ extension StoreConformance {
         }
         #expect(try await store.read { try $0.segment(vip.id)?.memberCount } == 2)
         #expect(try await store.read { try $0.segment(vip.id)?.name } == "Renamed")
+        #expect(try await store.read { try $0.segment(vip.id)?.revealedPersonalData } == "customer.birthday.month")
         await #expect(throws: RapportError.notFound(entity: "segment membership", id: "seg_1/cus_c")) {
             try await store.write { try $0.deleteDynamicMembership(segment: vip.id, customer: F.customerID("c")) }
         }

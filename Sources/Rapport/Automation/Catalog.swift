@@ -158,6 +158,8 @@ final class CatalogCache: Sendable {
             catalog.revealingPersonalData[id] = nil
             if let (path, _) = RapportEngine.personalPath(in: entry.predicate.syntax) {
                 catalog.revealingPersonalData[id] = path
+            } else if let earlier = entry.segment.revealedPersonalData {
+                catalog.revealingPersonalData[id] = "an earlier expression: \(earlier)"
             } else if let through = entry.predicate.requirements.segmentIDs.sorted().lazy.map(SegmentID.init(uncheckedRawValue:))
                 .first(where: { catalog.revealingPersonalData[$0] != nil })
             {
