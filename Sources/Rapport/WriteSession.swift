@@ -174,6 +174,8 @@ struct WriteSession {
         let sequence = try tx.allocateSequence(1)
         let id = engine.ids.make(MergeID.self, at: now)
         let segments = try tx.memberships(of: absorbedID).filter { try tx.isDynamicMember(segment: $0.segmentID, customer: absorbedID) }
+        let absorbedLists = try listIDs(of: absorbedID)
+        let survivorLists = try listIDs(of: survivorID)
         var record = MergeRecord(
             id: id, survivorID: survivorID, absorbedID: absorbedID, reason: reason, mergedAt: now, sequence: sequence,
             survivorBefore: survivor, absorbedBefore: absorbed, absorbedSegments: segments)
@@ -194,6 +196,13 @@ struct WriteSession {
         for membership in segments {
             _ = try tx.appendChange(
                 kind: .segmentExited, customerID: absorbedID, otherCustomerID: survivorID, mergeID: id, segmentID: membership.segmentID, at: now)
+        }
+        // Its lists go over to the survivor with its records: the feed says so too (no rule runs, as for segments).
+        for list in absorbedLists.sorted() {
+            _ = try tx.appendChange(kind: .segmentExited, customerID: absorbedID, otherCustomerID: survivorID, mergeID: id, segmentID: list, at: now)
+            if !survivorLists.contains(list) {
+                _ = try tx.appendChange(kind: .segmentEntered, customerID: survivorID, otherCustomerID: absorbedID, mergeID: id, segmentID: list, at: now)
+            }
         }
         try tx.deleteDynamicMemberships(of: absorbedID)
         try tx.deleteJob("recheck:\(absorbedID.rawValue)")
@@ -232,8 +241,17 @@ struct WriteSession {
 
         // Everything that came from the absorbed side (itself and what had been merged into it) goes back.
         let side = try Self.standingSide(of: absorbedID, tx: tx)
+        let survivorListsBefore = try listIDs(of: survivorID)
         try tx.reassign(owner: survivorID, homes: side, to: absorbedID)
         try tx.updateCustomer(merge.absorbedBefore)
+        // The lists it was in (added through its id) come back with it: the feed says so (no rule runs).
+        let survivorListsAfter = try listIDs(of: survivorID)
+        for list in survivorListsBefore.subtracting(survivorListsAfter).sorted() {
+            _ = try tx.appendChange(kind: .segmentExited, customerID: survivorID, otherCustomerID: absorbedID, mergeID: mergeID, segmentID: list, at: now)
+        }
+        for list in try listIDs(of: absorbedID).sorted() {
+            _ = try tx.appendChange(kind: .segmentEntered, customerID: absorbedID, otherCustomerID: survivorID, mergeID: mergeID, segmentID: list, at: now)
+        }
         merge.unmergedAt = now
         try tx.updateMerge(merge)
 
@@ -306,6 +324,11 @@ struct WriteSession {
         try record(.customersUnmerged, survivorID, other: absorbedID, merge: mergeID)
         engine.logger.info("unmerged customers", metadata: ["survivor": "\(survivorID)", "restored": "\(absorbedID)", "merge": "\(mergeID)"])
         return (survivorID, absorbedID)
+    }
+
+    /// The static lists `customer` is in.
+    private func listIDs(of customer: CustomerID) throws -> Set<SegmentID> {
+        Set(try tx.memberships(of: customer).map(\.segmentID).filter { try !tx.isDynamicMember(segment: $0, customer: customer) })
     }
 
     /// When each customer of `survivor`'s standing side joined it, through a chain of merges (itself: always).

@@ -140,7 +140,8 @@ public enum ChangeKind: String, Hashable, Sendable, Codable, CaseIterable {
     case engagementRecorded = "engagement_recorded"
     /// The customer entered the segment named.
     case segmentEntered = "segment_entered"
-    /// The customer left the segment named (a customer merged away leaves its dynamic segments with the merge).
+    /// The customer left the segment named (a customer merged away leaves its dynamic segments with the merge; its
+    /// lists go over to the survivor, which enters those it was not in, and back on an unmerge).
     case segmentExited = "segment_exited"
 }
 

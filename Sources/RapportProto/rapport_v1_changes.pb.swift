@@ -51,7 +51,9 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
 
   /// The customer left the segment named by `segment_id`. A customer merged into another leaves its dynamic
   /// segments with the merge (`merge_id` and `other_customer_id`, the survivor, are set then), and enters those that
-  /// hold again when the merge is undone.
+  /// hold again when the merge is undone. Static lists follow the customers their members were added as: a merge
+  /// moves the absorbed customer's lists to the survivor, an unmerge moves them back, each as an exit and an entry
+  /// with `merge_id` set (no rules run).
   case segmentExited // = 9
   case UNRECOGNIZED(Int)
 

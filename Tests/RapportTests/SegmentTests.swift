@@ -302,13 +302,23 @@ struct SegmentTests {
         #expect(try await crm.addToList(list.id, customers: [shopAda.id]).unchanged == [shopAda.id])
         #expect(try await memberIDs(crm, inList.id) == [shopAda.id])  // a dynamic segment saw the list change
 
+        // A mirror of the list kept from the change feed alone stays true through merges and unmerges.
+        func mirror() async throws -> Set<CustomerID> {
+            var members = Set<CustomerID>()
+            for change in try await crm.changes(after: 0, limit: 1000) where change.segmentID == list.id {
+                if change.kind == .segmentEntered { members.insert(change.customerID) } else { members.remove(change.customerID) }
+            }
+            return members
+        }
         let merge = try await crm.mergeCustomers(ada.id, shopAda.id)
         #expect(try await memberIDs(crm, list.id) == [ada.id])
         #expect(try await memberIDs(crm, inList.id) == [ada.id])
         #expect(try await crm.segment(list.id).memberCount == 1)
+        #expect(try await mirror() == [ada.id])
 
         _ = try await crm.unmerge(merge.merge.id)
         #expect(try await memberIDs(crm, list.id) == [shopAda.id])
+        #expect(try await mirror() == [shopAda.id])
         #expect(try await memberIDs(crm, inList.id) == [shopAda.id])
         #expect(try await crm.segment(inList.id).memberCount == 1)
 
@@ -327,6 +337,7 @@ struct SegmentTests {
         _ = try await crm.unmerge(again.merge.id)
         #expect(try await memberIDs(crm, list.id) == [shopAda.id])
         #expect(try await crm.segment(list.id).memberCount == 1)
+        #expect(try await mirror() == [shopAda.id])
     }
 
     @Test func previewCountsAndSamplesWithoutSaving() async throws {
