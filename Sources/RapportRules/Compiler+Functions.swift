@@ -249,11 +249,19 @@ extension Compiler {
             // stay far from overflowing).
             let near = Int(min(max(k, -2), 370))
             let candidates = [v - near - 1, v - near, v - near + 1, jump, jump + next - near - 1, jump + next - near, jump + next - near + 1]
+            func midnight(_ offset: Int) -> Int64 {
+                ZonedTime.instant(LocalDate.civil(daysSinceEpoch: day + offset), LocalTime(hour: 0), in: zone).millisecondsSinceEpoch
+            }
             for offset in Set(candidates.filter { $0 >= 1 && $0 <= jump + next + 1 }).sorted()
             where holds(op, Int64(daysUntil(birthday, from: day + offset)), k) != truth {
-                s.changes(at: ZonedTime.instant(LocalDate.civil(daysSinceEpoch: day + offset), LocalTime(hour: 0), in: zone).millisecondsSinceEpoch)
-                break
+                s.changes(at: midnight(offset))
+                return truth
             }
+            // Unchanged through both cycles: a later one may be longer (365 is reached only in the year before a leap
+            // year), so it is looked at again when the cycle after next begins; unless no count (0 to 365) compares
+            // otherwise.
+            let varies = op == .equal || op == .notEqual ? (0...365).contains(k) : holds(op, 0, k) != holds(op, 365, k)  // the others are monotonic
+            if varies { s.changes(at: midnight(jump + next + 1)) }
             return truth
         }
     }

@@ -63,6 +63,22 @@ struct TimeTests {
         try checkExact("events_count(\"cart.updated\", within: 2d) == 1", context(events: events), expectChangeAt: at(days: 1, hours: -2))
     }
 
+    /// A count that reaches 365 only in the year before a leap year is looked at again each cycle until it does.
+    @Test func aBirthdayCountReachedOnlyInALaterCycleIsNotMissed() throws {
+        let compiled = try compile("days_until_birthday() == 365")
+        var current = context(customer(birthday: LocalDate(year: 1990, month: 3, day: 1), timeZone: "UTC"), now: at(days: -214))  // 2025-06-01
+        var (value, next) = compiled.matchesWithNextChange(current)
+        var steps = 0
+        while !value, let change = next, steps < 10 {
+            current.now = change
+            (value, next) = compiled.matchesWithNextChange(current)
+            steps += 1
+        }
+        #expect(value)
+        #expect(current.now == Timestamp(millisecondsSinceEpoch: 1_803_945_600_000))  // 2027-03-02, 365 days before 2028-03-01
+        #expect(steps == 1)  // looked at again when the cycle after next begins: the day it is 365
+    }
+
     /// Walking through time from one reported change to the next never misses a change: at every hour of 200
     /// days, the value equals the value at the last change instant reached (random histories and expressions).
     @Test func walkingFromChangeToChangeMissesNothing() throws {
