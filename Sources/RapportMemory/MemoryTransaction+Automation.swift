@@ -425,6 +425,14 @@ extension MemoryTransaction {
 
     func outboxEntries(_ query: OutboxQuery) throws -> [OutboxEntry] {
         var result: [OutboxEntry] = []
+        // A customer's open entries (a withdrawal of consent fails them) come from their own index, not a scan.
+        if let customer = query.customerID, !query.states.isEmpty, query.states.isSubset(of: [.pending, .leased]) {
+            for sequence in db.openOutbox[customer]?.ascending(after: query.afterSequence, limit: .max) ?? [] {
+                guard result.count < query.limit else { break }
+                if let entry = db.outboxIDsBySequence[sequence].flatMap({ db.outbox[$0] }), query.matches(entry) { result.append(entry) }
+            }
+            return result
+        }
         var after = query.afterSequence
         while result.count < query.limit {
             let batch = db.outboxBySequence.ascending(after: after, limit: 512)
