@@ -32,19 +32,20 @@ extension RapportEngine {
             var leased: [OutboxEntry] = []
             var consents: [CustomerID: [Consent]] = [:]
             var passedOver: Set<OutboxEntryID> = []
-            // A withdrawn message fails instead, which lets its customer's next entry go; an entry passed over leaves
-            // room for another customer's: look again until full.
+            // An entry passed over leaves room for the ones after it: look on from the last one read until full. A
+            // withdrawn message fails instead, which lets its customer's next entry go, wherever it stands: look
+            // again from the start then (once per failure at most).
+            var after: Int64 = 0
             while leased.count < limit {
-                let deliverable = try tx.deliverableOutboxEntries(at: now, limit: limit - leased.count + passedOver.count)
+                let wanted = limit - leased.count
+                let deliverable = try tx.deliverableOutboxEntries(at: now, after: after, limit: wanted)
                 var failed = 0
-                var passed = 0
                 for var entry in deliverable where !passedOver.contains(entry.id) {
                     // Entries stay with the customer they were queued for through a merge (an unmerge or an erasure
                     // takes them along), so one person's queue can span the customers merged together: the oldest
                     // open entry among them goes first.
                     guard try Self.isFirstOfItsPerson(entry, tx: tx) else {
                         passedOver.insert(entry.id)
-                        passed += 1
                         continue
                     }
                     if case .message(let message) = entry.payload {
@@ -72,9 +73,12 @@ extension RapportEngine {
                     try tx.updateOutboxEntry(entry)
                     leased.append(entry)
                 }
-                // Only a failed entry lets another of its customer's go, and one passed over another customer's:
-                // otherwise nothing more is deliverable.
-                guard failed > 0 || passed > 0 else { break }
+                if failed > 0 {
+                    after = 0
+                    continue
+                }
+                guard deliverable.count == wanted, let last = deliverable.last else { break }  // nothing after these
+                after = last.sequence
             }
             return leased
         }
@@ -126,8 +130,9 @@ extension RapportEngine {
     /// - Parameter consumer: the consumer reporting; when given, a report from a consumer whose lease expired
     ///   while another consumer holds the entry now is refused, so that it cannot undo the live lease.
     /// - Parameter attempt: the entry's ``OutboxEntry/attempts`` as it was leased to the reporter; when given, a
-    ///   report about an earlier lease (the entry was leased again since, by any consumer, the same name too) is
-    ///   refused, so that a worker whose lease ran out cannot undo the one that holds it now.
+    ///   report about an earlier lease (its lease ran out and the entry was leased again since, by any consumer, the
+    ///   same name too) is refused, so that a worker whose lease ran out cannot undo the one that holds it now. (An
+    ///   entry a worker released is not counted as an attempt: it must not report on it afterwards.)
     /// - Throws: `failedPrecondition` for an entry already delivered or failed, leased by another consumer, or
     ///   leased again since `attempt`.
     @discardableResult
@@ -234,7 +239,7 @@ extension RapportEngine {
     }
 
     /// Whether an entry leased for a consumer may still be handed out to its sender.
-    enum Deliverability { case deliverable, gone, withdrawn }
+    enum Deliverability { case deliverable(OutboxEntry), gone, withdrawn }
 
     /// Whether `entry`, leased for `consumer`, still is under that lease (not erased, failed or leased again), and,
     /// for a message, whether its customer still allows it.
@@ -243,9 +248,10 @@ extension RapportEngine {
             guard let current = try tx.outboxEntry(entry.id), current.state == .leased, current.leaseOwner == consumer,
                 current.leaseExpiresAt == entry.leaseExpiresAt
             else { return .gone }
-            guard case .message(let message) = current.payload else { return .deliverable }
+            guard case .message(let message) = current.payload else { return .deliverable(current) }
             let owner = try tx.activeCustomer(current.customerID).id
-            return WriteSession.allows(currentConsents(try tx.consents(of: owner)), channel: message.channel, purpose: message.purpose) ? .deliverable : .withdrawn
+            let allowed = WriteSession.allows(currentConsents(try tx.consents(of: owner)), channel: message.channel, purpose: message.purpose)
+            return allowed ? .deliverable(current) : .withdrawn
         }
     }
 
@@ -297,7 +303,7 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                     // Leased with its batch, maybe a while ago: an entry erased since is not handed out, nor a message
                     // its customer no longer allows (handed back, it fails when leased again, as any withdrawn one).
                     switch try await engine.deliverability(of: entry, consumer: consumer) {
-                    case .deliverable: return entry
+                    case .deliverable(let current): return current  // as stored now (an unmerge may have moved it)
                     case .gone: continue
                     case .withdrawn:
                         _ = try? await engine.releaseOutboxEntries([entry], consumer: consumer)

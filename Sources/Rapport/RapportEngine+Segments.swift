@@ -152,7 +152,9 @@ extension RapportEngine {
                 try Self.checkNoCycle(segment: id, references: compiled.requirements.segmentIDs, tx: tx)
                 // Members found by an expression that read personal data, and the feed's entries and exits of them,
                 // stay: they stay hidden from roles without personal data whatever the new expression reads.
-                if segment.revealedPersonalData == nil, let path = try catalogs.catalog(tx, logger: { logger.error("\($0)") }).revealingPersonalData[id] {
+                if segment.revealedPersonalData == nil, let path = try catalogs.catalog(tx, logger: { logger.error("\($0)") }).revealingPersonalData[id],
+                    path != AutomationCatalog.unreadable
+                {
                     segment.revealedPersonalData = path
                 }
                 segment.expression = expression

@@ -444,7 +444,8 @@ struct WriteSession {
             if followsItsRun {
                 guard let run = entry.runID, try startedBy(run: run, adopted: adopted, restored: restored) == restored else { continue }
                 entry.customerID = restored
-                if case .message(var message) = entry.payload {
+                // A push not sent yet goes to the restored customer's devices; one sent (or out) went where it said.
+                if entry.state == .pending, case .message(var message) = entry.payload {
                     message.recipient = restored.rawValue
                     entry.payload = .message(message)
                 }

@@ -119,9 +119,9 @@ public protocol AutomationReader {
     func outboxEntry(_ id: OutboxEntryID) throws -> OutboxEntry?
     func outboxEntry(idempotencyKey: String) throws -> OutboxEntry?
     func outboxEntries(_ query: OutboxQuery) throws -> [OutboxEntry]
-    /// Entries a consumer may take now, by sequence: for each customer, the oldest open entry, if it is pending
-    /// (or its lease expired) and available by `time`.
-    func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry]
+    /// Entries a consumer may take now, by sequence, after `after`: for each customer, the oldest open entry, if it
+    /// is pending (or its lease expired) and available by `time`.
+    func deliverableOutboxEntries(at time: Timestamp, after: Int64, limit: Int) throws -> [OutboxEntry]
     /// The sequence of `customer`'s oldest open (pending or leased) entry, if any.
     func firstOpenOutboxSequence(of customer: CustomerID) throws -> Int64?
 }
@@ -179,5 +179,10 @@ extension AutomationReader {
     /// The reference answer, from ``memberships(of:)``.
     public func segmentIDs(of customer: CustomerID) throws -> Set<SegmentID> {
         Set(try memberships(of: customer).map(\.segmentID))
+    }
+
+    /// ``deliverableOutboxEntries(at:after:limit:)`` from the first.
+    public func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry] {
+        try deliverableOutboxEntries(at: time, after: 0, limit: limit)
     }
 }

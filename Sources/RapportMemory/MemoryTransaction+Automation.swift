@@ -448,13 +448,19 @@ extension MemoryTransaction {
         return result
     }
 
-    func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry] {
+    func deliverableOutboxEntries(at time: Timestamp, after: Int64, limit: Int) throws -> [OutboxEntry] {
         var result: [OutboxEntry] = []
-        for sequence in db.outboxHeads {
-            guard result.count < limit else { break }
-            guard let entry = db.outboxIDsBySequence[sequence].flatMap({ db.outbox[$0] }) else { continue }
-            let free = entry.state == .pending || (entry.state == .leased && entry.leaseExpiresAt.map { $0 <= time } == true)
-            if free, entry.availableAt <= time { result.append(entry) }
+        var position = after
+        while result.count < limit {
+            let heads = db.outboxHeads.ascending(after: position, limit: 512)
+            for sequence in heads {
+                guard result.count < limit else { break }
+                guard let entry = db.outboxIDsBySequence[sequence].flatMap({ db.outbox[$0] }) else { continue }
+                let free = entry.state == .pending || (entry.state == .leased && entry.leaseExpiresAt.map { $0 <= time } == true)
+                if free, entry.availableAt <= time { result.append(entry) }
+            }
+            guard heads.count == 512, let last = heads.last else { break }
+            position = last
         }
         return result
     }

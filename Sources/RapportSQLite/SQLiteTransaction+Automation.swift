@@ -392,11 +392,11 @@ extension SQLiteTransaction {
         return try fetchAll(sql, arguments, decodeOutbox)
     }
 
-    func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry] {
+    func deliverableOutboxEntries(at time: Timestamp, after: Int64, limit: Int) throws -> [OutboxEntry] {
         try fetchAll(
             """
             SELECT details FROM outbox AS o
-            WHERE o.state IN ('pending', 'leased')
+            WHERE o.sequence > ? AND o.state IN ('pending', 'leased')
               AND (o.state = 'pending' OR o.lease_expires_at <= ?)
               AND o.available_at <= ?
               AND NOT EXISTS (
@@ -404,7 +404,7 @@ extension SQLiteTransaction {
                 WHERE p.customer_id = o.customer_id AND p.state IN ('pending', 'leased') AND p.sequence < o.sequence)
             ORDER BY o.sequence LIMIT ?
             """,
-            [time.millisecondsSinceEpoch, time.millisecondsSinceEpoch, max(0, limit)], decodeOutbox)
+            [after, time.millisecondsSinceEpoch, time.millisecondsSinceEpoch, max(0, limit)], decodeOutbox)
     }
 
     func firstOpenOutboxSequence(of customer: CustomerID) throws -> Int64? {

@@ -373,6 +373,10 @@ extension StoreConformance {
         }
         // a2 waits for a1; b1 is leased; c1 is not available yet; d's delivered entry does not hold d2 back.
         #expect(try await deliverable(10) == ["obx_a1", "obx_d2"])
+        // On from a sequence, and no more than asked for.
+        #expect(try await store.read { try $0.deliverableOutboxEntries(at: F.time(10), after: 1, limit: 10).map(\.id.rawValue) } == ["obx_d2"])
+        #expect(try await store.read { try $0.deliverableOutboxEntries(at: F.time(10), after: 0, limit: 1).map(\.id.rawValue) } == ["obx_a1"])
+        #expect(try await store.read { try $0.deliverableOutboxEntries(at: F.time(10), after: 6, limit: 10) }.isEmpty)
         #expect(try await deliverable(30) == ["obx_a1", "obx_c1", "obx_d2"])
         #expect(try await deliverable(50) == ["obx_a1", "obx_b1", "obx_c1", "obx_d2"])  // the lease expired
         var delivered = F.outbox("a1", customer: "a", sequence: 1, state: .delivered, updated: 20)

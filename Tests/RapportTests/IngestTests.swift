@@ -490,7 +490,9 @@ extension FailingWriter {
     func outboxEntry(_ id: OutboxEntryID) throws -> OutboxEntry? { try base.outboxEntry(id) }
     func outboxEntry(idempotencyKey: String) throws -> OutboxEntry? { try base.outboxEntry(idempotencyKey: idempotencyKey) }
     func outboxEntries(_ query: OutboxQuery) throws -> [OutboxEntry] { try base.outboxEntries(query) }
-    func deliverableOutboxEntries(at time: Timestamp, limit: Int) throws -> [OutboxEntry] { try base.deliverableOutboxEntries(at: time, limit: limit) }
+    func deliverableOutboxEntries(at time: Timestamp, after: Int64, limit: Int) throws -> [OutboxEntry] {
+        try base.deliverableOutboxEntries(at: time, after: after, limit: limit)
+    }
     func firstOpenOutboxSequence(of customer: CustomerID) throws -> Int64? { try base.firstOpenOutboxSequence(of: customer) }
     func bumpDefinitionsVersion() throws { try base.bumpDefinitionsVersion() }
     func putEventTypeDefinition(_ definition: EventTypeDefinition) throws { try base.putEventTypeDefinition(definition) }

@@ -75,6 +75,8 @@ final class AutomationCatalog: @unchecked Sendable {
     var segmentRequirements: Requirements
     /// The dynamic segments whose membership tells personal data, with the path that does (or why it is assumed).
     var revealingPersonalData: [SegmentID: String] = [:]
+    /// What ``revealingPersonalData`` says of a segment whose expression does not compile: nothing is shown that might.
+    static let unreadable = "an expression that cannot be read"
 
     /// Nothing to maintain and nothing to trigger: transactions skip automation entirely.
     var isIdle: Bool { dynamicSegments.isEmpty && rulesByEventType.isEmpty && rulesBySegmentEntered.isEmpty && rulesBySegmentExited.isEmpty && dateRules.isEmpty }
@@ -152,7 +154,7 @@ final class CatalogCache: Sendable {
         for entry in catalog.dynamicSegments { catalog.segmentRequirements.formUnion(entry.predicate.requirements) }
         // Membership that tells personal data: a segment reading it, or naming one that does (dependencies come
         // first). One that does not compile is taken to: nothing is shown that might.
-        for segment in segments where segment.kind == .dynamic { catalog.revealingPersonalData[segment.id] = "an expression that cannot be read" }
+        for segment in segments where segment.kind == .dynamic { catalog.revealingPersonalData[segment.id] = AutomationCatalog.unreadable }
         for entry in catalog.dynamicSegments {
             let id = entry.segment.id
             catalog.revealingPersonalData[id] = nil
