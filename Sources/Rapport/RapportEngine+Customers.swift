@@ -20,6 +20,7 @@ extension RapportEngine {
         let now = clock.now()
         let id = ids.make(CustomerID.self, at: now)
         return try await mutate("createCustomer", requestID: requestID, fingerprint: input) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             // Every bad field at once: the identities' problems and the profile's (which needs the schema).
             var validator = Validator()
             for violation in identityViolations { validator.add(violation.field, violation.problem) }
@@ -81,9 +82,9 @@ extension RapportEngine {
         _ id: CustomerID, set profile: CustomerProfile, fields: Set<CustomerField>, ifMatch: String? = nil, requestID: String? = nil
     ) async throws(RapportError) -> Customer {
         guard !fields.isEmpty else { throw .invalid("update_mask", "names no field to update") }
-        let now = clock.now()
         let fingerprint = UpdateFingerprint(id: id, profile: profile, fields: fields.map(\.path).sorted(), ifMatch: ifMatch)
         return try await mutate("updateCustomer", requestID: requestID, fingerprint: fingerprint) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
             var updated = record.profile
@@ -124,8 +125,8 @@ extension RapportEngine {
         -> Customer
     {
         let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
-        let now = clock.now()
         return try await mutate("addIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
             if let owner = try tx.storedIdentity(identity) {
@@ -147,8 +148,8 @@ extension RapportEngine {
         -> Customer
     {
         let identity = try normalizer.normalize(kind: input.kind, source: input.source, value: input.value)
-        let now = clock.now()
         return try await mutate("removeIdentity", requestID: requestID, fingerprint: [id.rawValue, identity.key, ifMatch ?? ""]) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             var record = try tx.activeCustomer(id)
             try Customer.check(etag: ifMatch, of: id, against: record)
             guard let owner = try tx.storedIdentity(identity, ownedBy: record.id) else {
@@ -169,8 +170,8 @@ extension RapportEngine {
     /// The id of a customer merged into another is refused (`failedPrecondition`): erasing the survivor erases
     /// both, which the caller should ask for by its id, or undo the merge and erase the one customer.
     public func deleteCustomer(_ id: CustomerID, ifMatch: String? = nil, requestID: String? = nil) async throws(RapportError) {
-        let now = clock.now()
         let _: Done = try await mutate("deleteCustomer", requestID: requestID, fingerprint: [id.rawValue, ifMatch ?? ""]) { tx in
+            let now = self.clock.now()  // read in the transaction: a change committed later is stamped later
             if case .merged(let into, let merge) = try tx.customer(id)?.state {
                 throw RapportError.failedPrecondition(
                     "customer \(id) was merged into \(into) by merge \(merge): erase \(into) (with everything merged into it), or undo the merge and erase \(id) alone")

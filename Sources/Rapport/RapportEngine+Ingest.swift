@@ -54,6 +54,7 @@ extension RapportEngine {
         // The mode is part of the request: the same items sent all-or-nothing are not a retry of a skip-invalid call.
         let digest = (requestID ?? "").isEmpty ? "" : (fingerprint ?? Self.fingerprint(of: items)) + (mode == .allOrNothing ? ":all-or-nothing" : "")
         let applied: IngestApplied = try await mutate("ingest", requestID: requestID, fingerprint: digest) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             var session = WriteSession(tx: tx, engine: self, now: now)
             session.reserve(valid.count)
             var sequence = try tx.allocateSequence(valid.count)

@@ -22,6 +22,7 @@ extension RapportEngine {
         try validator.check()
         let id = ids.make(InteractionID.self, at: now)
         return try await mutate("recordInteraction", requestID: requestID, fingerprint: input) { tx in
+            let now = self.clock.now()  // read in the transaction: a change committed later is stamped later
             // Kept with the customer it names (its home): an unmerge hands it back to that customer.
             let owner = try tx.activeCustomer(input.customerID).id
             let interaction = Interaction(
@@ -50,6 +51,7 @@ extension RapportEngine {
         try validator.check()
         let id = ids.make(ConsentID.self, at: now)
         return try await mutate("recordConsent", requestID: requestID, fingerprint: input) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             // Kept with the customer it names (its home): an unmerge hands it back to that customer.
             let owner = try tx.activeCustomer(input.customerID).id
             let consent = Consent(

@@ -28,8 +28,8 @@ extension RapportEngine {
     ///   `failedPrecondition` when a customer was already merged into another.
     public func mergeCustomers(_ first: CustomerID, _ second: CustomerID, requestID: String? = nil) async throws(RapportError) -> MergeResult {
         guard first != second else { throw .invalid("customer_ids", "a customer cannot be merged with itself") }
-        let now = clock.now()
         return try await mutate("mergeCustomers", requestID: requestID, fingerprint: [first, second]) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             let records = [try tx.customer(first), try tx.customer(second)]
             for (index, record) in records.enumerated() {
                 guard let record else { throw RapportError.notFound(entity: "customer", id: (index == 0 ? first : second).rawValue) }
@@ -52,8 +52,8 @@ extension RapportEngine {
     /// Merges into the same survivor can be undone in any order. A merge whose survivor was itself merged later
     /// needs that later merge undone first (`failedPrecondition`).
     public func unmerge(_ mergeID: MergeID, requestID: String? = nil) async throws(RapportError) -> UnmergeResult {
-        let now = clock.now()
         return try await mutate("unmerge", requestID: requestID, fingerprint: mergeID) { [self] tx in
+            let now = clock.now()  // read in the transaction: a change committed later is stamped later
             var session = WriteSession(tx: tx, engine: self, now: now)
             let (survivor, restored) = try session.unmerge(mergeID)
             try session.finish()
