@@ -18,10 +18,15 @@ public struct IdentityInput: Hashable, Sendable, Codable {
         self.value = value
     }
 
+    /// An e-mail address (trimmed and lower-cased when normalized).
     public static func email(_ value: String) -> IdentityInput { IdentityInput(kind: .email, value: value) }
+    /// A phone number, international (`+44 20 7946 0958`) or national in the engine's default region.
     public static func phone(_ value: String) -> IdentityInput { IdentityInput(kind: .phone, value: value) }
+    /// A loyalty or member card number.
     public static func memberCard(_ value: String) -> IdentityInput { IdentityInput(kind: .memberCard, value: value) }
+    /// An id in another system (`source`: a marketplace or shop platform such as `shopify`).
     public static func externalID(_ value: String, source: String) -> IdentityInput { IdentityInput(kind: .externalID, source: source, value: value) }
+    /// An anonymous device or browser id.
     public static func anonymousID(_ value: String) -> IdentityInput { IdentityInput(kind: .anonymousID, value: value) }
 }
 
@@ -39,7 +44,7 @@ public struct NewCustomer: Hashable, Sendable, Codable {
 
 /// One event to ingest.
 public struct EventInput: Hashable, Sendable, Codable {
-    /// The sender's unique id for the event: the idempotency key (1 to 128 printable characters).
+    /// The sender's unique id for the event: the idempotency key (1 to 128 bytes of UTF-8 on one line, without NUL).
     public var id: String
     /// Lower-case words joined by `.` or `_`, such as `checkout.started`.
     public var type: String

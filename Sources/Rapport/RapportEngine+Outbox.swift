@@ -191,8 +191,9 @@ extension RapportEngine {
     }
 
     /// The entries a consumer should deliver, leased as they are taken, as an endless sequence: it waits for new
-    /// entries (and for expired leases) and ends only when the consumer stops iterating, the task is cancelled, or
-    /// the engine's watchers are finished (``finishChangeWatchers()``, a server shutting down).
+    /// entries (and for expired leases) and ends only when the consumer stops iterating, the task is cancelled (it
+    /// throws `CancellationError` then, having handed back what it had leased and not handed out), or the engine's
+    /// watchers are finished (``finishChangeWatchers()``, a server shutting down).
     /// Acknowledge each entry with ``acknowledgeOutbox(_:)`` once delivered. Entries are leased a batch at a time: a
     /// consumer that stops early calls the iterator's `release()` to hand back those it was not given yet.
     ///

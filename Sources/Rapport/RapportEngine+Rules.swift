@@ -222,7 +222,7 @@ extension RapportEngine {
         }
     }
 
-    /// The value of every part of an expression for a customer (and an event of `eventType`).
+    /// The value of every part of an expression for a customer (and `event`, for an expression that reads `event.*`).
     public func explainExpression(_ expression: String, customer: CustomerID, event: EventInput? = nil) async throws(RapportError) -> Explanation {
         let now = clock.now()
         let zone = automationSettings.defaultTimeZone

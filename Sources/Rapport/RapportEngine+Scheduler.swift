@@ -111,14 +111,21 @@ extension RapportEngine {
         }
     }
 
+    /// Schedules the daily housekeeping job, unless it is already: it forgets finished rule runs and delivered or
+    /// failed outbox entries after their retention (``AutomationSettings``), and old request-id records.
+    /// ``runScheduler()`` calls it; an app that runs ``runDueJobs(limit:)`` itself calls it once.
+    public func startHousekeeping() async throws(RapportError) {
+        try await write { tx in
+            if try tx.job("housekeeping") == nil { try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: self.clock.now(), kind: .housekeeping)) }
+        }
+    }
+
     /// Runs jobs as they come due, waking at the next due time (read from the engine's clock) or when a commit
     /// may have scheduled an earlier one, until the task is cancelled. For servers; housekeeping is scheduled
     /// on first start.
     public func runScheduler() async {
         do {
-            try await write { tx in
-                if try tx.job("housekeeping") == nil { try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: self.clock.now(), kind: .housekeeping)) }
-            }
+            try await startHousekeeping()
         } catch {
             logger.error("cannot schedule housekeeping", metadata: ["error": "\(error)"])
         }

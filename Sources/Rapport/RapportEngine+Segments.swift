@@ -260,8 +260,9 @@ extension RapportEngine {
         try await currentCatalog().revealingPersonalData
     }
 
-    /// Whether who entered or left segment `id` may be shown to roles without personal data: not when the segment
-    /// is defined by personal data, nor when it no longer exists (what it was defined by is not known any more).
+    /// True when who entered or left segment `id` must be hidden from roles without personal data: the segment is
+    /// defined by personal data (now or by an earlier expression), or it no longer exists (what it was defined by
+    /// is not known any more).
     public func segmentMayRevealPersonalData(_ id: SegmentID) async throws(RapportError) -> Bool {
         let catalog = try await currentCatalog()
         return catalog.revealingPersonalData[id] != nil || catalog.segments[id] == nil

@@ -12,7 +12,10 @@ import Synchronization
 ///     profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")]))
 /// ```
 ///
-/// Every method runs in one storage transaction and throws ``RapportError``; a call that throws changed nothing.
+/// Every method throws ``RapportError``. A method that changes data runs in one storage transaction, and a call that
+/// throws changed nothing; except that creating or changing a segment or rule commits it first and then builds its
+/// membership or plans its dates in transactions of their own (a store that fails then is caught up by the
+/// scheduler), and running due jobs or advancing a manual clock runs each job in its own transaction.
 public final class RapportEngine: Sendable {
     /// The storage backend.
     public let store: any Store

@@ -27,7 +27,8 @@ public enum RapportError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidArgument([FieldViolation])
     /// The entity (`customer`, `order`, `merge`...) with this id does not exist.
     case notFound(entity: String, id: String)
-    /// An entity with this key already exists (an identity owned by another customer, a duplicate id...).
+    /// An entity with this key already exists (an identity added to a customer while another owns it, a duplicate
+    /// id...). A new customer's identity that another owns is an `invalidArgument` naming it (`identities[i]`).
     case alreadyExists(entity: String, id: String)
     /// An optimistic-concurrency check failed: the caller's etag is not the stored one.
     case etagMismatch(entity: String, id: String, expected: String, actual: String)

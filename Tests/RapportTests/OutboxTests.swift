@@ -493,6 +493,22 @@ struct OutboxTests {
         #expect(try await test.crm.runs().runs.isEmpty)
     }
 
+    /// An app that runs due jobs itself starts housekeeping once; retention follows the settings it gave.
+    @Test func housekeepingStartedByAnAppThatRunsDueJobsItselfFollowsItsRetention() async throws {
+        let test = TestRapport(automation: AutomationSettings(outboxRetention: .seconds(7 * 86_400)))
+        try await setUp(test.crm)
+        try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
+        let entry = try #require(try await test.crm.leaseOutbox(consumer: "m").first)
+        try await test.crm.acknowledgeOutbox([entry.id])
+        try await test.crm.startHousekeeping()
+        try await test.crm.startHousekeeping()  // once is enough; again changes nothing
+        #expect(try await test.crm.nextJobDue() == test.clock.now())
+        try await test.advance(by: .seconds(6 * 86_400))
+        #expect(try await test.crm.outboxEntries().entries.count == 1)
+        try await test.advance(by: .seconds(2 * 86_400))
+        #expect(try await test.crm.outboxEntries().entries.isEmpty)
+    }
+
     @Test func aConsumerWhoseLeaseExpiredCannotUndoAnotherConsumersLease() async throws {
         let test = TestRapport()
         try await setUp(test.crm)
