@@ -98,19 +98,31 @@ extension RapportEngine {
         return key
     }
 
-    /// Creates an admin key named `name` if the store has no key at all, and returns it; nil otherwise.
-    /// The server calls it on first start to print the first admin secret, once.
+    /// Creates an admin key named `name` if the store has no active key (none yet, or every one revoked), and
+    /// returns it; nil otherwise. The server calls it on start to print the first admin secret, once.
     public func bootstrapAdminKey(name: String = "bootstrap admin") async throws(RapportError) -> CreatedAPIKey? {
         let now = clock.now()
         let id = ids.make(APIKeyID.self, at: now)
         let secret = Self.makeSecret()
         let created: CreatedAPIKey? = try await write { tx in
-            guard try tx.apiKeys().isEmpty else { return nil }
+            guard try !tx.apiKeys().contains(where: \.isActive) else { return nil }
             let key = APIKey(id: id, name: name, role: .admin, secretHash: SHA256.hex(secret), createdAt: now)
             try tx.insertAPIKey(key)
             return CreatedAPIKey(key: key, secret: secret)
         }
         return created
+    }
+
+    /// Revokes the key ``bootstrapAdminKey(name:)`` made when its secret could not be shown to anyone (it may be the
+    /// last admin key: nobody holds it), so that the next start makes another.
+    package func revokeUnseenBootstrapKey(_ id: APIKeyID) async throws(RapportError) {
+        let now = clock.now()
+        let _: Done = try await mutate("revokeUnseenBootstrapKey", requestID: nil, fingerprint: id) { tx in
+            guard var key = try tx.apiKey(id), key.isActive else { return Done() }
+            key.revokedAt = now
+            try tx.updateAPIKey(key)
+            return Done()
+        }
     }
 
     static let secretPrefix = "rpk_"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import RapportProto
 import SwiftProtobuf
 
@@ -36,6 +37,6 @@ struct CustomersErase: AsyncParsableCommand {
                     $0.etag = ifMatch ?? ""
                 }, options: client.options)
         }
-        Terminal.output("erased \(id)")
+        Terminal.output(global.json ? String(decoding: try JSONEncoder().encode(["erased": id]), as: UTF8.self) : "erased \(id)")
     }
 }

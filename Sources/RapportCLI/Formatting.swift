@@ -128,7 +128,8 @@ enum Printer {
         var lines = ["\(customer.id)  \(Format.fullName(customer))"]
         func add(_ label: String, _ value: String) {
             guard !value.isEmpty else { return }
-            lines.append("  " + label.padding(toLength: 12, withPad: " ", startingAt: 0) + value)
+            // Long labels (attribute keys up to 64 characters) are kept whole, a space before the value.
+            lines.append("  " + label + String(repeating: " ", count: max(1, 12 - label.count)) + value)
         }
         add("emails", Format.identities(customer.identities, kind: .email))
         add("phones", Format.identities(customer.identities, kind: .phone))
@@ -139,7 +140,12 @@ enum Printer {
         if customer.lifecycleStage != .unspecified { add("stage", Format.name(customer.lifecycleStage)) }
         if customer.hasBirthday {
             let date = customer.birthday
-            add("birthday", date.year > 0 ? String(format: "%04d-%02d-%02d", date.year, date.month, date.day) : String(format: "--%02d-%02d", date.month, date.day))
+            if date.month == 0 {
+                // Masked for the key's role: the server keeps the year at most.
+                add("birthday", date.year > 0 ? String(format: "%04d-**-** (masked)", date.year) : "(masked)")
+            } else {
+                add("birthday", date.year > 0 ? String(format: "%04d-%02d-%02d", date.year, date.month, date.day) : String(format: "--%02d-%02d", date.month, date.day))
+            }
         }
         add("locale", customer.locale)
         add("time zone", customer.timeZone)
@@ -152,6 +158,7 @@ enum Printer {
         }
         add("created", Format.time(customer.createTime, isSet: customer.hasCreateTime))
         add("updated", Format.time(customer.updateTime, isSet: customer.hasUpdateTime))
+        add("etag", customer.etag)  // for --if-match
         return lines.joined(separator: "\n")
     }
 }

@@ -48,7 +48,31 @@ public final class SQLiteStore: Store {
     ///
     /// - Throws: ``RapportError/storage(_:)`` when the file cannot be opened or migrated.
     public convenience init(path: String, configuration: Options = .init()) throws {
-        try self.init(path: path, options: configuration, temporaryDirectory: nil, migrator: Schema.migrator)
+        try Self.checkOpenable(path)
+        do {
+            try self.init(path: path, options: configuration, temporaryDirectory: nil, migrator: Schema.migrator)
+        } catch RapportError.storage(let problem) where !problem.contains(path) {
+            throw RapportError.storage("cannot open the database '\(path)': \(problem)")
+        }
+    }
+
+    /// Says plainly why `path` cannot be a database file, when it is clear before SQLite tries (its own error names
+    /// neither the path nor the cause).
+    static func checkOpenable(_ path: String) throws {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        if files.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { throw RapportError.storage("cannot open the database '\(path)': it is a directory; name a file in it") }
+            return
+        }
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        guard files.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw RapportError.storage("cannot create the database '\(path)': the directory '\(directory)' does not exist")
+        }
+        // The file and its -wal and -shm companions are created next to it.
+        guard files.isWritableFile(atPath: directory) else {
+            throw RapportError.storage("cannot create the database '\(path)': the directory '\(directory)' is not writable")
+        }
     }
 
     /// A store on a new file in a new temporary directory, deleted when the store is released: for tests.

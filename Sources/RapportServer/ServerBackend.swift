@@ -39,11 +39,16 @@ struct ServerBackend: Sendable {
     /// On the first start of an empty store, creates an admin key and prints its secret, this once.
     func printFirstAdminKeyIfNeeded() async throws {
         guard let created = try await engine.bootstrapAdminKey() else { return }
-        Console.output("""
+        let shown = Console.output("""
             created the first API key, '\(created.key.name)' (\(created.key.id.rawValue), role admin). Its secret:
               \(created.secret)
             Keep it now: it is shown only this time (Rapport stores only its hash). Use it as `rapport --key SECRET`.
             """)
+        guard !shown else { return }
+        // Nobody saw it (standard output closed or broken): a key nobody has is revoked, and the next start, finding no
+        // active key, makes another.
+        try await engine.revokeUnseenBootstrapKey(created.key.id)
+        Console.error("error: the first API key could not be printed (standard output is closed or broken); it was revoked. Start again with standard output open to get one.")
     }
 
     /// Closes the SQLite file, if any; the engine must not be used afterwards.

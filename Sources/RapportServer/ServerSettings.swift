@@ -56,7 +56,9 @@ struct ServerSettings: Sendable {
 /// It uses write(2): FileHandle traps when the reader has closed the pipe, and a server must not die because a
 /// script stopped reading its output.
 enum Console {
-    static func output(_ line: String) {
+    /// Writes a line to standard output; false when it could not be written whole.
+    @discardableResult
+    static func output(_ line: String) -> Bool {
         write(line + "\n", to: STDOUT_FILENO)
     }
 
@@ -64,16 +66,17 @@ enum Console {
         write(line + "\n", to: STDERR_FILENO)
     }
 
-    private static func write(_ text: String, to descriptor: Int32) {
+    private static func write(_ text: String, to descriptor: Int32) -> Bool {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
             if written > 0 {
                 bytes = bytes.dropFirst(written)
             } else if !(written < 0 && errno == EINTR) {
-                return  // The reader is gone or the stream is broken: nothing useful to do.
+                return false  // The reader is gone or the stream is broken.
             }
         }
+        return true
     }
 }
 

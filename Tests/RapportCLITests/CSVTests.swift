@@ -384,3 +384,29 @@ struct CLIMoneyTests {
         #expect(Format.decimals(of: "clf") == 4)
     }
 }
+
+@Suite("Text output")
+struct TextOutputTests {
+    @Test func longLabelsAndMaskedBirthdaysReadRight() {
+        let customer = Rapport_V1_Customer.with {
+            $0.id = "cus_1"
+            $0.givenName = "Ada"
+            $0.etag = "\"3\""
+            $0.attributes = ["loyalty_points_total": .with { $0.intValue = 250 }]
+            $0.birthday = .with { $0.year = 1990 }  // month and day masked
+        }
+        let text = Printer.customerText(customer)
+        #expect(text.contains("  loyalty_points_total 250"))
+        #expect(text.contains("birthday    1990-**-** (masked)"))
+        #expect(text.contains("etag        \"3\""))
+    }
+
+    @Test func tablesPadByCharacters() {
+        var table = TextTable("NAME", "EMAIL")
+        table.add("Ana 🌸🇩🇪", "ana@example.com")
+        table.add("Bartholomew", "b@example.com")
+        let lines = table.render().split(separator: "\n").map(String.init)
+        #expect(lines[1] == "Ana 🌸🇩🇪       ana@example.com")
+        #expect(lines[2] == "Bartholomew  b@example.com")
+    }
+}

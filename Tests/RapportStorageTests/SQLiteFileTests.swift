@@ -10,6 +10,28 @@ struct SQLiteFileTests {
     typealias F = Fixture
 
     @Test
+    func aPathThatCannotBeADatabaseSaysWhy() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(throws: RapportError.storage("cannot open the database '\(directory.path)': it is a directory; name a file in it")) {
+            try SQLiteStore(path: directory.path)
+        }
+        let missing = directory.appendingPathComponent("no/such/dir")
+        #expect(throws: RapportError.storage("cannot create the database '\(missing.path)/crm.sqlite': the directory '\(missing.path)' does not exist")) {
+            try SQLiteStore(path: missing.path + "/crm.sqlite")
+        }
+        let garbage = directory.appendingPathComponent("notes.sqlite")
+        try Data("not a database, just text that is long enough to be read as a header of some file".utf8).write(to: garbage)
+        do {
+            _ = try SQLiteStore(path: garbage.path)
+            Issue.record("a text file opened as a database")
+        } catch RapportError.storage(let problem) {
+            #expect(problem.hasPrefix("cannot open the database '\(garbage.path)': "), "\(problem)")
+        }
+    }
+
+    @Test
     func dataSurvivesClosingAndReopeningTheFile() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

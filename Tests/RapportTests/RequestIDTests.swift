@@ -201,12 +201,24 @@ struct RequestIDTests {
         #expect(try await crm.authenticate(secret: created.secret) == nil)  // the clock did not move: not from a cache
     }
 
+    /// A first key nobody saw (the server could not print it) is revoked: the next start makes another.
+    @Test func aFirstKeyNobodySawIsRevokedAndTheNextStartMakesAnother() async throws {
+        let (crm, _) = try makeEngine(.memory)
+        let bootstrap = try #require(try await crm.bootstrapAdminKey())
+        try await crm.revokeUnseenBootstrapKey(bootstrap.key.id)
+        let again = try #require(try await crm.bootstrapAdminKey())
+        #expect(again.key.id != bootstrap.key.id)
+        #expect(try await crm.authenticate(secret: bootstrap.secret) == nil)
+        #expect(try await crm.authenticate(secret: again.secret)?.id == again.key.id)
+        #expect(try await crm.bootstrapAdminKey() == nil)
+    }
+
     @Test(arguments: Backend.allCases)
     func apiKeysAreStoredHashedAndRevocable(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)
         let bootstrap = try #require(try await crm.bootstrapAdminKey())
         #expect(bootstrap.key.role == .admin)
-        #expect(try await crm.bootstrapAdminKey() == nil)  // only into an empty key store
+        #expect(try await crm.bootstrapAdminKey() == nil)  // only into a store without an active key
 
         let created = try await crm.createAPIKey(name: " checkout ", role: .marketing, requestID: "k1")
         #expect(created.key.name == "checkout")
