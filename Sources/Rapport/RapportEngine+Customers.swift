@@ -193,9 +193,11 @@ extension RapportEngine {
                     try absorbing(merge.survivorID, within: lower...upper, depth: depth + 1)
                 }
             }
-            for member in try WriteSession.standingSide(of: record.id, tx: tx).sorted() {
+            let erased = try WriteSession.standingSide(of: record.id, tx: tx)
+            for member in erased.sorted() {
                 try absorbing(member, within: Timestamp(millisecondsSinceEpoch: .min)...now, depth: 0)
             }
+            try Self.forgetErasedIdentities(of: record.id, side: erased, tx: tx)
             for deleted in try tx.deleteCustomerTree(record.id) {
                 _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
                 // Stored answers to requests (kept for their retries) may hold the profile: they are emptied, and a
@@ -215,6 +217,45 @@ extension RapportEngine {
             try await store.purgeDeletedData()
         } catch {
             logger.warning("erased data may stay in the store's log until the next erasure", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Takes the identities of the person being erased (`customer` and those merged into it) out of the events and
+    /// orders of other customers: a record that named both people when they were merged (one event with both
+    /// e-mails) stays with one of them after an unmerge. Such records exist only with customers they were merged with.
+    static func forgetErasedIdentities(of customer: CustomerID, side: Set<CustomerID>, tx: any StoreWriter) throws {
+        let identities = Set(try tx.identities(of: customer).map(\.identity))
+        guard !identities.isEmpty else { return }
+        var partners = Set<CustomerID>()
+        for member in side {
+            for merge in try tx.merges(into: member) + tx.merges(absorbed: member) {
+                partners.formUnion([merge.survivorID, merge.absorbedID])
+            }
+        }
+        var owners = Set<CustomerID>()
+        for partner in partners.subtracting(side) where try tx.customer(partner) != nil {
+            owners.insert(try tx.activeCustomer(partner).id)
+        }
+        for owner in owners.subtracting(side).sorted() {
+            var before: TimelinePosition?
+            while true {
+                let page = try tx.events(of: owner, before: before, limit: 500)
+                for record in page where record.event.identities.contains(where: identities.contains) {
+                    try tx.setIdentities(ofEvent: record.event.id, to: record.event.identities.filter { !identities.contains($0) })
+                }
+                guard page.count == 500, let last = page.last else { break }
+                before = TimelinePosition(time: last.event.occurredAt, sequence: last.sequence)
+            }
+            before = nil
+            while true {
+                let page = try tx.orders(of: owner, before: before, limit: 500)
+                for var record in page where record.order.identities.contains(where: identities.contains) {
+                    record.order.identities.removeAll(where: identities.contains)
+                    try tx.updateOrder(record)
+                }
+                guard page.count == 500, let last = page.last else { break }
+                before = TimelinePosition(time: last.order.placedAt, sequence: last.sequence)
+            }
         }
     }
 

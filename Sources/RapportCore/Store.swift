@@ -222,6 +222,8 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     func setOwner(ofEvent id: String, to customer: CustomerID) throws
     /// Moves one order to another owner, which becomes its home too.
     func setOwner(ofOrder id: OrderID, to customer: CustomerID) throws
+    /// Replaces the identities an event was sent with (an erasure takes the erased person's out of another's event).
+    func setIdentities(ofEvent id: String, to identities: [Identity]) throws
 
     func insertMerge(_ record: MergeRecord) throws
     func updateMerge(_ record: MergeRecord) throws

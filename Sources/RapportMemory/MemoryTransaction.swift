@@ -314,6 +314,12 @@ final class MemoryTransaction: StoreWriter {
         }
     }
 
+    func setIdentities(ofEvent id: String, to identities: [Identity]) throws {
+        guard var record = db.events[id] else { throw RapportError.notFound(entity: "event", id: id) }
+        record.event.identities = identities
+        set(\.events, id, record)
+    }
+
     func setOwner(ofEvent id: String, to customer: CustomerID) throws {
         guard var record = db.events[id] else { throw RapportError.notFound(entity: "event", id: id) }
         let position = TimelinePosition(time: record.event.occurredAt, sequence: record.sequence)

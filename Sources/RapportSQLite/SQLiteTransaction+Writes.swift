@@ -253,6 +253,11 @@ extension SQLiteTransaction {
         }
     }
 
+    func setIdentities(ofEvent id: String, to identities: [Identity]) throws {
+        let text = identities.isEmpty ? "[]" : ColumnJSON.text(identities)
+        guard try changes("UPDATE events SET identities = ? WHERE id = ?", [text, id]) > 0 else { throw RapportError.notFound(entity: "event", id: id) }
+    }
+
     func setOwner(ofOrder id: OrderID, to customer: CustomerID) throws {
         guard try changes("UPDATE orders SET customer_id = ?, home_customer_id = ? WHERE id = ?", [customer.rawValue, customer.rawValue, id.rawValue]) > 0 else {
             throw RapportError.notFound(entity: "order", id: id.rawValue)

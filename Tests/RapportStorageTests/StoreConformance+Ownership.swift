@@ -180,6 +180,18 @@ extension StoreConformance {
         await #expect(throws: RapportError.notFound(entity: "order", id: "ord_nope")) {
             try await store.write { try $0.setOwner(ofOrder: F.orderID("nope"), to: F.customerID("c")) }
         }
+        // An event's identities can be replaced (an erasure takes a person's out); nothing else of it changes.
+        let before = try #require(try await store.read { try $0.event(id: "e-ab") })
+        let kept = [Identity(kind: .email, value: "kept@example.com")]
+        try await store.write { try $0.setIdentities(ofEvent: "e-ab", to: kept) }
+        var expected = before
+        expected.event.identities = kept
+        #expect(try await store.read { try $0.event(id: "e-ab") } == expected)
+        try await store.write { try $0.setIdentities(ofEvent: "e-ab", to: []) }
+        #expect(try await store.read { try $0.event(id: "e-ab")?.event.identities } == [])
+        await #expect(throws: RapportError.notFound(entity: "event", id: "nope")) {
+            try await store.write { try $0.setIdentities(ofEvent: "nope", to: []) }
+        }
     }
 
     @Test(arguments: Backend.allCases)

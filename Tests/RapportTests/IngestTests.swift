@@ -437,6 +437,7 @@ struct FailingWriter: StoreWriter {
     func reassignAll(from: CustomerID, to: CustomerID) throws { try base.reassignAll(from: from, to: to) }
     func reassign(owner: CustomerID, homes: Set<CustomerID>, to: CustomerID) throws { try base.reassign(owner: owner, homes: homes, to: to) }
     func setOwner(ofEvent id: String, to customer: CustomerID) throws { try base.setOwner(ofEvent: id, to: customer) }
+    func setIdentities(ofEvent id: String, to identities: [Identity]) throws { try base.setIdentities(ofEvent: id, to: identities) }
     func redactIdempotencyRecords(mentioning text: String, createdIn range: ClosedRange<Timestamp>?) throws {
         try base.redactIdempotencyRecords(mentioning: text, createdIn: range)
     }

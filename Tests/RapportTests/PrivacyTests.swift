@@ -126,3 +126,28 @@ extension PrivacyTests {
         try store.close()
     }
 }
+
+extension PrivacyTests {
+    /// A record that named two people while they were merged stays with one of them after the unmerge: erasing the
+    /// other takes their identities out of it.
+    @Test(arguments: Backend.allCases)
+    func anErasureTakesThePersonsIdentitiesOutOfRecordsTheyShared(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(1))
+        _ = try await crm.createCustomer(NewCustomer(identities: [.email("bea@example.com")]))
+        let result = try await crm.ingest([
+            event("both", "page.viewed", at: clock.now(), .email("ada@example.com"), .email("bea@example.com")),
+            order("o1", at: clock.now(), .email("ada@example.com"), .email("bea@example.com")),
+        ])
+        _ = try await crm.unmerge(try #require(result.merges.first))
+        let bea = try #require(try await crm.findCustomer(.email("bea@example.com")))
+        #expect(try await crm.event("both").customerID == ada.id)
+        try await crm.deleteCustomer(bea.id)
+        #expect(try await crm.event("both").identities == [Identity(kind: .email, value: "ada@example.com")])
+        let orders = try await crm.customer360(ada.id).recentOrders
+        #expect(orders.map(\.identities) == [[Identity(kind: .email, value: "ada@example.com")]])
+        let export = try await crm.exportCustomer(ada.id)
+        #expect(!String(describing: export).contains("bea@example.com"))
+    }
+}
