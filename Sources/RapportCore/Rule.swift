@@ -185,7 +185,7 @@ public struct MessageAction: Hashable, Sendable, Codable {
     public var subject: String
     /// The body.
     public var body: String
-    /// Whether values inserted in the body are HTML-escaped.
+    /// The body is HTML: values inserted in it are HTML-escaped (e-mail only; ``OutboxMessage/html`` says so).
     public var html: Bool
     /// More personalization for the sender's template: key → template text. Its values are rendered as plain text,
     /// never HTML-escaped (even with `html`): the sender escapes them for where its template puts them.

@@ -612,7 +612,7 @@ package nonisolated struct Rapport_V1_SendMessageAction: Sendable {
 
   package var body: String = String()
 
-  /// HTML-escape values inserted in the body.
+  /// The body is HTML: values inserted in it are HTML-escaped (e-mail only; the outbox message says so too).
   package var html: Bool = false
 
   /// More personalization for the sender's template: key -> template. Rendered as plain text, never HTML-escaped

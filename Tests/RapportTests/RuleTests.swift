@@ -598,6 +598,18 @@ struct RuleTests {
         #expect(try await test.crm.rules().isEmpty)
     }
 
+    @Test func anHTMLBodyIsForEmail() async throws {
+        let test = TestRapport()
+        let sms = RuleDefinition(
+            name: "Text", trigger: .event(type: "visit"), actions: [.sendMessage(MessageAction(channel: .sms, template: "t", body: "<b>Hi</b>", html: true))])
+        let issues = try await test.crm.validateRule(sms)
+        #expect(issues.map(\.field) == ["actions[0].send_message.html"])
+        #expect(issues.first?.message == "an HTML body is for e-mail; a sms message is plain text")
+        var email = sms
+        email.actions = [.sendMessage(MessageAction(channel: .email, template: "t", body: "<b>Hi</b>", html: true))]
+        #expect(try await test.crm.validateRule(email).isEmpty)
+    }
+
     @Test func segmentEventsAreTriggeredPerSegmentNotAsEventTypes() async throws {
         let test = TestRapport()
         for type in ["segment.entered", "segment.exited"] {

@@ -167,6 +167,9 @@ extension RapportEngine {
                 }
                 template(message.subject, "\(field).send_message.subject")
                 template(message.body, "\(field).send_message.body")
+                if message.html, message.channel != .email {
+                    add("\(field).send_message.html", "an HTML body is for e-mail; a \(message.channel.rawValue) message is plain text")
+                }
                 for name in message.data.keys.sorted() {
                     key(name, "\(field).send_message.data.\(name)")
                     template(message.data[name]!, "\(field).send_message.data.\(name)")
