@@ -598,6 +598,25 @@ struct RuleTests {
         #expect(try await test.crm.rules().isEmpty)
     }
 
+    /// A birthday that fired for a customer merged into another the same day is not fired again for the survivor,
+    /// which took that birthday (it was set later than its own).
+    @Test func aMergeDoesNotFireABirthdayTwiceTheSameDay() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        let survivor = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(month: 1, day: 2)), identities: [.email("s@example.com")]))
+        try await test.advance(by: .seconds(60))
+        let absorbed = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(month: 1, day: 1)), identities: [.email("x@example.com")]))
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Birthday", trigger: .date(DateTrigger(field: .birthday, at: LocalTime(hour: 9))), actions: [.addTag("greeted")]))
+        try await test.advance(by: .seconds(12 * 3600))  // 09:00 passes: the absorbed-to-be customer is greeted
+        #expect(try await crm.runs(rule: rule.id, status: .fired).runs.map(\.customerID) == [absorbed.id])
+        let merged = try await crm.mergeCustomers(survivor.id, absorbed.id)
+        #expect(merged.survivor.profile.birthday == LocalDate(month: 1, day: 1))
+        try await test.advance(by: .seconds(3600))
+        #expect(try await crm.runs(rule: rule.id, status: .fired).runs.count == 1)
+        #expect(try await crm.nextJobDue().map { $0 > test.clock.now() + .seconds(300 * 86_400) } == true, "next year's")
+    }
+
     @Test func anHTMLBodyIsForEmail() async throws {
         let test = TestRapport()
         let sms = RuleDefinition(
