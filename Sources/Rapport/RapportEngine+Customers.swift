@@ -221,17 +221,20 @@ extension RapportEngine {
     }
 
     /// Takes the identities of the person being erased (`customer` and those merged into it) out of the events and
-    /// orders of other customers: a record that named both people when they were merged (one event with both
-    /// e-mails) stays with one of them after an unmerge. Such records exist only with customers they were merged with.
+    /// orders (and waiting runs' copies of them) of other customers: a record that named both people when they were
+    /// merged (one event with both e-mails), or when a merge of them was refused, stays with one of them. Such records
+    /// are owned by customers linked to them by merges, directly or through others, undone ones too.
     static func forgetErasedIdentities(of customer: CustomerID, side: Set<CustomerID>, tx: any StoreWriter) throws {
         let identities = Set(try tx.identities(of: customer).map(\.identity))
         guard !identities.isEmpty else { return }
-        var partners = Set<CustomerID>()
-        for member in side {
-            for merge in try tx.merges(into: member) + tx.merges(absorbed: member) {
-                partners.formUnion([merge.survivorID, merge.absorbedID])
+        var linked = side
+        var pending = Array(side)
+        while let next = pending.popLast() {
+            for merge in try tx.merges(into: next) + tx.merges(absorbed: next) {
+                for other in [merge.survivorID, merge.absorbedID] where linked.insert(other).inserted { pending.append(other) }
             }
         }
+        let partners = linked.subtracting(side)
         var owners = Set<CustomerID>()
         for partner in partners.subtracting(side) where try tx.customer(partner) != nil {
             owners.insert(try tx.activeCustomer(partner).id)
@@ -255,6 +258,14 @@ extension RapportEngine {
                 }
                 guard page.count == 500, let last = page.last else { break }
                 before = TimelinePosition(time: last.order.placedAt, sequence: last.sequence)
+            }
+            for var run in try tx.runs(RunQuery(customerID: owner, status: .waiting, limit: .max)) {
+                let event = run.event?.identities.contains(where: identities.contains) == true
+                let order = run.order?.identities.contains(where: identities.contains) == true
+                guard event || order else { continue }
+                run.event?.identities.removeAll(where: identities.contains)
+                run.order?.identities.removeAll(where: identities.contains)
+                try tx.updateRun(run)
             }
         }
     }

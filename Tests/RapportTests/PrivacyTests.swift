@@ -151,3 +151,26 @@ extension PrivacyTests {
         #expect(!String(describing: export).contains("bea@example.com"))
     }
 }
+
+extension PrivacyTests {
+    /// Through a chain of merges: Bea into Ada, Ada into Dan; a record naming Dan and Bea stays with Dan after both
+    /// unmerges, and loses Bea's e-mail when she is erased.
+    @Test(arguments: Backend.allCases)
+    func anErasureFollowsMergesThroughOthers(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        var ids: [CustomerID] = []
+        for name in ["dan", "ada", "bea"] {
+            ids.append(try await crm.createCustomer(NewCustomer(identities: [.email("\(name)@example.com")])).id)
+            clock.advance(by: .seconds(1))
+        }
+        let (dan, ada, bea) = (ids[0], ids[1], ids[2])
+        let first = try await crm.mergeCustomers(ada, bea).merge
+        let second = try await crm.mergeCustomers(dan, ada).merge
+        _ = try await crm.ingest([event("both", "page.viewed", at: clock.now(), .email("dan@example.com"), .email("bea@example.com"))])
+        _ = try await crm.unmerge(second.id)
+        _ = try await crm.unmerge(first.id)
+        #expect(try await crm.event("both").customerID == dan)
+        try await crm.deleteCustomer(bea)
+        #expect(try await crm.event("both").identities == [Identity(kind: .email, value: "dan@example.com")])
+    }
+}

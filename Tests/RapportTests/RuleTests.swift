@@ -1,6 +1,7 @@
 import Foundation
 import Rapport
 import RapportCore
+import RapportMemory
 import RapportRules
 import RapportTesting
 import Testing
@@ -627,6 +628,21 @@ struct RuleTests {
         var email = sms
         email.actions = [.sendMessage(MessageAction(channel: .email, template: "t", body: "<b>Hi</b>", html: true))]
         #expect(try await test.crm.validateRule(email).isEmpty)
+
+        // A rule saved before (written here straight to the store) can still be renamed; a changed action is held to it.
+        let saved = try await test.crm.createRule(email)
+        try test.store.writeSync { tx in
+            var rule = try #require(try tx.rule(saved.id))
+            rule.definition.actions = sms.actions
+            try tx.updateRule(rule)
+            try tx.bumpDefinitionsVersion()
+        }
+        #expect(try await test.crm.updateRule(saved.id, RuleChanges(name: "Renamed")).definition.name == "Renamed")
+        let changed = await captureError {
+            try await test.crm.updateRule(
+                saved.id, RuleChanges(actions: [.sendMessage(MessageAction(channel: .sms, template: "t2", body: "<b>Hi</b>", html: true))]))
+        }
+        #expect(changed?.fieldViolations.map(\.field) == ["actions[0].send_message.html"])
     }
 
     @Test func segmentEventsAreTriggeredPerSegmentNotAsEventTypes() async throws {
