@@ -27,7 +27,7 @@ extension RapportEngine {
             let owner = try tx.activeCustomer(input.customerID).id
             let interaction = Interaction(
                 id: id, customerID: owner, channel: input.channel, direction: input.direction, subject: input.subject, summary: input.summary,
-                agent: input.agent, occurredAt: occurredAt)
+                agent: input.agent, occurredAt: input.occurredAt ?? now)
             try tx.insertInteraction(InteractionRecord(interaction: interaction, homeCustomerID: input.customerID, sequence: try tx.allocateSequence(1)))
             _ = try tx.appendChange(kind: .engagementRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now)
             return interaction
@@ -56,7 +56,7 @@ extension RapportEngine {
             let owner = try tx.activeCustomer(input.customerID).id
             let consent = Consent(
                 id: id, customerID: owner, channel: input.channel, purpose: input.purpose, status: input.status, source: input.source,
-                occurredAt: occurredAt, recordedAt: now)
+                occurredAt: input.occurredAt ?? now, recordedAt: now)
             try tx.insertConsent(ConsentRecord(consent: consent, homeCustomerID: input.customerID, sequence: try tx.allocateSequence(1)))
             // Messages queued while contact was allowed and not handed to a sender yet are not sent any more.
             if !WriteSession.allows(currentConsents(try tx.consents(of: owner)), channel: input.channel, purpose: input.purpose) {

@@ -338,8 +338,8 @@ extension RapportEngine {
 
     private func changeList(_ id: SegmentID, customers: [CustomerID], adding: Bool, requestID: String?) async throws(RapportError) -> ListChange {
         guard !customers.isEmpty, customers.count <= 1000 else { throw .invalid("customer_ids", "name 1 to 1000 customers, got \(customers.count)") }
-        let now = clock.now()
         return try await mutate(adding ? "addToList" : "removeFromList", requestID: requestID, fingerprint: [id.rawValue] + customers.map(\.rawValue)) { [self] tx in
+            let now = clock.now()  // read in the transaction: rules it triggers may change customers
             guard let segment = try tx.segment(id) else { throw RapportError.notFound(entity: "segment", id: id.rawValue) }
             guard segment.kind == .list else {
                 throw RapportError.failedPrecondition("segment '\(segment.key)' is dynamic: its expression decides its members")

@@ -51,7 +51,7 @@ public final class SQLiteStore: Store {
         try Self.checkOpenable(path)
         do {
             try self.init(path: path, options: configuration, temporaryDirectory: nil, migrator: Schema.migrator)
-        } catch RapportError.storage(let problem) where !problem.contains(path) {
+        } catch RapportError.storage(let problem) where !problem.contains("'\(path)'") {
             throw RapportError.storage("cannot open the database '\(path)': \(problem)")
         }
     }
@@ -60,6 +60,8 @@ public final class SQLiteStore: Store {
     /// neither the path nor the cause).
     static func checkOpenable(_ path: String) throws {
         let files = FileManager.default
+        // A symbolic link (maybe to a file not made yet) is SQLite's to follow.
+        if (try? files.destinationOfSymbolicLink(atPath: path)) != nil { return }
         var isDirectory: ObjCBool = false
         if files.fileExists(atPath: path, isDirectory: &isDirectory) {
             if isDirectory.boolValue { throw RapportError.storage("cannot open the database '\(path)': it is a directory; name a file in it") }
@@ -149,7 +151,7 @@ public final class SQLiteStore: Store {
     /// middle of a transaction can make it fail (`storage`); it is tried again after the next erasure.
     public func purgeDeletedData() async throws {
         do {
-            try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
         } catch {
             throw Self.storageError(error)
         }
