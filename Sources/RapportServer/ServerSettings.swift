@@ -63,7 +63,7 @@ enum Console {
     }
 
     static func error(_ line: String) {
-        write(line + "\n", to: STDERR_FILENO)
+        _ = write(line + "\n", to: STDERR_FILENO)
     }
 
     private static func write(_ text: String, to descriptor: Int32) -> Bool {
