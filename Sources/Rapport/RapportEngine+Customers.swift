@@ -197,7 +197,7 @@ extension RapportEngine {
             for member in erased.sorted() {
                 try absorbing(member, within: Timestamp(millisecondsSinceEpoch: .min)...now, depth: 0)
             }
-            try Self.forgetErasedIdentities(of: record.id, side: erased, tx: tx)
+            try Self.forgetErasedIdentities(of: record.id, side: erased, tx: tx, now: now)
             for deleted in try tx.deleteCustomerTree(record.id) {
                 _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
                 // Stored answers to requests (kept for their retries) may hold the profile: they are emptied, and a
@@ -224,7 +224,8 @@ extension RapportEngine {
     /// orders (and waiting runs' copies of them) of other customers: a record that named both people when they were
     /// merged (one event with both e-mails), or when a merge of them was refused, stays with one of them. Such records
     /// are owned by customers linked to them by merges, directly or through others, undone ones too.
-    static func forgetErasedIdentities(of customer: CustomerID, side: Set<CustomerID>, tx: any StoreWriter) throws {
+    /// A customer whose records changed so is reported to the change feed (`activity_recorded`), for mirrors.
+    static func forgetErasedIdentities(of customer: CustomerID, side: Set<CustomerID>, tx: any StoreWriter, now: Timestamp) throws {
         let identities = Set(try tx.identities(of: customer).map(\.identity))
         guard !identities.isEmpty else { return }
         var linked = side
@@ -240,11 +241,13 @@ extension RapportEngine {
             owners.insert(try tx.activeCustomer(partner).id)
         }
         for owner in owners.subtracting(side).sorted() {
+            var rewritten = false
             var before: TimelinePosition?
             while true {
                 let page = try tx.events(of: owner, before: before, limit: 500)
                 for record in page where record.event.identities.contains(where: identities.contains) {
                     try tx.setIdentities(ofEvent: record.event.id, to: record.event.identities.filter { !identities.contains($0) })
+                    rewritten = true
                 }
                 guard page.count == 500, let last = page.last else { break }
                 before = TimelinePosition(time: last.event.occurredAt, sequence: last.sequence)
@@ -255,6 +258,7 @@ extension RapportEngine {
                 for var record in page where record.order.identities.contains(where: identities.contains) {
                     record.order.identities.removeAll(where: identities.contains)
                     try tx.updateOrder(record)
+                    rewritten = true
                 }
                 guard page.count == 500, let last = page.last else { break }
                 before = TimelinePosition(time: last.order.placedAt, sequence: last.sequence)
@@ -267,6 +271,7 @@ extension RapportEngine {
                 run.order?.identities.removeAll(where: identities.contains)
                 try tx.updateRun(run)
             }
+            if rewritten { _ = try tx.appendChange(kind: .activityRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now) }
         }
     }
 

@@ -134,7 +134,8 @@ public enum ChangeKind: String, Hashable, Sendable, Codable, CaseIterable {
     case customersMerged = "customers_merged"
     /// The customer is the survivor; the other customer was restored.
     case customersUnmerged = "customers_unmerged"
-    /// New events, orders or order states (one entry per customer per batch).
+    /// New events, orders or order states (one entry per customer per batch); also records rewritten by another
+    /// person's erasure (their identities taken out).
     case activityRecorded = "activity_recorded"
     /// An interaction or a consent statement.
     case engagementRecorded = "engagement_recorded"

@@ -37,7 +37,8 @@ package nonisolated enum Rapport_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseIt
   /// `customer_id` is the survivor, `other_customer_id` the restored customer.
   case customersUnmerged // = 5
 
-  /// New events, orders or order states for the customer (one change per customer per batch).
+  /// New events, orders or order states for the customer (one change per customer per batch); also its records
+  /// rewritten by another person's erasure (their identities taken out).
   case activityRecorded // = 6
 
   /// An interaction or a consent statement was recorded.

@@ -143,8 +143,11 @@ extension PrivacyTests {
         _ = try await crm.unmerge(try #require(result.merges.first))
         let bea = try #require(try await crm.findCustomer(.email("bea@example.com")))
         #expect(try await crm.event("both").customerID == ada.id)
+        let cursor = try #require(try await crm.changes(after: 0, limit: 1000).last).cursor
         try await crm.deleteCustomer(bea.id)
         #expect(try await crm.event("both").identities == [Identity(kind: .email, value: "ada@example.com")])
+        // A mirror of Ada's records is told they changed.
+        #expect(try await crm.changes(after: cursor).map(\.kind) == [.activityRecorded, .customerDeleted])
         let orders = try await crm.customer360(ada.id).recentOrders
         #expect(orders.map(\.identities) == [[Identity(kind: .email, value: "ada@example.com")]])
         let export = try await crm.exportCustomer(ada.id)
