@@ -264,7 +264,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes.
+        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_UpdateCustomerRequest` messages.
@@ -443,7 +444,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes.
+        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -620,7 +622,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes.
+        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_UpdateCustomerRequest` message.
@@ -1186,7 +1189,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes.
+        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -1467,7 +1471,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes.
+        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -1778,7 +1783,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes.
+    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -2074,7 +2080,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes.
+    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -277,7 +277,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes.
+        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -558,7 +559,8 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes.
+        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -869,7 +871,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes.
+    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -1165,7 +1168,8 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes.
+    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
+    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
     ///
     /// - Parameters:
     ///   - message: request message to send.
