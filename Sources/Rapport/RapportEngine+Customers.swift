@@ -78,19 +78,8 @@ extension RapportEngine {
     /// ```
     /// - Parameter ifMatch: the etag the caller read; a different stored version throws `etagMismatch`.
     /// - Returns: the customer after the change (unchanged, same version, when nothing differs).
-    ///
-    /// Asked for through the id of a customer merged into another, the change is that customer's: an unmerge gives it
-    /// back to them (the survivor is rebuilt without it).
     public func updateCustomer(
         _ id: CustomerID, set profile: CustomerProfile, fields: Set<CustomerField>, ifMatch: String? = nil, requestID: String? = nil
-    ) async throws(RapportError) -> Customer {
-        try await updateCustomer(id, set: profile, fields: fields, ifMatch: ifMatch, requestID: requestID, requestedBy: id)
-    }
-
-    /// ``updateCustomer(_:set:fields:ifMatch:requestID:)`` of the active customer `id` names, for the id the caller
-    /// named (`requestedBy`).
-    private func updateCustomer(
-        _ id: CustomerID, set profile: CustomerProfile, fields: Set<CustomerField>, ifMatch: String?, requestID: String?, requestedBy: CustomerID
     ) async throws(RapportError) -> Customer {
         guard !fields.isEmpty else { throw .invalid("update_mask", "names no field to update") }
         let fingerprint = UpdateFingerprint(id: id, profile: profile, fields: fields.map(\.path).sorted(), ifMatch: ifMatch)
@@ -107,7 +96,7 @@ extension RapportEngine {
             let changed = updated.changedFields(comparedTo: record.profile)
             guard !changed.isEmpty else { return try tx.assemble(record) }
             record.profile = updated
-            try tx.saveProfile(&record, changed: changed, at: now, requestedBy: requestedBy)
+            try tx.saveProfile(&record, changed: changed, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
             try session.markDirty(record.id, .profile)
             try session.finish()
@@ -127,7 +116,7 @@ extension RapportEngine {
         change(&profile)
         let fields = profile.normalized().changedFields(comparedTo: current.profile)
         guard !fields.isEmpty else { return current }
-        return try await updateCustomer(current.id, set: profile, fields: fields, ifMatch: current.etag, requestID: nil, requestedBy: id)
+        return try await updateCustomer(current.id, set: profile, fields: fields, ifMatch: current.etag)
     }
 
     /// Adds an identity to a customer.
@@ -338,18 +327,13 @@ extension RapportEngine {
 extension StoreWriter {
     /// Saves a changed profile: field times, a new version and an entry in the change feed; a survivor of a
     /// standing merge also logs the change, so that an unmerge can replay it.
-    /// - Parameter requestedBy: the id the caller named (one merged into `record` makes the change go back with it
-    ///   on an unmerge).
-    func saveProfile(_ record: inout CustomerRecord, changed: Set<CustomerField>, at now: Timestamp, requestedBy: CustomerID? = nil) throws {
+    func saveProfile(_ record: inout CustomerRecord, changed: Set<CustomerField>, at now: Timestamp) throws {
         for field in changed { record.fieldTimes[field.path] = now }
         try saveChanged(&record, at: now)
         if try merges(into: record.id).contains(where: \.isActive) {
             let sequence = try allocateSequence(1)
             // Only what changed is logged: the rest of the profile may be the merged side's, kept nowhere else.
-            try appendProfileChange(
-                ProfileChange(
-                    customerID: record.id, sequence: sequence, at: now, fields: changed, profile: record.profile.only(changed),
-                    requestedID: requestedBy == record.id ? nil : requestedBy))
+            try appendProfileChange(ProfileChange(customerID: record.id, sequence: sequence, at: now, fields: changed, profile: record.profile.only(changed)))
         }
     }
 

@@ -262,8 +262,6 @@ struct WriteSession {
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)
-        // The restored customer as it was, with the edits asked for through its id (or one merged into it) since.
-        var restoredState = Survivorship.State(merge.absorbedBefore)
         // The survivor as it was with the absorbed side, step by step: what a logged change did to its lists.
         var merged = Survivorship.merge(state, Survivorship.State(merge.absorbedBefore))
         // What was logged since is rewritten without the absorbed side, which an erasure may remove for good: the
@@ -277,17 +275,10 @@ struct WriteSession {
         for (_, step) in steps.sorted(by: { $0.0 < $1.0 }) {
             switch step {
             case .change(let change):
-                var rewritten = change
-                if let requested = change.requestedID, side.contains(requested) {
-                    // The restored customer's edit: it goes back with them, and the survivor's log keeps nothing of it.
-                    restoredState = Survivorship.apply(change, to: restoredState, madeOn: merged.profile)
-                    rewritten.fields = []
-                    rewritten.profile = CustomerProfile()
-                } else {
-                    state = Survivorship.apply(change, to: state, madeOn: merged.profile)
-                    rewritten.profile = state.profile.only(change.fields)
-                }
+                state = Survivorship.apply(change, to: state, madeOn: merged.profile)
                 merged = Survivorship.apply(change, to: merged)
+                var rewritten = change
+                rewritten.profile = state.profile.only(change.fields)
                 if rewritten != change { try tx.updateProfileChange(rewritten) }
             case .undone(var later):
                 later.survivorBefore.profile = state.profile
@@ -311,14 +302,11 @@ struct WriteSession {
         survivor.version += 1
         survivor.updatedAt = max(now, survivor.updatedAt)
         try tx.updateCustomer(survivor)
-        // The restored customer comes back as it was, unless it was edited through its id while merged, or gained
-        // identities then (added through its own id, or first seen then and found its): then it changed, and an etag
-        // read before the merge, or under its id while merged (the survivor's), must not match.
-        let edited = restoredState != Survivorship.State(merge.absorbedBefore)
-        if try edited || tx.identities(of: absorbedID).contains(where: { $0.createdAt > merge.mergedAt }) {
+        // The restored customer comes back as it was, unless it gained identities while merged (added through its
+        // own id, or first seen then and found its): then it changed, and an etag read before the merge, or under its
+        // id while merged (the survivor's), must not match.
+        if try tx.identities(of: absorbedID).contains(where: { $0.createdAt > merge.mergedAt }) {
             var restored = merge.absorbedBefore
-            restored.profile = restoredState.profile
-            restored.fieldTimes = restoredState.fieldTimes
             restored.version = max(restored.version, survivor.version) + 1
             restored.updatedAt = max(now, restored.updatedAt)
             try tx.updateCustomer(restored)

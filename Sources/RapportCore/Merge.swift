@@ -79,18 +79,12 @@ public struct ProfileChange: Hashable, Sendable, Codable {
     public var fields: Set<CustomerField>
     /// The profile after the change (only `fields` are read from it).
     public var profile: CustomerProfile
-    /// The id the change was asked for when it was one of the customers merged into `customerID` (the change goes
-    /// back with that customer on an unmerge); nil when it was `customerID` itself, or a rule's.
-    public var requestedID: CustomerID?
 
-    public init(
-        customerID: CustomerID, sequence: Int64, at: Timestamp, fields: Set<CustomerField>, profile: CustomerProfile, requestedID: CustomerID? = nil
-    ) {
+    public init(customerID: CustomerID, sequence: Int64, at: Timestamp, fields: Set<CustomerField>, profile: CustomerProfile) {
         self.customerID = customerID
         self.sequence = sequence
         self.at = at
         self.fields = fields
         self.profile = profile
-        self.requestedID = requestedID
     }
 }

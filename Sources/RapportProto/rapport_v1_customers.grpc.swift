@@ -264,8 +264,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+        /// > A stale etag is ABORTED; nothing changes.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_UpdateCustomerRequest` messages.
@@ -444,8 +443,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+        /// > A stale etag is ABORTED; nothing changes.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -622,8 +620,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+        /// > A stale etag is ABORTED; nothing changes.
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_UpdateCustomerRequest` message.
@@ -1189,8 +1186,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+        /// > A stale etag is ABORTED; nothing changes.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -1471,8 +1467,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+        /// > A stale etag is ABORTED; nothing changes.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -1783,8 +1778,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+    /// > A stale etag is ABORTED; nothing changes.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -2080,8 +2074,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+    /// > A stale etag is ABORTED; nothing changes.
     ///
     /// - Parameters:
     ///   - message: request message to send.

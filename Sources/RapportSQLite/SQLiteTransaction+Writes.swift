@@ -294,10 +294,10 @@ extension SQLiteTransaction {
 
     func appendProfileChange(_ change: ProfileChange) throws {
         try execute(
-            "INSERT INTO profile_changes (customer_id, sequence, at, fields, profile, requested_id) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO profile_changes (customer_id, sequence, at, fields, profile) VALUES (?, ?, ?, ?, ?)",
             [
                 change.customerID.rawValue, change.sequence, change.at.millisecondsSinceEpoch, try json(change.fields.map(\.path).sorted()),
-                ColumnJSON.text(change.profile), change.requestedID?.rawValue,
+                ColumnJSON.text(change.profile),
             ]
         )
     }

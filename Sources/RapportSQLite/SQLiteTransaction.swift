@@ -426,7 +426,7 @@ final class SQLiteTransaction: StoreWriter {
 
     func profileChanges(of customer: CustomerID, after sequence: Int64) throws -> [ProfileChange] {
         try fetchAll(
-            "SELECT sequence, at, fields, profile, requested_id FROM profile_changes WHERE customer_id = ? AND sequence > ? ORDER BY sequence, rowid",
+            "SELECT sequence, at, fields, profile FROM profile_changes WHERE customer_id = ? AND sequence > ? ORDER BY sequence, rowid",
             [customer.rawValue, sequence]
         ) { row in
             ProfileChange(
@@ -434,8 +434,7 @@ final class SQLiteTransaction: StoreWriter {
                 sequence: try row.decode(Int64.self, atIndex: 0),
                 at: try time(row, 1),
                 fields: Set(try decodeJSON([String].self, row, 2).map(CustomerField.init(path:))),
-                profile: try decodeColumn(row, 3, ColumnJSON.readProfile),
-                requestedID: try row.decode(String?.self, atIndex: 4).map(CustomerID.init(uncheckedRawValue:))
+                profile: try decodeColumn(row, 3, ColumnJSON.readProfile)
             )
         }
     }

@@ -21,7 +21,6 @@ enum Schema {
         migrator.registerMigration("v3-automation", migrate: v3Automation)
         migrator.registerMigration("v4-latest-runs", migrate: v4LatestRuns)
         migrator.registerMigration("v5-merge-segments", migrate: v5MergeSegments)
-        migrator.registerMigration("v6-profile-change-requested", migrate: v6ProfileChangeRequested)
         return migrator
     }
 
@@ -329,11 +328,6 @@ enum Schema {
     /// since merges wrote them), else that customer's entries and exits before the merge (a membership a segment's
     /// build found has no entry, so older files may miss some); a membership's `since` is its last entry before the
     /// merge, or the merge's time when the feed has none.
-    /// The id a logged profile change was asked for, when it was a customer merged into the survivor.
-    private static func v6ProfileChangeRequested(_ db: Database) throws {
-        try db.execute(sql: "ALTER TABLE profile_changes ADD COLUMN requested_id TEXT")
-    }
-
     private static func v5MergeSegments(_ db: Database) throws {
         struct Standing {
             var id: String

@@ -694,31 +694,3 @@ struct MergeTests {
         #expect(try await crm.customerCount() == 0)
     }
 }
-
-extension MergeTests {
-    /// An edit asked for through a merged customer's id is theirs: it goes back with them on an unmerge (the survivor
-    /// is rebuilt without it), and erasing them afterwards leaves nothing of it with the survivor.
-    @Test(arguments: Backend.allCases)
-    func anEditThroughAMergedCustomersIDGoesBackWithThem(backend: Backend) async throws {
-        let (crm, clock) = try makeEngine(backend)
-        let bob = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Bob"), identities: [.email("bob@example.com")]))
-        clock.advance(by: .seconds(1))
-        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("ada@example.com")]))
-        let merge = try await crm.mergeCustomers(bob.id, ada.id).merge  // Bob is older: he survives
-        clock.advance(by: .seconds(1))
-        let lane = PostalAddress(line1: "10 Ada Lane", city: "London", country: "GB")
-        _ = try await crm.updateCustomer(ada.id) { $0.addresses.append(lane) }  // through Ada's id
-        _ = try await crm.updateCustomer(bob.id, set: CustomerProfile(locale: "fr-FR"), fields: [.locale])  // through Bob's
-        #expect(try await crm.customer(bob.id).profile.addresses == [lane])
-        _ = try await crm.unmerge(merge.id)
-        let restored = try await crm.customer(ada.id)
-        let survivor = try await crm.customer(bob.id)
-        #expect(restored.profile.addresses == [lane])
-        #expect(restored.profile.locale == "")
-        #expect(restored.version > ada.version, "changed since it was merged: an etag read before does not match")
-        #expect(survivor.profile.addresses.isEmpty)
-        #expect(survivor.profile.locale == "fr-FR")
-        try await crm.deleteCustomer(ada.id)
-        #expect(!String(describing: try await crm.exportCustomer(bob.id)).contains("Ada Lane"))
-    }
-}

@@ -277,8 +277,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+        /// > A stale etag is ABORTED; nothing changes.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -559,8 +558,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-        /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+        /// > A stale etag is ABORTED; nothing changes.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -871,8 +869,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+    /// > A stale etag is ABORTED; nothing changes.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_UpdateCustomerRequest` message.
@@ -1168,8 +1165,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A stale etag is ABORTED; nothing changes. Through the id of a customer merged into another, the survivor changes,
-    /// > and the change is the merged customer's: undoing the merge gives it back to them (not to the survivor).
+    /// > A stale etag is ABORTED; nothing changes.
     ///
     /// - Parameters:
     ///   - message: request message to send.
