@@ -389,6 +389,17 @@ extension StoreConformance {
             #expect(try tx.outboxEntries(OutboxQuery(customerID: F.customerID("a"))).map(\.id.rawValue) == ["obx_a1", "obx_a2"])
             #expect(try tx.outboxEntries(OutboxQuery(states: [.delivered])).map(\.id.rawValue) == ["obx_a1", "obx_w1"])
             #expect(try tx.outboxEntries(OutboxQuery(afterSequence: 4, limit: 1)).map(\.id.rawValue) == ["obx_w1"])
+            // A customer's open entries (what a withdrawal of consent fails), by state and from a sequence.
+            #expect(try tx.outboxEntries(OutboxQuery(customerID: F.customerID("a"), states: [.pending, .leased])).map(\.id.rawValue) == ["obx_a2"])
+            #expect(try tx.outboxEntries(OutboxQuery(customerID: F.customerID("a"), states: [.pending], afterSequence: 3)).isEmpty)
+            #expect(try tx.outboxEntries(OutboxQuery(customerID: F.customerID("b"), states: [.pending])).isEmpty)
+            #expect(try tx.outboxEntries(OutboxQuery(customerID: F.customerID("b"), states: [.leased])).map(\.id.rawValue) == ["obx_b1"])
+            #expect(try tx.outboxEntries(OutboxQuery(customerID: F.customerID("d"), states: [.pending, .leased], limit: 1)).map(\.id.rawValue) == ["obx_d2"])
+            // The oldest open entry of each customer: a delivered one is not open.
+            #expect(try tx.firstOpenOutboxSequence(of: F.customerID("a")) == 3)
+            #expect(try tx.firstOpenOutboxSequence(of: F.customerID("b")) == 2)
+            #expect(try tx.firstOpenOutboxSequence(of: F.customerID("d")) == 6)
+            #expect(try tx.firstOpenOutboxSequence(of: F.customerID("e")) == nil)
         }
         try await store.write { try $0.deleteOutboxEntries(closedBefore: F.time(10)) }
         #expect(try await store.read { try $0.outboxEntries(OutboxQuery()).map(\.id.rawValue) } == ["obx_a1", "obx_b1", "obx_a2", "obx_c1", "obx_d2"])
