@@ -242,26 +242,14 @@ extension RapportEngine {
         }
         for owner in owners.subtracting(side).sorted() {
             var rewritten = false
-            var before: TimelinePosition?
-            while true {
-                let page = try tx.events(of: owner, before: before, limit: 500)
-                for record in page where record.event.identities.contains(where: identities.contains) {
-                    try tx.setIdentities(ofEvent: record.event.id, to: record.event.identities.filter { !identities.contains($0) })
-                    rewritten = true
-                }
-                guard page.count == 500, let last = page.last else { break }
-                before = TimelinePosition(time: last.event.occurredAt, sequence: last.sequence)
+            for record in try tx.events(of: owner, before: nil, limit: .max) where record.event.identities.contains(where: identities.contains) {
+                try tx.setIdentities(ofEvent: record.event.id, to: record.event.identities.filter { !identities.contains($0) })
+                rewritten = true
             }
-            before = nil
-            while true {
-                let page = try tx.orders(of: owner, before: before, limit: 500)
-                for var record in page where record.order.identities.contains(where: identities.contains) {
-                    record.order.identities.removeAll(where: identities.contains)
-                    try tx.updateOrder(record)
-                    rewritten = true
-                }
-                guard page.count == 500, let last = page.last else { break }
-                before = TimelinePosition(time: last.order.placedAt, sequence: last.sequence)
+            for var record in try tx.orders(of: owner, before: nil, limit: .max) where record.order.identities.contains(where: identities.contains) {
+                record.order.identities.removeAll(where: identities.contains)
+                try tx.updateOrder(record)
+                rewritten = true
             }
             for var run in try tx.runs(RunQuery(customerID: owner, status: .waiting, limit: .max)) {
                 let event = run.event?.identities.contains(where: identities.contains) == true

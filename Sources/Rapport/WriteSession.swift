@@ -436,30 +436,24 @@ struct WriteSession {
     /// queue, so that its withdrawn consent or its erasure reaches them.
     private func moveQueuedMessages(from survivor: CustomerID, to restored: CustomerID, after sequence: Int64, adopted: Set<RunID>) throws {
         for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivor, afterSequence: sequence, limit: .max)) {
-            // A webhook has no address, nor a push message (it goes to the customer's id): they follow the record that
-            // started their run (their bodies were made from it), so that the restored customer's erasure reaches them.
-            var followsItsRun = false
-            if case .message(let message) = entry.payload, message.channel == .push { followsItsRun = true }
-            if case .webhook = entry.payload { followsItsRun = true }
-            if followsItsRun {
+            switch entry.payload {
+            case .message(var message) where message.channel == .push:
+                // A push goes to a customer id, not an address: it follows the record that started its run (as a
+                // webhook does), and one not sent yet goes to the restored customer's devices.
                 guard let run = entry.runID, try startedBy(run: run, adopted: adopted, restored: restored) == restored else { continue }
-                entry.customerID = restored
-                // A push not sent yet goes to the restored customer's devices; one sent (or out) went where it said.
-                if entry.state == .pending, case .message(var message) = entry.payload {
+                if entry.state == .pending {
                     message.recipient = restored.rawValue
                     entry.payload = .message(message)
                 }
-                try tx.updateOutboxEntry(entry)
-                continue
+            case .message(let message):
+                // To an address or number that is the restored customer's.
+                let kind: IdentityKind = message.channel == .email ? .email : .phone
+                guard try tx.storedIdentity(Identity(kind: kind, value: message.recipient), ownedBy: restored) != nil else { continue }
+            case .webhook:
+                // No address: it follows the record that started its run (its body was made from it), so that the
+                // restored customer's erasure reaches it.
+                guard let run = entry.runID, try startedBy(run: run, adopted: adopted, restored: restored) == restored else { continue }
             }
-            guard case .message(let message) = entry.payload else { continue }
-            let kind: IdentityKind
-            switch message.channel {
-            case .email: kind = .email
-            case .sms, .phone: kind = .phone
-            case .push: continue
-            }
-            guard try tx.storedIdentity(Identity(kind: kind, value: message.recipient), ownedBy: restored) != nil else { continue }
             entry.customerID = restored
             try tx.updateOutboxEntry(entry)
         }
