@@ -325,29 +325,34 @@ extension WriteSession {
 
     /// Applies one valid order: a new one, a new state of a known one, or a duplicate.
     mutating func apply(_ input: PreparedOrder, sequence: Int64) throws -> IngestOutcome {
-        if let existing = try tx.order(key: input.key) {
+        if var existing = try tx.order(key: input.key) {
+            // Identities the order did not carry (a guest checkout's e-mail that came with "paid") are resolved as
+            // any record's, with the order's customer: nobody's become its, another customer's is merged with it.
+            let arrived = input.identities.filter { !existing.order.identities.contains($0) }
+            if !arrived.isEmpty {
+                _ = try resolve(arrived, recordID: input.key.description, owner: existing.order.customerID)
+                if let moved = try tx.order(key: input.key) { existing = moved }  // a merge takes it along
+            }
             var order = existing.order
+            order.identities += arrived
             let added = !order.statusHistory.contains(where: { $0.status == input.status })
             if added {
-                let latest = order.statusHistory.map(\.at).max() ?? order.placedAt
-                let at: Timestamp
                 if let changed = input.statusChangedAt {
-                    at = max(changed, order.placedAt)  // nothing happens to an order before it is placed
-                } else if input.status.lifecycleRank < order.status.lifecycleRank {
-                    // Undated and earlier in the order's life than where it is: it happened, but not after the
-                    // current status (a late "shipped" after "delivered" does not take the order back).
-                    at = latest
+                    // Nothing happens to an order before it is placed.
+                    order.statusHistory.append(OrderStatusChange(status: input.status, at: max(changed, order.placedAt)))
                 } else {
-                    at = max(now, latest)
+                    // Undated: it happened, and its place in the history is by the order's life (a late "shipped"
+                    // after "delivered" does not take the order back); its time is an estimate, now at the latest.
+                    order.statusHistory.append(OrderStatusChange(status: input.status, at: max(now, order.placedAt), estimated: true))
                 }
-                order.statusHistory.append(OrderStatusChange(status: input.status, at: at))
-                // Feeds arrive out of order: the history is kept in time order (at the same time, in the order's
-                // life order) and its last entry is the status.
-                order.statusHistory = order.statusHistory.enumerated().sorted {
-                    ($0.element.at, $0.element.status.lifecycleRank, $0.offset) < ($1.element.at, $1.element.status.lifecycleRank, $1.offset)
-                }.map(\.element)
-                order.status = order.statusHistory.last!.status
+            } else if let changed = input.statusChangedAt, let index = order.statusHistory.firstIndex(where: { $0.status == input.status && $0.estimated }) {
+                // The time of a status known only by estimate arrived: it takes its place by it.
+                order.statusHistory[index] = OrderStatusChange(status: input.status, at: max(changed, order.placedAt))
             }
+            // Feeds arrive out of order: the history is kept in time order (estimated times by the order's life)
+            // and its last entry is the status.
+            order.statusHistory = Order.arrange(order.statusHistory)
+            order.status = order.statusHistory.last!.status
             // The content (lines, amounts, channel) comes from an item about the order's latest state. An item about a
             // state the order has moved past (a replayed batch, a status that arrived late) only adds to the history:
             // it must not undo what came after it.
@@ -366,7 +371,13 @@ extension WriteSession {
             try tx.updateOrder(OrderRecord(order: order, homeCustomerID: existing.homeCustomerID, sequence: existing.sequence))
             touch(order.customerID)
             if order.status.counts != existing.order.status.counts || order.total != existing.order.total {
-                try recomputeStats(of: order.customerID)
+                // In place, unless only reading every order of the customer can be exact.
+                let current = try cachedStats(of: order.customerID) ?? tx.stats(of: order.customerID)
+                if let replaced = current?.replacing(order: existing.order, with: order) {
+                    try updateStats(of: order.customerID) { $0 = replaced }
+                } else {
+                    try recomputeStats(of: order.customerID)
+                }
             }
             try markDirty(order.customerID, [.stats, .orders])
             // Every status the order reaches triggers its rules once, also one that arrived after a later one.
@@ -382,7 +393,9 @@ extension WriteSession {
         let customer = try resolve(input.identities, recordID: input.key.description)
         let sequence = try sequenceAfterMerges(sequence, since: mergesBefore)
         var history = [OrderStatusChange(status: .placed, at: input.placedAt)]
-        if input.status != .placed { history.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? input.placedAt)) }
+        if input.status != .placed {
+            history.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? input.placedAt, estimated: input.statusChangedAt == nil))
+        }
         let order = Order(
             id: engine.ids.make(OrderID.self, at: now), key: input.key, channel: input.channel, customerID: customer, identities: input.identities,
             lines: input.lines, currency: input.currency, subtotal: input.subtotal, discount: input.discount, shipping: input.shipping, tax: input.tax,

@@ -80,9 +80,11 @@ struct WriteSession {
     // MARK: Identity resolution
 
     /// The customer a record with these identities belongs to: found, created, or made by merging the customers
-    /// the identities point to. Identities nobody owns yet are attached to that customer.
-    mutating func resolve(_ identities: [Identity], recordID: String) throws -> CustomerID {
-        var owners: [CustomerID] = []
+    /// the identities point to. Identities nobody owns yet are attached to that customer. A record that already has
+    /// a customer (`owner`: a known order whose later item brought identities) stays with it, merged with the
+    /// customers the new identities point to.
+    mutating func resolve(_ identities: [Identity], recordID: String, owner known: CustomerID? = nil) throws -> CustomerID {
+        var owners: [CustomerID] = known.map { [$0] } ?? []
         var missing: [Identity] = []
         var strongest: (identity: Identity, owner: CustomerID)?
         for identity in identities {
@@ -112,7 +114,7 @@ struct WriteSession {
             for other in records.dropFirst() where try !mergeBlocked(survivor, other.id) {
                 _ = try merge(survivor: survivor, absorbed: other.id, reason: .sharedIdentity(recordID: recordID))
             }
-            target = try tx.activeCustomer(strongest!.owner).id
+            target = try tx.activeCustomer(known ?? strongest!.owner).id
         }
 
         if !missing.isEmpty {

@@ -26,7 +26,8 @@ public struct CurrencyTotal: Hashable, Sendable, Codable {
     }
 
     /// Adds an order's total; a sum beyond what Int64 holds stays at its largest (or smallest) value instead of
-    /// trapping. Ingest accepts at most 10^15 minor units an order: only thousands of such orders reach it.
+    /// trapping. Ingest accepts at most 3·10^15 minor units an order (each amount at most 10^15): only thousands of
+    /// such orders reach it.
     mutating func add(totalMinor amount: Int64) {
         let (sum, overflow) = totalMinor.addingReportingOverflow(amount)
         totalMinor = overflow ? (amount > 0 ? .max : .min) : sum
@@ -83,6 +84,28 @@ public struct CustomerStats: Hashable, Sendable, Codable {
         }
         firstOrderAt = min(firstOrderAt ?? order.placedAt, order.placedAt)
         lastOrderAt = max(lastOrderAt ?? order.placedAt, order.placedAt)
+    }
+
+    /// The aggregates with a known order's new state counted in place of its old one, without the customer's other
+    /// orders; nil when that cannot be exact (the placing time changed, a total at Int64's limit, or the first or
+    /// last counting order leaving the count): then ``compute(customerID:orders:events:)``.
+    public func replacing(order old: Order, with new: Order) -> CustomerStats? {
+        guard old.placedAt == new.placedAt else { return nil }
+        var result = self
+        if old.status.counts {
+            guard let index = result.spent.firstIndex(where: { $0.currency == old.currency }) else { return nil }
+            let entry = result.spent[index]
+            guard entry.totalMinor != .max, entry.totalMinor != .min, entry.orderCount > 0, result.orderCount > 0 else { return nil }
+            if !new.status.counts, old.placedAt == firstOrderAt || old.placedAt == lastOrderAt { return nil }
+            let (remaining, overflow) = entry.totalMinor.subtractingReportingOverflow(old.total.minorUnits)
+            guard !overflow else { return nil }
+            result.orderCount -= 1
+            result.spent[index].totalMinor = remaining
+            result.spent[index].orderCount -= 1
+            if result.spent[index].orderCount == 0 { result.spent.remove(at: index) }
+        }
+        if new.status.counts { result.add(order: new) }
+        return result
     }
 
     /// Counts a new event in.

@@ -59,10 +59,31 @@ public struct OrderLine: Hashable, Sendable, Codable {
 public struct OrderStatusChange: Hashable, Sendable, Codable {
     public var status: OrderStatus
     public var at: Timestamp
+    /// The feed did not say when: `at` is an estimate (the placing time, or when Rapport learned of it), and the
+    /// entry takes its place in the history by the order's life rather than by time (see ``Order/arrange(_:)``).
+    public var estimated: Bool
 
-    public init(status: OrderStatus, at: Timestamp) {
+    public init(status: OrderStatus, at: Timestamp, estimated: Bool = false) {
         self.status = status
         self.at = at
+        self.estimated = estimated
+    }
+
+    private enum CodingKeys: String, CodingKey { case status, at, estimated }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        status = try container.decode(OrderStatus.self, forKey: .status)
+        at = try container.decode(Timestamp.self, forKey: .at)
+        // Absent from what versions before it wrote.
+        estimated = try container.decodeIfPresent(Bool.self, forKey: .estimated) ?? false
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(status, forKey: .status)
+        try container.encode(at, forKey: .at)
+        if estimated { try container.encode(true, forKey: .estimated) }
     }
 }
 
@@ -111,6 +132,35 @@ public struct Order: Hashable, Sendable, Codable {
         self.statusHistory = statusHistory
         self.placedAt = placedAt
         self.updatedAt = updatedAt
+    }
+}
+
+extension Order {
+    /// A status history in order: entries with their time by time (at the same time, by the order's life), and
+    /// each estimated one after the last entry earlier in an order's life, its time moved between its neighbours'.
+    ///
+    /// A status whose time nobody gave cannot be placed by time: an undated cancellation imported with the placing
+    /// time must not come before a payment dated a minute later, nor a late undated "shipped" after "refunded".
+    ///
+    /// ```swift
+    /// Order.arrange([placed(10:00), cancelled(10:00, estimated), paid(10:05)])
+    /// // placed 10:00, paid 10:05, cancelled 10:05 (estimated)
+    /// ```
+    public static func arrange(_ history: [OrderStatusChange]) -> [OrderStatusChange] {
+        var arranged = history.enumerated().filter { !$0.element.estimated }.sorted {
+            ($0.element.at, $0.element.status.lifecycleRank, $0.offset) < ($1.element.at, $1.element.status.lifecycleRank, $1.offset)
+        }.map(\.element)
+        let estimated = history.enumerated().filter(\.element.estimated).sorted {
+            ($0.element.status.lifecycleRank, $0.element.at, $0.offset) < ($1.element.status.lifecycleRank, $1.element.at, $1.offset)
+        }.map(\.element)
+        for var entry in estimated {
+            let rank = entry.status.lifecycleRank
+            let index = (arranged.lastIndex { $0.status.lifecycleRank <= rank }).map { $0 + 1 } ?? 0
+            if index > 0 { entry.at = max(entry.at, arranged[index - 1].at) }
+            if index < arranged.count { entry.at = min(entry.at, arranged[index].at) }
+            arranged.insert(entry, at: index)
+        }
+        return arranged
     }
 }
 

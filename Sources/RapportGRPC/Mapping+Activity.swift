@@ -148,7 +148,13 @@ extension Order {
             $0.tax = tax.proto
             $0.total = total.proto
             $0.status = status.proto
-            $0.statusHistory = statusHistory.map { change in .with { $0.status = change.status.proto; $0.time = change.at.proto } }
+            $0.statusHistory = statusHistory.map { change in
+                .with {
+                    $0.status = change.status.proto
+                    $0.time = change.at.proto
+                    $0.estimated = change.estimated
+                }
+            }
             $0.placeTime = placedAt.proto
             $0.updateTime = updatedAt.proto
         }

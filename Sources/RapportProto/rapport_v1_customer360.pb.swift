@@ -84,6 +84,11 @@ package nonisolated struct Rapport_V1_OrderStatusChange: Sendable {
   /// Clears the value of `time`. Subsequent reads from it will return its default value.
   package mutating func clearTime() {self._time = nil}
 
+  /// The feed sent the status without its time: `time` is an estimate (the place time, or when Rapport learned of
+  /// it, moved between its neighbours'), and the entry is placed by the order's life, not by time. A later item with
+  /// the same status and a `status_time` replaces the estimate.
+  package var estimated: Bool = false
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -623,7 +628,7 @@ nonisolated extension Rapport_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Rapport_V1_OrderStatusChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".OrderStatusChange"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}time\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}time\0\u{1}estimated\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -633,6 +638,7 @@ nonisolated extension Rapport_V1_OrderStatusChange: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.status) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._time) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.estimated) }()
       default: break
       }
     }
@@ -649,12 +655,16 @@ nonisolated extension Rapport_V1_OrderStatusChange: SwiftProtobuf.Message, Swift
     try { if let v = self._time {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if self.estimated != false {
+      try visitor.visitSingularBoolField(value: self.estimated, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   package static func ==(lhs: Rapport_V1_OrderStatusChange, rhs: Rapport_V1_OrderStatusChange) -> Bool {
     if lhs.status != rhs.status {return false}
     if lhs._time != rhs._time {return false}
+    if lhs.estimated != rhs.estimated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

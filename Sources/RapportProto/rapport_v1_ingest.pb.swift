@@ -274,9 +274,10 @@ package nonisolated struct Rapport_V1_OrderInput: Sendable {
   /// Clears the value of `placeTime`. Subsequent reads from it will return its default value.
   package mutating func clearPlaceTime() {self._placeTime = nil}
 
-  /// When the order reached `status`; defaults to place_time for a new order, to now for a known one (unless
-  /// `status` comes earlier in an order's life than its current status: then it does not become the status). Never
-  /// before the order's place time.
+  /// When the order reached `status`. Without it the time is an estimate (place_time for a new order, now for a
+  /// known one; the history entry says `estimated`) and the status takes its place by the order's life: after the
+  /// statuses earlier in an order's life, before later ones (an undated "shipped" after "refunded" does not take the
+  /// order back; an undated cancellation stays after a payment dated later). Never before the order's place time.
   package var statusTime: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_statusTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_statusTime = newValue}

@@ -786,16 +786,18 @@ enum ColumnJSON {
     private static func readStatusChange(_ scanner: inout JSONScanner) throws -> OrderStatusChange {
         var status: OrderStatus?
         var at: Int64?
+        var estimated = false  // absent when false, and from what versions before it wrote
         try scanner.readObject { scanner, key in
             switch key {
             case "status": status = try scanner.readEnum(OrderStatus.self)
             case "at": at = try scanner.readInt64()
+            case "estimated": estimated = try scanner.readBool()
             default: try scanner.skipValue()
             }
         }
         guard let status else { throw scanner.missing("status") }
         guard let at else { throw scanner.missing("at") }
-        return OrderStatusChange(status: status, at: Timestamp(millisecondsSinceEpoch: at))
+        return OrderStatusChange(status: status, at: Timestamp(millisecondsSinceEpoch: at), estimated: estimated)
     }
 
     static func write(_ order: Order, to writer: inout JSONWriter) {
@@ -834,6 +836,10 @@ enum ColumnJSON {
                         writer.string(change.status.rawValue)
                         writer.key("at")
                         writer.int(change.at.millisecondsSinceEpoch)
+                        if change.estimated {
+                            writer.key("estimated")
+                            writer.bool(true)
+                        }
                     }
                 }
             }

@@ -202,13 +202,16 @@ struct StoredOrderLine: Codable {
 struct StoredStatusChange: Codable {
     var status: OrderStatus
     var at: Int64
+    /// Written only when true.
+    var estimated: Bool?
 
     init(_ change: OrderStatusChange) {
         status = change.status
         at = change.at.millisecondsSinceEpoch
+        estimated = change.estimated ? true : nil
     }
 
-    var change: OrderStatusChange { OrderStatusChange(status: status, at: Timestamp(millisecondsSinceEpoch: at)) }
+    var change: OrderStatusChange { OrderStatusChange(status: status, at: Timestamp(millisecondsSinceEpoch: at), estimated: estimated ?? false) }
 }
 
 /// The parts of an order that no query looks into. Amounts keep their own currency so a round trip is exact.

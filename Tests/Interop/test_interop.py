@@ -263,6 +263,18 @@ def test_ingest_events_and_orders_with_replay_and_a_rejected_item(pb, stubs, mar
     assert [e.WhichOneof("entry") for e in entries] == ["event", "order"]
     assert entries[1].order.id == order.id
 
+    # A later state without its time is an estimate; sent again with its time, it is not.
+    shipped = order_item(pb, items[1].order.external_id, address)
+    shipped.order.status = pb.ingest.ORDER_STATUS_SHIPPED
+    stubs.ingest.IngestEvents(pb.ingest.IngestEventsRequest(items=[shipped]), metadata=marketing, timeout=T)
+    def history():
+        view = stubs.c360.GetCustomer360(pb.c360.GetCustomer360Request(customer_id=customer_id), metadata=marketing, timeout=T)
+        return [(c.status, c.estimated) for c in view.recent_orders[0].status_history]
+    assert history() == [(pb.ingest.ORDER_STATUS_PLACED, False), (pb.ingest.ORDER_STATUS_SHIPPED, True)]
+    shipped.order.status_time.CopyFrom(now_ts(-30))
+    stubs.ingest.IngestEvents(pb.ingest.IngestEventsRequest(items=[shipped]), metadata=marketing, timeout=T)
+    assert history() == [(pb.ingest.ORDER_STATUS_PLACED, False), (pb.ingest.ORDER_STATUS_SHIPPED, False)]
+
 
 def test_ingest_violations_name_the_proto_fields(pb, stubs, marketing):
     """Item violations use the field names of the contract (EventInput.occur_time, OrderLine.unit_price_minor)."""

@@ -166,4 +166,33 @@ struct CustomerStatsTests {
         #expect(computed.lastSeenAt == (orders.map(\.placedAt) + eventTimes).max())
         #expect(computed.eventCount == Int64(eventTimes.count))
     }
+    /// A known order's new state counted in place of its old one gives what counting every order again gives, or
+    /// nothing when it cannot be exact.
+    @Test func replacingAnOrdersStateMatchesComputingFromScratch() {
+        var random = SystemRandomNumberGenerator()
+        let events = EventSummary(count: 3, lastOccurredAt: newYear2026 + .seconds(30))
+        var exact = 0
+        for _ in 0..<2_000 {
+            var orders = (0..<Int.random(in: 1...5, using: &random)).map { index in
+                order(
+                    id: "ord_\(index)", status: OrderStatus.allCases.randomElement(using: &random)!, currency: ["EUR", "USD"].randomElement(using: &random)!,
+                    totalMinor: [0, 1, 999, 1_000_000_000_000_000, Int64.max / 2].randomElement(using: &random)!,
+                    placedAt: newYear2026 + .seconds(60 * Int64.random(in: 0...3, using: &random)))
+            }
+            let stats = CustomerStats.compute(customerID: customer, orders: orders, events: events)
+            let index = Int.random(in: 0..<orders.count, using: &random)
+            let old = orders[index]
+            var new = old
+            new.status = OrderStatus.allCases.randomElement(using: &random)!
+            if Bool.random(using: &random) {
+                new.currency = currency(["EUR", "USD"].randomElement(using: &random)!)
+                new.total = Money(minorUnits: Int64.random(in: 0...5_000, using: &random), currency: new.currency)
+            }
+            orders[index] = new
+            guard let replaced = stats.replacing(order: old, with: new) else { continue }
+            exact += 1
+            #expect(replaced == CustomerStats.compute(customerID: customer, orders: orders, events: events), "\(old) → \(new) among \(orders)")
+        }
+        #expect(exact > 1_000)  // most replacements need no recount
+    }
 }

@@ -81,7 +81,8 @@ struct ColumnJSONTests {
             currency: currency, subtotal: try money(&rng), discount: try money(&rng), shipping: try money(&rng), tax: try money(&rng), total: try money(&rng),
             status: .placed,
             statusHistory: (0..<Int.random(in: 0...3, using: &rng)).map { _ in
-                OrderStatusChange(status: OrderStatus.allCases.randomElement(using: &rng)!, at: Timestamp(millisecondsSinceEpoch: int(&rng)))
+                OrderStatusChange(
+                    status: OrderStatus.allCases.randomElement(using: &rng)!, at: Timestamp(millisecondsSinceEpoch: int(&rng)), estimated: Bool.random(using: &rng))
             },
             placedAt: Timestamp(millisecondsSinceEpoch: 0), updatedAt: Timestamp(millisecondsSinceEpoch: 0)
         )

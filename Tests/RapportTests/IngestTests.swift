@@ -198,6 +198,75 @@ struct IngestTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aStatusWithoutItsTimeTakesItsPlaceByTheOrdersLifeUntilItsTimeArrives(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        clock.advance(by: day * 30)
+        let key = OrderKey(source: "web", externalID: "o1")
+        // A backfill without status times: cancelled, its time unknown (the placing time stands in).
+        _ = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .cancelled)])
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        var o1 = try await crm.order(key)
+        #expect(o1.statusHistory == [OrderStatusChange(status: .placed, at: start + day), OrderStatusChange(status: .cancelled, at: start + day, estimated: true)])
+        // The live feed's "paid", dated after the placing time, does not bring the cancelled order back.
+        _ = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .paid, statusAt: start + day + .seconds(300))])
+        o1 = try await crm.order(key)
+        #expect(o1.status == .cancelled)
+        #expect(o1.statusHistory.map(\.status) == [.placed, .paid, .cancelled])
+        #expect(o1.statusHistory.last == OrderStatusChange(status: .cancelled, at: start + day + .seconds(300), estimated: true))
+        #expect(try await crm.stats(of: ada).orderCount == 0)
+        // The cancellation's time arrives: it is placed by it (here before the payment, which is then the status).
+        let dated = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .cancelled, statusAt: start + day + .seconds(60))])
+        #expect(dated.outcomes == [.updated(ada)])
+        o1 = try await crm.order(key)
+        #expect(o1.statusHistory == [
+            OrderStatusChange(status: .placed, at: start + day), OrderStatusChange(status: .cancelled, at: start + day + .seconds(60)),
+            OrderStatusChange(status: .paid, at: start + day + .seconds(300)),
+        ])
+        #expect(o1.status == .paid)
+        #expect(try await crm.stats(of: ada).orderCount == 1)
+        // Once dated, the same status with another time changes nothing.
+        let again = try await crm.ingest([order("o1", at: start + day, .email("ada@example.com"), status: .cancelled, statusAt: start + day * 2)])
+        #expect(again.outcomes == [.duplicate(ada)])
+
+        // An undated "shipped" that arrives after a dated refund stays before it, its estimate moved back to it.
+        _ = try await crm.ingest([order("o2", at: start + day * 2, .email("ada@example.com"), status: .refunded, statusAt: start + day * 3)])
+        _ = try await crm.ingest([order("o2", at: start + day * 2, .email("ada@example.com"), status: .shipped)])
+        let o2 = try await crm.order(OrderKey(source: "web", externalID: "o2"))
+        #expect(o2.status == .refunded)
+        #expect(o2.statusHistory == [
+            OrderStatusChange(status: .placed, at: start + day * 2), OrderStatusChange(status: .shipped, at: start + day * 3, estimated: true),
+            OrderStatusChange(status: .refunded, at: start + day * 3),
+        ])
+        #expect(try await crm.stats(of: ada).orderCount == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func identitiesALaterStateOfAnOrderBringsAreResolvedWithItsCustomer(backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        clock.advance(by: day * 30)
+        // Bob is known by e-mail; a guest checkout arrives with a device id only.
+        _ = try await crm.ingest([event("e1", "page.viewed", at: start + day, .email("bob@example.com"))])
+        let bob = try #require(try await crm.findCustomer(.email("bob@example.com"))).id
+        _ = try await crm.ingest([order("o1", at: start + day * 2, .anonymousID("dev-9"), totalMinor: 2500)])
+        let guest = try #require(try await crm.findCustomer(.anonymousID("dev-9"))).id
+        #expect(guest != bob)
+        // Its "paid" comes from the shop with the buyer's e-mail and a new card: the guest is Bob.
+        let paid = try await crm.ingest([
+            order("o1", at: start + day * 2, .anonymousID("dev-9"), .email("bob@example.com"), .memberCard("M-1"), totalMinor: 2500, status: .paid, statusAt: start + day * 2)
+        ])
+        #expect(paid.outcomes == [.updated(bob)])
+        let o1 = try await crm.order(OrderKey(source: "web", externalID: "o1"))
+        #expect(o1.customerID == bob)
+        #expect(o1.identities == [Identity(kind: .anonymousID, value: "dev-9"), Identity(kind: .email, value: "bob@example.com"), Identity(kind: .memberCard, value: "M1")])  // cards are kept without separators
+        #expect(try await crm.findCustomer(.memberCard("M-1"))?.id == bob)
+        #expect(try await crm.findCustomer(.anonymousID("dev-9"))?.id == bob)
+        let stats = try await crm.stats(of: bob)
+        #expect(stats.orderCount == 1)
+        #expect(stats.totalSpent(in: try CurrencyCode("EUR")).minorUnits == 2500)
+        #expect(try await crm.customer(guest).id == bob)  // merged
+    }
+
+    @Test(arguments: Backend.allCases)
     func cancelledAndRefundedOrdersLeaveTheAggregates(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let eur = try CurrencyCode("EUR")

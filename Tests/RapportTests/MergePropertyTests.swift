@@ -50,14 +50,22 @@ struct MergePropertyTests {
         }
         var steps: [Step] = []
         var eventNumber = 0
+        // Who placed each order: its later states come with the same buyer (another one's identity would merge them).
+        var orderOwners: [Int: Int] = [:]
         func randomItems() -> [IngestItem] {
             (0..<Int.random(in: 1...4, using: &rng)).map { _ in
                 eventNumber += 1
                 let owner = Int.random(in: 0..<count, using: &rng)
                 let time = start + .seconds(Int64(eventNumber))
                 switch Int.random(in: 0..<3, using: &rng) {
-                case 0: return order("o\(eventNumber)", at: time, .email("c\(owner)@example.com"), totalMinor: Int64.random(in: 100...900, using: &rng))
-                case 1: return order("o\(Int.random(in: 1...max(1, eventNumber), using: &rng))", at: time, .email("c\(owner)@example.com"), status: .cancelled)
+                case 0:
+                    orderOwners[eventNumber] = owner
+                    return order("o\(eventNumber)", at: time, .email("c\(owner)@example.com"), totalMinor: Int64.random(in: 100...900, using: &rng))
+                case 1:
+                    let number = Int.random(in: 1...max(1, eventNumber), using: &rng)
+                    let buyer = orderOwners[number, default: owner]
+                    orderOwners[number] = buyer
+                    return order("o\(number)", at: time, .email("c\(buyer)@example.com"), status: .cancelled)
                 default: return event("e\(eventNumber)", at: time, .email("c\(owner)@example.com"))
                 }
             }
