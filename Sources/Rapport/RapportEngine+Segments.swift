@@ -326,12 +326,15 @@ extension RapportEngine {
 
     /// Adds customers to a static list; each one that was not a member enters it (rules on entering run).
     ///
-    /// The id of a customer merged away adds its survivor; after an unmerge the membership is that customer's.
+    /// The id of a customer merged away adds its survivor (unchanged if already a member); after an unmerge the
+    /// membership is that customer's.
     public func addToList(_ id: SegmentID, customers: [CustomerID], requestID: String? = nil) async throws(RapportError) -> ListChange {
         try await changeList(id, customers: customers, adding: true, requestID: requestID)
     }
 
     /// Removes customers from a static list; each one that was a member leaves it.
+    ///
+    /// The id of a customer merged away removes its survivor, with every membership the survivor holds in the list.
     public func removeFromList(_ id: SegmentID, customers: [CustomerID], requestID: String? = nil) async throws(RapportError) -> ListChange {
         try await changeList(id, customers: customers, adding: false, requestID: requestID)
     }
@@ -354,7 +357,15 @@ extension RapportEngine {
                     throw RapportError.invalidArgument([FieldViolation(field: "customer_ids[\(index)]", problem: "customer '\(requested)' not found")])
                 }
                 let isMember = try tx.isListMember(segment: id, customer: record.id)
-                if adding, !isMember {
+                if adding, requested != record.id, try !tx.listMemberships(ownedBy: record.id).contains(where: { $0.segmentID == id && $0.homeCustomerID == requested }) {
+                    // Added through the id of a customer merged into a member: no change now, but the membership is
+                    // that customer's too, and goes back with it on an unmerge.
+                    try tx.insertListMembership(ListMembershipRecord(segmentID: id, customerID: record.id, homeCustomerID: requested, addedAt: now))
+                    if isMember {
+                        result.unchanged.append(record.id)
+                        continue
+                    }
+                } else if adding, !isMember {
                     // The home is the customer named: after an unmerge the membership stays with that one.
                     try tx.insertListMembership(ListMembershipRecord(segmentID: id, customerID: record.id, homeCustomerID: requested, addedAt: now))
                 } else if !adding, isMember {

@@ -185,7 +185,9 @@ struct WriteSession {
         let merged = Survivorship.merge(Survivorship.State(survivor), Survivorship.State(absorbed))
         survivor.profile = merged.profile
         survivor.fieldTimes = merged.fieldTimes
-        survivor.version += 1
+        // Above both: an etag read while merged (through either id) never matches the absorbed customer once an
+        // unmerge brings it back at its own version.
+        survivor.version = max(survivor.version, absorbed.version) + 1
         survivor.updatedAt = max(now, survivor.updatedAt)
         try tx.updateCustomer(survivor)
         absorbed.state = .merged(into: survivorID, by: id)

@@ -338,6 +338,20 @@ struct SegmentTests {
         #expect(try await memberIDs(crm, list.id) == [shopAda.id])
         #expect(try await crm.segment(list.id).memberCount == 1)
         #expect(try await mirror() == [shopAda.id])
+
+        // Added by the id of a customer merged into one already a member: nothing changes now, but after the
+        // unmerge both are members.
+        _ = try await crm.removeFromList(list.id, customers: [shopAda.id])
+        _ = try await crm.addToList(list.id, customers: [ada.id])
+        let third = try await crm.mergeCustomers(ada.id, shopAda.id)
+        #expect(try await crm.addToList(list.id, customers: [shopAda.id]) == ListChange(changed: [], unchanged: [ada.id]))
+        #expect(try await crm.addToList(list.id, customers: [shopAda.id]) == ListChange(changed: [], unchanged: [ada.id]))
+        #expect(try await crm.segment(list.id).memberCount == 1)
+        #expect(try await mirror() == [ada.id])
+        _ = try await crm.unmerge(third.merge.id)
+        #expect(try await memberIDs(crm, list.id) == [ada.id, shopAda.id].sorted())
+        #expect(try await crm.segment(list.id).memberCount == 2)
+        #expect(try await mirror() == [ada.id, shopAda.id])
     }
 
     @Test func previewCountsAndSamplesWithoutSaving() async throws {
