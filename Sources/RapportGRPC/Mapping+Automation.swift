@@ -127,7 +127,10 @@ func ruleTrigger(_ rule: Rapport_V1_Rule, field: String) throws(RapportError) ->
         let frequency: RuleSchedule.Frequency
         switch schedule.frequency {
         case nil: throw .invalid("\(field).schedule", "names no frequency: daily, weekly_on_weekday or monthly_on_day")
-        case .daily: frequency = .daily
+        case .daily(let set):
+            // A marker: false would read as "not daily" in the caller's language, which is no frequency at all.
+            guard set else { throw .invalid("\(field).schedule.daily", "must be true when set") }
+            frequency = .daily
         case .weeklyOnWeekday(let weekday): frequency = .weekly(weekday: Int(weekday))
         case .monthlyOnDay(let day): frequency = .monthly(day: Int(day))
         }
@@ -140,8 +143,12 @@ func ruleTrigger(_ rule: Rapport_V1_Rule, field: String) throws(RapportError) ->
         let dateField: DateTrigger.Field
         switch date.field {
         case nil: throw .invalid("\(field).date", "names no date: birthday, created or attribute")
-        case .birthday: dateField = .birthday
-        case .created: dateField = .createdAt
+        case .birthday(let set):
+            guard set else { throw .invalid("\(field).date.birthday", "must be true when set") }
+            dateField = .birthday
+        case .created(let set):
+            guard set else { throw .invalid("\(field).date.created", "must be true when set") }
+            dateField = .createdAt
         case .attribute(let key): dateField = .attribute(key)
         }
         return .date(DateTrigger(field: dateField, offsetDays: Int(date.offsetDays), at: try localTime(date.at, field: "\(field).date.at", default: LocalTime(hour: 9))))
@@ -171,8 +178,13 @@ func ruleAction(_ proto: Rapport_V1_RuleAction, field: String) throws(RapportErr
 func ruleLimits(_ proto: Rapport_V1_RuleLimits, field: String) throws(RapportError) -> RuleLimits {
     var limits = RuleLimits()
     switch proto.frequency {
-    case .unlimited, nil: limits.frequency = .unlimited
-    case .oncePerCustomer: limits.frequency = .oncePerCustomer
+    case nil: limits.frequency = .unlimited
+    case .unlimited(let set):
+        guard set else { throw .invalid("\(field).unlimited", "must be true when set") }
+        limits.frequency = .unlimited
+    case .oncePerCustomer(let set):
+        guard set else { throw .invalid("\(field).once_per_customer", "must be true when set") }
+        limits.frequency = .oncePerCustomer
     case .oncePerCustomerPer(let period):
         limits.frequency = .oncePerCustomerPer(milliseconds: try Duration(period, field: "\(field).once_per_customer_per").milliseconds)
     }

@@ -385,6 +385,7 @@ package nonisolated struct Rapport_V1_FailOutboxEntryRequest: Sendable {
   /// The entry's `attempts` as leased to the worker reporting. When set (not 0), a report about an earlier lease
   /// (it ran out and the entry was leased again since, by any worker, one of the same name too) is refused with
   /// FAILED_PRECONDITION. An entry a worker released is not counted as an attempt: it must not report on it.
+  /// Negative is INVALID_ARGUMENT.
   package var attempt: Int32 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -341,7 +341,7 @@ package nonisolated struct Rapport_V1_ScheduleTrigger: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Required.
+  /// Required. `daily` is a marker: set it to true (false is INVALID_ARGUMENT).
   package var frequency: Rapport_V1_ScheduleTrigger.OneOf_Frequency? = nil
 
   package var daily: Bool {
@@ -380,7 +380,7 @@ package nonisolated struct Rapport_V1_ScheduleTrigger: Sendable {
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  /// Required.
+  /// Required. `daily` is a marker: set it to true (false is INVALID_ARGUMENT).
   package nonisolated enum OneOf_Frequency: Equatable, Sendable {
     case daily(Bool)
     /// 1 is Monday … 7 is Sunday.
@@ -399,7 +399,7 @@ package nonisolated struct Rapport_V1_DateTrigger: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Required.
+  /// Required. `birthday` and `created` are markers: set them to true (false is INVALID_ARGUMENT).
   package var field: Rapport_V1_DateTrigger.OneOf_Field? = nil
 
   /// Every year on the birthday (29 February is 28 February in other years).
@@ -437,7 +437,7 @@ package nonisolated struct Rapport_V1_DateTrigger: Sendable {
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  /// Required.
+  /// Required. `birthday` and `created` are markers: set them to true (false is INVALID_ARGUMENT).
   package nonisolated enum OneOf_Field: Equatable, Sendable {
     /// Every year on the birthday (29 February is 28 February in other years).
     case birthday(Bool)
@@ -647,6 +647,7 @@ package nonisolated struct Rapport_V1_RuleLimits: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// `unlimited` and `once_per_customer` are markers: set them to true (false is INVALID_ARGUMENT).
   package var frequency: Rapport_V1_RuleLimits.OneOf_Frequency? = nil
 
   /// No limit (the default).
@@ -699,6 +700,7 @@ package nonisolated struct Rapport_V1_RuleLimits: Sendable {
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
+  /// `unlimited` and `once_per_customer` are markers: set them to true (false is INVALID_ARGUMENT).
   package nonisolated enum OneOf_Frequency: Equatable, Sendable {
     /// No limit (the default).
     case unlimited(Bool)

@@ -191,6 +191,21 @@ struct AutomationRPCTests {
                     .with { $0.rule = .with { $0.name = "Reminder"; $0.trigger.date = .with { $0.offsetDays = 3 }; $0.actions = [.with { $0.addTag = "x" }] } })
             }
             #expect(violationFields(noDate) == ["rule.trigger.date"])
+            // Marker booleans set to false (a client's `once_per_customer=False`) are refused, not read as true.
+            let falseMarkers: [(String, Rapport_V1_Rule)] = [
+                ("rule.trigger.schedule.daily", .with { $0.trigger.schedule = .with { $0.daily = false; $0.at = "08:00" } }),
+                ("rule.trigger.date.birthday", .with { $0.trigger.date = .with { $0.birthday = false } }),
+                ("rule.trigger.date.created", .with { $0.trigger.date = .with { $0.created = false } }),
+                ("rule.limits.once_per_customer", .with { $0.trigger.event = .with { $0.eventType = "page.viewed" }; $0.limits.oncePerCustomer = false }),
+                ("rule.limits.unlimited", .with { $0.trigger.event = .with { $0.eventType = "page.viewed" }; $0.limits.unlimited = false }),
+            ]
+            for (field, var rule) in falseMarkers {
+                rule.name = "Marker"
+                rule.actions = [.with { $0.addTag = "x" }]
+                let error = await expectRPCError(.invalidArgument) { try await c.rules.createRule(.with { $0.rule = rule }) }
+                #expect(violationFields(error) == [field])
+                #expect(error?.message.contains("must be true when set") == true)
+            }
             #expect(try await c.rules.listRules(.init()).rules.isEmpty)
         }
     }

@@ -74,6 +74,25 @@ struct ErrorTests {
             #expect(try await c.engine.customerCount() == 0)
             #expect(try await c.engine.changes(after: 0).isEmpty)
 
+            // Bad values echoed in the texts are clipped: 25 items with a kilobyte of junk each as a phone number
+            // still reach the client as INVALID_ARGUMENT naming their fields, within the trailers' caps.
+            let junk = String(repeating: "x", count: 1000)
+            let clipped = await expectRPCError(.invalidArgument) {
+                try await c.ingest.ingestEvents(
+                    .with {
+                        $0.items = (0..<25).map { eventItem("junk-\($0)", at: 0, .phone(junk + "\($0)")) }
+                        $0.mode = .allOrNothing
+                    })
+            }
+            let clippedFields = violationFields(clipped)
+            #expect(clippedFields.count >= 5 && clippedFields.allSatisfy { $0.hasPrefix("items[") && $0.hasSuffix("].identities[0].value") || $0.isEmpty })
+            #expect((clipped?.message.utf8.count ?? .max) <= 800)
+            let clippedStatus = try #require(try clipped?.unpackGoogleRPCStatus())
+            let clippedViolations = try #require(clippedStatus.details.compactMap(\.badRequest).first?.violations)
+            #expect(clippedViolations.allSatisfy { $0.violationDescription.utf8.count <= 200 })
+            #expect(clippedViolations.last?.field == "" && clippedViolations.last?.violationDescription.hasSuffix("(25 in all)") == true)
+            #expect(clipped?.metadata.reduce(0) { $0 + $1.key.utf8.count + $1.value.encoded().utf8.count } ?? .max < 8192)
+
             let ids = await expectRPCError(.invalidArgument) { try await c.merges.mergeCustomers(.with { $0.customerIds = ["cus_1", "ord_2"] }) }
             #expect(violationFields(ids) == ["customer_ids[1]"])
             #expect(ids?.message.contains("'ord_2' is not a customer id") == true)
@@ -142,6 +161,12 @@ struct ErrorTests {
                 let ada = try await c.customers.createCustomer(.init())
                 _ = try await c.consents.recordConsent(
                     .with { $0.consent = .with { $0.customerID = ada.id; $0.channel = .email; $0.purpose = .marketing; $0.status = .granted } })
+            },
+            FieldPathCase(name: "GetOrder empty key", expected: ["order_key.source", "order_key.external_id"]) { c in
+                _ = try await c.views.getOrder(.with { $0.orderKey = .init() })
+            },
+            FieldPathCase(name: "FailOutboxEntry negative attempt", expected: ["attempt"]) { c in
+                _ = try await c.outbox.failOutboxEntry(.with { $0.id = "obx_1"; $0.attempt = -1; $0.error = "smtp down" })
             },
             FieldPathCase(name: "CreateApiKey", expected: ["name"]) { c in
                 _ = try await c.apiKeys.createApiKey(.with { $0.name = "  "; $0.role = .analyst })
