@@ -69,7 +69,8 @@ public struct OrderInput: Hashable, Sendable, Codable {
     /// Where the order's id comes from (`web`, `amazon`, `store-berlin`).
     public var source: String
     public var externalID: String
-    public var channel: Channel
+    /// Where the order was placed. Nil: OTHER for a new order; a known order keeps the channel it has.
+    public var channel: Channel?
     /// At least one identity of the buyer.
     public var identities: [IdentityInput]
     public var lines: [OrderLine]
@@ -84,7 +85,7 @@ public struct OrderInput: Hashable, Sendable, Codable {
     public var statusChangedAt: Timestamp?
 
     public init(
-        source: String, externalID: String, channel: Channel = .web, identities: [IdentityInput], lines: [OrderLine], currency: String,
+        source: String, externalID: String, channel: Channel? = .web, identities: [IdentityInput], lines: [OrderLine], currency: String,
         discountMinor: Int64 = 0, shippingMinor: Int64 = 0, taxMinor: Int64 = 0, status: OrderStatus = .placed, placedAt: Timestamp,
         statusChangedAt: Timestamp? = nil
     ) {

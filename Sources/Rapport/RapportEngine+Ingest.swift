@@ -281,7 +281,7 @@ struct PreparedEvent: Sendable {
 
 struct PreparedOrder: Sendable {
     var key: OrderKey
-    var channel: Channel
+    var channel: Channel?
     var identities: [Identity]
     var lines: [OrderLine]
     var currency: CurrencyCode
@@ -357,7 +357,7 @@ extension WriteSession {
             // state the order has moved past (a replayed batch, a status that arrived late) only adds to the history:
             // it must not undo what came after it.
             if input.status == order.status {
-                order.channel = input.channel
+                order.channel = input.channel ?? order.channel
                 order.lines = input.lines
                 order.currency = input.currency
                 order.subtotal = input.subtotal
@@ -397,7 +397,7 @@ extension WriteSession {
             history.append(OrderStatusChange(status: input.status, at: input.statusChangedAt ?? input.placedAt, estimated: input.statusChangedAt == nil))
         }
         let order = Order(
-            id: engine.ids.make(OrderID.self, at: now), key: input.key, channel: input.channel, customerID: customer, identities: input.identities,
+            id: engine.ids.make(OrderID.self, at: now), key: input.key, channel: input.channel ?? .other, customerID: customer, identities: input.identities,
             lines: input.lines, currency: input.currency, subtotal: input.subtotal, discount: input.discount, shipping: input.shipping, tax: input.tax,
             total: input.total, status: input.status, statusHistory: history, placedAt: input.placedAt, updatedAt: now)
         try tx.insertOrder(OrderRecord(order: order, homeCustomerID: customer, sequence: sequence))

@@ -73,7 +73,9 @@ func ingestItem(_ proto: Rapport_V1_IngestItem) throws(RapportError) -> IngestIt
         try validator.check()
         return .order(
             OrderInput(
-                source: order.source, externalID: order.externalID, channel: channel!, identities: identities!,
+                // UNSPECIFIED: OTHER for a new order, the known channel for a later state (proto3 cannot tell "not
+                // sent" from the first value).
+                source: order.source, externalID: order.externalID, channel: order.channel == .unspecified ? nil : channel!, identities: identities!,
                 lines: order.lines.map { OrderLine(sku: $0.sku, name: $0.name, quantity: $0.quantity, unitPriceMinor: $0.unitPriceMinor) },
                 currency: order.currency, discountMinor: order.discountMinor, shippingMinor: order.shippingMinor, taxMinor: order.taxMinor,
                 status: status!, placedAt: placedAt!, statusChangedAt: statusChangedAt))

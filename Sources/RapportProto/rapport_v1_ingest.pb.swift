@@ -246,6 +246,7 @@ package nonisolated struct Rapport_V1_OrderInput: Sendable {
 
   package var externalID: String = String()
 
+  /// UNSPECIFIED: OTHER for a new order; a later state of a known order keeps the channel it has.
   package var channel: Rapport_V1_Channel = .unspecified
 
   /// At least one identity of the buyer.

@@ -161,6 +161,16 @@ struct HappyPathTests {
             #expect(order.statusHistory.map(\.status) == [.placed, .paid])
             #expect(order.statusHistory.map(\.time) == [at(-1800), at(-900)])
             #expect(order.total == .with { $0.minorUnits = 3998; $0.currency = "EUR" })
+            #expect(order.channel == .web)
+
+            // A later state sent without a channel (proto3's UNSPECIFIED) keeps the order's; a new order without one is OTHER.
+            var shipped = orderItem("1001", at: -1800, .email(adaEmail), unitPrice: 1999, quantity: 2, status: .shipped, statusAt: -600)
+            shipped.order.channel = .unspecified
+            var unlabelled = orderItem("1002", at: -60, .email(adaEmail))
+            unlabelled.order.channel = .unspecified
+            _ = try await c.ingest.ingestEvents(.with { $0.items = [shipped, unlabelled] })
+            #expect(try await c.views.getOrder(.with { $0.orderKey = .with { $0.source = "web"; $0.externalID = "1001" } }).channel == .web)
+            #expect(try await c.views.getOrder(.with { $0.orderKey = .with { $0.source = "web"; $0.externalID = "1002" } }).channel == .other)
 
             // Identities of two customers in one item merge them.
             let other = try await c.customers.createCustomer(.with { $0.customer = .with { $0.identities = [.memberCard("M-1")] } })
