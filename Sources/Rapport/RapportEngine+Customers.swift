@@ -27,7 +27,7 @@ extension RapportEngine {
             let schema = AttributeSchema(try tx.attributeDefinitions())
             var profile = profile
             profile.attributes = schema.coerced(profile.attributes)
-            validator.capture("") { () throws(RapportError) in try profile.validate(schema: schema) }
+            validator.capture("") { () throws(RapportError) in try profile.validate(schema: schema, tagsAsSent: input.profile.tags) }
             try validator.check()
             var fieldTimes: [String: Timestamp] = [:]
             for field in profile.changedFields(comparedTo: CustomerProfile()) { fieldTimes[field.path] = now }
@@ -92,7 +92,7 @@ extension RapportEngine {
             updated = updated.normalized()
             let schema = AttributeSchema(try tx.attributeDefinitions())
             updated.attributes = schema.coerced(updated.attributes)
-            try updated.validate(schema: schema, since: record.profile)
+            try updated.validate(schema: schema, since: record.profile, tagsAsSent: fields.contains(.tags) ? profile.tags : nil)
             let changed = updated.changedFields(comparedTo: record.profile)
             guard !changed.isEmpty else { return try tx.assemble(record) }
             record.profile = updated

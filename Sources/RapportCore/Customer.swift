@@ -221,10 +221,34 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
         return copy
     }
 
+    /// Checks this normalized profile as ``validate(schema:)`` does, naming a bad tag by its position in `sent`: the
+    /// tags as the caller sent them, before ``normalized()`` trimmed, sorted and de-duplicated them.
+    public func validate(schema: AttributeSchema, tagsAsSent sent: [String]) throws(RapportError) {
+        do {
+            try validate(schema: schema)
+        } catch {
+            throw renamingTags(error, sent: sent)
+        }
+    }
+
+    /// `error` with each `tags[i]` (a position in this normalized profile) renamed to that tag's position in `sent`.
+    func renamingTags(_ error: RapportError, sent: [String]?) -> RapportError {
+        guard let sent, case .invalidArgument(let violations) = error else { return error }
+        return .invalidArgument(
+            violations.map { violation in
+                guard violation.field.hasPrefix("tags["), violation.field.hasSuffix("]"), let index = Int(violation.field.dropFirst(5).dropLast()),
+                    tags.indices.contains(index),
+                    let position = sent.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).canonical == tags[index] })
+                else { return violation }
+                return FieldViolation(field: "tags[\(position)]", problem: violation.problem)
+            })
+    }
+
     /// Checks an edit of `previous`: throws the violations this profile has and `previous` had not. A merge may leave
     /// a profile past a limit (more addresses or tags than one customer may be given, as the union of two): an edit of
-    /// another field goes through, one that adds to what is over the limit does not.
-    public func validate(schema: AttributeSchema, since previous: CustomerProfile) throws(RapportError) {
+    /// another field goes through, one that adds to what is over the limit does not. A bad tag is named by its
+    /// position in `sent`, the tags as the caller sent them, when given.
+    public func validate(schema: AttributeSchema, since previous: CustomerProfile, tagsAsSent sent: [String]? = nil) throws(RapportError) {
         do {
             try validate(schema: schema)
         } catch {
@@ -236,7 +260,7 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
                 if violation.field == "tags" { return tags.count > previous.tags.count }
                 return !before.contains(violation)
             }
-            if !introduced.isEmpty { throw .invalidArgument(introduced) }
+            if !introduced.isEmpty { throw renamingTags(.invalidArgument(introduced), sent: sent) }
         }
     }
 

@@ -123,6 +123,14 @@ struct ErrorTests {
                 _ = try await c.customers.updateCustomer(
                     .with { $0.customer = .with { $0.id = ada.id; $0.locale = "not a locale!" }; $0.updateMask = .with { $0.paths = ["locale"] } })
             },
+            FieldPathCase(name: "CreateCustomer tag, named where it was sent", expected: ["customer.tags[1]"]) { c in
+                _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.tags = ["vip", "a,b"] } })
+            },
+            FieldPathCase(name: "UpdateCustomer tag, named where it was sent", expected: ["customer.tags[2]"]) { c in
+                let ada = try await c.customers.createCustomer(.init())
+                _ = try await c.customers.updateCustomer(
+                    .with { $0.customer = .with { $0.id = ada.id; $0.tags = ["zz", " ok", "bad,tag", "zz"] }; $0.updateMask = .with { $0.paths = ["tags"] } })
+            },
             FieldPathCase(name: "FindCustomer", expected: ["identity.value"]) { c in
                 _ = try await c.customers.findCustomer(.with { $0.identity = .email("nobody at example") })
             },
