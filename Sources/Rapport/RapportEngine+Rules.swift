@@ -281,7 +281,7 @@ extension RapportEngine {
     }
 
     /// Declares an event type's properties so that expressions can use them. Declarations only grow: a declared
-    /// property keeps its type, new ones can be added.
+    /// property keeps its type, new ones can be added; an empty description keeps the one declared before.
     public func defineEventType(_ definition: EventTypeDefinition, requestID: String? = nil) async throws(RapportError) -> EventTypeDefinition {
         try definition.validate()
         return try await mutate("defineEventType", requestID: requestID, fingerprint: definition) { tx in
@@ -296,9 +296,14 @@ extension RapportEngine {
                                 problem: "'\(property.key)' is declared as \(old.type.rawValue) for '\(definition.type)'; its type cannot change")
                         ])
                     }
+                    // A property sent again without its description keeps the one it has.
+                    var property = property
+                    if property.description.isEmpty, let old = properties[property.key] { property.description = old.description }
                     properties[property.key] = property
                 }
-                merged = EventTypeDefinition(type: definition.type, description: definition.description, properties: Array(properties.values))
+                // Sent without a description (to add a property), the type keeps its own.
+                let description = definition.description.isEmpty ? existing.description : definition.description
+                merged = EventTypeDefinition(type: definition.type, description: description, properties: Array(properties.values))
             }
             try tx.putEventTypeDefinition(merged)
             try tx.bumpDefinitionsVersion()

@@ -1236,7 +1236,8 @@ package nonisolated struct Rapport_V1_DefineEventTypeRequest: Sendable {
   // methods supported on all messages.
 
   /// Declarations only grow: a declared property keeps its type (changing it is INVALID_ARGUMENT), new ones
-  /// are added. Ingested events whose declared properties have another type are rejected.
+  /// are added; an empty description (of the type or of a property sent again) keeps the one declared before.
+  /// Ingested events whose declared properties have another type are rejected.
   package var eventType: Rapport_V1_EventType {
     get {_eventType ?? Rapport_V1_EventType()}
     set {_eventType = newValue}

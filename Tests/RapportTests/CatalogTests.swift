@@ -23,4 +23,25 @@ struct CatalogTests {
         }
         #expect(test.crm.catalogs.builds.load(ordering: .relaxed) == before + 1)
     }
+    @Test(arguments: Backend.allCases)
+    func declaringAnEventTypeAgainAddsPropertiesAndKeepsDescriptions(_ backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        _ = try await crm.defineEventType(
+            EventTypeDefinition(
+                type: "cart.updated", description: "The cart changed",
+                properties: [EventPropertyDefinition(key: "value_minor", type: .int, description: "Cart value in minor units")]))
+        // A client adds one property, sending the type without its description and a known property without its own.
+        let grown = try await crm.defineEventType(
+            EventTypeDefinition(
+                type: "cart.updated",
+                properties: [EventPropertyDefinition(key: "value_minor", type: .int), EventPropertyDefinition(key: "items", type: .int, description: "Lines")]))
+        #expect(grown.description == "The cart changed")
+        let properties = Dictionary(uniqueKeysWithValues: grown.properties.map { ($0.key, $0.description) })
+        #expect(properties == ["value_minor": "Cart value in minor units", "items": "Lines"])
+        #expect(try await crm.eventTypes().first { $0.type == "cart.updated" } == grown)
+        // A description sent replaces the old one.
+        let renamed = try await crm.defineEventType(EventTypeDefinition(type: "cart.updated", description: "Cart changed", properties: []))
+        #expect(renamed.description == "Cart changed")
+        #expect(renamed.properties.count == 2)
+    }
 }
