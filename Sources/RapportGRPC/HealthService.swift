@@ -63,6 +63,9 @@ public final class HealthService: Sendable {
         return (id, stream)
     }
 
+    /// Whether ``finishWatchers()`` ended the Watch streams (the server is shutting down).
+    var watchersFinished: Bool { watchers.withLock { $0 == nil } }
+
     func stopWatching(_ id: Int) {
         watchers.withLock { $0?.removeValue(forKey: id) }?.finish()
     }
@@ -92,6 +95,11 @@ struct HealthAdapter: Grpc_Health_V1_Health.SimpleServiceProtocol {
             try await writer.value
         } onCancelRPC: {
             writer.cancel()
+        }
+        // The updates end only when the server shuts down: a stream ended then is UNAVAILABLE, never OK, so that
+        // the client watches another server.
+        if health.watchersFinished {
+            throw RPCError(code: .unavailable, message: "the server is shutting down: watch another one")
         }
     }
 }

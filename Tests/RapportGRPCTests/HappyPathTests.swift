@@ -6,6 +6,7 @@ import RapportCore
 import RapportGRPC
 import RapportProto
 import SwiftProtobuf
+import Synchronization
 import Testing
 
 /// Every RPC of every service, called the way a client would, with the results checked.
@@ -510,16 +511,19 @@ struct HappyPathTests {
             }
             #expect(unknown == [.serviceUnknown])
 
-            // Once the server begins to shut down, a Watch says so and ends, also one opened afterwards.
+            // Once the server begins to shut down, a Watch says so and ends with UNAVAILABLE (never OK), also one
+            // opened afterwards.
             c.server.beginShutdown()
-            let late = try await c.withSecret(nil) {
-                try await c.health.watch(.init()) { response in
-                    var statuses: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] = []
-                    for try await message in response.messages { statuses.append(message.status) }
-                    return statuses
+            let late = Mutex<[Grpc_Health_V1_HealthCheckResponse.ServingStatus]>([])
+            let ended = await expectRPCError(.unavailable) {
+                try await c.withSecret(nil) {
+                    try await c.health.watch(.init()) { response in
+                        for try await message in response.messages { late.withLock { $0.append(message.status) } }
+                    }
                 }
             }
-            #expect(late == [.notServing])
+            #expect(late.withLock { $0 } == [.notServing])
+            #expect(ended?.message.contains("shutting down") == true)
         }
     }
 }
