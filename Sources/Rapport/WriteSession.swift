@@ -262,6 +262,7 @@ struct WriteSession {
         try followArrivals(undoing: merge, era: era, joined: joined)
 
         try returnWaitingRuns(from: survivorID, to: absorbedID, adopted: Set(merge.adoptedRuns))
+        try returnEndedRuns(from: survivorID, to: absorbedID, since: merge.mergedAt, adopted: Set(merge.adoptedRuns))
         try moveQueuedMessages(from: survivorID, to: absorbedID, after: merge.sequence, adopted: Set(merge.adoptedRuns))
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
@@ -472,7 +473,7 @@ struct WriteSession {
 
     /// Whose rule run `runID` was: the restored customer's when the merge took it over from it, else the owner of
     /// the record that started it, when it can be told.
-    private func startedBy(run runID: RunID, adopted: Set<RunID>, restored: CustomerID) throws -> CustomerID? {
+    func startedBy(run runID: RunID, adopted: Set<RunID>, restored: CustomerID) throws -> CustomerID? {
         if adopted.contains(runID) { return restored }
         guard let run = try tx.run(runID), let trigger = run.eventID else { return nil }
         if let stored = try tx.event(id: trigger) { return stored.event.customerID }

@@ -830,6 +830,38 @@ struct RuleTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aRunThatFiredWhileMergedGoesBackWithTheRecordThatStartedIt(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Welcome", trigger: .event(type: "signed_up"), actions: [.addTag("welcomed")],
+                limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 30 * 86_400_000))))
+        _ = try await crm.ingest([
+            event("a", "page.viewed", at: clock.now(), .email("ada@example.com")),
+            event("b", "page.viewed", at: clock.now(), .email("bob@example.com")),
+        ])
+        let ada = try await customer(crm, "ada@example.com")
+        let bob = try await customer(crm, "bob@example.com")
+        let merge = try await crm.mergeCustomers(ada, bob)
+        // Bob signs up while merged: the rule fires for Ada, the customer he is part of.
+        clock.advance(by: .seconds(60))
+        _ = try await crm.ingest([event("b2", "signed_up", at: clock.now(), .email("bob@example.com"))])
+        #expect(try await runs(crm, rule.id).map(\.customerID) == [ada])
+        clock.advance(by: .seconds(60))
+        _ = try await crm.unmerge(merge.merge.id)
+        // The run, and the count it made, are Bob's: Ada signing up is welcomed; Bob signing up again is not.
+        #expect(try await runs(crm, rule.id).map(\.customerID) == [bob])
+        #expect(try await crm.runs(rule: rule.id, customer: bob).runs.map(\.eventID) == ["b2"])
+        clock.advance(by: .seconds(60))
+        _ = try await crm.ingest([
+            event("a3", "signed_up", at: clock.now(), .email("ada@example.com")),
+            event("b3", "signed_up", at: clock.now(), .email("bob@example.com")),
+        ])
+        let latest = try await runs(crm, rule.id).prefix(2)
+        #expect(Dictionary(uniqueKeysWithValues: latest.map { ($0.customerID, $0.status) }) == [ada: .fired, bob: .skipped])
+    }
+
+    @Test(arguments: Backend.allCases)
     func theSameSkipAgainIsFoldedIntoTheCustomersLatestRun(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         _ = try await crm.defineEventType(EventTypeDefinition(type: "visit", properties: [EventPropertyDefinition(key: "pages", type: .int)]))

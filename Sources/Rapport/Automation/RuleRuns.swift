@@ -279,6 +279,44 @@ extension WriteSession {
         }
     }
 
+    /// On an unmerge, gives the restored customer the runs that ended (fired, skipped, cancelled) while merged and
+    /// that one of its records started, with their share of the rule's per-customer count: a once-per-customer
+    /// welcome that fired on its event counts for it, not for the survivor, who may still get its own.
+    mutating func returnEndedRuns(from survivor: CustomerID, to restored: CustomerID, since mergedAt: Timestamp, adopted: Set<RunID>) throws {
+        var moved: [RuleRun] = []
+        var before: RunCursor?
+        scan: repeat {
+            let page = try tx.runs(RunQuery(customerID: survivor, before: before, limit: 500))
+            for run in page {
+                guard run.createdAt >= mergedAt || adopted.contains(run.id) else {
+                    if adopted.isEmpty { break scan }  // older runs were the survivor's own (adopted ones may be older)
+                    continue
+                }
+                guard run.status != .waiting, try startedBy(run: run.id, adopted: adopted, restored: restored) == restored else { continue }
+                moved.append(run)
+            }
+            before = page.count == 500 ? page.last.map { RunCursor($0) } : nil
+        } while before != nil
+        var firedByRule: [RuleID: [RuleRun]] = [:]
+        for var run in moved {
+            run.customerID = restored
+            try tx.updateRun(run)
+            if run.status == .fired { firedByRule[run.ruleID, default: []].append(run) }
+        }
+        for (rule, runs) in firedByRule {
+            if let counter = try tx.ruleCounter(rule: rule, customer: survivor) {
+                let remaining = max(0, counter.firedCount - Int64(runs.count))
+                // The survivor's latest firing that stays its own; none: a time that limits nothing.
+                let latest = try tx.runs(RunQuery(ruleID: rule, customerID: survivor, status: .fired, limit: 1)).first?.updatedAt
+                let last = latest ?? (remaining == 0 ? Timestamp.earliest : counter.lastFiredAt)
+                try tx.putRuleCounter(RuleCounter(ruleID: rule, customerID: survivor, lastFiredAt: last, firedCount: remaining))
+            }
+            let own = try tx.ruleCounter(rule: rule, customer: restored)
+            let last = max(own?.lastFiredAt ?? .earliest, runs.map(\.updatedAt).max()!)
+            try tx.putRuleCounter(RuleCounter(ruleID: rule, customerID: restored, lastFiredAt: last, firedCount: (own?.firedCount ?? 0) + Int64(runs.count)))
+        }
+    }
+
     /// Every waiting run of a customer, newest first.
     private func waitingRuns(of customer: CustomerID) throws -> [RuleRun] {
         var runs: [RuleRun] = []
