@@ -264,6 +264,8 @@ struct WriteSession {
         try returnWaitingRuns(from: survivorID, to: absorbedID, adopted: Set(merge.adoptedRuns))
         try returnEndedRuns(from: survivorID, to: absorbedID, since: merge.mergedAt, adopted: Set(merge.adoptedRuns))
         try moveQueuedMessages(from: survivorID, to: absorbedID, after: merge.sequence, adopted: Set(merge.adoptedRuns))
+        try reopenWithdrawnMessages(of: absorbedID, since: merge.mergedAt)
+        try reopenWithdrawnMessages(of: survivorID, since: merge.mergedAt)
 
         // Rebuild the survivor: its state before the merge, then what happened to it since, in order.
         var state = Survivorship.State(merge.survivorBefore)
@@ -461,6 +463,26 @@ struct WriteSession {
             }
             entry.customerID = restored
             try tx.updateOutboxEntry(entry)
+        }
+    }
+
+    /// Puts back in the queue the messages of `customer` (and of those merged into it) that a consent statement
+    /// failed as withdrawn while it was merged, when its own statements then allowed them: the statement that
+    /// stopped them was the other customer's, which an unmerge takes away.
+    private func reopenWithdrawnMessages(of customer: CustomerID, since mergedAt: Timestamp) throws {
+        let own = try tx.consents(of: customer)
+        for side in try Self.standingSide(of: customer, tx: tx).sorted() {
+            for var entry in try tx.outboxEntries(OutboxQuery(customerID: side, states: [.failed], limit: .max)) {
+                guard entry.updatedAt >= mergedAt, entry.lastError.hasPrefix("withdrawn:"), case .message(let message) = entry.payload else { continue }
+                let then = own.filter { $0.consent.recordedAt <= entry.updatedAt }
+                guard Self.allows(currentConsents(then), channel: message.channel, purpose: message.purpose) else { continue }
+                entry.state = .pending
+                entry.lastError = ""
+                entry.leaseOwner = nil
+                entry.leaseExpiresAt = nil
+                entry.updatedAt = now
+                try tx.updateOutboxEntry(entry)
+            }
         }
     }
 

@@ -214,6 +214,34 @@ struct OutboxTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func messagesTheOtherCustomersRefusalWithdrewWhileMergedComeBackWithAnUnmerge(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        try await setUp(crm, customers: ["bob@example.com", "ada@example.com", "cy@example.com"])  // Bob is older: he survives
+        try await visit(crm, "a1", "ada@example.com", at: clock.now())
+        try await visit(crm, "c1", "cy@example.com", at: clock.now())
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com"))).id
+        let bob = try #require(try await crm.findCustomer(.email("bob@example.com"))).id
+        let cy = try #require(try await crm.findCustomer(.email("cy@example.com"))).id
+        let merge = try await crm.mergeCustomers(bob, ada)
+        let second = try await crm.mergeCustomers(bob, cy)
+        // Bob unsubscribes while Ada and Cy are part of him: their queued messages fail as withdrawn. Cy had
+        // unsubscribed himself too.
+        clock.advance(by: .seconds(60))
+        _ = try await crm.recordConsent(ConsentInput(customerID: cy, channel: .email, purpose: .marketing, status: .revoked, source: "unsubscribe"))
+        _ = try await crm.recordConsent(ConsentInput(customerID: bob, channel: .email, purpose: .marketing, status: .revoked, source: "unsubscribe"))
+        #expect(try await crm.outboxEntries().entries.map(\.state) == [.failed, .failed])
+        // Undone: the refusal was Bob's, not Ada's, whose message goes out after all; Cy's own stays.
+        clock.advance(by: .seconds(60))
+        _ = try await crm.unmerge(merge.merge.id)
+        _ = try await crm.unmerge(second.merge.id)
+        let entries = try await crm.outboxEntries().entries
+        #expect(entries.map(subject) == ["a1", "c1"])
+        #expect(entries.map(\.state) == [.pending, .failed])
+        #expect(entries.map(\.customerID) == [ada, cy])
+        #expect(try await crm.leaseOutbox(consumer: "mailer").map(subject) == ["a1"])
+    }
+
+    @Test(arguments: Backend.allCases)
     func eachCustomerKeepsTheirQueueThroughAMergeSoAnUnmergeOrAnErasureTakesItAlong(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         try await setUp(crm, customers: ["bob@example.com", "ada@example.com"])  // Bob is older: he survives
