@@ -109,6 +109,9 @@ struct WriteSession {
         } else if owners.count == 1 {
             target = owners[0]
         } else {
+            // What earlier records of the batch started (rules, segments) happens first, to the customers they were
+            // theirs: sent in an earlier batch they would have, and a merge must remember each customer with it.
+            try runAutomation()
             let records = try owners.map { try tx.activeCustomer($0) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
             let survivor = records[0].id
             for other in records.dropFirst() where try !mergeBlocked(survivor, other.id) {

@@ -830,6 +830,27 @@ struct RuleTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func whatAnEarlierRecordOfABatchStartedHappensBeforeAMergeLaterInIt(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.createRule(RuleDefinition(name: "Subscriber", trigger: .event(type: "newsletter.subscribed"), actions: [.addTag("newsletter")]))
+        _ = try await crm.ingest([event("a0", "page.viewed", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(1))
+        // Bob subscribes, then a login with both e-mails merges him into Ada: all in one batch.
+        let batch = try await crm.ingest([
+            event("b1", "newsletter.subscribed", at: clock.now(), .email("bob@example.com")),
+            event("x1", "login", at: clock.now(), .email("ada@example.com"), .email("bob@example.com")),
+        ])
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.customer(ada).profile.tags == ["newsletter"])
+        let merge = try await crm.merge(try #require(batch.merges.first))
+        // The merge remembers Bob as subscribed: as had the batch been two, the tag goes back with him.
+        #expect(merge.absorbedBefore.profile.tags == ["newsletter"])
+        _ = try await crm.unmerge(merge.id)
+        #expect(try await crm.customer(merge.absorbedID).profile.tags == ["newsletter"])
+        #expect(try await crm.customer(ada).profile.tags == [])
+    }
+
+    @Test(arguments: Backend.allCases)
     func aRunThatFiredWhileMergedGoesBackWithTheRecordThatStartedIt(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let rule = try await crm.createRule(
