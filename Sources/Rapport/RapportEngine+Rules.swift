@@ -259,6 +259,9 @@ extension RapportEngine {
     }
 
     /// Runs of rules, newest first, filtered by rule, customer and status.
+    ///
+    /// A customer's runs are those of everyone merged into it too; the id of a customer merged away lists its
+    /// survivor's (as every read by a merged id does); an unknown one is `notFound`.
     public func runs(rule: RuleID? = nil, customer: CustomerID? = nil, status: RunStatus? = nil, page: PageRequest = PageRequest()) async throws(RapportError)
         -> RunPage
     {
@@ -266,7 +269,18 @@ extension RapportEngine {
         let scope = "\(rule?.rawValue ?? "")|\(customer?.rawValue ?? "")|\(status?.rawValue ?? "")"
         let before = try page.token.map { token throws(RapportError) in try PageToken.decodeRun(token, scope: scope) }
         return try await read { tx in
-            let found = try tx.runs(RunQuery(ruleID: rule, customerID: customer, status: status, before: before, limit: size + 1))
+            var found: [RuleRun]
+            if let customer {
+                // Each customer of the merged side, newest first, merged into one list.
+                let side = try WriteSession.standingSide(of: try tx.activeCustomer(customer).id, tx: tx)
+                found = []
+                for member in side {
+                    found += try tx.runs(RunQuery(ruleID: rule, customerID: member, status: status, before: before, limit: size + 1))
+                }
+                found = Array(found.sorted { RunCursor($0) > RunCursor($1) }.prefix(size + 1))
+            } else {
+                found = try tx.runs(RunQuery(ruleID: rule, status: status, before: before, limit: size + 1))
+            }
             let shown = Array(found.prefix(size))
             return RunPage(runs: shown, nextPageToken: found.count > size ? shown.last.map { PageToken.encode(run: RunCursor($0), scope: scope) } : nil)
         }

@@ -1190,6 +1190,8 @@ package nonisolated struct Rapport_V1_ListRuleRunsRequest: Sendable {
   /// Any combination of filters; none lists every run.
   package var ruleID: String = String()
 
+  /// The customer's runs and those of the customers merged into it; a merged customer's id lists its survivor's.
+  /// An unknown customer is NOT_FOUND.
   package var customerID: String = String()
 
   package var status: Rapport_V1_RunStatus = .unspecified

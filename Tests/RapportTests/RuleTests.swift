@@ -830,6 +830,35 @@ struct RuleTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func aCustomersRunsIncludeThoseOfTheCustomersMergedIntoIt(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(RuleDefinition(name: "Visit", trigger: .event(type: "visit"), actions: [.addTag("visited")]))
+        for index in 0..<3 {
+            _ = try await crm.ingest([event("a\(index)", "visit", at: clock.now(), .email("ada@example.com"))])
+            clock.advance(by: .seconds(1))
+            _ = try await crm.ingest([event("b\(index)", "visit", at: clock.now(), .email("bob@example.com"))])
+            clock.advance(by: .seconds(1))
+        }
+        let ada = try await customer(crm, "ada@example.com")
+        let bob = try await customer(crm, "bob@example.com")
+        _ = try await crm.mergeCustomers(ada, bob)
+        // Paged two at a time, newest first, through both customers' runs; Bob's id lists the same.
+        for id in [ada, bob] {
+            var events: [String] = []
+            var token: String?
+            repeat {
+                let page = try await crm.runs(rule: rule.id, customer: id, page: PageRequest(size: 2, token: token))
+                events += page.runs.compactMap(\.eventID)
+                token = page.nextPageToken
+            } while token != nil
+            #expect(events == ["b2", "a2", "b1", "a1", "b0", "a0"])
+        }
+        await expectError(.notFound(entity: "customer", id: "cus_nobody")) {
+            try await crm.runs(customer: CustomerID(uncheckedRawValue: "cus_nobody"))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func whatAnEarlierRecordOfABatchStartedHappensBeforeAMergeLaterInIt(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         _ = try await crm.createRule(RuleDefinition(name: "Subscriber", trigger: .event(type: "newsletter.subscribed"), actions: [.addTag("newsletter")]))
