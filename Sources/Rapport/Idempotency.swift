@@ -17,7 +17,7 @@ extension RapportEngine {
             return result
         }
         guard requestID.utf8.count <= 128, !requestID.containsNewline, !requestID.containsNUL else {
-            throw .invalid("request_id", "must be at most 128 characters on one line")
+            throw .invalid("request_id", "must be at most 128 bytes (UTF-8) on one line, without NUL")
         }
         // One id, one request, whatever the call: the id alone is the key, and the operation is part of what must
         // match. (Versions before 2026-12 kept "operation:id"; such a record, under a day old, is still found.)

@@ -153,7 +153,7 @@ extension RapportEngine {
     private func prepare(_ input: EventInput, now: Timestamp) throws(RapportError) -> PreparedEvent {
         var validator = Validator()
         if input.id.isEmpty || input.id.utf8.count > 128 || input.id.containsNewline || input.id.containsNUL {
-            validator.add("id", "must be 1 to 128 characters on one line, without NUL")
+            validator.add("id", "must be 1 to 128 bytes (UTF-8) on one line, without NUL")
         }
         if !EventTypeDefinition.isEventTypeName(input.type) {
             validator.add("type", "'\(input.type)' must be lower-case words of letters, digits and '_' joined by '.' (at most 64 characters)")
@@ -177,7 +177,7 @@ extension RapportEngine {
             validator.add("source", "'\(input.source)' must be 1 to 64 letters, digits, '_', '-' or '.'")
         }
         if input.externalID.isEmpty || input.externalID.utf8.count > 128 || input.externalID.containsNewline || input.externalID.containsNUL {
-            validator.add("external_id", "must be 1 to 128 characters on one line, without NUL")
+            validator.add("external_id", "must be 1 to 128 bytes (UTF-8) on one line, without NUL")
         }
         let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
         let currency = validator.capture("") { () throws(RapportError) in try CurrencyCode(input.currency, field: "currency") }
@@ -192,7 +192,7 @@ extension RapportEngine {
         var subtotal: Int64 = 0
         for (index, line) in input.lines.enumerated() {
             let field = "lines[\(index)]"
-            if line.sku.isEmpty || line.sku.utf8.count > 128 { validator.add("\(field).sku", "must be 1 to 128 characters") }
+            if line.sku.isEmpty || line.sku.utf8.count > 128 { validator.add("\(field).sku", "must be 1 to 128 bytes (UTF-8)") }
             if line.name.count > 500 { validator.add("\(field).name", "is longer than 500 characters") }
             if line.quantity <= 0 || line.quantity > 1_000_000 { validator.add("\(field).quantity", "must be 1 to 1000000, got \(line.quantity)") }
             if line.unitPriceMinor < 0 || line.unitPriceMinor > limit { validator.add("\(field).unit_price_minor", "must be 0 to \(limit) minor units") }

@@ -256,10 +256,10 @@ extension RapportEngine {
         }
     }
 
-    /// Checks a consumer name: 1 to 128 characters on one line.
+    /// Checks a consumer name: 1 to 128 bytes of UTF-8 on one line.
     package static func validateConsumer(_ consumer: String) throws(RapportError) {
         guard !consumer.isEmpty, consumer.utf8.count <= 128, !consumer.containsNewline else {
-            throw .invalid("consumer", "must be 1 to 128 characters on one line (the name of the worker)")
+            throw .invalid("consumer", "must be 1 to 128 bytes (UTF-8) on one line (the name of the worker)")
         }
     }
 }

@@ -246,7 +246,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Rapport_V1_CreateCustomerRequest` messages.
@@ -425,7 +425,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_CreateCustomerRequest` message.
@@ -602,7 +602,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
         ///
         /// - Parameters:
         ///   - request: A `Rapport_V1_CreateCustomerRequest` message.
@@ -1163,7 +1163,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_CreateCustomerRequest` message.
@@ -1433,7 +1433,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_CreateCustomerRequest` message.
@@ -1749,7 +1749,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_CreateCustomerRequest` message.
@@ -2041,7 +2041,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -183,7 +183,7 @@ package nonisolated struct Rapport_V1_EventInput: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The sender's unique id for the event: the idempotency key (1 to 128 characters). A replayed id is a
+  /// The sender's unique id for the event: the idempotency key (1 to 128 bytes of UTF-8). A replayed id is a
   /// duplicate and changes nothing.
   package var id: String = String()
 

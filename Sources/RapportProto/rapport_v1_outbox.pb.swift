@@ -268,7 +268,7 @@ package nonisolated struct Rapport_V1_StreamOutboxRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The worker's name, 1 to 128 characters.
+  /// The worker's name, 1 to 128 bytes of UTF-8.
   package var consumer: String = String()
 
   /// How long each streamed entry is leased; 1 second to 1 day, unset means 60 seconds.

@@ -50,7 +50,7 @@ struct RequestIDTests {
         _ = try await crm.createCustomer(NewCustomer(identities: [.email("other@example.com")]), requestID: "req-5")
         let again = try await crm.createCustomer(input, requestID: "req-1")
         #expect(again.id != first.id)
-        await expectError(.invalid("request_id", "must be at most 128 characters on one line")) {
+        await expectError(.invalid("request_id", "must be at most 128 bytes (UTF-8) on one line, without NUL")) {
             try await crm.createCustomer(input, requestID: String(repeating: "x", count: 129))
         }
     }

@@ -254,7 +254,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_CreateCustomerRequest` message.
@@ -524,7 +524,7 @@ extension Rapport_V1_CustomerService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+        /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Rapport_V1_CreateCustomerRequest` message.
@@ -840,7 +840,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Rapport_V1_CreateCustomerRequest` message.
@@ -1132,7 +1132,7 @@ extension Rapport_V1_CustomerService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`identities[0]`).
+    /// > An identity that belongs to another customer is INVALID_ARGUMENT naming it (`customer.identities[0]`).
     ///
     /// - Parameters:
     ///   - message: request message to send.
