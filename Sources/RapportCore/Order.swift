@@ -51,8 +51,13 @@ public struct OrderLine: Hashable, Sendable, Codable {
         self.unitPriceMinor = unitPriceMinor
     }
 
-    /// quantity × unit price.
-    public var totalMinor: Int64 { quantity * unitPriceMinor }
+    /// quantity × unit price; a product beyond what Int64 holds stays at its largest (or smallest) value instead of
+    /// trapping (ingest refuses such lines; one built by hand may hold anything).
+    public var totalMinor: Int64 {
+        let (product, overflow) = quantity.multipliedReportingOverflow(by: unitPriceMinor)
+        guard overflow else { return product }
+        return (quantity < 0) == (unitPriceMinor < 0) ? .max : .min
+    }
 }
 
 /// One entry of an order's status history.

@@ -217,6 +217,10 @@ struct SmallEnumTests {
 
     @Test func orderLineTotalAndOrderKeyDescription() {
         #expect(OrderLine(sku: "A", quantity: 3, unitPriceMinor: 1_999).totalMinor == 5_997)
+        // A line built by hand past Int64 saturates instead of trapping.
+        #expect(OrderLine(sku: "A", quantity: .max, unitPriceMinor: 2).totalMinor == .max)
+        #expect(OrderLine(sku: "A", quantity: -2, unitPriceMinor: .max).totalMinor == .min)
+        #expect(OrderLine(sku: "A", quantity: -2, unitPriceMinor: .min).totalMinor == .max)
         #expect(OrderKey(source: "amazon", externalID: "123-45").description == "amazon/123-45")
         #expect(OrderKey(source: "a", externalID: "9") < OrderKey(source: "b", externalID: "1"))
         #expect(OrderKey(source: "a", externalID: "1") < OrderKey(source: "a", externalID: "2"))
