@@ -69,7 +69,8 @@ public struct OrderInput: Hashable, Sendable, Codable {
     /// Where the order's id comes from (`web`, `amazon`, `store-berlin`).
     public var source: String
     public var externalID: String
-    /// Where the order was placed. Nil: OTHER for a new order; a known order keeps the channel it has.
+    /// Where the order was placed (the initializer's default is `.web`). Nil: OTHER for a new order, and a later
+    /// state of a known order keeps the channel it has.
     public var channel: Channel?
     /// At least one identity of the buyer.
     public var identities: [IdentityInput]
@@ -81,7 +82,9 @@ public struct OrderInput: Hashable, Sendable, Codable {
     public var taxMinor: Int64
     public var status: OrderStatus
     public var placedAt: Timestamp
-    /// When the order reached `status`; the placing time for a new order, the ingest time otherwise.
+    /// When the order reached `status`. Nil: an estimate (the placing time for a new order, the ingest time for a
+    /// known one), marked `estimated` in the history and placed there by the order's life instead of by time; a
+    /// later item of the same status with its time replaces it (see ``Order/arrange(_:)``).
     public var statusChangedAt: Timestamp?
 
     public init(

@@ -357,17 +357,15 @@ extension RapportEngine {
                     throw RapportError.invalidArgument([FieldViolation(field: "customer_ids[\(index)]", problem: "customer '\(requested)' not found")])
                 }
                 let isMember = try tx.isListMember(segment: id, customer: record.id)
-                if adding, requested != record.id, try !tx.listMemberships(ownedBy: record.id).contains(where: { $0.segmentID == id && $0.homeCustomerID == requested }) {
-                    // Added through the id of a customer merged into a member: no change now, but the membership is
-                    // that customer's too, and goes back with it on an unmerge.
+                if adding, try !tx.listMemberships(ownedBy: record.id).contains(where: { $0.segmentID == id && $0.homeCustomerID == requested }) {
+                    // The membership is the named customer's own, even when the customer is a member already through
+                    // one merged into it (or, named by its merged id, through its survivor): no change now, but it
+                    // stays with the one named through an unmerge.
                     try tx.insertListMembership(ListMembershipRecord(segmentID: id, customerID: record.id, homeCustomerID: requested, addedAt: now))
                     if isMember {
                         result.unchanged.append(record.id)
                         continue
                     }
-                } else if adding, !isMember {
-                    // The home is the customer named: after an unmerge the membership stays with that one.
-                    try tx.insertListMembership(ListMembershipRecord(segmentID: id, customerID: record.id, homeCustomerID: requested, addedAt: now))
                 } else if !adding, isMember {
                     _ = try tx.deleteListMemberships(segment: id, customer: record.id)
                 } else {

@@ -98,7 +98,8 @@ public struct Order: Hashable, Sendable, Codable {
     public var key: OrderKey
     public var channel: Channel
     public var customerID: CustomerID
-    /// The identities the order was placed with (the buyer's e-mail, a marketplace buyer id...).
+    /// The identities the order was placed with (the buyer's e-mail, a marketplace buyer id...), and those later
+    /// items about it brought.
     public var identities: [Identity]
     public var lines: [OrderLine]
     public var currency: CurrencyCode

@@ -24,19 +24,19 @@ extension RapportError: RPCErrorConvertible {
     static let violationsInDetails = 25
     /// Byte budgets within those caps, whatever the input echoed in the texts (a 20 KB phone "number"): one
     /// violation's text, the message (also inside the details), and the violations of the details together.
+    /// (grpc-message is percent-encoded: a non-ASCII byte takes three.)
     static let violationBytes = 200
-    static let messageBytes = 800
-    static let detailsBytes = 3000
+    static let messageBytes = 600
+    static let detailsBytes = 3200
 
     public var rpcErrorMessage: String {
         switch self {
         case .storage: return "internal storage error; the request changed nothing"
         case .invalidArgument(let violations):
-            var text = violations.prefix(Self.violationsInMessage).map { Self.clipped($0.description, to: Self.violationBytes) }.joined(separator: "; ")
-            if violations.count > Self.violationsInMessage {
-                text += "; and \(violations.count - Self.violationsInMessage) more (\(violations.count) in all)"
-            }
-            return Self.clipped(text, to: Self.messageBytes)
+            let text = violations.prefix(Self.violationsInMessage).map { Self.clipped($0.description, to: Self.violationBytes) }.joined(separator: "; ")
+            // The count always survives the clipping.
+            let rest = violations.count > Self.violationsInMessage ? "; and \(violations.count - Self.violationsInMessage) more (\(violations.count) in all)" : ""
+            return Self.clipped(text, to: Self.messageBytes - rest.utf8.count) + rest
         default: return Self.clipped(message, to: Self.messageBytes)
         }
     }

@@ -24,8 +24,8 @@
 //   INVALID_ARGUMENT.
 // - Errors are standard gRPC codes. INVALID_ARGUMENT carries a google.rpc.BadRequest in the status details
 //   naming the bad fields (`identities[1].value`, `lines[0].quantity`...): the first 25 (fewer when their texts
-//   pass 3,000 bytes), and a last violation without a field counting the rest. Texts that echo a bad value are
-//   clipped (200 bytes a violation, 800 the message, marked with "…") so the status fits clients' trailer limits.
+//   pass 3,200 bytes), and a last violation without a field counting the rest. Texts that echo a bad value are
+//   clipped (200 bytes a violation, 600 the message, marked with "…") so the status fits clients' trailer limits.
 // - Auth: `authorization: Bearer <api key>` metadata on every call except the health service.
 // - Logs: send `x-request-id` metadata to name a call in the server's log; every answer names it back (in the
 //   response's metadata, or an error's trailers), with a random id when none was sent.

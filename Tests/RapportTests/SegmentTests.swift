@@ -352,6 +352,15 @@ struct SegmentTests {
         #expect(try await memberIDs(crm, list.id) == [ada.id, shopAda.id].sorted())
         #expect(try await crm.segment(list.id).memberCount == 2)
         #expect(try await mirror() == [ada.id, shopAda.id])
+
+        // The other way round: the survivor added by its own id while a member only through the one merged into it.
+        _ = try await crm.removeFromList(list.id, customers: [ada.id])
+        let fourth = try await crm.mergeCustomers(ada.id, shopAda.id)
+        #expect(try await memberIDs(crm, list.id) == [ada.id])
+        #expect(try await crm.addToList(list.id, customers: [ada.id]) == ListChange(changed: [], unchanged: [ada.id]))
+        _ = try await crm.unmerge(fourth.merge.id)
+        #expect(try await memberIDs(crm, list.id) == [ada.id, shopAda.id].sorted())
+        #expect(try await mirror() == [ada.id, shopAda.id])
     }
 
     @Test func previewCountsAndSamplesWithoutSaving() async throws {

@@ -281,7 +281,8 @@ extension WriteSession {
 
     /// On an unmerge, gives the restored customer the runs that ended (fired, skipped, cancelled) while merged and
     /// that one of its records started, with their share of the rule's per-customer count: a once-per-customer
-    /// welcome that fired on its event counts for it, not for the survivor, who may still get its own.
+    /// welcome that fired on its event counts for it, not for the survivor, who may still get its own. Runs
+    /// housekeeping deleted (ended more than `runRetention` ago) are not known any more: their count stays.
     mutating func returnEndedRuns(from survivor: CustomerID, to restored: CustomerID, since mergedAt: Timestamp, adopted: Set<RunID>) throws {
         var moved: [RuleRun] = []
         var before: RunCursor?
@@ -292,7 +293,10 @@ extension WriteSession {
                     if adopted.isEmpty { break scan }  // older runs were the survivor's own (adopted ones may be older)
                     continue
                 }
-                guard run.status != .waiting, try startedBy(run: run.id, adopted: adopted, restored: restored) == restored else { continue }
+                // A skip folded over repeats names only its latest trigger, maybe of either customer: it stays.
+                guard run.status != .waiting, !(run.status == .skipped && run.repeats > 0),
+                    try startedBy(run: run.id, adopted: adopted, restored: restored) == restored
+                else { continue }
                 moved.append(run)
             }
             before = page.count == 500 ? page.last.map { RunCursor($0) } : nil
