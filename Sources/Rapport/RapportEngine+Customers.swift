@@ -198,6 +198,7 @@ extension RapportEngine {
                 try absorbing(member, within: Timestamp(millisecondsSinceEpoch: .min)...now, depth: 0)
             }
             try Self.forgetErasedIdentities(of: record.id, side: erased, tx: tx, now: now)
+            try Self.forgetMessagesRenderedWhileMerged(windows.filter { !erased.contains($0.survivor) }, tx: tx, now: now)
             for deleted in try tx.deleteCustomerTree(record.id) {
                 _ = try tx.appendChange(kind: .customerDeleted, customerID: deleted, otherCustomerID: nil, mergeID: nil, at: now)
                 // Stored answers to requests (kept for their retries) may hold the profile: they are emptied, and a
@@ -260,6 +261,33 @@ extension RapportEngine {
                 try tx.updateRun(run)
             }
             if rewritten { _ = try tx.appendChange(kind: .activityRecorded, customerID: owner, otherCustomerID: nil, mergeID: nil, at: now) }
+        }
+    }
+
+    /// Empties the outbox entries of other customers made while the person being erased was merged into them
+    /// (`windows`): their subject, body, data or webhook body may have been rendered from the merged profile (a
+    /// name, an e-mail that the person's side won). Entries not handed to a sender yet fail instead of going out.
+    static func forgetMessagesRenderedWhileMerged(_ windows: [(survivor: CustomerID, range: ClosedRange<Timestamp>)], tx: any StoreWriter, now: Timestamp) throws {
+        for (survivor, range) in windows {
+            for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivor, limit: .max)) where range.contains(entry.createdAt) {
+                switch entry.payload {
+                case .message(var message):
+                    message.subject = ""
+                    message.body = ""
+                    message.data = [:]
+                    entry.payload = .message(message)
+                case .webhook(let url, _):
+                    entry.payload = .webhook(url: url, body: "{}")
+                }
+                if entry.state == .pending || entry.state == .leased {
+                    entry.state = .failed
+                    entry.leaseOwner = nil
+                    entry.leaseExpiresAt = nil
+                }
+                entry.lastError = "erased: made while a customer since erased was merged into this one, its content may have been theirs"
+                entry.updatedAt = now
+                try tx.updateOutboxEntry(entry)
+            }
         }
     }
 

@@ -177,3 +177,36 @@ extension PrivacyTests {
         #expect(try await crm.event("both").identities == [Identity(kind: .email, value: "dan@example.com")])
     }
 }
+
+extension PrivacyTests {
+    /// A message the survivor's rule made while the person was merged into it may hold what of theirs the merged
+    /// profile showed (here her name): erasing her empties it, and one not sent yet does not go out.
+    @Test(arguments: Backend.allCases)
+    func anErasureEmptiesMessagesMadeWhileThePersonWasMergedIntoAnother(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.createRule(
+            RuleDefinition(
+                name: "Thanks", trigger: .event(type: "visit"),
+                actions: [.sendMessage(MessageAction(channel: .email, purpose: .transactional, template: "thanks", subject: "Thanks, {{ customer.given_name ?? \"you\" }}"))]))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        clock.advance(by: .seconds(1))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("x.ada@example.com")]))  // Bob's e-mail stays the one written to
+        _ = try await crm.ingest([event("before", "visit", at: clock.now(), .email("bob@example.com"))])
+        clock.advance(by: .seconds(1))
+        let merge = try await crm.mergeCustomers(bob.id, ada.id).merge
+        _ = try await crm.ingest([event("merged", "visit", at: clock.now(), .email("bob@example.com"))])
+        clock.advance(by: .seconds(1))
+        _ = try await crm.unmerge(merge.id)
+        let subjects = try await crm.outboxEntries(customer: bob.id).entries.map { entry -> String in
+            if case .message(let message) = entry.payload { message.subject } else { "" }
+        }
+        #expect(subjects == ["Thanks, you", "Thanks, Ada"])
+        try await crm.deleteCustomer(ada.id)
+        let entries = try await crm.outboxEntries(customer: bob.id).entries
+        // Bob's message from before the merge is his alone and stays.
+        #expect(entries.map(\.state) == [.pending, .failed])
+        #expect(entries.last?.lastError.hasPrefix("erased:") == true)
+        #expect(!String(describing: entries).contains("Ada"))
+        #expect(try await crm.leaseOutbox(consumer: "mailer").count == 1)
+    }
+}
