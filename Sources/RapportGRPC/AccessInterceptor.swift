@@ -109,7 +109,8 @@ final class AccessInterceptor: ServerInterceptor {
                         logger.debug("stream finished", metadata: ["duration": "\(ContinuousClock.now - started)"])
                         return trailers
                     } catch {
-                        logger.info("stream failed", metadata: ["error": "\(Self.describe(error))"])
+                        logger.info("stream failed", metadata: ["error": "\(Self.summary(error))"])
+                        logger.debug("stream failed", metadata: ["error": "\(Self.describe(error))"])
                         throw Self.error(error, naming: logger.requestID)
                     }
                 }
@@ -121,7 +122,8 @@ final class AccessInterceptor: ServerInterceptor {
             if case .storage(let detail) = error as? RapportError {
                 logger.error("storage failure", metadata: ["detail": "\(detail)"])
             } else {
-                logger.info("failed", metadata: ["error": "\(Self.describe(error))", "duration": "\(ContinuousClock.now - started)"])
+                logger.info("failed", metadata: ["error": "\(Self.summary(error))", "duration": "\(ContinuousClock.now - started)"])
+                logger.debug("failed", metadata: ["error": "\(Self.describe(error))"])
             }
             throw error
         }
@@ -180,6 +182,24 @@ final class AccessInterceptor: ServerInterceptor {
             if !key.isEmpty { return String(key) }
         }
         return nil
+    }
+
+    /// What a line at info says of an error: its code, and the fields or the kind of record it names, never the
+    /// message, which may quote what was sent (an e-mail, a phone number) and outlive the customer's erasure in the
+    /// log. The message is logged at debug.
+    static func summary(_ error: any Error) -> String {
+        switch error {
+        case let error as RapportError:
+            switch error {
+            case .invalidArgument(let violations):
+                let fields = violations.prefix(10).map(\.field).joined(separator: ", ")
+                return "\(error.rpcErrorCode): \(fields)\(violations.count > 10 ? ", and \(violations.count - 10) more" : "")"
+            case .notFound(let entity, _), .alreadyExists(let entity, _), .etagMismatch(let entity, _, _, _): return "\(error.rpcErrorCode): \(entity)"
+            case .failedPrecondition, .storage: return "\(error.rpcErrorCode)"
+            }
+        case let error as RPCError: return "\(error.code)"
+        default: return "\(type(of: error))"
+        }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -55,6 +55,26 @@ struct LoggingTests {
         }
     }
 
+    @Test func aFailedCallIsLoggedAtInfoWithoutWhatWasSent() async throws {
+        let (logger, lines) = capturingLogger(level: .info)
+        try await withRapport(logger: logger) { c in
+            _ = try await c.customers.createCustomer(.with { $0.customer = .with { $0.identities = [.email("ada@example.com")] } })
+            // The answer names the e-mail to its caller; the log, kept after an erasure, does not.
+            let taken = await expectRPCError(.invalidArgument) {
+                try await c.customers.createCustomer(.with { $0.customer = .with { $0.identities = [.email("ada@example.com")] } })
+            }
+            #expect(taken?.message.contains("ada@example.com") == true)
+            _ = await expectRPCError(.invalidArgument) {
+                try await c.customers.findCustomer(.with { $0.identity = .phone("+1 call ada at home") })
+            }
+        }
+        let failed = lines.all.filter { $0.message == "failed" }
+        #expect(failed.count == 2)
+        #expect(failed.allSatisfy { $0.level == .info })
+        #expect(failed.map { "\($0.metadata["error"] ?? "")" } == ["invalidArgument: customer.identities[0]", "invalidArgument: identity.value"])
+        #expect(!lines.all.contains { "\($0.message) \($0.metadata)".contains("ada") })
+    }
+
     @Test func nothingIsFormattedForLinesBelowTheLevel() async throws {
         let (logger, lines) = capturingLogger(level: .info)
         try await withRapport(logger: logger) { c in
