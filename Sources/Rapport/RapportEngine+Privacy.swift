@@ -74,13 +74,40 @@ extension RapportEngine {
                 if !members.contains(merge.survivorID) { merge.survivorBefore = Self.onlyID(merge.survivorBefore) }
                 return merge
             }
+            // A record that named another person too (one event with both e-mails, kept apart since) is the
+            // person's, that other person's identities are not: they are left out.
+            var others: [Identity: Bool] = [:]
+            func own(_ identities: [Identity]) throws -> [Identity] {
+                try identities.filter { identity in
+                    if let other = others[identity] { return !other }
+                    let other = try tx.storedIdentity(identity).map { !members.contains($0.customerID) } ?? false
+                    others[identity] = other
+                    return !other
+                }
+            }
+            let orders = try tx.orders(of: record.id, before: nil, limit: .max).map { stored in
+                var order = stored.order
+                order.identities = try own(order.identities)
+                return order
+            }
+            let events = try tx.events(of: record.id, before: nil, limit: .max).map { stored in
+                var event = stored.event
+                event.identities = try own(event.identities)
+                return event
+            }
+            runs = try runs.map { run in
+                var run = run
+                if let identities = run.event?.identities { run.event?.identities = try own(identities) }
+                if let identities = run.order?.identities { run.order?.identities = try own(identities) }
+                return run
+            }
             return CustomerExport(
                 exportedAt: now,
                 customer: try tx.assemble(record),
                 mergedCustomers: side.filter { $0 != record.id },
                 stats: try tx.stats(of: record.id) ?? CustomerStats(customerID: record.id),
-                orders: try tx.orders(of: record.id, before: nil, limit: .max).map(\.order),
-                events: try tx.events(of: record.id, before: nil, limit: .max).map(\.event),
+                orders: orders,
+                events: events,
                 interactions: try tx.interactions(of: record.id, before: nil, limit: .max).map(\.interaction),
                 consentHistory: try tx.consents(of: record.id).map(\.consent),
                 merges: kept,

@@ -143,6 +143,10 @@ extension PrivacyTests {
         _ = try await crm.unmerge(try #require(result.merges.first))
         let bea = try #require(try await crm.findCustomer(.email("bea@example.com")))
         #expect(try await crm.event("both").customerID == ada.id)
+        // Ada's export holds her records, not Bea's e-mail on them.
+        let before = try await crm.exportCustomer(ada.id)
+        #expect(before.events.first { $0.id == "both" }?.identities == [Identity(kind: .email, value: "ada@example.com")])
+        #expect(!String(describing: before).contains("bea@example.com"))
         let cursor = try #require(try await crm.changes(after: 0, limit: 1000).last).cursor
         try await crm.deleteCustomer(bea.id)
         #expect(try await crm.event("both").identities == [Identity(kind: .email, value: "ada@example.com")])
