@@ -472,9 +472,11 @@ enum SQL {
     static let interactionsBefore = timeline("SELECT \(SQLiteTransaction.interactionColumns) FROM interactions", time: "occurred_at", before: true)
 
     /// A page of a customer's timeline rows, newest first: the first page, or the page `before` a position
-    /// (arguments: customer, then time, time and sequence of the position, then the limit).
+    /// (arguments: customer, then time, time and sequence of the position, then the limit). `time <= ?` bounds the
+    /// walk of the (customer, time) index, so a page deep in a long history starts where it is instead of at the
+    /// newest row.
     private static func timeline(_ select: String, time column: String, before: Bool) -> String {
-        select + " WHERE customer_id = ?" + (before ? " AND (\(column) < ? OR (\(column) = ? AND sequence < ?))" : "")
+        select + " WHERE customer_id = ?" + (before ? " AND \(column) <= ? AND (\(column) < ? OR sequence < ?)" : "")
             + " ORDER BY \(column) DESC, sequence DESC LIMIT ?"
     }
 }

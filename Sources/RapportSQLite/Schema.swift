@@ -21,6 +21,7 @@ enum Schema {
         migrator.registerMigration("v3-automation", migrate: v3Automation)
         migrator.registerMigration("v4-latest-runs", migrate: v4LatestRuns)
         migrator.registerMigration("v5-merge-segments", migrate: v5MergeSegments)
+        migrator.registerMigration("v6-open-and-closed-indexes", migrate: v6OpenAndClosedIndexes)
         return migrator
     }
 
@@ -315,6 +316,18 @@ enum Schema {
             CREATE INDEX outbox_by_customer ON outbox (customer_id, sequence);
             CREATE INDEX outbox_open ON outbox (customer_id, sequence) WHERE state IN ('pending', 'leased');
             """)
+    }
+
+    /// Open outbox entries by sequence, for leasing (which otherwise walked every entry kept since the cursor,
+    /// delivered ones too, inside the writer), and closed entries and ended runs by time, for housekeeping's
+    /// deletes (otherwise table scans).
+    private static func v6OpenAndClosedIndexes(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE INDEX outbox_open_by_sequence ON outbox (sequence) WHERE state IN ('pending', 'leased');
+                CREATE INDEX outbox_closed_by_time ON outbox (updated_at) WHERE state IN ('delivered', 'failed');
+                CREATE INDEX rule_runs_ended_by_time ON rule_runs (updated_at) WHERE status != 'waiting';
+                """)
     }
 
     /// A customer's latest run of a rule (a repeated skip updates it instead of adding one) in one index step.
