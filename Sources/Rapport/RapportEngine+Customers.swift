@@ -227,8 +227,14 @@ extension RapportEngine {
     /// are owned by customers linked to them by merges, directly or through others, undone ones too.
     /// A customer whose records changed so is reported to the change feed (`activity_recorded`), for mirrors.
     static func forgetErasedIdentities(of customer: CustomerID, side: Set<CustomerID>, tx: any StoreWriter, now: Timestamp) throws {
-        let identities = Set(try tx.identities(of: customer).map(\.identity))
+        var identities = Set(try tx.identities(of: customer).map(\.identity))
         guard !identities.isEmpty else { return }
+        // A phone kept in the older spelling is the same number records written since name in today's, and the
+        // other way round.
+        for identity in identities {
+            identities.insert(IdentityNormalizer.dialable(identity))
+            if let legacy = IdentityNormalizer.legacySpelling(of: identity) { identities.insert(legacy) }
+        }
         var linked = side
         var pending = Array(side)
         while let next = pending.popLast() {

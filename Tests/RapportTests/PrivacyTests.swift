@@ -214,3 +214,29 @@ extension PrivacyTests {
         #expect(try await crm.leaseOutbox(consumer: "mailer").count == 1)
     }
 }
+
+extension PrivacyTests {
+    /// A phone an older version stored with the trunk 0 (`+490301234567`) is the number records since name as
+    /// `+49301234567`: an erasure takes it out of a record another customer kept in either spelling.
+    @Test(arguments: Backend.allCases)
+    func anErasureTakesAPhoneOutOfSharedRecordsInEitherSpelling(_ backend: Backend) async throws {
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: try backend.makeStore(), clock: clock, ids: SequentialIDGenerator(), defaultPhoneRegion: "DE", logger: quietLogger)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        clock.advance(by: .seconds(1))
+        _ = try await crm.createCustomer(NewCustomer(identities: [.email("bea@example.com"), .phone("030 1234567")]))
+        let legacy = Identity(kind: .phone, value: "+490301234567")
+        try await crm.store.write { tx in
+            try tx.deleteIdentity(Identity(kind: .phone, value: "+49301234567"))
+            let bea = try #require(try tx.identity(Identity(kind: .email, value: "bea@example.com"))).customerID
+            try tx.insertIdentity(IdentityRecord(identity: legacy, customerID: bea, homeCustomerID: bea, createdAt: start))
+        }
+        let result = try await crm.ingest([event("call", "call.received", at: clock.now(), .email("ada@example.com"), .phone("030 1234567"))])
+        _ = try await crm.unmerge(try #require(result.merges.first))
+        #expect(try await crm.event("call").customerID == ada.id)
+        #expect(try await crm.event("call").identities.contains(Identity(kind: .phone, value: "+49301234567")))
+        let bea = try #require(try await crm.findCustomer(.email("bea@example.com")))
+        try await crm.deleteCustomer(bea.id)
+        #expect(try await crm.event("call").identities == [Identity(kind: .email, value: "ada@example.com")])
+    }
+}
