@@ -156,6 +156,12 @@ extension RapportEngine {
                 throw RapportError.notFound(entity: "identity", id: identity.key)
             }
             try tx.deleteIdentity(owner.identity)
+            // An identity of a customer merged into this one: that customer changed, and an unmerge brings it back
+            // as a new version (its remembered update time says so), so that an etag read before does not match.
+            if owner.homeCustomerID != record.id, var merge = try tx.merges(absorbed: owner.homeCustomerID).first(where: \.isActive) {
+                merge.absorbedBefore.updatedAt = max(now, merge.absorbedBefore.updatedAt)
+                try tx.updateMerge(merge)
+            }
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
             try session.markDirty(record.id, [.identities, .profile])  // `updated_at` moved too

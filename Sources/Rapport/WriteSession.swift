@@ -313,9 +313,10 @@ struct WriteSession {
         survivor.updatedAt = max(now, survivor.updatedAt)
         try tx.updateCustomer(survivor)
         // The restored customer comes back as it was, unless it gained identities while merged (added through its
-        // own id, or first seen then and found its): then it changed, and an etag read before the merge, or under its
-        // id while merged (the survivor's), must not match.
-        if try tx.identities(of: absorbedID).contains(where: { $0.createdAt > merge.mergedAt }) {
+        // own id, or first seen then and found its) or lost one (removed through the survivor: its remembered update
+        // time moved): then it changed, and an etag read before the merge, or under its id while merged (the
+        // survivor's), must not match.
+        if try merge.absorbedBefore.updatedAt > merge.mergedAt || tx.identities(of: absorbedID).contains(where: { $0.createdAt > merge.mergedAt }) {
             var restored = merge.absorbedBefore
             restored.version = max(restored.version, survivor.version) + 1
             restored.updatedAt = max(now, restored.updatedAt)
