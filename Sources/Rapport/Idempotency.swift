@@ -5,6 +5,14 @@ extension RapportEngine {
     /// How long a request id is remembered.
     public static let requestIDRetention: Duration = .seconds(24 * 3600)
 
+    /// Whose request ids a call's are: two callers (the gRPC layer binds each call's API key) may use the same id
+    /// for their own requests. Nil (in-process calls): the engine's own.
+    ///
+    /// ```swift
+    /// try await RapportEngine.$requestScope.withValue("billing") { try await crm.createCustomer(input, requestID: "42") }
+    /// ```
+    @TaskLocal public static var requestScope: String?
+
     /// Runs a mutation in one write transaction, idempotently when `requestID` is set: the first call's result is
     /// stored in the same transaction, and a retry with the same id returns it without running the body again.
     /// A retry whose request differs (by `fingerprint`) fails with `failedPrecondition`.
@@ -19,16 +27,19 @@ extension RapportEngine {
         guard requestID.utf8.count <= 128, !requestID.containsNewline, !requestID.containsNUL else {
             throw .invalid("request_id", "must be at most 128 bytes (UTF-8) on one line, without NUL")
         }
-        // One id, one request, whatever the call: the id alone is the key, and the operation is part of what must
-        // match. (Versions before 2026-12 kept "operation:id"; such a record, under a day old, is still found.)
-        let key = "request:\(requestID.canonical)"
+        // One id, one request, whatever the call: the caller's id is the key, and the operation is part of what
+        // must match. (Earlier versions kept "request:id", and before 2026-12 "operation:id", for every caller; such
+        // a record, under a day old, is still found.)
+        let scope = Self.requestScope.map { "\($0.count):\($0):" } ?? ""
+        let key = "request:\(scope)\(requestID.canonical)"
+        let unscopedKey = "request:\(requestID.canonical)"
         let legacyKey = "\(operation):\(requestID.canonical)"
         let digest = Self.fingerprint(of: fingerprint)
         let operationDigest = "\(operation):" + digest
         let now = clock.now()
         let result: T = try await write { tx in
             // A request id is remembered for a day, whether or not housekeeping has forgotten it yet.
-            if let stored = try tx.idempotencyRecord(key) ?? tx.idempotencyRecord(legacyKey).map({ legacy in
+            if let stored = try tx.idempotencyRecord(key) ?? (scope.isEmpty ? nil : tx.idempotencyRecord(unscopedKey)) ?? tx.idempotencyRecord(legacyKey).map({ legacy in
                 var record = legacy
                 record.fingerprint = "\(operation):" + legacy.fingerprint
                 return record

@@ -93,7 +93,10 @@ final class AccessInterceptor: ServerInterceptor {
             // The task group the race runs in ends before this returns: `next` does not outlive the call.
             var response = try await withoutActuallyEscaping(next) { next in
                 try await Self.untilRevoked(key, engine: engine, enabled: method.type?.isRequestStreaming ?? true) {
-                    try await Caller.$key.withValue(key) { try await next(request, context) }
+                    try await Caller.$key.withValue(key) {
+                        // Request ids are each key's own: two services may both send "42".
+                        try await RapportEngine.$requestScope.withValue(key.id.rawValue) { try await next(request, context) }
+                    }
                 }
             }
             // Streaming responses are produced after this returns: they run as the caller too, and end when the
@@ -104,7 +107,9 @@ final class AccessInterceptor: ServerInterceptor {
                 contents.producer = { [logger] writer in
                     do {
                         let trailers = try await Self.untilRevoked(key, engine: engine, enabled: streaming) {
-                            try await Caller.$key.withValue(key) { try await producer(writer) }
+                            try await Caller.$key.withValue(key) {
+                                try await RapportEngine.$requestScope.withValue(key.id.rawValue) { try await producer(writer) }
+                            }
                         }
                         logger.debug("stream finished", metadata: ["duration": "\(ContinuousClock.now - started)"])
                         return trailers

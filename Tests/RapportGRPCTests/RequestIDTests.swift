@@ -30,6 +30,12 @@ struct RequestIDTests {
             await expectRPCError(.notFound) { try await c.customers.findCustomer(.with { $0.identity = .email("eve@example.com") }) }
             // Without a request id, a second create is a second customer (here refused: the identities are taken).
             await expectRPCError(.invalidArgument) { try await c.customers.createCustomer(.with { $0.customer = adaProto }) }
+
+            // Another key's "create-1" is another service's request: applied, not refused as a reuse.
+            let eve = try await c.as(.marketing) { try await c.customers.createCustomer(other) }
+            #expect(eve.givenName == "Eve")
+            #expect(try await c.as(.marketing) { try await c.customers.createCustomer(other) } == eve)  // and its own retry
+            #expect(try await c.engine.customerCount() == 2)
         }
     }
 

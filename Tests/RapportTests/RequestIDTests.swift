@@ -287,6 +287,29 @@ struct RequestIDTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func requestIDsAreEachCallersOwn(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let ada = try await RapportEngine.$requestScope.withValue("billing") {
+            try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]), requestID: "42")
+        }
+        let bob = try await RapportEngine.$requestScope.withValue("shop") {
+            try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]), requestID: "42")
+        }
+        #expect(ada.id != bob.id)
+        // Each caller's retry is its own first answer.
+        let again = try await RapportEngine.$requestScope.withValue("billing") {
+            try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]), requestID: "42")
+        }
+        #expect(again == ada)
+        #expect(try await crm.customerCount() == 2)
+        // A scope that is a prefix of another is another scope.
+        let cy = try await RapportEngine.$requestScope.withValue("shop:4") {
+            try await crm.createCustomer(NewCustomer(identities: [.email("cy@example.com")]), requestID: "2")
+        }
+        #expect(cy.id != bob.id)
+    }
+
+    @Test(arguments: Backend.allCases)
     func activityOfACustomerAbsorbedInTheSameBatchIsReportedUnderTheSurvivor(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
