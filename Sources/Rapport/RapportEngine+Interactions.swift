@@ -95,9 +95,11 @@ extension RapportEngine {
         try await read { tx in try tx.consents(of: try tx.activeCustomer(id).id).map(\.consent) }
     }
 
-    /// Whether the customer currently allows contact through `channel` for `purpose` (only `granted` does).
+    /// Whether the customer currently allows contact through `channel` for `purpose`, as the outbox decides: a
+    /// grant allows; without a statement, transactional messages are allowed (a refusal stops them) and marketing
+    /// and profiling are not.
     public func hasConsent(_ id: CustomerID, channel: ConsentChannel, purpose: ConsentPurpose) async throws(RapportError) -> Bool {
-        try await consents(of: id).first { $0.channel == channel && $0.purpose == purpose }?.status.allows ?? false
+        WriteSession.allows(try await consents(of: id), channel: channel, purpose: purpose)
     }
 
     /// A page of a customer's interactions, newest first.

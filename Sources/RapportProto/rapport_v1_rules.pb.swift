@@ -600,7 +600,7 @@ package nonisolated struct Rapport_V1_SendMessageAction: Sendable {
 
   package var channel: Rapport_V1_ConsentChannel = .unspecified
 
-  /// Unspecified means marketing.
+  /// Unspecified means marketing; profiling is INVALID_ARGUMENT (a use of data, not a reason to contact).
   package var purpose: Rapport_V1_ConsentPurpose = .unspecified
 
   /// The sender's template id, 1 to 200 characters.

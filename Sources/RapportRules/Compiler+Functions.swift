@@ -137,8 +137,11 @@ extension Compiler {
             guard let purpose = ConsentPurpose(rawValue: purposeName) else {
                 return fail("'\(purposeName)' is not a consent purpose (\(ConsentPurpose.allCases.map(\.rawValue).joined(separator: ", ")))", bound["purpose"]!.value.range)
             }
+            // As the outbox decides: a grant allows; without a statement, transactional messages are allowed (a
+            // refusal stops them) and the other purposes are not.
+            let allowedWithoutStatement = purpose == .transactional
             var result = Checked(type: .bool, code: .bool { c, _ in
-                c.pointee.consents.contains { $0.channel == channel && $0.purpose == purpose && $0.status.allows }
+                c.pointee.consents.first { $0.channel == channel && $0.purpose == purpose }.map(\.status.allows) ?? allowedWithoutStatement
             })
             result.requirements.data = .consents
             return result

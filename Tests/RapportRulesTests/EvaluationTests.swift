@@ -100,6 +100,7 @@ struct EvaluationTests {
         ("stats.order_count in []", .bool(false)),
         ("customer.lifecycle_stage in []", .bool(false)),
         ("has_consent(\"email\", \"marketing\")", .bool(false)),
+        ("has_consent(\"email\", \"transactional\")", .bool(true)),  // allowed until refused, as the outbox decides
         ("customer.given_name starts_with \"A\" and customer.given_name ends_with \"a\" and customer.given_name contains \"d\"", .bool(true)),
         ("customer.given_name contains \"\" and customer.given_name starts_with \"\"", .bool(true)),
         // An instant outside the years Rapport keeps (1 to 9999) is missing: nothing could store or schedule it.

@@ -618,6 +618,20 @@ struct RuleTests {
         #expect(try await crm.nextJobDue().map { $0 > test.clock.now() + .seconds(300 * 86_400) } == true, "next year's")
     }
 
+    @Test func aMessageIsNotSentForProfiling() async throws {
+        let test = TestRapport()
+        let promo = RuleDefinition(
+            name: "Promo", trigger: .event(type: "visit"), actions: [.sendMessage(MessageAction(channel: .email, purpose: .profiling, template: "promo"))])
+        let issues = try await test.crm.validateRule(promo)
+        #expect(issues.map(\.field) == ["actions[0].send_message.purpose"])
+        await expectError(.invalidArgument([FieldViolation(field: "actions[0].send_message.purpose", problem: issues[0].message)])) {
+            try await test.crm.createRule(promo)
+        }
+        var marketing = promo
+        marketing.actions = [.sendMessage(MessageAction(channel: .email, purpose: .marketing, template: "promo"))]
+        #expect(try await test.crm.validateRule(marketing).isEmpty)
+    }
+
     @Test func anHTMLBodyIsForEmail() async throws {
         let test = TestRapport()
         let sms = RuleDefinition(

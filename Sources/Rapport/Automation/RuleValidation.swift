@@ -167,6 +167,11 @@ extension RapportEngine {
                 }
                 template(message.subject, "\(field).send_message.subject")
                 template(message.body, "\(field).send_message.body")
+                if message.purpose == .profiling {
+                    // Profiling is a use of data, not a reason to write to someone: a grant of it must not carry a
+                    // message its customer refused as marketing.
+                    add("\(field).send_message.purpose", "a message is transactional or marketing; profiling is not a purpose to contact someone for")
+                }
                 if message.html, message.channel != .email {
                     add("\(field).send_message.html", "an HTML body is for e-mail; a \(message.channel.rawValue) message is plain text")
                 }
