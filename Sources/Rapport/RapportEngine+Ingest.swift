@@ -193,7 +193,7 @@ extension RapportEngine {
         for (index, line) in input.lines.enumerated() {
             let field = "lines[\(index)]"
             if line.sku.isEmpty || line.sku.utf8.count > 128 { validator.add("\(field).sku", "must be 1 to 128 bytes (UTF-8)") }
-            if line.name.count > 500 { validator.add("\(field).name", "is longer than 500 characters") }
+            if line.name.unicodeScalars.count > 500 { validator.add("\(field).name", "is longer than 500 characters") }
             if line.quantity <= 0 || line.quantity > 1_000_000 { validator.add("\(field).quantity", "must be 1 to 1000000, got \(line.quantity)") }
             if line.unitPriceMinor < 0 || line.unitPriceMinor > limit { validator.add("\(field).unit_price_minor", "must be 0 to \(limit) minor units") }
             let (lineTotal, overflow) = line.quantity.multipliedReportingOverflow(by: line.unitPriceMinor)

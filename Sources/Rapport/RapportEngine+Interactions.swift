@@ -11,9 +11,9 @@ extension RapportEngine {
     public func recordInteraction(_ input: InteractionInput, requestID: String? = nil) async throws(RapportError) -> Interaction {
         let now = clock.now()
         var validator = Validator()
-        if input.subject.count > 500 { validator.add("subject", "is longer than 500 characters") }
-        if input.summary.count > 20_000 { validator.add("summary", "is longer than 20000 characters") }
-        if input.agent.count > 200 { validator.add("agent", "is longer than 200 characters") }
+        if input.subject.unicodeScalars.count > 500 { validator.add("subject", "is longer than 500 characters") }
+        if input.summary.unicodeScalars.count > 20_000 { validator.add("summary", "is longer than 20000 characters") }
+        if input.agent.unicodeScalars.count > 200 { validator.add("agent", "is longer than 200 characters") }
         for (field, text) in [("subject", input.subject), ("summary", input.summary), ("agent", input.agent)] where text.containsNUL {
             validator.add(field, "holds a NUL character (U+0000)")
         }
@@ -43,7 +43,7 @@ extension RapportEngine {
     public func recordConsent(_ input: ConsentInput, requestID: String? = nil) async throws(RapportError) -> Consent {
         let now = clock.now()
         var validator = Validator()
-        if input.source.allSatisfy(\.isWhitespace) || input.source.count > 200 || input.source.containsNUL {
+        if input.source.allSatisfy(\.isWhitespace) || input.source.unicodeScalars.count > 200 || input.source.containsNUL {
             validator.add("source", "must be 1 to 200 characters without NUL (where the consent was given)")
         }
         let occurredAt = input.occurredAt ?? now

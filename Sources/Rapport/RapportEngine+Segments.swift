@@ -384,8 +384,8 @@ extension RapportEngine {
     // MARK: Helpers
 
     static func validateSegmentText(name: String, description: String, into validator: inout Validator) {
-        if name.trimmingCharacters(in: .whitespaces).isEmpty || name.count > 200 { validator.add("name", "must be 1 to 200 characters") }
-        if description.count > 2000 { validator.add("description", "is longer than 2000 characters") }
+        if name.trimmingCharacters(in: .whitespaces).isEmpty || name.unicodeScalars.count > 200 { validator.add("name", "must be 1 to 200 characters") }
+        if description.unicodeScalars.count > 2000 { validator.add("description", "is longer than 2000 characters") }
     }
 
     /// The schema expressions are checked against, as `tx` sees it.

@@ -122,7 +122,7 @@ public struct AttributeDefinition: Hashable, Sendable, Codable {
     /// Checks the key's form.
     public func validate() throws(RapportError) {
         try Self.validateKey(key, field: "key")
-        if description.count > 1000 { throw .invalid("description", "is longer than 1000 characters") }
+        if description.unicodeScalars.count > 1000 { throw .invalid("description", "is longer than 1000 characters") }
         if description.containsNUL { throw .invalid("description", "holds a NUL character (U+0000)") }
     }
 

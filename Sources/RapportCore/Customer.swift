@@ -64,7 +64,7 @@ public struct PostalAddress: Hashable, Sendable, Codable {
             validator.add("\(field).country", "'\(country)' is not an ISO 3166 alpha-2 code such as 'DE'")
         }
         for (name, value) in [("label", label), ("line1", line1), ("line2", line2), ("city", city), ("region", region), ("postal_code", postalCode)]
-        where value.count > 200 {
+        where value.unicodeScalars.count > 200 {
             validator.add("\(field).\(name)", "is longer than 200 characters")
         }
     }
@@ -267,8 +267,8 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
     /// Checks every field; throws all violations at once.
     public func validate(schema: AttributeSchema) throws(RapportError) {
         var validator = Validator()
-        if givenName.count > 200 { validator.add("given_name", "is longer than 200 characters") }
-        if familyName.count > 200 { validator.add("family_name", "is longer than 200 characters") }
+        if givenName.unicodeScalars.count > 200 { validator.add("given_name", "is longer than 200 characters") }
+        if familyName.unicodeScalars.count > 200 { validator.add("family_name", "is longer than 200 characters") }
         if let birthday { validator.capture("") { () throws(RapportError) in try birthday.validate(field: "birthday") } }
         if !locale.isEmpty, !Self.isLanguageTag(locale) { validator.add("locale", "'\(locale)' is not a BCP 47 language tag such as 'en-US'") }
         if !timeZone.isEmpty, TimeZone(identifier: timeZone) == nil {
@@ -278,13 +278,13 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
         for (index, address) in addresses.enumerated() { address.validate(field: "addresses[\(index)]", into: &validator) }
         if tags.count > 200 { validator.add("tags", "has more than 200 tags") }
         for (index, tag) in tags.enumerated() {
-            if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag.containsNUL {
+            if tag.isEmpty || tag.unicodeScalars.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag.containsNUL {
                 validator.add("tags[\(index)]", "'\(tag)' must be 1 to 64 characters without commas, line breaks or NUL")
             }
         }
         validator.capture("") { () throws(RapportError) in try schema.validate(attributes) }
         for (key, value) in attributes {
-            if case .string(let text) = value, text.count > 10_000 { validator.add("attributes.\(key)", "is longer than 10000 characters") }
+            if case .string(let text) = value, text.unicodeScalars.count > 10_000 { validator.add("attributes.\(key)", "is longer than 10000 characters") }
         }
         try validator.check()
     }

@@ -67,13 +67,13 @@ public struct EventTypeDefinition: Hashable, Sendable, Codable {
         } else if Self.isBuiltIn(type) {
             validator.add("type", "'\(type)' is a built-in event type and cannot be declared")
         }
-        if description.count > 1000 { validator.add("description", "is longer than 1000 characters") }
+        if description.unicodeScalars.count > 1000 { validator.add("description", "is longer than 1000 characters") }
         if properties.count > 100 { validator.add("properties", "at most 100 properties, got \(properties.count)") }
         var seen = Set<String>()
         for (index, property) in properties.enumerated() {
             validator.capture("") { () throws(RapportError) in try AttributeDefinition.validateKey(property.key, field: "properties[\(index)].key") }
             if !seen.insert(property.key).inserted { validator.add("properties[\(index)].key", "'\(property.key)' is declared twice") }
-            if property.description.count > 1000 { validator.add("properties[\(index)].description", "is longer than 1000 characters") }
+            if property.description.unicodeScalars.count > 1000 { validator.add("properties[\(index)].description", "is longer than 1000 characters") }
         }
         try validator.check()
     }

@@ -173,6 +173,14 @@ struct Customer360Tests {
             try await test.crm.recordInteraction(InteractionInput(customerID: ada.id, channel: .chat, direction: .inbound, subject: String(repeating: "x", count: 501)))
         }
         #expect(tooLong?.fieldViolations.map(\.field) == ["subject"])
+        // Limits count Unicode scalars: one letter under a pile of combining marks is one character on screen, not
+        // a way past them.
+        let piled = "e" + String(repeating: "\u{301}", count: 1000)
+        #expect(piled.count == 1)
+        let piledUp = await captureError {
+            try await test.crm.recordInteraction(InteractionInput(customerID: ada.id, channel: .chat, direction: .inbound, subject: piled))
+        }
+        #expect(piledUp?.fieldViolations.map(\.field) == ["subject"])
     }
 
     @Test func theTestEngineLetsTimePassWithoutSleeping() async throws {

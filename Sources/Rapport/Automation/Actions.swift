@@ -118,7 +118,7 @@ extension WriteSession {
             return ActionOutcome(action: name, status: .failed, detail: "the customer would have more than 200 tags")
         }
         for (key, value) in profile.attributes where value != record.profile.attributes[key] {
-            if case .string(let text) = value, text.count > 10_000 {
+            if case .string(let text) = value, text.unicodeScalars.count > 10_000 {
                 return ActionOutcome(action: name, status: .failed, detail: "attributes.\(key) would be longer than 10000 characters")
             }
         }

@@ -75,8 +75,8 @@ extension RapportEngine {
             if try tx.segment(id) == nil { add(field, "segment '\(id)' not found") }
         }
 
-        if definition.name.trimmingCharacters(in: .whitespaces).isEmpty || definition.name.count > 200 { add("name", "must be 1 to 200 characters") }
-        if definition.description.count > 2000 { add("description", "is longer than 2000 characters") }
+        if definition.name.trimmingCharacters(in: .whitespaces).isEmpty || definition.name.unicodeScalars.count > 200 { add("name", "must be 1 to 200 characters") }
+        if definition.description.unicodeScalars.count > 2000 { add("description", "is longer than 2000 characters") }
         if !(-1000...1000).contains(definition.priority) { add("priority", "must be -1000 to 1000, got \(definition.priority)") }
 
         switch definition.trigger {
@@ -125,7 +125,7 @@ extension RapportEngine {
             let field = "actions[\(index)]"
             switch action {
             case .addTag(let tag), .removeTag(let tag):
-                if tag.isEmpty || tag.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag.containsNUL
+                if tag.isEmpty || tag.unicodeScalars.count > 64 || tag.contains(where: { $0.isNewline || $0 == "," }) || tag.containsNUL
                     || tag != tag.trimmingCharacters(in: .whitespaces)
                 {
                     let kind = if case .addTag = action { "add_tag" } else { "remove_tag" }
@@ -162,7 +162,7 @@ extension RapportEngine {
                     }
                 }
             case .sendMessage(let message):
-                if message.template.isEmpty || message.template.count > 200 || message.template.contains(where: \.isNewline) {
+                if message.template.isEmpty || message.template.unicodeScalars.count > 200 || message.template.contains(where: \.isNewline) {
                     add("\(field).send_message.template", "must be 1 to 200 characters on one line")
                 }
                 template(message.subject, "\(field).send_message.subject")
