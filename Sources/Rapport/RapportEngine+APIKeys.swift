@@ -1,6 +1,7 @@
 import Synchronization
 import Foundation
 public import RapportCore
+import Logging
 
 /// A new API key and its secret, which is shown this once.
 public struct CreatedAPIKey: Hashable, Sendable, Codable {
@@ -58,8 +59,9 @@ extension RapportEngine {
     /// is cancelled or the engine's watchers are finished (``finishChangeWatchers()``, at shutdown). A server runs it
     /// beside each long call, so that revoking a key also ends the streams it opened.
     ///
-    /// It looks at the key after each commit through this engine: a key revoked by another process sharing the
-    /// store is seen with the next commit here.
+    /// It looks at the key after each commit through this engine, and every ``ChangeWatch/pollInterval`` for a key
+    /// revoked by another process sharing the store. A read that fails is logged and tried again at the next look:
+    /// a store that cannot tell for a moment does not stop the watch.
     public func waitForRevocation(of id: APIKeyID) async -> Bool {
         while !Task.isCancelled {
             // Subscribed before reading, so that a revocation committed meanwhile ends the wait below at once.
@@ -68,10 +70,10 @@ extension RapportEngine {
             do {
                 guard let key = try await quickRead({ tx in try tx.apiKey(id) }), key.isActive else { return true }
             } catch {
-                return false  // the store cannot tell: the call goes on as authorised when it began
+                if Task.isCancelled { return false }
+                logger.warning("cannot read an API key to see whether it was revoked; looking again", metadata: ["key": "\(id)", "error": "\(error)"])
             }
-            var iterator = signals.makeAsyncIterator()
-            guard await iterator.next() != nil else { return false }
+            if await ChangeNotifier.wait(for: signals, orUntil: clock.now() + ChangeWatch.pollInterval, on: clock) == .finished { return false }
         }
         return false
     }

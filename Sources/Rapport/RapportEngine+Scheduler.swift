@@ -27,12 +27,12 @@ extension RapportEngine {
     @discardableResult
     public func runDueJobs(limit: Int = 100_000) async throws(RapportError) -> Int {
         var ran = 0
-        while ran < limit {
+        while ran < limit, !Task.isCancelled {  // a server shutting down stops between jobs
             let now = clock.now()
             let due = try await read { tx in try tx.dueJobs(at: now, limit: 64) }
             guard !due.isEmpty else { break }
             var progressed = false
-            for job in due where ran < limit {
+            for job in due where ran < limit && !Task.isCancelled {
                 if try await runJob(job.key, now: now) {
                     ran += 1
                     progressed = true
@@ -67,6 +67,8 @@ extension RapportEngine {
             changeNotifier.notify()
             return ran
         } catch {
+            // Cancelled (a server shutting down): the job did not fail, it stays due for the next start.
+            if Task.isCancelled { return false }
             logger.error("scheduled job failed", metadata: ["job": "\(key)", "error": "\(error)"])
             var isStorage = false
             if case .storage = error { isStorage = true }
@@ -124,21 +126,23 @@ extension RapportEngine {
     /// may have scheduled an earlier one, until the task is cancelled. For servers; housekeeping is scheduled
     /// on first start.
     public func runScheduler() async {
-        do {
-            try await startHousekeeping()
-        } catch {
-            logger.error("cannot schedule housekeeping", metadata: ["error": "\(error)"])
-        }
+        var housekeeping = false
         while !Task.isCancelled {
             // Subscribed before looking at the jobs, so that a commit made meanwhile ends the wait below at once.
             let (subscription, signals) = changeNotifier.subscribe()
             defer { changeNotifier.cancel(subscription) }
             var next: Timestamp?
             do {
+                // Until it is scheduled once: a store busy at start must not leave the data it forgets forever.
+                if !housekeeping {
+                    try await startHousekeeping()
+                    housekeeping = true
+                }
                 try await runDueJobs()
                 next = try await nextJobDue()
             } catch {
-                logger.error("scheduler failed; retrying", metadata: ["error": "\(error)"])
+                if Task.isCancelled { break }
+                logger.error(housekeeping ? "scheduler failed; retrying" : "cannot schedule housekeeping; retrying", metadata: ["error": "\(error)"])
                 next = clock.now() + .seconds(5)
             }
             let wake = min(next ?? clock.now() + .seconds(60), clock.now() + .seconds(60))
@@ -164,7 +168,7 @@ extension RapportEngine {
         }
         if target > .latest { throw .invalid("target", "is after \(Timestamp.latest), the latest time Rapport keeps") }
         var ran = try await runDueJobs()
-        while let next = try await nextJobDue(), next <= target {
+        while !Task.isCancelled, let next = try await nextJobDue(), next <= target {
             manual.advance(to: next)
             let count = try await runDueJobs()
             ran += count

@@ -124,7 +124,12 @@ final class AccessInterceptor: ServerInterceptor {
             logger.debug("ok", metadata: ["duration": "\(ContinuousClock.now - started)"])
             return response
         } catch {
-            if case .storage(let detail) = error as? RapportError {
+            if Task.isCancelled {
+                // The call was cancelled (its client left, or the server's shutdown ran out of time): what failed
+                // with it is no storage failure.
+                logger.debug("cancelled", metadata: ["error": "\(Self.describe(error))"])
+                throw RPCError(code: .cancelled, message: "the call was cancelled")
+            } else if case .storage(let detail) = error as? RapportError {
                 logger.error("storage failure", metadata: ["detail": "\(detail)"])
             } else {
                 logger.info("failed", metadata: ["error": "\(Self.summary(error))", "duration": "\(ContinuousClock.now - started)"])

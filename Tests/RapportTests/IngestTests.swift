@@ -425,9 +425,18 @@ final class FailingStore: Store, @unchecked Sendable {
     /// between the two.
     nonisolated(unsafe) var afterFailedWrite: (@Sendable (any Store) async throws -> Void)?
 
+    /// How many of the next reads fail.
+    nonisolated(unsafe) var failingReads = 0
+
     init(base: any Store) { self.base = base }
 
-    func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T { try await base.read(body) }
+    func read<T: Sendable>(_ body: @Sendable (any StoreReader) throws -> T) async throws -> T {
+        if failingReads > 0 {
+            failingReads -= 1
+            throw FailingWriter.InjectedFailure()
+        }
+        return try await base.read(body)
+    }
 
     func write<T: Sendable>(_ body: @Sendable (any StoreWriter) throws -> T) async throws -> T {
         let failOn = failOnEventID

@@ -213,6 +213,18 @@ struct OutboxTests {
         #expect(entries.allSatisfy { $0.lastError.hasPrefix("withdrawn: the customer") })
     }
 
+    /// A store that cannot tell for a moment does not end the watch of a key: the revocation after it still ends
+    /// the wait (a server ends the key's streams with it).
+    @Test func aFailedReadDoesNotStopTheWatchForARevocation() async throws {
+        let (store, _, crm) = try failingEngine()
+        let key = try await crm.createAPIKey(name: "worker", role: .marketing)
+        store.failingReads = 1
+        let waiter = Task { await crm.waitForRevocation(of: key.key.id) }
+        while store.failingReads > 0 { await Task.yield() }  // its first look failed
+        _ = try await crm.revokeAPIKey(key.key.id)
+        #expect(await waiter.value)
+    }
+
     @Test(arguments: Backend.allCases)
     func messagesTheOtherCustomersRefusalWithdrewWhileMergedComeBackWithAnUnmerge(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)

@@ -6,6 +6,25 @@ import Testing
 
 @Suite("Scheduler")
 struct SchedulerTests {
+    /// A server shutting down cancels the scheduler: a job that fails then did not fail, it is not counted against
+    /// its tries, and runs at the next start.
+    @Test func aJobThatFailsBecauseItsTaskWasCancelledKeepsItsTries() async throws {
+        let store = FailingStore(base: try Backend.memory.makeStore())
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
+        try await crm.startHousekeeping()
+        store.failOnJobKey = "housekeeping"
+        let ran = await Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try? await crm.runDueJobs()
+        }.value
+        #expect(ran == 0)
+        #expect(try await crm.store.read { tx in try tx.job("housekeeping") }?.attempts == 0)
+        // Not cancelled, the same failure counts.
+        _ = try await crm.runDueJobs()
+        #expect(try await crm.store.read { tx in try tx.job("housekeeping") }?.attempts == 1)
+    }
+
     @Test
     func aJobThisVersionCannotReadIsKeptAndDoesNotStopTheOthers() async throws {
         let (crm, clock) = try makeEngine(.sqlite)
