@@ -53,6 +53,24 @@ final class ChangeNotifier: Sendable {
         }
     }
 
+    /// Waits until `signals` yields or `duration` passes on `clock` (as ``RapportClock/sleep(for:)`` counts it).
+    @discardableResult
+    static func wait(for signals: AsyncStream<Void>, orFor duration: Duration, on clock: any RapportClock) async -> WaitEnd {
+        await withTaskGroup(of: WaitEnd.self) { group in
+            group.addTask {
+                try? await clock.sleep(for: duration)
+                return .deadline
+            }
+            group.addTask {
+                var iterator = signals.makeAsyncIterator()
+                return await iterator.next() == nil ? .finished : .committed
+            }
+            let end = await group.next() ?? .finished
+            group.cancelAll()
+            return end
+        }
+    }
+
     /// Ends every subscription, and those made later: their watchers finish once they have caught up.
     func finishAll() {
         let all = watchers.withLock { state in
@@ -173,7 +191,7 @@ public struct ChangeWatch: AsyncSequence, Sendable {
                 // Caught up: wait for the next commit. Another process writing the same SQLite file signals nothing
                 // here: its changes are looked for every few seconds. A finished notifier (shutdown) ends the sequence.
                 let clock = engine.clock
-                let end = await ChangeNotifier.wait(for: signals, orUntil: clock.now() + ChangeWatch.pollInterval, on: clock)
+                let end = await ChangeNotifier.wait(for: signals, orFor: ChangeWatch.pollInterval, on: clock)
                 if end == .finished { return nil }
             }
         }

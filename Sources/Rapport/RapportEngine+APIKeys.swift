@@ -73,7 +73,7 @@ extension RapportEngine {
                 if Task.isCancelled { return false }
                 logger.warning("cannot read an API key to see whether it was revoked; looking again", metadata: ["key": "\(id)", "error": "\(error)"])
             }
-            if await ChangeNotifier.wait(for: signals, orUntil: clock.now() + ChangeWatch.pollInterval, on: clock) == .finished { return false }
+            if await ChangeNotifier.wait(for: signals, orFor: ChangeWatch.pollInterval, on: clock) == .finished { return false }
         }
         return false
     }

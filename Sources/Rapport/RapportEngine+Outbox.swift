@@ -322,7 +322,7 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                 }
                 guard buffer.isEmpty else { continue }
                 // Nothing now: wait for a commit, or for a lease to expire (checked at least this often).
-                await ChangeNotifier.wait(for: signals, orUntil: clock.now() + Swift.min(leaseDuration, .seconds(5)), on: clock)
+                await ChangeNotifier.wait(for: signals, orFor: Swift.min(leaseDuration, .seconds(5)), on: clock)
             }
         }
 

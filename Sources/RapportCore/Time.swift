@@ -77,9 +77,18 @@ public protocol RapportClock: Sendable {
     /// Suspends until the clock reads `instant` or later (the scheduler waits for its next job this way).
     /// Throws `CancellationError` when the task is cancelled.
     func sleep(until instant: Timestamp) async throws
+    /// Suspends for `duration` as this clock counts it (waits that poll every few seconds): the system clock
+    /// sleeps that long whatever the wall clock does meanwhile (a step back would stretch a wait until an instant).
+    /// Throws `CancellationError` when the task is cancelled.
+    func sleep(for duration: Duration) async throws
 }
 
 extension RapportClock {
+    /// Sleeps until this clock reads `duration` later than now.
+    public func sleep(for duration: Duration) async throws {
+        try await sleep(until: now() + duration)
+    }
+
     /// Sleeps on the system's clock for the time left, then checks this clock again.
     public func sleep(until instant: Timestamp) async throws {
         while now() < instant {
@@ -94,6 +103,11 @@ public struct SystemClock: RapportClock {
     public init() {}
 
     public func now() -> Timestamp { Timestamp(Date()) }
+
+    /// Sleeps on the system's monotonic clock.
+    public func sleep(for duration: Duration) async throws {
+        try await Task.sleep(for: duration)
+    }
 }
 
 /// A clock that moves only when told to: the clock for tests.
