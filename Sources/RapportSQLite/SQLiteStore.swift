@@ -39,6 +39,8 @@ public final class SQLiteStore: Store {
     /// The path of the database file.
     public let path: String
     private let pool: DatabasePool
+    /// The busy timeout of every connection, in milliseconds.
+    private let busyTimeoutMilliseconds: Int64
     /// The connections `quickRead` uses first.
     private let quickReaders: QuickReaders
     /// The directory `temporary()` made, removed on deinit.
@@ -114,6 +116,7 @@ public final class SQLiteStore: Store {
         }
         self.path = path
         self.temporaryDirectory = temporaryDirectory
+        busyTimeoutMilliseconds = options.busyTimeout.milliseconds
         quickReaders = QuickReaders(path: path, configuration: configuration, limit: max(1, options.maximumReaderCount))
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
@@ -148,10 +151,17 @@ public final class SQLiteStore: Store {
 
     /// Checkpoints the write-ahead log into the database file and truncates it: the log keeps copies of pages as
     /// they were before deletions (zeroed in the file by `secure_delete`) until it is overwritten. A reader in the
-    /// middle of a transaction can make it fail (`storage`); it is tried again after the next erasure.
+    /// middle of a transaction can make it fail (`storage`); it is tried again after the next erasure. It waits
+    /// for readers a quarter of a second at most: it holds the writer meanwhile, and writes must not stall on a
+    /// long report.
     public func purgeDeletedData() async throws {
+        let timeout = busyTimeoutMilliseconds
         do {
-            _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            _ = try await pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA busy_timeout = \(min(timeout, 250))")
+                defer { try? db.execute(sql: "PRAGMA busy_timeout = \(timeout)") }
+                try db.checkpoint(.truncate)
+            }
         } catch {
             throw Self.storageError(error)
         }
