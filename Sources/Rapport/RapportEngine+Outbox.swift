@@ -9,6 +9,13 @@ public struct OutboxPage: Hashable, Sendable {
 }
 
 extension RapportEngine {
+    /// Whether an entry may be leasable now (the store's view, before the checks of a lease): none means a lease
+    /// would find nothing.
+    func hasDeliverableOutboxEntries() async throws(RapportError) -> Bool {
+        let now = clock.now()
+        return try await quickRead { tx in try !tx.deliverableOutboxEntries(at: now, after: 0, limit: 1).isEmpty }
+    }
+
     /// Leases up to `limit` entries that may be delivered now: for each customer, the oldest entry not yet
     /// delivered, so that a customer's messages go out in order (customers merged together are one queue). A lease that expires without an acknowledgement
     /// makes the entry deliverable again (at least once).
@@ -315,7 +322,11 @@ public struct OutboxDeliveries: AsyncSequence, Sendable {
                 let (subscription, signals) = engine.changeNotifier.subscribe()
                 defer { engine.changeNotifier.cancel(subscription) }
                 do {
-                    buffer = try await engine.leaseOutbox(consumer: consumer, limit: batchSize, leaseDuration: leaseDuration)
+                    // Looked for by a read first: a commit that queued nothing costs each idle consumer a read, not a
+                    // write transaction that competes with the ingest for the one writer.
+                    if try await engine.hasDeliverableOutboxEntries() {
+                        buffer = try await engine.leaseOutbox(consumer: consumer, limit: batchSize, leaseDuration: leaseDuration)
+                    }
                 } catch {
                     if Task.isCancelled { throw CancellationError() }  // a lease cut short by cancellation is not a storage failure
                     throw error
