@@ -90,7 +90,18 @@ extension RapportEngine {
         guard cursor >= 0 else { throw .invalid("after_cursor", "must not be negative") }
         guard limit >= 0 else { throw .invalid("limit", "must not be negative, got \(limit)") }
         let size = limit == 0 ? 500 : min(limit, 1000)
-        return try await read { tx in try tx.changes(after: cursor, limit: size) }
+        return try await read { tx in
+            try Self.checkKept(cursor, tx: tx)
+            return try tx.changes(after: cursor, limit: size)
+        }
+    }
+
+    /// Refuses a cursor whose next changes were forgotten (``AutomationSettings/changeRetention``): reading on
+    /// from it would skip them unnoticed.
+    static func checkKept(_ cursor: Int64, tx: any StoreReader) throws {
+        guard let oldest = try tx.oldestChangeCursor(), cursor < oldest - 1 else { return }
+        throw RapportError.failedPrecondition(
+            "after_cursor \(cursor) is older than the change feed keeps (its oldest change is \(oldest)): list the customers again and follow the feed from the listing's change_cursor")
     }
 
     /// Ends every ``watchChanges(after:customerID:)`` sequence once it has delivered what is committed, and every
@@ -160,7 +171,8 @@ public struct ChangeWatch: AsyncSequence, Sendable {
                 checked = true
                 // A cursor this store never made (a restored backup, a restarted in-memory server) would wait for
                 // changes that are not coming while the ones it missed are never delivered: it is refused.
-                let latest = try await engine.read { tx in try tx.latestChangeCursor() }
+                let (latest, position) = (try await engine.read { tx in try tx.latestChangeCursor() }, self.position)
+                _ = try await engine.read { tx in try RapportEngine.checkKept(position, tx: tx) }
                 if position > latest {
                     throw RapportError.failedPrecondition(
                         "after_cursor \(position) is beyond the latest change (\(latest)): this store did not make that cursor; read again from 0")

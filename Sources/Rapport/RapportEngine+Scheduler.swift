@@ -10,11 +10,18 @@ public struct AutomationSettings: Sendable {
     public var runRetention: Duration
     /// How long delivered and failed outbox entries are kept.
     public var outboxRetention: Duration
+    /// How long change-feed entries are kept: a cursor older than the oldest one kept is refused (list again, and
+    /// follow the feed from the listing's cursor).
+    public var changeRetention: Duration
 
-    public init(defaultTimeZone: TimeZone = TimeZone(identifier: "UTC")!, runRetention: Duration = .seconds(90 * 86_400), outboxRetention: Duration = .seconds(30 * 86_400)) {
+    public init(
+        defaultTimeZone: TimeZone = TimeZone(identifier: "UTC")!, runRetention: Duration = .seconds(90 * 86_400), outboxRetention: Duration = .seconds(30 * 86_400),
+        changeRetention: Duration = .seconds(90 * 86_400)
+    ) {
         self.defaultTimeZone = defaultTimeZone
         self.runRetention = runRetention
         self.outboxRetention = outboxRetention
+        self.changeRetention = changeRetention
     }
 }
 
@@ -114,7 +121,8 @@ extension RapportEngine {
     }
 
     /// Schedules the daily housekeeping job, unless it is already: it forgets finished rule runs and delivered or
-    /// failed outbox entries after their retention (``AutomationSettings``), and old request-id records.
+    /// failed outbox entries and change-feed entries after their retention (``AutomationSettings``), and old
+    /// request-id records.
     /// ``runScheduler()`` calls it; an app that runs ``runDueJobs(limit:)`` itself calls it once.
     public func startHousekeeping() async throws(RapportError) {
         try await write { tx in

@@ -185,6 +185,8 @@ public protocol StoreReader: AutomationReader {
     func changes(after cursor: Int64, limit: Int) throws -> [Change]
     /// The cursor of the newest change (0 when there is none).
     func latestChangeCursor() throws -> Int64
+    /// The cursor of the oldest change kept (nil when there is none): older ones were forgotten.
+    func oldestChangeCursor() throws -> Int64?
 }
 
 /// The writes one transaction can do, on top of its reads.
@@ -247,6 +249,10 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     /// customer's id, so that no copy of its data outlives it while a retry is still recognised. With `createdIn`,
     /// only those stored in that time range (both ends included).
     func redactIdempotencyRecords(mentioning text: String, createdIn: ClosedRange<Timestamp>?) throws
+
+    /// Forgets the oldest changes, up to the first one made at `time` or later, always keeping the newest one (whose
+    /// cursor the next change follows).
+    func deleteChanges(before time: Timestamp) throws
 
     /// Appends a change to the feed and returns its cursor. The cursors of committed changes strictly increase.
     func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp)

@@ -79,6 +79,17 @@ extension MemoryTransaction {
 
     func latestChangeCursor() throws -> Int64 { db.changes.last?.cursor ?? 0 }
 
+    func oldestChangeCursor() throws -> Int64? { db.changes.first?.cursor }
+
+    func deleteChanges(before time: Timestamp) throws {
+        let db = self.db
+        let count = db.changes.firstIndex { $0.at >= time } ?? max(0, db.changes.count - 1)
+        guard count > 0 else { return }
+        let removed = Array(db.changes.prefix(count))
+        db.changes.removeFirst(count)
+        addUndo { db.changes.insert(contentsOf: removed, at: 0) }
+    }
+
     func appendChange(
         kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp
     ) throws -> Int64 {

@@ -153,7 +153,9 @@ package nonisolated struct Rapport_V1_WatchChangesRequest: Sendable {
   // methods supported on all messages.
 
   /// Resume after this cursor; 0 starts from the oldest change kept. A cursor beyond the latest change (one this
-  /// store never made: a restored backup, an in-memory server that restarted) is FAILED_PRECONDITION.
+  /// store never made: a restored backup, an in-memory server that restarted) is FAILED_PRECONDITION, and so is one
+  /// older than the feed keeps (90 days by default): list the customers again and follow from the listing's
+  /// `change_cursor`.
   package var afterCursor: Int64 = 0
 
   /// Only the changes that name this customer id, as `customer_id` or `other_customer_id` (so a merge and unmerge

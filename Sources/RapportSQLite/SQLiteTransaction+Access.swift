@@ -104,6 +104,20 @@ extension SQLiteTransaction {
         return (latest ?? nil) ?? 0
     }
 
+    func oldestChangeCursor() throws -> Int64? {
+        let oldest: Int64?? = try fetchOne("SELECT MIN(cursor) FROM changes", []) { try $0.decode(Int64?.self, atIndex: 0) }
+        return oldest ?? nil
+    }
+
+    func deleteChanges(before time: Timestamp) throws {
+        // Walked from the oldest (cursor order) to the first one to keep: as long as what is deleted.
+        let keep: Int64?? = try fetchOne("SELECT cursor FROM changes WHERE at >= ? ORDER BY cursor LIMIT 1", [time.millisecondsSinceEpoch]) {
+            try $0.decode(Int64?.self, atIndex: 0)
+        }
+        let first = try (keep ?? nil) ?? latestChangeCursor()
+        try execute("DELETE FROM changes WHERE cursor < ?", [first])
+    }
+
     func appendChange(
         kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp
     ) throws -> Int64 {

@@ -531,6 +531,8 @@ struct FailingWriter: StoreWriter {
     func idempotencyRecord(_ key: String) throws -> IdempotencyRecord? { try base.idempotencyRecord(key) }
     func changes(after cursor: Int64, limit: Int) throws -> [Change] { try base.changes(after: cursor, limit: limit) }
     func latestChangeCursor() throws -> Int64 { try base.latestChangeCursor() }
+    func oldestChangeCursor() throws -> Int64? { try base.oldestChangeCursor() }
+    func deleteChanges(before time: Timestamp) throws { try base.deleteChanges(before: time) }
     func insertAPIKey(_ key: APIKey) throws { try base.insertAPIKey(key) }
     func updateAPIKey(_ key: APIKey) throws { try base.updateAPIKey(key) }
     func insertIdempotencyRecord(_ record: IdempotencyRecord) throws { try base.insertIdempotencyRecord(record) }

@@ -286,6 +286,33 @@ struct RequestIDTests {
         }
     }
 
+    /// Housekeeping forgets changes older than their retention: a follower that fell further behind is told to list
+    /// again, instead of reading on past what it missed.
+    @Test(arguments: Backend.allCases)
+    func aCursorOlderThanTheFeedKeepsIsRefused(backend: Backend) async throws {
+        let clock = ManualClock(now: start)
+        let crm = RapportEngine(
+            store: try backend.makeStore(), clock: clock, ids: SequentialIDGenerator(), logger: quietLogger,
+            automation: AutomationSettings(changeRetention: .seconds(7 * 86_400)))
+        _ = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))  // cursor 1
+        _ = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))  // cursor 2
+        clock.advance(by: .seconds(8 * 86_400))
+        let cy = try await crm.createCustomer(NewCustomer(identities: [.email("cy@example.com")]))  // cursor 3
+        try await crm.startHousekeeping()
+        _ = try await crm.runDueJobs()
+        #expect(try await crm.changes(after: 2).map(\.customerID) == [cy.id])  // nothing missed from 2
+        let refused = RapportError.failedPrecondition(
+            "after_cursor 1 is older than the change feed keeps (its oldest change is 3): list the customers again and follow the feed from the listing's change_cursor")
+        await expectError(refused) { try await crm.changes(after: 1) }
+        await expectError(refused) {
+            var iterator = crm.watchChanges(after: 1).makeAsyncIterator()
+            _ = try await iterator.next()
+        }
+        // A listing's cursor is one to follow from.
+        let cursor = try await crm.listCustomers().changeCursor
+        #expect(try await crm.changes(after: cursor).isEmpty)
+    }
+
     @Test(arguments: Backend.allCases)
     func requestIDsAreEachCallersOwn(backend: Backend) async throws {
         let (crm, _) = try makeEngine(backend)

@@ -56,6 +56,7 @@ extension WriteSession {
             let settings = engine.automationSettings
             try tx.deleteRuns(endedBefore: now - settings.runRetention)
             try tx.deleteOutboxEntries(closedBefore: now - settings.outboxRetention)
+            try tx.deleteChanges(before: now - settings.changeRetention)
             try tx.deleteIdempotencyRecords(before: now - RapportEngine.requestIDRetention)
             try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: now + .seconds(86_400), kind: .housekeeping))
         case .unreadable:
