@@ -97,9 +97,9 @@ extension RapportEngine {
     }
 
     /// Refuses a cursor whose next changes were forgotten (``AutomationSettings/changeRetention``): reading on
-    /// from it would skip them unnoticed.
+    /// from it would skip them unnoticed. 0 is no position: it starts from the oldest change kept.
     static func checkKept(_ cursor: Int64, tx: any StoreReader) throws {
-        guard let oldest = try tx.oldestChangeCursor(), cursor < oldest - 1 else { return }
+        guard cursor > 0, let oldest = try tx.oldestChangeCursor(), cursor < oldest - 1 else { return }
         throw RapportError.failedPrecondition(
             "after_cursor \(cursor) is older than the change feed keeps (its oldest change is \(oldest)): list the customers again and follow the feed from the listing's change_cursor")
     }

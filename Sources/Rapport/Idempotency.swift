@@ -30,9 +30,11 @@ extension RapportEngine {
         // One id, one request, whatever the call: the caller's id is the key, and the operation is part of what
         // must match. (Earlier versions kept "request:id", and before 2026-12 "operation:id", for every caller; such
         // a record, under a day old, is still found.)
-        let scope = Self.requestScope.map { "\($0.count):\($0):" } ?? ""
-        let key = "request:\(scope)\(requestID.canonical)"
+        // A scoped key has its own prefix (no unscoped id can spell it) and the scope's length (no scope and id
+        // can be cut another way).
+        let scope = Self.requestScope ?? ""
         let unscopedKey = "request:\(requestID.canonical)"
+        let key = scope.isEmpty ? unscopedKey : "request@\(scope.utf8.count):\(scope):\(requestID.canonical)"
         let legacyKey = "\(operation):\(requestID.canonical)"
         let digest = Self.fingerprint(of: fingerprint)
         let operationDigest = "\(operation):" + digest

@@ -63,15 +63,21 @@ extension RapportEngine {
     /// revoked by another process sharing the store. A read that fails is logged and tried again at the next look:
     /// a store that cannot tell for a moment does not stop the watch.
     public func waitForRevocation(of id: APIKeyID) async -> Bool {
+        var failing = false
         while !Task.isCancelled {
             // Subscribed before reading, so that a revocation committed meanwhile ends the wait below at once.
             let (subscription, signals) = changeNotifier.subscribe()
             defer { changeNotifier.cancel(subscription) }
             do {
                 guard let key = try await quickRead({ tx in try tx.apiKey(id) }), key.isActive else { return true }
+                failing = false
             } catch {
                 if Task.isCancelled { return false }
-                logger.warning("cannot read an API key to see whether it was revoked; looking again", metadata: ["key": "\(id)", "error": "\(error)"])
+                // Once per streak of failures: every commit wakes every watch.
+                if !failing {
+                    logger.warning("cannot read an API key to see whether it was revoked; looking again", metadata: ["key": "\(id)", "error": "\(error)"])
+                }
+                failing = true
             }
             if await ChangeNotifier.wait(for: signals, orFor: ChangeWatch.pollInterval, on: clock) == .finished { return false }
         }

@@ -158,9 +158,13 @@ extension RapportEngine {
             try tx.deleteIdentity(owner.identity)
             // An identity of a customer merged into this one: that customer changed, and an unmerge brings it back
             // as a new version (its remembered update time says so), so that an etag read before does not match.
-            if owner.homeCustomerID != record.id, var merge = try tx.merges(absorbed: owner.homeCustomerID).first(where: \.isActive) {
-                merge.absorbedBefore.updatedAt = max(now, merge.absorbedBefore.updatedAt)
+            // Through a chain (C into B, B into A), each customer on the way lost it: every standing merge up to
+            // this customer is marked (after its own time, whatever the clock did).
+            var holder = owner.homeCustomerID
+            while holder != record.id, var merge = try tx.merges(absorbed: holder).first(where: \.isActive) {
+                merge.absorbedBefore.updatedAt = max(now, merge.mergedAt + .milliseconds(1), merge.absorbedBefore.updatedAt)
                 try tx.updateMerge(merge)
+                holder = merge.survivorID
             }
             try tx.saveChanged(&record, at: now)
             var session = WriteSession(tx: tx, engine: self, now: now)
@@ -287,6 +291,15 @@ extension RapportEngine {
                     message.subject = ""
                     message.body = ""
                     message.data = [:]
+                    // The address stays only when it is the customer's own (one of the erased person's, removed while
+                    // merged, no longer names her).
+                    let own: Bool
+                    switch message.channel {
+                    case .push: own = message.recipient == survivor.rawValue
+                    case .email: own = try tx.storedIdentity(Identity(kind: .email, value: message.recipient), ownedBy: survivor) != nil
+                    case .sms, .phone: own = try tx.storedIdentity(Identity(kind: .phone, value: message.recipient), ownedBy: survivor) != nil
+                    }
+                    if !own { message.recipient = "" }
                     entry.payload = .message(message)
                 case .webhook(let url, _):
                     entry.payload = .webhook(url: url, body: "{}")

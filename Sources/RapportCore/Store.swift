@@ -250,9 +250,9 @@ public protocol StoreWriter: StoreReader, AutomationWriter {
     /// only those stored in that time range (both ends included).
     func redactIdempotencyRecords(mentioning text: String, createdIn: ClosedRange<Timestamp>?) throws
 
-    /// Forgets the oldest changes, up to the first one made at `time` or later, always keeping the newest one (whose
-    /// cursor the next change follows).
-    func deleteChanges(before time: Timestamp) throws
+    /// Forgets the oldest changes, up to the first one made at `time` or later and at most `limit` of them, always
+    /// keeping the newest one (whose cursor the next change follows). Returns how many it forgot.
+    func deleteChanges(before time: Timestamp, limit: Int) throws -> Int
 
     /// Appends a change to the feed and returns its cursor. The cursors of committed changes strictly increase.
     func appendChange(kind: ChangeKind, customerID: CustomerID, otherCustomerID: CustomerID?, mergeID: MergeID?, segmentID: SegmentID?, at: Timestamp)

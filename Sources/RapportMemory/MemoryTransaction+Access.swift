@@ -81,13 +81,14 @@ extension MemoryTransaction {
 
     func oldestChangeCursor() throws -> Int64? { db.changes.first?.cursor }
 
-    func deleteChanges(before time: Timestamp) throws {
+    func deleteChanges(before time: Timestamp, limit: Int) throws -> Int {
         let db = self.db
-        let count = db.changes.firstIndex { $0.at >= time } ?? max(0, db.changes.count - 1)
-        guard count > 0 else { return }
+        let count = min(max(0, limit), db.changes.prefix(max(0, limit) + 1).firstIndex { $0.at >= time } ?? max(0, db.changes.count - 1))
+        guard count > 0 else { return 0 }
         let removed = Array(db.changes.prefix(count))
         db.changes.removeFirst(count)
         addUndo { db.changes.insert(contentsOf: removed, at: 0) }
+        return count
     }
 
     func appendChange(

@@ -1,6 +1,7 @@
 public import RapportCore
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// A ``Store`` kept in one SQLite file: durable, for production and large data.
 ///
@@ -158,8 +159,10 @@ public final class SQLiteStore: Store {
         let timeout = busyTimeoutMilliseconds
         do {
             _ = try await pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA busy_timeout = \(min(timeout, 250))")
-                defer { try? db.execute(sql: "PRAGMA busy_timeout = \(timeout)") }
+                // Set through the C API: a statement could be refused once the task is cancelled, leaving the
+                // writer with the short timeout.
+                sqlite3_busy_timeout(db.sqliteConnection, Int32(min(timeout, 250)))
+                defer { sqlite3_busy_timeout(db.sqliteConnection, Int32(clamping: timeout)) }
                 try db.checkpoint(.truncate)
             }
         } catch {

@@ -109,13 +109,14 @@ extension SQLiteTransaction {
         return oldest ?? nil
     }
 
-    func deleteChanges(before time: Timestamp) throws {
-        // Walked from the oldest (cursor order) to the first one to keep: as long as what is deleted.
-        let keep: Int64?? = try fetchOne("SELECT cursor FROM changes WHERE at >= ? ORDER BY cursor LIMIT 1", [time.millisecondsSinceEpoch]) {
-            try $0.decode(Int64?.self, atIndex: 0)
-        }
-        let first = try (keep ?? nil) ?? latestChangeCursor()
-        try execute("DELETE FROM changes WHERE cursor < ?", [first])
+    func deleteChanges(before time: Timestamp, limit: Int) throws -> Int {
+        guard limit > 0, let oldest = try oldestChangeCursor() else { return 0 }
+        // Walked from the oldest (cursor order) to the first one to keep, `limit` rows at most.
+        let keep: Int64?? = try fetchOne(
+            "SELECT cursor FROM changes WHERE cursor <= ? AND at >= ? ORDER BY cursor LIMIT 1", [oldest + Int64(limit), time.millisecondsSinceEpoch]
+        ) { try $0.decode(Int64?.self, atIndex: 0) }
+        let first = try min((keep ?? nil) ?? latestChangeCursor(), latestChangeCursor(), oldest + Int64(limit))
+        return try changes("DELETE FROM changes WHERE cursor < ?", [first])
     }
 
     func appendChange(

@@ -174,7 +174,7 @@ extension StoreConformance {
     func theOldestChangesAreForgottenByTimeKeepingTheNewest(_ backend: Backend) async throws {
         let store = try backend.makeStore()
         #expect(try await store.read { try $0.oldestChangeCursor() } == nil)
-        try await store.write { try $0.deleteChanges(before: F.time(10)) }  // nothing to forget
+        #expect(try await store.write { try $0.deleteChanges(before: F.time(10), limit: 10) } == 0)  // nothing to forget
         let cursors = try await store.write { tx in
             try (1...4).map { minute in
                 try tx.appendChange(kind: .activityRecorded, customerID: F.customerID("a"), otherCustomerID: nil, mergeID: nil, at: F.time(Int64(minute)))
@@ -184,16 +184,19 @@ extension StoreConformance {
         // Undone with its transaction.
         await #expect(throws: Abort()) {
             try await store.write { tx in
-                try tx.deleteChanges(before: F.time(3))
+                _ = try tx.deleteChanges(before: F.time(3), limit: 10)
                 throw Abort()
             }
         }
         #expect(try await store.read { try $0.changes(after: 0, limit: 10) }.map(\.cursor) == cursors)
-        try await store.write { try $0.deleteChanges(before: F.time(3)) }
+        // At most `limit` at a time.
+        #expect(try await store.write { try $0.deleteChanges(before: F.time(3), limit: 1) } == 1)
+        #expect(try await store.read { try $0.oldestChangeCursor() } == cursors[1])
+        #expect(try await store.write { try $0.deleteChanges(before: F.time(3), limit: 10) } == 1)
         #expect(try await store.read { try $0.oldestChangeCursor() } == cursors[2])
         #expect(try await store.read { try $0.changes(after: 0, limit: 10) }.map(\.cursor) == Array(cursors[2...]))
         // Everything is old: the newest stays, and the next change follows it.
-        try await store.write { try $0.deleteChanges(before: F.time(100)) }
+        #expect(try await store.write { try $0.deleteChanges(before: F.time(100), limit: 10) } == 1)
         #expect(try await store.read { try $0.changes(after: 0, limit: 10) }.map(\.cursor) == [cursors[3]])
         #expect(try await store.read { try $0.latestChangeCursor() } == cursors[3])
         let next = try await store.write { try $0.appendChange(kind: .customerUpdated, customerID: F.customerID("a"), otherCustomerID: nil, mergeID: nil, at: F.time(101)) }

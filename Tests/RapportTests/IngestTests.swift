@@ -427,6 +427,8 @@ final class FailingStore: Store, @unchecked Sendable {
 
     /// How many of the next reads fail.
     nonisolated(unsafe) var failingReads = 0
+    /// A failed write also cancels the task that made it (as a server's shutdown would, meanwhile).
+    nonisolated(unsafe) var cancelOnFailedWrite = false
 
     init(base: any Store) { self.base = base }
 
@@ -448,6 +450,7 @@ final class FailingStore: Store, @unchecked Sendable {
                 try body(FailingWriter(base: tx, failOnEventID: failOn, failOnJobKey: failOnJob, failOnCustomerUpdate: failOnUpdate, failOnCustomerRead: failOnRead))
             }
         } catch {
+            if cancelOnFailedWrite { withUnsafeCurrentTask { $0?.cancel() } }
             if let hook = afterFailedWrite {
                 afterFailedWrite = nil
                 try await hook(base)
@@ -532,7 +535,7 @@ struct FailingWriter: StoreWriter {
     func changes(after cursor: Int64, limit: Int) throws -> [Change] { try base.changes(after: cursor, limit: limit) }
     func latestChangeCursor() throws -> Int64 { try base.latestChangeCursor() }
     func oldestChangeCursor() throws -> Int64? { try base.oldestChangeCursor() }
-    func deleteChanges(before time: Timestamp) throws { try base.deleteChanges(before: time) }
+    func deleteChanges(before time: Timestamp, limit: Int) throws -> Int { try base.deleteChanges(before: time, limit: limit) }
     func insertAPIKey(_ key: APIKey) throws { try base.insertAPIKey(key) }
     func updateAPIKey(_ key: APIKey) throws { try base.updateAPIKey(key) }
     func insertIdempotencyRecord(_ record: IdempotencyRecord) throws { try base.insertIdempotencyRecord(record) }

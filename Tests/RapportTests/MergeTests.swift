@@ -512,6 +512,22 @@ struct MergeTests {
         await expectError(.etagMismatch(entity: "customer", id: amy.id.rawValue, expected: amy.etag, actual: restored.etag)) {
             try await crm.updateCustomer(amy.id, set: CustomerProfile(givenName: "Eve"), fields: [.givenName], ifMatch: amy.etag)
         }
+
+        // Through a chain: Cy into Amy, Amy into Bob; Cy's card removed through Bob. Amy, brought back first, had
+        // lost it too (it was part of her), and so had Cy.
+        clock.advance(by: .seconds(1))
+        let cy = try await crm.createCustomer(NewCustomer(identities: [.email("cy@example.com"), .memberCard("CARD-7")]))
+        let amyNow = try await crm.customer(amy.id)
+        let inner = try await crm.mergeCustomers(amy.id, cy.id).merge.id
+        let amyWithCy = try await crm.customer(amy.id)
+        let outer = try await crm.mergeCustomers(bob.id, amy.id).merge.id
+        _ = try await crm.removeIdentity(.memberCard("CARD-7"), from: bob.id)
+        _ = try await crm.unmerge(outer)
+        let amyBack = try await crm.customer(amy.id)
+        #expect(amyBack.version > amyWithCy.version)
+        #expect(amyBack.version > amyNow.version)
+        _ = try await crm.unmerge(inner)
+        #expect(try await crm.customer(cy.id).version > cy.version)
     }
 
     @Test(arguments: Backend.allCases)

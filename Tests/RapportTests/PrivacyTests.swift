@@ -211,7 +211,35 @@ extension PrivacyTests {
         #expect(entries.map(\.state) == [.pending, .failed])
         #expect(entries.last?.lastError.hasPrefix("erased:") == true)
         #expect(!String(describing: entries).contains("Ada"))
+        if case .message(let message) = entries.last?.payload { #expect(message.recipient == "bob@example.com") }  // his own
         #expect(try await crm.leaseOutbox(consumer: "mailer").count == 1)
+    }
+
+    /// A message written while merged to the person's address, which was then removed through the survivor, stays
+    /// with the survivor after the unmerge (the address names no one): erasing her empties its address too.
+    @Test(arguments: Backend.allCases)
+    func anErasureEmptiesTheAddressOfAMessageToThePersonLeftWithAnother(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.createRule(
+            RuleDefinition(
+                name: "Thanks", trigger: .event(type: "visit"),
+                actions: [.sendMessage(MessageAction(channel: .email, purpose: .transactional, template: "thanks"))]))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        clock.advance(by: .seconds(1))
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))  // sorts first: written to
+        let merge = try await crm.mergeCustomers(bob.id, ada.id).merge
+        _ = try await crm.ingest([event("merged", "visit", at: clock.now(), .email("bob@example.com"))])
+        _ = try await crm.removeIdentity(.email("ada@example.com"), from: bob.id)
+        _ = try await crm.unmerge(merge.id)
+        var recipients = try await crm.outboxEntries(customer: bob.id).entries.map { entry -> String in
+            if case .message(let message) = entry.payload { message.recipient } else { "" }
+        }
+        #expect(recipients == ["ada@example.com"])
+        try await crm.deleteCustomer(ada.id)
+        recipients = try await crm.outboxEntries(customer: bob.id).entries.map { entry -> String in
+            if case .message(let message) = entry.payload { message.recipient } else { "" }
+        }
+        #expect(recipients == [""])
     }
 }
 

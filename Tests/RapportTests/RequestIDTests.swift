@@ -308,6 +308,8 @@ struct RequestIDTests {
             var iterator = crm.watchChanges(after: 1).makeAsyncIterator()
             _ = try await iterator.next()
         }
+        // 0 is no position: it reads from the oldest change kept.
+        #expect(try await crm.changes(after: 0).map(\.customerID) == [cy.id])
         // A listing's cursor is one to follow from.
         let cursor = try await crm.listCustomers().changeCursor
         #expect(try await crm.changes(after: cursor).isEmpty)
@@ -329,11 +331,16 @@ struct RequestIDTests {
         }
         #expect(again == ada)
         #expect(try await crm.customerCount() == 2)
-        // A scope that is a prefix of another is another scope.
+        // A scope and an id are not cut another way ("shop" + "4:2" is not "shop:4" + "2"), nor spelled by an id alone.
+        let dan = try await RapportEngine.$requestScope.withValue("shop") {
+            try await crm.createCustomer(NewCustomer(identities: [.email("dan@example.com")]), requestID: "4:2")
+        }
         let cy = try await RapportEngine.$requestScope.withValue("shop:4") {
             try await crm.createCustomer(NewCustomer(identities: [.email("cy@example.com")]), requestID: "2")
         }
-        #expect(cy.id != bob.id)
+        #expect(Set([dan.id, cy.id, bob.id]).count == 3)
+        let eve = try await crm.createCustomer(NewCustomer(identities: [.email("eve@example.com")]), requestID: "@4:shop:42")
+        #expect(eve.id != bob.id)
     }
 
     @Test(arguments: Backend.allCases)

@@ -14,11 +14,17 @@ struct SchedulerTests {
         let crm = RapportEngine(store: store, clock: clock, ids: SequentialIDGenerator(), logger: quietLogger)
         try await crm.startHousekeeping()
         store.failOnJobKey = "housekeeping"
-        let ran = await Task {
+        // Cancelled before: nothing runs.
+        let before = await Task {
             withUnsafeCurrentTask { $0?.cancel() }
             return try? await crm.runDueJobs()
         }.value
-        #expect(ran == 0)
+        #expect(before == 0)
+        // Cancelled while the job runs (its write fails then): not counted.
+        store.cancelOnFailedWrite = true
+        let during = await Task { try? await crm.runDueJobs() }.value
+        store.cancelOnFailedWrite = false
+        #expect(during == 0)
         #expect(try await crm.store.read { tx in try tx.job("housekeeping") }?.attempts == 0)
         // Not cancelled, the same failure counts.
         _ = try await crm.runDueJobs()

@@ -5,6 +5,8 @@ import RapportRules
 
 /// How many customers one job transaction handles when it works through all of them (segment builds, schedules).
 let jobPageSize = 500
+/// How many change-feed entries one housekeeping run forgets at most.
+let changesPerHousekeeping = 50_000
 
 extension WriteSession {
     /// Does what a due job says. The caller deleted it in this same transaction.
@@ -56,9 +58,12 @@ extension WriteSession {
             let settings = engine.automationSettings
             try tx.deleteRuns(endedBefore: now - settings.runRetention)
             try tx.deleteOutboxEntries(closedBefore: now - settings.outboxRetention)
-            try tx.deleteChanges(before: now - settings.changeRetention)
+            // A long backlog (the first run after an upgrade) goes in slices, a minute apart: one huge delete would
+            // hold the writer.
+            let forgotten = try tx.deleteChanges(before: now - settings.changeRetention, limit: changesPerHousekeeping)
             try tx.deleteIdempotencyRecords(before: now - RapportEngine.requestIDRetention)
-            try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: now + .seconds(86_400), kind: .housekeeping))
+            let next: Duration = forgotten == changesPerHousekeeping ? .seconds(60) : .seconds(86_400)
+            try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: now + next, kind: .housekeeping))
         case .unreadable:
             throw RapportError.storage(
                 "job '\(job.key)' cannot be read by this version of Rapport (written by a later version, or damaged); it is kept and tried again hourly")
