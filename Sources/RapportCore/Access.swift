@@ -56,7 +56,8 @@ public enum Permission: String, Hashable, Sendable, Codable, CaseIterable {
     case writeInteractions
     /// Record consent.
     case writeConsent
-    /// Read orders, events, timelines, interactions and consent in detail.
+    /// Read orders, events, interactions and consent on their own and in lists (a customer's 360 view, with its
+    /// timeline, needs only ``readCustomers``).
     case readActivity
     /// Follow the change feed.
     case watchChanges
