@@ -38,27 +38,20 @@ final class ChangeNotifier: Sendable {
     /// wait needs a subscription of its own. `.finished`: the notifier was finished or the task cancelled.
     @discardableResult
     static func wait(for signals: AsyncStream<Void>, orUntil deadline: Timestamp, on clock: any RapportClock) async -> WaitEnd {
-        await withTaskGroup(of: WaitEnd.self) { group in
-            group.addTask {
-                try? await clock.sleep(until: deadline)
-                return .deadline
-            }
-            group.addTask {
-                var iterator = signals.makeAsyncIterator()
-                return await iterator.next() == nil ? .finished : .committed
-            }
-            let end = await group.next() ?? .finished
-            group.cancelAll()
-            return end
-        }
+        await wait(for: signals, orAfter: { try await clock.sleep(until: deadline) })
     }
 
     /// Waits until `signals` yields or `duration` passes on `clock` (as ``RapportClock/sleep(for:)`` counts it).
     @discardableResult
     static func wait(for signals: AsyncStream<Void>, orFor duration: Duration, on clock: any RapportClock) async -> WaitEnd {
+        await wait(for: signals, orAfter: { try await clock.sleep(for: duration) })
+    }
+
+    /// Waits until `signals` yields or `sleep` returns.
+    private static func wait(for signals: AsyncStream<Void>, orAfter sleep: @escaping @Sendable () async throws -> Void) async -> WaitEnd {
         await withTaskGroup(of: WaitEnd.self) { group in
             group.addTask {
-                try? await clock.sleep(for: duration)
+                try? await sleep()
                 return .deadline
             }
             group.addTask {

@@ -169,7 +169,7 @@ struct CustomerStatsTests {
     /// A known order's new state counted in place of its old one gives what counting every order again gives, or
     /// nothing when it cannot be exact.
     @Test func replacingAnOrdersStateMatchesComputingFromScratch() {
-        var random = Seeded(state: 42)  // seeded: a failure replays
+        var random = SeededGenerator(seed: 42)  // seeded: a failure replays
         let events = EventSummary(count: 3, lastOccurredAt: newYear2026 + .seconds(30))
         var exact = 0
         for _ in 0..<2_000 {
@@ -197,14 +197,3 @@ struct CustomerStatsTests {
     }
 }
 
-/// SplitMix64, for property tests that replay.
-private struct Seeded: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
