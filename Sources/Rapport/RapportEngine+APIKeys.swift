@@ -20,7 +20,7 @@ extension RapportEngine {
     /// ```
     public func createAPIKey(name: String, role: Role, requestID: String? = nil) async throws(RapportError) -> CreatedAPIKey {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.count <= 200, !trimmed.containsNUL else { throw .invalid("name", "must be 1 to 200 characters without NUL") }
+        guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= 200, !trimmed.containsNUL else { throw .invalid("name", "must be 1 to 200 characters without NUL") }
         let now = clock.now()
         let id = ids.make(APIKeyID.self, at: now)
         let secret = Self.makeSecret()

@@ -8,9 +8,10 @@ struct KeysCreate: AsyncParsableCommand {
         commandName: "create",
         abstract: "Create an API key; its secret is printed once.",
         discussion: """
-            Roles: admin (everything, including keys), marketing (customers, ingest, consent, merges), sales \
-            (customers, interactions, merges), service (customers, interactions, consent, merges), analyst (reads \
-            everything, personal data masked), read-only (customers and their 360 view, personal data masked).
+            Roles: admin (everything, including keys), marketing (customers, ingest, consent, merges, segments, \
+            rules, the outbox), sales (customers, interactions, merges), service (customers, interactions, consent, \
+            merges), analyst (reads everything but the outbox, personal data masked), read-only (customers and their \
+            360 view, personal data masked).
             """
     )
 

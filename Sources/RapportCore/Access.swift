@@ -4,11 +4,11 @@ public enum Role: String, Hashable, Sendable, Codable, CaseIterable {
     case admin
     /// Customers, attribute definitions, ingest, consent, merges, segments, rules and the outbox; reads everything.
     case marketing
-    /// Customers, interactions and merges; reads everything.
+    /// Customers, interactions and merges; reads everything but the outbox.
     case sales
-    /// Customers, interactions, consent and merges; reads everything.
+    /// Customers, interactions, consent and merges; reads everything but the outbox.
     case service
-    /// Reads everything (segments and rules too), with personal data masked; cannot look customers up by identity
+    /// Reads everything but the outbox (segments and rules too), with personal data masked; cannot look customers up by identity
     /// or read rule runs (both would tell personal data).
     case analyst
     /// Reads customers and their 360 view, with personal data masked (no lookup by identity).

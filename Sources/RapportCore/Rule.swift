@@ -223,7 +223,8 @@ public enum RuleFrequency: Hashable, Sendable, Codable {
     /// Once per customer, ever.
     case oncePerCustomer
     /// At most once per customer within the period (milliseconds). A period of a day or more has two hours' slack
-    /// for runs a schedule or a date starts, which come at local clock times (a day may have 23 hours).
+    /// for runs a schedule or a date starts, or that quiet hours held, which come at local clock times (a day may
+    /// have 23 hours).
     case oncePerCustomerPer(milliseconds: Int64)
 }
 

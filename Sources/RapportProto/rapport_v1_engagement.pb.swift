@@ -261,10 +261,10 @@ package nonisolated struct Rapport_V1_Interaction: Sendable {
 
   package var direction: Rapport_V1_InteractionDirection = .unspecified
 
-  /// At most 500 characters.
+  /// At most 500 characters (Unicode scalars).
   package var subject: String = String()
 
-  /// At most 20,000 characters. Masked for roles without access to personal data.
+  /// At most 20,000 characters (Unicode scalars). Masked for roles without access to personal data.
   package var summary: String = String()
 
   /// The agent or employee involved.

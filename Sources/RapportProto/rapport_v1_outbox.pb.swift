@@ -44,7 +44,8 @@ package nonisolated enum Rapport_V1_OutboxState: SwiftProtobuf.Enum, Swift.CaseI
   /// Acknowledged.
   case delivered // = 3
 
-  /// Given up on by a worker; the customer's later entries went on.
+  /// Given up on by a worker, or failed by Rapport (consent withdrawn, or emptied by an erasure); the customer's later
+  /// entries went on.
   case failed // = 4
   case UNRECOGNIZED(Int)
 

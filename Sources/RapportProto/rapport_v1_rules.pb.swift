@@ -148,7 +148,7 @@ package nonisolated struct Rapport_V1_Rule: @unchecked Sendable {
     set {_uniqueStorage()._id = newValue}
   }
 
-  /// 1 to 200 characters.
+  /// 1 to 200 characters (Unicode scalars).
   package var name: String {
     get {_storage._name}
     set {_uniqueStorage()._name = newValue}
@@ -603,7 +603,7 @@ package nonisolated struct Rapport_V1_SendMessageAction: Sendable {
   /// Unspecified means marketing; profiling is INVALID_ARGUMENT (a use of data, not a reason to contact).
   package var purpose: Rapport_V1_ConsentPurpose = .unspecified
 
-  /// The sender's template id, 1 to 200 characters.
+  /// The sender's template id, 1 to 200 characters (Unicode scalars).
   package var template: String = String()
 
   /// Templates: `{{ expression }}` placeholders, values inserted as text (never read as templates again).
@@ -669,7 +669,7 @@ package nonisolated struct Rapport_V1_RuleLimits: Sendable {
   }
 
   /// At most once per customer within this period. A period of a day or more has two hours' slack for runs a
-  /// schedule or a date starts, which come at local clock times (a day may have 23 hours).
+  /// schedule or a date starts, or that quiet hours held, which come at local clock times (a day may have 23 hours).
   package var oncePerCustomerPer: SwiftProtobuf.Google_Protobuf_Duration {
     get {
       if case .oncePerCustomerPer(let v)? = frequency {return v}
@@ -707,7 +707,7 @@ package nonisolated struct Rapport_V1_RuleLimits: Sendable {
     /// At most once per customer, ever.
     case oncePerCustomer(Bool)
     /// At most once per customer within this period. A period of a day or more has two hours' slack for runs a
-    /// schedule or a date starts, which come at local clock times (a day may have 23 hours).
+    /// schedule or a date starts, or that quiet hours held, which come at local clock times (a day may have 23 hours).
     case oncePerCustomerPer(SwiftProtobuf.Google_Protobuf_Duration)
 
   }

@@ -125,7 +125,7 @@ package nonisolated struct Rapport_V1_Segment: Sendable {
   /// with a letter, at most 64 characters. Cannot change.
   package var key: String = String()
 
-  /// 1 to 200 characters.
+  /// 1 to 200 characters (Unicode scalars).
   package var name: String = String()
 
   package var description_p: String = String()

@@ -17,7 +17,8 @@
 //   `cns_` consent statements, `mrg_` merges, `key_` API keys.
 // - Every mutation takes `request_id` (but the outbox's lease, acknowledge and fail, and AdvanceClock): a retry
 //   with the same id returns the first response and changes nothing twice. Reusing an id for a different request
-//   is FAILED_PRECONDITION. Ids are remembered for 24 hours, per API key: another key's "42" is another request.
+//   is FAILED_PRECONDITION. Ids are remembered for 24 hours, per API key: another key's "42" is another request
+//   (ids kept by an earlier version are every key's until they expire).
 // - List methods take `page_size` (0 = 50, at most 1000) and `page_token` (from the previous response's
 //   `next_page_token`; empty means the first page) and return `next_page_token`, empty on the last page. A token
 //   works only for the list and request that made it (the same customer, segment, filter): another is
@@ -158,8 +159,8 @@ nonisolated enum Rapport_V1_AttributeType: SwiftProtobuf.Enum, Swift.CaseIterabl
 
 }
 
-/// The channel a piece of data came through. UNSPECIFIED on an event or order is stored as OTHER; an unknown value is
-/// INVALID_ARGUMENT.
+/// The channel a piece of data came through. UNSPECIFIED on an event or a new order is stored as OTHER (a later state
+/// of a known order keeps the order's channel); an unknown value is INVALID_ARGUMENT.
 nonisolated enum Rapport_V1_Channel: SwiftProtobuf.Enum, Swift.CaseIterable {
   typealias RawValue = Int
   case unspecified // = 0
