@@ -109,8 +109,8 @@ struct WriteSession {
         } else if owners.count == 1 {
             target = owners[0]
         } else {
-            // What earlier records of the batch started (rules, segments) happens first, to the customers they were
-            // theirs: sent in an earlier batch they would have, and a merge must remember each customer with it.
+            // What earlier records of the batch started (rules, segments) happens first, to the customers whose
+            // records they were, as in an earlier batch: the merge remembers each customer with its effects.
             try runAutomation()
             let records = try owners.map { try tx.activeCustomer($0) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
             let survivor = records[0].id

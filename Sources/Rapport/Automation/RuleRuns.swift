@@ -282,7 +282,8 @@ extension WriteSession {
     /// On an unmerge, gives the restored customer the runs that ended (fired, skipped, cancelled) while merged and
     /// that one of its records started, with their share of the rule's per-customer count: a once-per-customer
     /// welcome that fired on its event counts for it, not for the survivor, who may still get its own. Runs
-    /// housekeeping deleted (ended more than `AutomationSettings.runRetention` ago) are not known any more: their count stays.
+    /// housekeeping deleted (ended more than `AutomationSettings.runRetention` ago) are not known any more: their
+    /// count stays.
     mutating func returnEndedRuns(from survivor: CustomerID, to restored: CustomerID, since mergedAt: Timestamp, adopted: Set<RunID>) throws {
         var moved: [RuleRun] = []
         var before: RunCursor?
