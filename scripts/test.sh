@@ -16,7 +16,7 @@ if ! python3 -c 'import grpc, grpc_tools, grpc_health, grpc_status, pytest' >/de
         apt-get update
         apt-get install -y python3-venv
     fi
-    [ -x .build/interop-venv/bin/python ] || python3 -m venv .build/interop-venv
+    [ -x .build/interop-venv/bin/pip ] || python3 -m venv --clear .build/interop-venv
     python=.build/interop-venv/bin/python
     "$python" -m pip install --quiet grpcio grpcio-tools grpcio-health-checking grpcio-status pytest
 fi

@@ -285,6 +285,8 @@ extension RapportEngine {
     /// name, an e-mail that the person's side won). Entries not handed to a sender yet fail instead of going out.
     static func forgetMessagesRenderedWhileMerged(_ windows: [(survivor: CustomerID, range: ClosedRange<Timestamp>)], tx: any StoreWriter, now: Timestamp) throws {
         for (survivor, range) in windows {
+            // Whose addresses the survivor's are now (it may have been merged into a third customer since).
+            let holder = try tx.activeCustomer(survivor).id
             for var entry in try tx.outboxEntries(OutboxQuery(customerID: survivor, limit: .max)) where range.contains(entry.createdAt) {
                 switch entry.payload {
                 case .message(var message):
@@ -296,8 +298,8 @@ extension RapportEngine {
                     let own: Bool
                     switch message.channel {
                     case .push: own = message.recipient == survivor.rawValue
-                    case .email: own = try tx.storedIdentity(Identity(kind: .email, value: message.recipient), ownedBy: survivor) != nil
-                    case .sms, .phone: own = try tx.storedIdentity(Identity(kind: .phone, value: message.recipient), ownedBy: survivor) != nil
+                    case .email: own = try tx.storedIdentity(Identity(kind: .email, value: message.recipient), ownedBy: holder) != nil
+                    case .sms, .phone: own = try tx.storedIdentity(Identity(kind: .phone, value: message.recipient), ownedBy: holder) != nil
                     }
                     if !own { message.recipient = "" }
                     entry.payload = .message(message)

@@ -107,8 +107,8 @@ public struct APIKey: Hashable, Sendable, Codable {
 
 /// The remembered outcome of a mutation made with a request id, so that a retry returns it again.
 public struct IdempotencyRecord: Hashable, Sendable, Codable {
-    /// The caller's request id (`request:8d1f...`; versions before 2026-12 kept the operation instead of
-    /// `request`: `createCustomer:8d1f...`).
+    /// The caller's request id (`request:8d1f...`, or `request@<bytes>:<scope>:8d1f...` for a scoped caller such as
+    /// an API key; versions before 2026-12 kept the operation instead of `request`: `createCustomer:8d1f...`).
     public var key: String
     /// The operation and a hash of the request (`createCustomer:3f9a...`), to tell a retry from a different request
     /// reusing the id (the hash alone in records of versions before 2026-12).

@@ -83,7 +83,8 @@ extension MemoryTransaction {
 
     func deleteChanges(before time: Timestamp, limit: Int) throws -> Int {
         let db = self.db
-        let count = min(max(0, limit), db.changes.prefix(max(0, limit) + 1).firstIndex { $0.at >= time } ?? max(0, db.changes.count - 1))
+        let limit = min(max(0, limit), db.changes.count)  // `.max` means all
+        let count = min(limit, db.changes.prefix(limit + 1).firstIndex { $0.at >= time } ?? max(0, db.changes.count - 1))
         guard count > 0 else { return 0 }
         let removed = Array(db.changes.prefix(count))
         db.changes.removeFirst(count)

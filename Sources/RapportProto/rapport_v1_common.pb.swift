@@ -15,8 +15,9 @@
 // - Money is integer minor units plus an ISO 4217 code (Money); never floating point.
 // - Ids are opaque strings with a type prefix: `cus_` customers, `ord_` orders, `int_` interactions,
 //   `cns_` consent statements, `mrg_` merges, `key_` API keys.
-// - Every mutation takes `request_id` (but the outbox's lease, acknowledge and fail, and AdvanceClock): a retry
-//   with the same id returns the first response and changes nothing twice. Reusing an id for a different request
+// - Every mutation takes `request_id` (but the outbox's lease, acknowledge and fail, AdvanceClock, and StreamIngest,
+//   whose batches are each applied once as they come): a retry with the same id returns the first response and
+//   changes nothing twice. Reusing an id for a different request
 //   is FAILED_PRECONDITION. Ids are remembered for 24 hours, per API key: another key's "42" is another request
 //   (ids kept by an earlier version are every key's until they expire).
 // - List methods take `page_size` (0 = 50, at most 1000) and `page_token` (from the previous response's

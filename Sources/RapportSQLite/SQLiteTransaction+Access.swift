@@ -111,11 +111,12 @@ extension SQLiteTransaction {
 
     func deleteChanges(before time: Timestamp, limit: Int) throws -> Int {
         guard limit > 0, let oldest = try oldestChangeCursor() else { return 0 }
+        let limit = Int64(min(limit, Int(Int32.max)))  // `.max` means all (and must not overflow the cursor)
         // Walked from the oldest (cursor order) to the first one to keep, `limit` rows at most.
         let keep: Int64?? = try fetchOne(
-            "SELECT cursor FROM changes WHERE cursor <= ? AND at >= ? ORDER BY cursor LIMIT 1", [oldest + Int64(limit), time.millisecondsSinceEpoch]
+            "SELECT cursor FROM changes WHERE cursor <= ? AND at >= ? ORDER BY cursor LIMIT 1", [oldest + limit, time.millisecondsSinceEpoch]
         ) { try $0.decode(Int64?.self, atIndex: 0) }
-        let first = try min((keep ?? nil) ?? latestChangeCursor(), latestChangeCursor(), oldest + Int64(limit))
+        let first = try min((keep ?? nil) ?? latestChangeCursor(), latestChangeCursor(), oldest + limit)
         return try changes("DELETE FROM changes WHERE cursor < ?", [first])
     }
 

@@ -196,7 +196,7 @@ extension StoreConformance {
         #expect(try await store.read { try $0.oldestChangeCursor() } == cursors[2])
         #expect(try await store.read { try $0.changes(after: 0, limit: 10) }.map(\.cursor) == Array(cursors[2...]))
         // Everything is old: the newest stays, and the next change follows it.
-        #expect(try await store.write { try $0.deleteChanges(before: F.time(100), limit: 10) } == 1)
+        #expect(try await store.write { try $0.deleteChanges(before: F.time(100), limit: .max) } == 1)  // .max: all
         #expect(try await store.read { try $0.changes(after: 0, limit: 10) }.map(\.cursor) == [cursors[3]])
         #expect(try await store.read { try $0.latestChangeCursor() } == cursors[3])
         let next = try await store.write { try $0.appendChange(kind: .customerUpdated, customerID: F.customerID("a"), otherCustomerID: nil, mergeID: nil, at: F.time(101)) }
