@@ -165,7 +165,11 @@ let package = Package(
         // The command-line client's file readers and option checks.
         .testTarget(
             name: "RapportCLITests",
-            dependencies: ["RapportCLI", "RapportCore", "RapportProto", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [
+                "RapportCLI", "RapportCore", "RapportProto", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: upcoming
         ),
         // Starts the real rapport-server binary on a free loopback port and calls it.

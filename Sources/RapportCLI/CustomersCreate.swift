@@ -39,7 +39,7 @@ struct CustomersCreate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("An IANA time zone, e.g. Europe/Berlin.", valueName: "zone"))
     var timeZone: String = ""
 
-    @Option(help: ArgumentHelp("Makes a retry safe: the same id returns the first result.", valueName: "id"))
+    @Option(help: ArgumentHelp("Makes a retry safe: the same id, with the same API key within a day, returns the first result.", valueName: "id"))
     var requestID: String = ""
 
     mutating func validate() throws {

@@ -13,15 +13,14 @@ enum ErrorReport {
     }
 
     static func line(for error: RPCError, hasKey: Bool) -> String {
-        var text = "\(name(of: error.code)): \(error.message)"
         // A violation without a field (the count of those not named) is its description alone.
         func shown(_ violation: (field: String, description: String)) -> String {
             violation.field.isEmpty ? violation.description : "\(violation.field): \(violation.description)"
         }
-        let violations = fieldViolations(of: error).filter { !error.message.contains(shown($0)) }
-        if !violations.isEmpty {
-            text += " (" + violations.map(shown).joined(separator: "; ") + ")"
-        }
+        // Bad input: the violations of the details say it all (the message names the same ones, clipped
+        // otherwise); each is cut to one short line, since they may quote what was sent.
+        let violations = fieldViolations(of: error)
+        var text = "\(name(of: error.code)): " + (violations.isEmpty ? oneLine(error.message, limit: 600) : violations.map { oneLine(shown($0), limit: 200) }.joined(separator: "; "))
         if error.code == .unauthenticated && !hasKey {
             text += " (pass --key SECRET or set RAPPORT_API_KEY)"
         }
@@ -48,6 +47,24 @@ enum ErrorReport {
         }
         let oneLine = text.split(whereSeparator: \.isNewline).joined(separator: " ")
         return oneLine.count > 160 ? String(oneLine.prefix(157)) + "..." : oneLine
+    }
+
+    /// `text` on one line (line breaks and other control characters as `\n` or `?`), cut to `limit` characters.
+    static func oneLine(_ text: String, limit: Int) -> String {
+        var line = ""
+        for character in text {
+            if character == "\n" || character == "\r\n" {
+                line += "\\n"
+            } else if character == "\r" {
+                continue
+            } else if let scalar = character.unicodeScalars.first, character.unicodeScalars.count == 1, scalar.properties.generalCategory == .control {
+                line += "?"
+            } else {
+                line.append(character)
+            }
+            if line.count >= limit { return String(line.prefix(limit - 1)) + "…" }
+        }
+        return line
     }
 
     /// The `google.rpc.BadRequest` field violations in the status details, if any.

@@ -33,8 +33,10 @@ struct IngestCommand: AsyncParsableCommand {
               phone,anonymous_id,sku,name,quantity,unit_price_minor,discount_minor,
               shipping_minor,tax_minor
             place_time, currency, sku (the lines' column; name, quantity and unit_price_minor go with it) and an identity column are \
-            required; status_time is when the order reached its status (when empty: place_time for an order new to \
-            Rapport, the time it is ingested for a known one). A blank unit_price_minor is refused (0 is a free item). \
+            required; status_time is when the order reached its status (when empty, an estimate marked as one: place_time \
+            for an order new to Rapport, else the status takes its place by the order's life, after earlier stages and \
+            before later ones; a later row of the same status with its time replaces the estimate). An empty channel \
+            is other for a new order and keeps a known order's. A blank unit_price_minor is refused (0 is a free item). \
             Consecutive rows with the same source, external_id and \
             status are the lines of one order; the order's own fields are read from its first row, and a row that \
             leaves status blank continues the order above it. A row with another status starts the order's next state, which repeats its lines (an order's content is that of its latest \
@@ -168,7 +170,10 @@ struct IngestCommand: AsyncParsableCommand {
                     }
                     // A failure the server answered names the call, as the server's log does.
                     let request = (error is RPCError ? RequestIDs.shared.last : nil).map { " [request \($0)]" } ?? ""
-                    let failed = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) failed: \(reason)\(request)"
+                    // Whether the server applied it before the failure is not known: saying so, and that sending the
+                    // file again is safe (events and orders are idempotent by their ids), is what the person needs.
+                    let failed = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) failed: \(reason)\(request); "
+                        + "it may have been applied or not: running the file again is safe (items already applied are duplicates)"
                     // The file's own problem, met while this last batch was read, is kept: both are why it stopped.
                     summary.failure = summary.failure.map { "\($0); and \(failed)" } ?? failed
                     break

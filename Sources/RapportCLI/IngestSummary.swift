@@ -8,9 +8,9 @@ struct IngestSummary {
         var field: String
         var description: String
 
+        /// One line, cut short: a description may quote a whole cell of the file.
         var text: String {
-            let oneLine = description.replacingOccurrences(of: "\r", with: "").replacingOccurrences(of: "\n", with: "\\n")
-            return "line \(line): " + (field.isEmpty ? oneLine : "\(field): \(oneLine)")
+            "line \(line): " + ErrorReport.oneLine(field.isEmpty ? description : "\(field): \(description)", limit: 200)
         }
     }
 

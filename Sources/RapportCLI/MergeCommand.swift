@@ -18,7 +18,7 @@ struct MergeCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The other customer id.", valueName: "id2"))
     var second: String
 
-    @Option(help: ArgumentHelp("Makes a retry safe: the same id returns the first result.", valueName: "id"))
+    @Option(help: ArgumentHelp("Makes a retry safe: the same id, with the same API key within a day, returns the first result.", valueName: "id"))
     var requestID: String = ""
 
     mutating func validate() throws {

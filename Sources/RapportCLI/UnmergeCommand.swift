@@ -6,7 +6,7 @@ import SwiftProtobuf
 struct UnmergeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "unmerge",
-        abstract: "Undo a merge: the absorbed customer comes back exactly as it was."
+        abstract: "Undo a merge: the absorbed customer comes back as it was, with what it owned."
     )
 
     @OptionGroup var global: GlobalOptions
@@ -14,7 +14,7 @@ struct UnmergeCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The merge id (mrg_...), printed by `rapport merge` and shown by customer360.", valueName: "merge-id"))
     var mergeID: String
 
-    @Option(help: ArgumentHelp("Makes a retry safe: the same id returns the first result.", valueName: "id"))
+    @Option(help: ArgumentHelp("Makes a retry safe: the same id, with the same API key within a day, returns the first result.", valueName: "id"))
     var requestID: String = ""
 
     func run() async throws {

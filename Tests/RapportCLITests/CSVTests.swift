@@ -1,6 +1,7 @@
 import ArgumentParser
-import GRPCCore
 import Foundation
+import GRPCCore
+import GRPCProtobuf
 import RapportProto
 import SwiftProtobuf
 import Testing
@@ -317,6 +318,24 @@ struct ErrorLineTests {
         let line = ErrorReport.line(for: long)
         #expect(!line.contains("\n"))
         #expect(line.count < 200)
+    }
+
+    /// Bad input is told by the violations of the details, once each, on one short line, whatever they quote.
+    @Test func badInputIsItsViolationsOnceOnOneShortLine() throws {
+        let quoted = "'" + String(repeating: "x", count: 300) + "\nmore' is not a tag"
+        let status = GoogleRPCStatus(
+            code: .invalidArgument, message: "customer.tags[0]: " + String(quoted.prefix(150)) + "…",
+            details: [.badRequest(violations: [
+                ErrorDetails.BadRequest.FieldViolation(field: "customer.tags[0]", description: quoted),
+                ErrorDetails.BadRequest.FieldViolation(field: "customer.locale", description: "'xx_' is not a BCP 47 language tag"),
+            ])])
+        let error = RPCError(code: .invalidArgument, message: status.message, metadata: status.rpcErrorMetadata)
+        let line = ErrorReport.line(for: error)
+        #expect(!line.contains("\n"))
+        #expect(line.components(separatedBy: "customer.tags[0]").count == 2)  // named once
+        #expect(line.hasPrefix("INVALID_ARGUMENT: customer.tags[0]: 'xxx"))
+        #expect(line.hasSuffix("; customer.locale: 'xx_' is not a BCP 47 language tag"))
+        #expect(line.count < 300)
     }
 }
 
