@@ -49,6 +49,13 @@ enum ErrorReport {
         return oneLine.count > 160 ? String(oneLine.prefix(157)) + "..." : oneLine
     }
 
+    /// ` [x-request-id cli-…]` for a failure the server answered, naming the call as the server's log does; nothing
+    /// for a connection that failed, which reached no server.
+    static func requestSuffix(for error: any Error) -> String {
+        guard let rpc = error as? RPCError, !(rpc.code == .unavailable && rpc.cause != nil), let id = RequestIDs.shared.last else { return "" }
+        return " [x-request-id \(id)]"
+    }
+
     /// `text` on one line (line breaks and other control characters as `\n` or `?`), cut to `limit` characters.
     static func oneLine(_ text: String, limit: Int) -> String {
         var line = ""

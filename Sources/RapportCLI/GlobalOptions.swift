@@ -107,9 +107,7 @@ struct GlobalOptions: ParsableArguments {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            // A failure the server answered names the call, as the server's log does.
-            let request = (error is RPCError ? RequestIDs.shared.last : nil).map { " [request \($0)]" } ?? ""
-            Terminal.error("error: \(ErrorReport.line(for: error, hasKey: secret != nil))\(request)")
+            Terminal.error("error: \(ErrorReport.line(for: error, hasKey: secret != nil))\(ErrorReport.requestSuffix(for: error))")
             throw ExitCode.failure
         }
     }

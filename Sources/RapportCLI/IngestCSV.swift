@@ -31,7 +31,9 @@ final class CSVSource: IngestSource {
     init(reader: LineReader) throws {
         self.reader = reader
         guard let (_, header) = try Self.record(from: reader) else { throw InputError("the CSV file is empty") }
-        let names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        var names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        // A spreadsheet may save empty columns after the last one: they name nothing.
+        while names.count > 1, names.last == "" { names.removeLast() }
         if names.starts(with: ["source", "external_id"]) {
             kind = .orders
             // Every order needs a currency and a line with a sku: without their columns, each order would be refused
@@ -65,10 +67,13 @@ final class CSVSource: IngestSource {
                 deferredError = error
                 return order
             }
-            guard let (line, fields) = record else {
+            guard let (line, cells) = record else {
                 if let order = flushOrder() { return order }
                 return nil
             }
+            // Empty cells past the header's columns (a spreadsheet's trailing commas) are no fields.
+            var fields = cells
+            while fields.count > width, fields.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { fields.removeLast() }
             // Blank lines, and rows of empty cells that spreadsheets leave at the end, are not records.
             if fields.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) { continue }
             guard fields.count == width else {

@@ -160,7 +160,7 @@ struct IngestCommand: AsyncParsableCommand {
                     summary.refuse(batchOf: items.count, violations: violations, lines: lines)
                     let refused =
                         "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) was refused and not applied: \(ErrorReport.line(for: error))"
-                        + (RequestIDs.shared.last.map { " [request \($0)]" } ?? "")
+                        + ErrorReport.requestSuffix(for: error)
                     summary.failure = summary.failure.map { "\($0); and \(refused)" } ?? refused
                     break
                 } catch {
@@ -168,8 +168,7 @@ struct IngestCommand: AsyncParsableCommand {
                     if let rpc = error as? RPCError, rpc.code == .resourceExhausted || rpc.message.contains("RST_STREAM") {
                         reason += " (a batch larger than the server's --max-message-bytes is refused this way: try a smaller --batch-size)"
                     }
-                    // A failure the server answered names the call, as the server's log does.
-                    let request = (error is RPCError ? RequestIDs.shared.last : nil).map { " [request \($0)]" } ?? ""
+                    let request = ErrorReport.requestSuffix(for: error)
                     // Whether the server applied it before the failure is not known: saying so, and that sending the
                     // file again is safe (events and orders are idempotent by their ids), is what the person needs.
                     let failed = "batch \(summary.batches + 1) (lines \(lines.first ?? 0)-\(lines.last ?? 0)) failed: \(reason)\(request); "

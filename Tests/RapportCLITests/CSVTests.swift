@@ -45,6 +45,19 @@ struct CSVTests {
         #expect(read == ["item@2", "item@3", "item@5"])
     }
 
+    @Test func emptyColumnsASpreadsheetSavesAfterTheLastOneNameNothing() throws {
+        let events = """
+            id,type,occur_time,email,,
+            e1,page.viewed,,ada@example.com,,
+            e2,page.viewed,,bob@example.com
+            e3,page.viewed,,cy@example.com,,,
+            e4,page.viewed,,dan@example.com,x,
+
+            """
+        let read = try records(events)
+        #expect(read == ["item@2", "item@3", "item@4", "5: expected 4 fields as in the header, found 5"])  // a value past the columns is one
+    }
+
     @Test func aQuoteLeftOpenStopsTheFileInsteadOfSwallowingIt() throws {
         let events = """
             id,type,occur_time,channel,email,phone,anonymous_id,properties_json
@@ -318,6 +331,13 @@ struct ErrorLineTests {
         let line = ErrorReport.line(for: long)
         #expect(!line.contains("\n"))
         #expect(line.count < 200)
+    }
+
+    /// A connection that failed reached no server: its error line names no call to look for in the server's log.
+    @Test func aFailureNoServerSawNamesNoCall() {
+        let refused = RPCError(code: .unavailable, message: "Could not connect.", cause: TransportFailure(description: "connectionRefused(errno: 111)"))
+        #expect(ErrorReport.requestSuffix(for: refused) == "")
+        #expect(ErrorReport.requestSuffix(for: InputError("bad file")) == "")
     }
 
     /// Bad input is told by the violations of the details, once each, on one short line, whatever they quote.
