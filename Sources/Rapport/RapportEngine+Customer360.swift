@@ -104,8 +104,13 @@ extension RapportEngine {
     }
 
     /// An order by the shop's key.
+    /// - Throws: `invalidArgument` for an empty source or external id; `notFound` for an unknown order.
     public func order(_ key: OrderKey) async throws(RapportError) -> Order {
-        try await quickRead { tx in
+        var violations: [FieldViolation] = []
+        if key.source.isEmpty { violations.append(FieldViolation(field: "source", problem: "is required")) }
+        if key.externalID.isEmpty { violations.append(FieldViolation(field: "external_id", problem: "is required")) }
+        guard violations.isEmpty else { throw .invalidArgument(violations) }
+        return try await quickRead { tx in
             guard let record = try tx.order(key: OrderKey(source: key.source.lowercased(), externalID: key.externalID.canonical)) else {
                 throw RapportError.notFound(entity: "order", id: key.description)
             }

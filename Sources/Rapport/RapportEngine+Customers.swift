@@ -295,12 +295,7 @@ extension RapportEngine {
                     message.data = [:]
                     // The address stays only when it is the customer's own (one of the erased person's, removed while
                     // merged, no longer names her).
-                    let own: Bool
-                    switch message.channel {
-                    case .push: own = message.recipient == survivor.rawValue
-                    case .email: own = try tx.storedIdentity(Identity(kind: .email, value: message.recipient), ownedBy: holder) != nil
-                    case .sms, .phone: own = try tx.storedIdentity(Identity(kind: .phone, value: message.recipient), ownedBy: holder) != nil
-                    }
+                    let own = try message.recipientIdentity.map { try tx.storedIdentity($0, ownedBy: holder) != nil } ?? (message.recipient == survivor.rawValue)
                     if !own { message.recipient = "" }
                     entry.payload = .message(message)
                 case .webhook(let url, _):

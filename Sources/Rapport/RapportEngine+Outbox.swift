@@ -147,6 +147,7 @@ extension RapportEngine {
         _ id: OutboxEntryID, consumer: String? = nil, attempt: Int? = nil, error message: String, retryAfter: Duration? = nil
     ) async throws(RapportError) -> OutboxEntry {
         if let consumer { try Self.validateConsumer(consumer) }
+        if let attempt, attempt < 1 { throw .invalid("attempt", "must be the attempt the entry was leased with (1 or more)") }
         if let retryAfter, retryAfter < .zero || retryAfter > .seconds(7 * 86_400) { throw .invalid("retry_after", "must be 0 to 7 days") }
         let entry: OutboxEntry = try await write { [clock] tx in
             let now = clock.now()  // whose lease is live is told at the time of the transaction

@@ -458,8 +458,7 @@ struct WriteSession {
                 }
             case .message(let message):
                 // To an address or number that is the restored customer's.
-                let kind: IdentityKind = message.channel == .email ? .email : .phone
-                guard try tx.storedIdentity(Identity(kind: kind, value: message.recipient), ownedBy: restored) != nil else { continue }
+                guard let address = message.recipientIdentity, try tx.storedIdentity(address, ownedBy: restored) != nil else { continue }
             case .webhook:
                 // No address: it follows the record that started its run (its body was made from it), so that the
                 // restored customer's erasure reaches it.
@@ -525,5 +524,17 @@ struct WriteSession {
         var best: IdentityRecord?
         for record in records where best == nil || record.identity.kind.strength > best!.identity.kind.strength { best = record }
         return best
+    }
+}
+
+extension OutboxMessage {
+    /// The identity a message is addressed to: an e-mail, or a phone for SMS and calls; nil for a push, which goes
+    /// to a customer id.
+    var recipientIdentity: Identity? {
+        switch channel {
+        case .email: Identity(kind: .email, value: recipient)
+        case .sms, .phone: Identity(kind: .phone, value: recipient)
+        case .push: nil
+        }
     }
 }

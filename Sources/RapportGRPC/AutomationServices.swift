@@ -302,8 +302,7 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
     }
 
     func failOutboxEntry(request: Rapport_V1_FailOutboxEntryRequest, context: ServerContext) async throws -> Rapport_V1_OutboxEntry {
-        guard request.attempt >= 0 else { throw RapportError.invalid("attempt", "must be the attempt the entry was leased with (1 or more), or 0 to not check") }
-        return try await engine.failOutboxEntry(
+        try await engine.failOutboxEntry(
             parseID(OutboxEntryID.self, request.id, field: "id"), consumer: request.consumer.isEmpty ? nil : request.consumer,
             attempt: request.attempt == 0 ? nil : Int(request.attempt), error: request.error, retryAfter: request.hasRetryAfter ? try Duration(request.retryAfter, field: "retry_after") : nil
         ).proto

@@ -229,11 +229,7 @@ struct Customer360ServiceAdapter: Rapport_V1_Customer360Service.SimpleServicePro
         switch request.key {
         case .id(let id): return try await engine.order(parseID(OrderID.self, id, field: "id")).proto
         case .orderKey(let key):
-            var violations: [FieldViolation] = []
-            if key.source.isEmpty { violations.append(FieldViolation(field: "order_key.source", problem: "is required")) }
-            if key.externalID.isEmpty { violations.append(FieldViolation(field: "order_key.external_id", problem: "is required")) }
-            guard violations.isEmpty else { throw RapportError.invalidArgument(violations) }
-            return try await engine.order(OrderKey(source: key.source, externalID: key.externalID)).proto
+            return try await renamingFields(under("order_key")) { try await engine.order(OrderKey(source: key.source, externalID: key.externalID)).proto }
         case nil: throw RapportError.invalid("key", "give the order's id or its order_key")
         }
     }

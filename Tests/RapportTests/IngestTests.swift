@@ -257,6 +257,9 @@ struct IngestTests {
         #expect(paid.outcomes == [.updated(bob)])
         let o1 = try await crm.order(OrderKey(source: "web", externalID: "o1"))
         #expect(o1.customerID == bob)
+        await expectError(.invalidArgument([FieldViolation(field: "source", problem: "is required"), FieldViolation(field: "external_id", problem: "is required")])) {
+            try await crm.order(OrderKey(source: "", externalID: ""))
+        }
         #expect(o1.identities == [Identity(kind: .anonymousID, value: "dev-9"), Identity(kind: .email, value: "bob@example.com"), Identity(kind: .memberCard, value: "M1")])  // cards are kept without separators
         #expect(try await crm.findCustomer(.memberCard("M-1"))?.id == bob)
         #expect(try await crm.findCustomer(.anonymousID("dev-9"))?.id == bob)

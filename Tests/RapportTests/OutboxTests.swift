@@ -117,6 +117,9 @@ struct OutboxTests {
         try await visit(test.crm, "a1", "ada@example.com", at: test.clock.now())
         try await visit(test.crm, "a2", "ada@example.com", at: test.clock.now())
         let leased = try #require(try await test.crm.leaseOutbox(consumer: "mailer").first)
+        await expectError(.invalid("attempt", "must be the attempt the entry was leased with (1 or more)")) {
+            try await test.crm.failOutboxEntry(leased.id, attempt: 0, error: "SMTP 451")
+        }
         let retried = try await test.crm.failOutboxEntry(leased.id, error: "SMTP 451", retryAfter: .seconds(600))
         #expect(retried.state == .pending)
         #expect(retried.lastError == "SMTP 451")
