@@ -373,7 +373,7 @@ extension RapportEngine {
                     continue
                 }
                 result.changed.append(record.id)
-                try session.segmentChanged(segment, customer: record.id, entered: adding, depth: -1)
+                try session.segmentChanged(segment, customer: record.id, entered: adding, depth: -1, chained: false)
                 try session.markDirty(record.id, .segments)
             }
             try session.finish()

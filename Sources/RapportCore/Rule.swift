@@ -393,6 +393,9 @@ public struct RuleRun: Hashable, Sendable, Codable {
     /// (the customer's latest run of the rule) instead of adding one each; `eventID` and `updatedAt` then tell
     /// the latest of them. A once-per-customer rule on page views keeps one skipped record, not one per view.
     public var repeats: Int
+    /// How many rule actions led to the trigger: 0 for what a caller did, 1 for an event a rule emitted... A run
+    /// that waits keeps it, so a rule re-triggering itself through a wait stops at the chain's depth limit.
+    public var depth: Int
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
 
@@ -400,7 +403,7 @@ public struct RuleRun: Hashable, Sendable, Codable {
         id: RunID, ruleID: RuleID, ruleVersion: Int64, customerID: CustomerID, trigger: String, eventID: String? = nil, event: Event? = nil,
         order: Order? = nil,
         status: RunStatus, reason: String = "", resumeAt: Timestamp? = nil, step: RunStep? = nil, actions: [ActionOutcome] = [], repeats: Int = 0,
-        createdAt: Timestamp, updatedAt: Timestamp
+        depth: Int = 0, createdAt: Timestamp, updatedAt: Timestamp
     ) {
         self.id = id
         self.ruleID = ruleID
@@ -416,16 +419,18 @@ public struct RuleRun: Hashable, Sendable, Codable {
         self.step = step
         self.actions = actions
         self.repeats = repeats
+        self.depth = depth
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, ruleID, ruleVersion, customerID, trigger, eventID, event, order, status, reason, resumeAt, step, actions, repeats, createdAt, updatedAt
+        case id, ruleID, ruleVersion, customerID, trigger, eventID, event, order, status, reason, resumeAt, step, actions, repeats, depth, createdAt
+        case updatedAt
     }
 
     public init(from decoder: any Decoder) throws {
-        // Runs stored by earlier versions have no `repeats`.
+        // Runs stored by earlier versions have no `repeats` or `depth`.
         let container = try decoder.container(keyedBy: CodingKeys.self)
         id = try container.decode(RunID.self, forKey: .id)
         ruleID = try container.decode(RuleID.self, forKey: .ruleID)
@@ -441,6 +446,7 @@ public struct RuleRun: Hashable, Sendable, Codable {
         step = try container.decodeIfPresent(RunStep.self, forKey: .step)
         actions = try container.decode([ActionOutcome].self, forKey: .actions)
         repeats = try container.decodeIfPresent(Int.self, forKey: .repeats) ?? 0
+        depth = try container.decodeIfPresent(Int.self, forKey: .depth) ?? 0
         createdAt = try container.decode(Timestamp.self, forKey: .createdAt)
         updatedAt = try container.decode(Timestamp.self, forKey: .updatedAt)
     }

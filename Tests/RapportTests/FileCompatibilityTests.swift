@@ -11,6 +11,8 @@ import Testing
 /// and used further (jobs due, an unmerge, a replayed request, the outbox).
 @Suite("File compatibility")
 struct FileCompatibilityTests {
+    /// When the history `populate` writes ends (2026-01-01T02:00:00Z): runs created until then are in the fixtures.
+    static let historyEnd = Timestamp(millisecondsSinceEpoch: 1_767_232_800_000)
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
     /// The admin key's secret in each file (printed by `writeFixture` when it made it).
     static let adminSecrets = [
@@ -138,9 +140,15 @@ struct FileCompatibilityTests {
     /// What a file of `version` cannot hold, left out of `state` to compare it with that file: the waiting runs a
     /// merge took over are recorded since v5-merge-segments (older merges' runs go back as they did); customers'
     /// versions of merges' survivors in fixtures before v6, since a merge puts the survivor above both customers'
-    /// versions (those versions added one).
+    /// versions (those versions added one); the depth of runs' chains, recorded since v7 (runs read from earlier
+    /// files say 0).
     static func comparable(_ state: StoredState, version: String) -> StoredState {
         var state = state
+        state.runs = state.runs.map { run in
+            var run = run
+            if run.createdAt <= Self.historyEnd { run.depth = 0 }
+            return run
+        }
         let survivors = ["v4-latest-runs", "v5-merge-segments"].contains(version) ? Set(state.merges.flatMap { $0 }.map(\.survivorID)) : []
         state.customers = state.customers.map { snapshot in
             var snapshot = snapshot

@@ -552,6 +552,75 @@ struct RuleTests {
         #expect(stopped.reason.contains("deeper than 8") == true)
     }
 
+    /// Rules that each emit the event they trigger on would double their runs at every level of the chain (2⁸
+    /// runs and events for one ingested event): the runs one started run may trigger are capped, and the first
+    /// refused run of each rule says why.
+    @Test(arguments: Backend.allCases)
+    func rulesThatMultiplyTheirRunsStopAtTheChainBudget(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let one = try await crm.createRule(RuleDefinition(name: "Echo one", trigger: .event(type: "ping"), actions: [.emitEvent(type: "ping")]))
+        let two = try await crm.createRule(RuleDefinition(name: "Echo two", trigger: .event(type: "ping"), actions: [.emitEvent(type: "ping")]))
+        _ = try await crm.ingest([event("p", "ping", at: clock.now(), .email("ada@example.com"))])
+        let all = try await crm.runs(page: PageRequest(size: 1000)).runs
+        // The ingested ping starts two runs, which may trigger 2 × 100 more between them.
+        #expect(all.filter { $0.status == .fired }.count == 2 + 2 * maxChainedRunsPerStartForTests)
+        let refused = all.filter { $0.reason.contains("more than 100 times") }
+        #expect(Set(refused.map(\.ruleID)) == [one.id, two.id])
+        #expect(refused.allSatisfy { $0.status == .skipped })
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.stats(of: ada).eventCount == Int64(1 + 2 + 2 * maxChainedRunsPerStartForTests))
+        // A second write starts with a budget of its own.
+        _ = try await crm.ingest([event("q", "ping", at: clock.now(), .email("ada@example.com"))])
+        #expect(try await crm.runs(page: PageRequest(size: 2000)).runs.filter { $0.status == .fired }.count == 2 * (2 + 2 * maxChainedRunsPerStartForTests))
+    }
+
+    /// A rule that re-triggers itself through a wait keeps the depth of its chain across the wait: it stops at the
+    /// depth limit instead of running (and emitting) forever.
+    @Test(arguments: Backend.allCases)
+    func aRuleTriggeringItselfThroughAWaitStopsAtTheDepthLimit(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(name: "Again", trigger: .event(type: "tick"), wait: RuleWait(duration: .seconds(60)), actions: [.emitEvent(type: "tick")]))
+        _ = try await crm.ingest([event("t", "tick", at: clock.now(), .email("ada@example.com"))])
+        for _ in 0..<20 {
+            clock.advance(by: .seconds(60))
+            try await crm.runDueJobs()
+        }
+        let all = try await runs(crm, rule.id)
+        #expect(all.filter { $0.status == .fired }.map(\.depth).sorted() == Array(0...8))
+        #expect(all.filter { $0.status == .waiting }.isEmpty)
+        let stopped = try #require(all.first)
+        #expect(stopped.status == .skipped)
+        #expect(stopped.reason.contains("deeper than 8") == true)
+    }
+
+    /// The frequency of a rule that waits is judged at when the run would fire, not at its trigger: a cart
+    /// abandoned 23½ hours after the last reminder fired waits its hour and is reminded 24½ hours after that one.
+    @Test(arguments: Backend.allCases)
+    func theFrequencyOfARuleThatWaitsIsJudgedWhenItWouldFire(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Cart reminder", trigger: .event(type: "cart.added"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("reminded")],
+                limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 86_400_000))))
+        _ = try await crm.ingest([event("c1", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        #expect(try await runs(crm, rule.id).map(\.status) == [.fired])
+        clock.advance(by: .seconds(23 * 3600 + 1800))  // 23½ hours after the reminder
+        _ = try await crm.ingest([event("c2", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        #expect(try await runs(crm, rule.id).first?.status == .waiting)
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        #expect(try await runs(crm, rule.id).map(\.status) == [.fired, .fired])
+        // Triggered again 10 minutes later: it would fire 70 minutes after the last reminder, so it is skipped now.
+        clock.advance(by: .seconds(600))
+        _ = try await crm.ingest([event("c3", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        let latest = try #require(try await runs(crm, rule.id).first)
+        #expect(latest.status == .skipped)
+        #expect(latest.reason.contains("within the last 1d") == true)
+    }
+
     /// An emitted event's property values are checked when the rule is saved: of a type an event property holds,
     /// and of the type its event type declares (a whole number is a decimal), not dropped or failed at every run.
     @Test func emittedPropertiesAreCheckedAgainstWhatAnEventHolds() async throws {
@@ -1021,3 +1090,6 @@ struct RuleTests {
         #expect(try await crm.nextJobDue() == nil)
     }
 }
+
+/// The engine's cap on the runs one started run may trigger in one write (`maxChainedRunsPerStart`).
+let maxChainedRunsPerStartForTests = 100

@@ -11,15 +11,19 @@ struct PendingTrigger {
     var event: Event?
     var order: Order?
     var segment: SegmentID?
-    /// How many rule actions led here: 0 for what the caller did.
+    /// How many rule actions and segment changes led here: 0 for what the caller did.
     var depth: Int
+    /// Whether a rule's action led here (not the caller's own change).
+    var chained: Bool
 }
 
 /// What automation has left to do in a transaction: customers whose segments need a look, triggers to run.
 struct AutomationState {
     var catalog: AutomationCatalog?
     var dirtyOrder: [CustomerID] = []
-    var dirty: [CustomerID: (data: Requirements.Data, depth: Int)] = [:]
+    var dirty: [CustomerID: (data: Requirements.Data, depth: Int, chained: Bool)] = [:]
+    /// Whether a rule's actions are being applied: what they mark and trigger is chained.
+    var acting = false
     var triggers: [PendingTrigger] = []
     /// Customers an unmerge restored in this transaction: the memberships they had when merged, which their next
     /// segment refresh restores without triggering rules.
@@ -27,6 +31,11 @@ struct AutomationState {
     /// Per customer, the segments (raw ids) whose membership changed without triggering rules before the
     /// customer's next segment refresh (a build found it): segments that name them follow silently too.
     var silentSegments: [CustomerID: Set<String>] = [:]
+    /// Per customer, how many more runs that rule actions led to may start in this transaction: each run the
+    /// caller's change starts, and each waiting run that resumes, adds ``maxChainedRunsPerStart``.
+    var chainBudget: [CustomerID: Int] = [:]
+    /// The rules whose run was refused for lack of budget, per customer: recorded once, then refused unrecorded.
+    var budgetRefused: Set<RuleCustomerPair> = []
 
     var hasWork: Bool { !dirtyOrder.isEmpty || !triggers.isEmpty }
 }
@@ -43,8 +52,18 @@ extension Requirements.Data {
     static let everything: Requirements.Data = [.profile, .identities, .stats, .orders, .events, .consents, .segments, .time]
 }
 
-/// How deep a chain of rules may go (an action triggering a rule whose action triggers another...).
+/// How deep a chain of rules may go (an action triggering a rule whose action triggers another...), waits included.
 let maxAutomationDepth = 8
+
+/// How many runs the actions of one started run may trigger, directly or down the chain, in one transaction: rules
+/// that each emit the event they trigger on would otherwise multiply their runs at every level.
+let maxChainedRunsPerStart = 100
+
+/// A rule and a customer.
+struct RuleCustomerPair: Hashable {
+    var rule: RuleID
+    var customer: CustomerID
+}
 
 extension WriteSession {
     /// The automation catalog this transaction sees.
@@ -60,10 +79,11 @@ extension WriteSession {
     /// is kept when no segment or rule exists.
     mutating func markDirty(_ customer: CustomerID, _ data: Requirements.Data, depth: Int = 0) throws {
         guard try !catalog().isIdle else { return }
+        let chained = automation.acting
         if let mark = automation.dirty[customer] {
-            automation.dirty[customer] = (mark.data.union(data), max(mark.depth, depth))
+            automation.dirty[customer] = (mark.data.union(data), max(mark.depth, depth), mark.chained && chained)
         } else {
-            automation.dirty[customer] = (data, depth)
+            automation.dirty[customer] = (data, depth, chained)
             automation.dirtyOrder.append(customer)
         }
     }
@@ -73,9 +93,11 @@ extension WriteSession {
         try trigger(customer, type: event.type, event, order: order, segment: segment, depth: depth)
     }
 
-    /// Queues an event of `type` if a rule listens for it; the event is made only then.
+    /// Queues an event of `type` if a rule listens for it; the event is made only then. `chained`: a rule's action led
+    /// to it (by default, whether a rule's actions are being applied).
     mutating func trigger(
-        _ customer: CustomerID, type: String, _ event: @autoclosure () -> Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0
+        _ customer: CustomerID, type: String, _ event: @autoclosure () -> Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0,
+        chained: Bool? = nil
     ) throws {
         let catalog = try catalog()
         guard !catalog.isIdle else { return }
@@ -86,7 +108,7 @@ extension WriteSession {
         }
         let made = event()
         assert(made.type == type, "trigger type \(type) for an event of type \(made.type)")
-        automation.triggers.append(PendingTrigger(customer: customer, type: type, event: made, order: order, segment: segment, depth: depth))
+        automation.triggers.append(PendingTrigger(customer: customer, type: type, event: made, order: order, segment: segment, depth: depth, chained: chained ?? automation.acting))
     }
 
     /// Maintains segments and runs the triggered rules until nothing is left, or the chain is too deep.
@@ -107,7 +129,7 @@ extension WriteSession {
             automation.dirty.removeAll()
             for customer in customers {
                 let mark = marks[customer]!
-                try refreshSegments(of: customer, changed: mark.data, depth: mark.depth, catalog: catalog)
+                try refreshSegments(of: customer, changed: mark.data, depth: mark.depth, chained: mark.chained, catalog: catalog)
             }
             var index = 0
             while index < automation.triggers.count {
@@ -127,7 +149,9 @@ extension WriteSession {
     /// The re-check job is kept no later than every pending time change of the customer's segments: a segment
     /// not evaluated now keeps the change it had, which the job (as early or earlier) covers; when the job runs,
     /// every time-dependent segment is evaluated and the next job planned from all of them.
-    mutating func refreshSegments(of customerID: CustomerID, changed: Requirements.Data, depth: Int, catalog: AutomationCatalog) throws {
+    mutating func refreshSegments(
+        of customerID: CustomerID, changed: Requirements.Data, depth: Int, chained: Bool = false, catalog: AutomationCatalog
+    ) throws {
         guard let record = try tx.customer(customerID), record.state == .active else { return }
         if changed.contains(.profile), !catalog.dateRules.isEmpty {
             for rule in catalog.dateRules { try planDateTrigger(rule, for: record) }
@@ -191,7 +215,7 @@ extension WriteSession {
                     kind: matches ? .segmentEntered : .segmentExited, customerID: customerID, otherCustomerID: nil, mergeID: nil, segmentID: id, at: now)
                 continue
             }
-            try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth)
+            try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth, chained: chained)
         }
         if let error = activity?.error { throw error }
         activity = nil
@@ -209,13 +233,13 @@ extension WriteSession {
     }
 
     /// Records an entry or exit in the change feed and queues its trigger.
-    mutating func segmentChanged(_ segment: Segment, customer: CustomerID, entered: Bool, depth: Int) throws {
+    mutating func segmentChanged(_ segment: Segment, customer: CustomerID, entered: Bool, depth: Int, chained: Bool) throws {
         _ = try tx.appendChange(
             kind: entered ? .segmentEntered : .segmentExited, customerID: customer, otherCustomerID: nil, mergeID: nil, segmentID: segment.id, at: now)
         let now = self.now  // the event is made inside `trigger`, which mutates self
         try trigger(
             customer, type: entered ? "segment.entered" : "segment.exited", BuiltInEvent.segment(segment, entered: entered, customer: customer, at: now),
-            segment: segment.id, depth: depth + 1)
+            segment: segment.id, depth: depth + 1, chained: chained)
     }
 
     /// Keeps one re-check job per customer, due no later than when time alone may next change one of its

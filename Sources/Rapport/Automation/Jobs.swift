@@ -38,7 +38,7 @@ extension WriteSession {
             }
             var (context, activity) = try tx.evaluationContext(
                 record, stats: cachedStats(of: customerID), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
-            try start(rule, trigger: "date", event: nil, order: nil, depth: 0, context: &context)
+            try start(rule, trigger: "date", event: nil, order: nil, depth: 0, chained: false, context: &context)
             if let error = activity?.error { throw error }
             activity = nil
             try planDateTrigger(rule, for: record)
@@ -113,7 +113,7 @@ extension WriteSession {
         for record in customers {
             var (context, activity) = try tx.evaluationContext(
                 record, stats: cachedStats(of: record.id), reads: rule.requirements.data, now: now, defaultTimeZone: engine.automationSettings.defaultTimeZone)
-            try start(rule, trigger: "schedule", event: nil, order: nil, depth: 0, context: &context)
+            try start(rule, trigger: "schedule", event: nil, order: nil, depth: 0, chained: false, context: &context)
             if let error = activity?.error { throw error }
             activity = nil
         }

@@ -22,22 +22,35 @@ extension WriteSession {
         context.event = trigger.event
         context.order = trigger.order
         for rule in rules {
-            try start(rule, trigger: trigger.type, event: trigger.event, order: trigger.order, depth: trigger.depth, context: &context)
+            try start(
+                rule, trigger: trigger.type, event: trigger.event, order: trigger.order, depth: trigger.depth, chained: trigger.chained, context: &context)
             if let error = activity?.error { throw error }
         }
         activity = nil
     }
 
     /// Starts a run of `rule` for the context's customer: records it as skipped (and why), waiting, or fired.
-    mutating func start(_ rule: CompiledRule, trigger: String, event: Event?, order: Order?, depth: Int, context: inout EvaluationContext) throws {
+    /// `chained`: a rule's action led to the trigger; such runs spend the customer's budget, others add to it.
+    mutating func start(
+        _ rule: CompiledRule, trigger: String, event: Event?, order: Order?, depth: Int, chained: Bool, context: inout EvaluationContext
+    ) throws {
         if let filter = rule.filter, !filter.matches(context) { return }  // not this rule's kind of event
         let customer = context.customer.id
         var run = RuleRun(
             id: engine.ids.make(RunID.self, at: now), ruleID: rule.id, ruleVersion: rule.version, customerID: customer, trigger: trigger, eventID: event?.id,
-            status: .skipped, createdAt: now, updatedAt: now)
+            status: .skipped, depth: depth, createdAt: now, updatedAt: now)
         if depth > maxAutomationDepth {
             run.reason = "the chain of rules triggering rules is deeper than \(maxAutomationDepth) (do two rules trigger each other?)"
             engine.logger.warning("rule chain too deep", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
+            return try recordSkip(run)
+        }
+        if !chained {
+            automation.chainBudget[customer, default: 0] += maxChainedRunsPerStart
+        } else if !(try spendChainBudget(of: customer)) {
+            // Recorded once per rule and customer; the rest of the runaway chain is refused without a record each.
+            guard automation.budgetRefused.insert(RuleCustomerPair(rule: rule.id, customer: customer)).inserted else { return }
+            run.reason = "rules triggered by rules ran more than \(maxChainedRunsPerStart) times per started run in one write (do rules trigger each other?)"
+            engine.logger.warning("rule chain too wide", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
             return try recordSkip(run)
         }
         let waiting = try tx.waitingRun(rule: rule.id, customer: customer)
@@ -49,10 +62,14 @@ extension WriteSession {
             run.reason = "the condition is false"
             return try recordSkip(run)
         }
-        // A run that quiet hours will hold fires at their end: its frequency and daily cap are those of then (and
-        // are checked again when it fires).
-        let heldUntil = rule.definition.wait == nil ? quietHoursEnd(rule, context: context) : nil
-        if let reason = try Self.limitReached(rule, customer: customer, consents: context.consents, tx: tx, now: heldUntil ?? now, held: heldUntil != nil) {
+        // A run that waits, or that quiet hours will hold, fires later: its frequency and daily cap are those of
+        // then (and are checked again when it fires). The wait counts from when the trigger happened (an event
+        // ingested late waits less), never from a time still to come (a sender's clock ahead of ours).
+        let resumeAt = rule.definition.wait.map { max(now, min(event?.occurredAt ?? now, now) + $0.duration) }
+        let heldUntil = resumeAt == nil ? quietHoursEnd(rule, context: context) : nil
+        if let reason = try Self.limitReached(
+            rule, customer: customer, consents: context.consents, tx: tx, now: resumeAt ?? heldUntil ?? now, held: heldUntil != nil)
+        {
             run.reason = reason
             return try recordSkip(run)
         }
@@ -61,15 +78,12 @@ extension WriteSession {
             try tx.updateRun(waiting)
             try tx.deleteJob("wait:\(waiting.id.rawValue)")
         }
-        if let wait = rule.definition.wait {
-            // The wait counts from when the trigger happened (an event ingested late waits less), never from a time
-            // still to come (a sender's clock ahead of ours).
-            let from = min(event?.occurredAt ?? now, now)
+        if let resumeAt {
             run.status = .waiting
             run.event = event  // for the re-check
             run.order = order
             run.step = .wait
-            run.resumeAt = max(now, from + wait.duration)
+            run.resumeAt = resumeAt
             try tx.insertRun(run)
             return try tx.putJob(ScheduledJob(key: "wait:\(run.id.rawValue)", dueAt: run.resumeAt!, kind: .resumeRun(run.id), customerID: customer))
         }
@@ -114,6 +128,9 @@ extension WriteSession {
         run.reason = ""
         run.updatedAt = now
         run.actions = []
+        let acting = automation.acting
+        automation.acting = true
+        defer { automation.acting = acting }
         for (index, action) in rule.actions.enumerated() {
             run.actions.append(try apply(action, index: index, run: run, depth: depth, context: &context))
         }
@@ -411,7 +428,18 @@ extension WriteSession {
         // Fired now after quiet hours held it, or about to be held by them after its wait: at a local clock time.
         let heldUntil = run.step == .quietHours ? now : quietHoursEnd(rule, context: context)
         if let reason = try limitReached(rule, context: context, at: heldUntil, held: heldUntil != nil) { return try end(.skipped, reason) }
-        try proceed(&run, rule, depth: 0, context: &context, isNew: false)
+        // A resumed run goes on at the depth of its trigger (a rule re-triggering itself through a wait stops),
+        // with a budget of its own for the runs its actions trigger.
+        automation.chainBudget[run.customerID, default: 0] += maxChainedRunsPerStart
+        try proceed(&run, rule, depth: run.depth, context: &context, isNew: false)
         if let error = activity?.error { throw error }
+    }
+
+    /// Takes one run from the customer's budget of runs that rules may trigger; false when none is left.
+    mutating func spendChainBudget(of customer: CustomerID) throws -> Bool {
+        let left = automation.chainBudget[customer] ?? 0
+        guard left > 0 else { return false }
+        automation.chainBudget[customer] = left - 1
+        return true
     }
 }
