@@ -188,7 +188,8 @@ public struct MessageAction: Hashable, Sendable, Codable {
     /// The body is HTML: values inserted in it are HTML-escaped (e-mail only; ``OutboxMessage/html`` says so).
     public var html: Bool
     /// More personalization for the sender's template: key → template text. Its values are rendered as plain text,
-    /// never HTML-escaped (even with `html`): the sender escapes them for where its template puts them.
+    /// never HTML-escaped (even with `html`): the sender escapes them for where its template puts them. At most
+    /// 100 entries.
     public var data: [String: String]
 
     public init(
@@ -208,7 +209,7 @@ public struct MessageAction: Hashable, Sendable, Codable {
 /// A webhook call to queue: an https (or http) URL and a JSON body whose fields are expression values.
 public struct WebhookAction: Hashable, Sendable, Codable {
     public var url: String
-    /// Field → expression; the body is a JSON object of their values.
+    /// Field → expression; the body is a JSON object of their values. At most 100 entries.
     public var payload: [String: String]
 
     public init(url: String, payload: [String: String] = [:]) {

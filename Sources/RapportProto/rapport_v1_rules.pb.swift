@@ -616,7 +616,7 @@ package nonisolated struct Rapport_V1_SendMessageAction: Sendable {
   package var html: Bool = false
 
   /// More personalization for the sender's template: key -> template. Rendered as plain text, never HTML-escaped
-  /// (even with `html`): the sender escapes the values for where its template puts them.
+  /// (even with `html`): the sender escapes the values for where its template puts them. At most 100 entries.
   package var data: Dictionary<String,String> = [:]
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -633,7 +633,7 @@ package nonisolated struct Rapport_V1_CallWebhookAction: Sendable {
   /// Absolute http or https URL.
   package var url: String = String()
 
-  /// JSON field -> expression.
+  /// JSON field -> expression. At most 100 entries.
   package var payload: Dictionary<String,String> = [:]
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()

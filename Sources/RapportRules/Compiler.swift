@@ -45,7 +45,7 @@ struct Compiler {
     }
 
     mutating func fail(_ message: String, _ range: SourceRange) -> Checked {
-        issues.append(ExpressionIssue(message, at: range, in: source))
+        if issues.count < ExpressionLimits.maxIssues { issues.append(ExpressionIssue(message, at: range, in: source)) }
         return .failure
     }
 

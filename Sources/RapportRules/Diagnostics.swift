@@ -109,4 +109,7 @@ public enum ExpressionLimits {
     public static let maxTemplateLength = 32_768
     /// The most `{{ }}` placeholders one template may have.
     public static let maxPlaceholders = 128
+    /// The most problems reported for one expression or template; the rest are not looked for (each names its line,
+    /// so a text of thousands of bad characters must not cost thousands of reports).
+    public static let maxIssues = 20
 }

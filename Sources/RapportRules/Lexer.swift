@@ -53,6 +53,7 @@ struct Lexer {
     }
 
     private mutating func report(_ message: String, _ start: Int, _ end: Int) {
+        guard issues.count < ExpressionLimits.maxIssues else { return }
         issues.append(ExpressionIssue(message, at: SourceRange(start: start, end: end), in: source))
     }
 

@@ -56,7 +56,7 @@ public struct Template: Sendable {
         var index = 0
         var textStart = 0
         var placeholders = 0
-        while index + 1 < bytes.count {
+        while index + 1 < bytes.count, issues.count < ExpressionLimits.maxIssues {
             guard bytes[index] == 123, bytes[index + 1] == 123 else {  // "{{"
                 index += 1
                 continue
@@ -112,7 +112,7 @@ public struct Template: Sendable {
                     pieces.append(.value(compiled))
                 } catch {
                     // Positions inside the placeholder, moved to the template's own text.
-                    issues += error.issues.map {
+                    issues += error.issues.prefix(ExpressionLimits.maxIssues - issues.count).map {
                         ExpressionIssue(
                             $0.message, at: SourceRange(start: $0.range.start + innerStart, end: $0.range.end + innerStart), in: source)
                     }

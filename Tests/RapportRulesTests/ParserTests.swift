@@ -113,6 +113,24 @@ struct ParserTests {
         }
     }
 
+    /// A text of thousands of bad characters, or of many unknown names, reports its first 20 problems, not one
+    /// each: every report names its line, a pass over the text.
+    @Test func atMostTwentyProblemsAreReported() throws {
+        let dollars = issues(String(repeating: "$", count: 8_000))
+        #expect(dollars.count == ExpressionLimits.maxIssues)
+        #expect(dollars.first?.column == 1)
+        let unknown = issues((0..<60).map { "customer.attributes.nope\($0) == 1" }.joined(separator: " or "))
+        #expect(unknown.count == ExpressionLimits.maxIssues)
+        #expect(unknown.first?.message.contains("nope0") == true)
+        let placeholders = String(repeating: "{{ " + String(repeating: "$", count: 8_000) + " }}", count: 4)
+        do {
+            _ = try Template(placeholders, schema: schema, scope: .customer)
+            Issue.record("compiled")
+        } catch {
+            #expect(error.issues.count == ExpressionLimits.maxIssues)
+        }
+    }
+
     /// Random well-formed trees print to text that parses back to the same canonical text.
     @Test func printThenParseRoundTrips() throws {
         var generator = SplitMix(seed: 42)

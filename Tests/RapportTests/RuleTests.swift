@@ -668,6 +668,29 @@ struct RuleTests {
         #expect(try await test.crm.rules().isEmpty)
     }
 
+    /// A definition holds at most 100 message data and webhook payload entries, and its problems are reported up
+    /// to 50: every template and expression past them is not compiled (each problem costs a pass over its text).
+    @Test func aDefinitionsEntriesAndReportedProblemsAreBounded() async throws {
+        let test = TestRapport()
+        let many = Dictionary(uniqueKeysWithValues: (0..<101).map { ("k\($0)", "{{ customer.given_name }}") })
+        let wide = RuleDefinition(
+            name: "Wide", trigger: .event(type: "visit"),
+            actions: [
+                .sendMessage(MessageAction(channel: .email, template: "t", data: many)),
+                .callWebhook(WebhookAction(url: "https://example.com/hook", payload: many.mapValues { _ in "customer.id" })),
+            ])
+        let fields = try await test.crm.validateRule(wide).map(\.field)
+        #expect(fields == ["actions[0].send_message.data", "actions[1].call_webhook.payload"])
+        let bad = String(repeating: "$", count: 4_000)
+        let noisy = RuleDefinition(
+            name: "Noisy", trigger: .event(type: "visit"),
+            actions: (0..<20).map { _ in .sendMessage(MessageAction(channel: .email, template: "t", subject: "{{ \(bad) }}", body: "{{ \(bad) }}")) })
+        let issues = try await test.crm.validateRule(noisy)
+        #expect(issues.count <= 50 + 20)
+        #expect(issues.count >= 50)
+        #expect(issues.first?.field == "actions[0].send_message.subject")
+    }
+
     /// A birthday that fired for a customer merged into another the same day is not fired again for the survivor,
     /// which took that birthday (it was set later than its own).
     @Test func aMergeDoesNotFireABirthdayTwiceTheSameDay() async throws {

@@ -31,6 +31,9 @@ extension RapportEngine {
         }
     }
 
+    /// How many problems with a definition are enough to stop looking for more expressions' and templates'.
+    static let maxIssues = 50
+
     static func issues(of definition: RuleDefinition, tx: any StoreReader) throws -> [DefinitionIssue] {
         let schema = try expressionSchema(tx)
         var issues: [DefinitionIssue] = []
@@ -38,6 +41,8 @@ extension RapportEngine {
         let scope: ExpressionScope = definition.trigger.eventType.map { .event(type: $0) } ?? .customer
         @discardableResult
         func expression(_ text: String, _ field: String, expecting: ValueType? = .bool, storesValue: Bool = false) -> CompiledExpression? {
+            // Past a screenful of problems the rest are not looked for: each costs a pass over its text.
+            guard issues.count < Self.maxIssues else { return nil }
             do {
                 let compiled = try CompiledExpression(text, schema: schema, scope: scope, expecting: expecting)
                 // An attribute or event property is shown unmasked to roles without the right to personal data: a
@@ -58,6 +63,7 @@ extension RapportEngine {
             }
         }
         func template(_ text: String, _ field: String) {
+            guard issues.count < Self.maxIssues else { return }
             do {
                 _ = try Template(text, schema: schema, scope: scope)
             } catch {
@@ -175,6 +181,7 @@ extension RapportEngine {
                 if message.html, message.channel != .email {
                     add("\(field).send_message.html", "an HTML body is for e-mail; a \(message.channel.rawValue) message is plain text")
                 }
+                if message.data.count > 100 { add("\(field).send_message.data", "at most 100 entries, got \(message.data.count)") }
                 for name in message.data.keys.sorted() {
                     key(name, "\(field).send_message.data.\(name)")
                     template(message.data[name]!, "\(field).send_message.data.\(name)")
@@ -186,6 +193,7 @@ extension RapportEngine {
                 } else {
                     add("\(field).call_webhook.url", "'\(webhook.url)' is not an absolute http or https URL")
                 }
+                if webhook.payload.count > 100 { add("\(field).call_webhook.payload", "at most 100 entries, got \(webhook.payload.count)") }
                 for name in webhook.payload.keys.sorted() {
                     key(name, "\(field).call_webhook.payload.\(name)")
                     expression(webhook.payload[name]!, "\(field).call_webhook.payload.\(name)", expecting: nil)
