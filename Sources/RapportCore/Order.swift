@@ -117,6 +117,17 @@ public struct Order: Hashable, Sendable, Codable {
     public var placedAt: Timestamp
     public var updatedAt: Timestamp
 
+    /// How many items the lines hold in all; nil when the sum overflows (an order built by hand may hold anything).
+    public var itemCount: Int64? {
+        var sum: Int64 = 0
+        for line in lines {
+            let (next, overflow) = sum.addingReportingOverflow(line.quantity)
+            if overflow { return nil }
+            sum = next
+        }
+        return sum
+    }
+
     public init(
         id: OrderID, key: OrderKey, channel: Channel, customerID: CustomerID, identities: [Identity], lines: [OrderLine], currency: CurrencyCode,
         subtotal: Money, discount: Money, shipping: Money, tax: Money, total: Money, status: OrderStatus, statusHistory: [OrderStatusChange],

@@ -279,7 +279,7 @@ extension Compiler {
         case "tax": checked = make(.money(nil), Code.money) { $0.tax }
         case "placed_at": checked = make(.timestamp, Code.timestamp) { $0.placedAt.millisecondsSinceEpoch }
         case "skus": checked = make(.stringList, Code.stringList) { $0.lines.map(\.sku) }
-        case "item_count": checked = make(.int, Code.int) { $0.lines.reduce(0) { $0 + $1.quantity } }
+        case "item_count": checked = make(.int, Code.int) { $0.itemCount }
         default: return unknownField(parts, Self.orderFields, range)
         }
         if !isItem { checked.requirements.data.insert(.trigger) }

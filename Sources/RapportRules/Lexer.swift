@@ -150,7 +150,7 @@ struct Lexer {
             return Token(kind: .duration(milliseconds, text: whole), range: SourceRange(start: start, end: index))
         }
         if isDecimal {
-            guard digits.count <= 38, let value = Decimal(string: digits, locale: Locale(identifier: "en_US_POSIX")) else {
+            guard digits.utf8.count(where: Self.isDigit) <= 38, let value = Decimal(string: digits, locale: Locale(identifier: "en_US_POSIX")) else {
                 report("'\(digits)' has too many digits", start, index)
                 return nil
             }
@@ -244,7 +244,9 @@ struct Lexer {
         while index < bytes.count, Self.isDigit(bytes[index]) || [45, 58, 43, 46, 84, 90].contains(bytes[index]) { index += 1 }
         let literal = text(start + 1, index)
         guard let milliseconds = Self.parseTimestamp(literal) else {
-            report("'@\(literal)' is not a timestamp: write @2026-01-31 or @2026-01-31T09:00:00Z (with Z or an offset such as +02:00)", start, index)
+            report(
+                "'@\(literal)' is not a timestamp of the years 1 to 9999: write @2026-01-31 or @2026-01-31T09:00:00Z (with Z or an offset such as +02:00)",
+                start, index)
             return nil
         }
         return Token(kind: .timestamp(milliseconds, text: "@" + literal), range: SourceRange(start: start, end: index))
@@ -265,10 +267,10 @@ struct Lexer {
         guard let year = number(0, 4), chars.count >= 10, chars[4] == 45, let month = number(5, 2), chars[7] == 45, let day = number(8, 2) else {
             return nil
         }
-        guard (1970...2200).contains(year), (1...12).contains(month), (1...LocalDate.daysIn(month: month, year: year)).contains(day) else { return nil }
+        guard (1...9999).contains(year), (1...12).contains(month), (1...LocalDate.daysIn(month: month, year: year)).contains(day) else { return nil }
         var seconds = Int64(LocalDate.daysSinceEpoch(year: year, month: month, day: day)) * 86_400
         var millis: Int64 = 0
-        if chars.count == 10 { return seconds * 1000 }
+        if chars.count == 10 { return kept(seconds * 1000) }
         guard chars.count >= 20, chars[10] == 84, let hour = number(11, 2), chars[13] == 58, let minute = number(14, 2), chars[16] == 58,
             let second = number(17, 2), hour < 24, minute < 60, second < 60
         else { return nil }
@@ -280,11 +282,16 @@ struct Lexer {
             cursor += 4
         }
         guard cursor < chars.count else { return nil }
-        if chars[cursor] == 90, cursor == chars.count - 1 { return seconds * 1000 + millis }
+        if chars[cursor] == 90, cursor == chars.count - 1 { return kept(seconds * 1000 + millis) }
         guard chars[cursor] == 43 || chars[cursor] == 45, chars.count == cursor + 6, let offsetHours = number(cursor + 1, 2), chars[cursor + 3] == 58,
             let offsetMinutes = number(cursor + 4, 2), offsetHours < 24, offsetMinutes < 60
         else { return nil }
         let offset = Int64(offsetHours * 3600 + offsetMinutes * 60) * (chars[cursor] == 43 ? 1 : -1)
-        return (seconds - offset) * 1000 + millis
+        return kept((seconds - offset) * 1000 + millis)
+    }
+
+    /// `milliseconds` if it is an instant Rapport keeps (years 1 to 9999 UTC: an offset may move a date past them).
+    private static func kept(_ milliseconds: Int64) -> Int64? {
+        Timestamp(millisecondsSinceEpoch: milliseconds).isKept ? milliseconds : nil
     }
 }

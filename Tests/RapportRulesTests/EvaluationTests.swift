@@ -138,6 +138,14 @@ struct EvaluationTests {
         let placed = order("p", at: at(days: 0), minor: 12_345, skus: ["A", "B"])
         let orderScope = ExpressionScope.event(type: "order.placed")
         #expect(try value("order.item_count == 2 and order.total == 123.45 EUR and order.status == \"paid\"", context(triggerOrder: placed), scope: orderScope) == .bool(true))
+        // An order built by hand may hold anything: a count that overflows is missing, not a crash.
+        var huge = placed
+        huge.lines = huge.lines.map { line in
+            var line = line
+            line.quantity = .max
+            return line
+        }
+        #expect(try value("order.item_count", context(triggerOrder: huge), scope: orderScope) == .null)
     }
 
     @Test func consentAndSegmentsComeFromTheContext() throws {

@@ -1,3 +1,5 @@
+import Foundation
+import RapportCore
 import RapportRules
 import Testing
 
@@ -40,6 +42,15 @@ struct ParserTests {
         #expect(try Parser.parse("@2026-01-01T11:30:00+02:00").kind == .timestamp(1_767_259_800_000, text: "@2026-01-01T11:30:00+02:00"))
         #expect(try Parser.parse("@2026-01-01T09:30:00.250Z").kind == .timestamp(1_767_259_800_250, text: "@2026-01-01T09:30:00.250Z"))
         #expect(try Parser.parse("9223372036854775807").kind == .integer(.max))
+        // Dates before 1970 (a member since 1965) and up to year 9999, as instants are kept; none past them.
+        #expect(try Parser.parse("@1965-01-01").kind == .timestamp(-157_766_400_000, text: "@1965-01-01"))
+        #expect(try Parser.parse("@9999-12-31T23:59:59.999Z").kind == .timestamp(Timestamp.latest.millisecondsSinceEpoch, text: "@9999-12-31T23:59:59.999Z"))
+        #expect(throws: ExpressionError.self) { try Parser.parse("@0001-01-01T00:00:00+01:00") }  // year 0 in UTC
+        #expect(throws: ExpressionError.self) { try Parser.parse("@0000-12-31") }
+        // 38 digits are exact; the point is not a digit.
+        let digits = "1.2345678901234567890123456789012345678"
+        #expect(try Parser.parse(digits).kind == .decimal(Decimal(string: digits, locale: Locale(identifier: "en_US_POSIX"))!, text: digits))
+        #expect(throws: ExpressionError.self) { try Parser.parse("1.23456789012345678901234567890123456789") }
     }
 
     @Test func errorsCarryLineColumnAndCaret() {

@@ -118,8 +118,8 @@ enum BuiltInEvent {
             properties: [
                 "order_id": .string(order.id.rawValue), "source": .string(order.key.source), "external_id": .string(order.key.externalID),
                 "status": .string(order.status.rawValue), "currency": .string(order.currency.code), "total_minor": .int(order.total.minorUnits),
-                "item_count": .int(order.lines.reduce(0) { $0 + $1.quantity }), "skus": .stringList(order.lines.map(\.sku)),
-            ],
+                "skus": .stringList(order.lines.map(\.sku)),
+            ].merging(order.itemCount.map { ["item_count": .int($0)] } ?? [:]) { $1 },
             customerID: order.customerID, receivedAt: now)
     }
 
