@@ -89,10 +89,12 @@ extension RapportEngine {
                 guard var job = try tx.job(key), job.dueAt <= now else { return nil }
                 job.attempts += 1
                 // A segment re-check is never given up: nothing else would plan it for a customer who changes no more.
-                // Nor is a job this version cannot read: a later version may (its data is not this version's to drop).
+                // Nor is a segment's build or a date rule's planning: given up, the segment would stay building (its
+                // later customers never evaluated, their entries silent) and the rule unplanned for the rest. Nor is
+                // a job this version cannot read: a later version may (its data is not this version's to drop).
                 let keep: Bool
                 switch job.kind {
-                case .recheckSegments, .unreadable: keep = true
+                case .recheckSegments, .buildSegment, .planDateTrigger, .unreadable: keep = true
                 default: keep = false
                 }
                 guard job.attempts < (isStorage ? 100 : 10) || keep else { return job }

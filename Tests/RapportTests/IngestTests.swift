@@ -601,7 +601,8 @@ extension FailingWriter {
     func incrementRuleFiredCount(rule: RuleID, day: Int64) throws { try base.incrementRuleFiredCount(rule: rule, day: day) }
     func putJob(_ job: ScheduledJob) throws { try base.putJob(job) }
     func deleteJob(_ key: String) throws {
-        if key == failOnJobKey { throw InjectedFailure() }
+        // "build:*" fails every key starting with "build:".
+        if let failing = failOnJobKey, key == failing || (failing.hasSuffix("*") && key.hasPrefix(failing.dropLast())) { throw InjectedFailure() }
         try base.deleteJob(key)
     }
     func deleteJobs(keyPrefix prefix: String) throws { try base.deleteJobs(keyPrefix: prefix) }

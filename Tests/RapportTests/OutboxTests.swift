@@ -642,6 +642,29 @@ struct OutboxTests {
         #expect(try await crm.customer(ada.id).profile.tags == ["later"])
     }
 
+    /// A segment's build that keeps failing is tried again (at least hourly), never given up: given up, the segment
+    /// stayed building for good, its later customers never evaluated.
+    @Test func aSegmentsBuildIsNeverGivenUp() async throws {
+        let (store, clock, crm) = try failingEngine()
+        _ = try await crm.ingest([event("s1", "signed_up", at: clock.now(), .email("ada@example.com"))])
+        let ada = try #require(try await crm.findCustomer(.email("ada@example.com")))
+        store.failOnJobKey = "build:*"
+        let segment = try await crm.createSegment(.dynamic(key: "signed", name: "Signed up", expression: "stats.event_count > 0"))
+        // Past the 100 tries after which other jobs that fail on storage are given up.
+        for _ in 0..<105 {
+            clock.advance(by: .seconds(3600))
+            try await crm.runDueJobs()
+        }
+        let job = try #require(try await store.read { try $0.job("build:\(segment.id.rawValue)") })
+        #expect(job.attempts == 106)
+        #expect(try await crm.segment(segment.id).state == .building)
+        store.failOnJobKey = nil
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        #expect(try await crm.segment(segment.id).state == .ready)
+        #expect(try await crm.memberships(of: ada.id).map(\.segmentID) == [segment.id])
+    }
+
     @Test func aFailedJobReplacedMeanwhileIsLeftAsItsReplacementIs() async throws {
         let (store, clock, crm) = try failingEngine()
         let (_, run) = try await waitingRun(crm, clock)

@@ -89,7 +89,7 @@ extension WriteSession {
         case .housekeeping:
             try tx.putJob(ScheduledJob(key: job.key, dueAt: now + .seconds(86_400), kind: .housekeeping))
         case .recheckSegments, .buildSegment, .planDateTrigger, .unreadable:
-            break  // re-checks and unreadable jobs are never given up; a segment or rule update starts a build or a planning over
+            break  // never given up: tried again at least hourly
         }
     }
 
