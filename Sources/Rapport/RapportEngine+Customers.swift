@@ -1,4 +1,5 @@
 public import RapportCore
+import Foundation
 import Logging
 import RapportRules
 
@@ -28,6 +29,7 @@ extension RapportEngine {
             var profile = profile
             profile.attributes = schema.coerced(profile.attributes)
             validator.capture("") { () throws(RapportError) in try profile.validate(schema: schema, tagsAsSent: input.profile.tags) }
+            if profile.birthday?.isInFuture(at: now) == true { validator.add("birthday", "is in the future") }
             try validator.check()
             var fieldTimes: [String: Timestamp] = [:]
             for field in profile.changedFields(comparedTo: CustomerProfile()) { fieldTimes[field.path] = now }
@@ -82,6 +84,8 @@ extension RapportEngine {
         _ id: CustomerID, set profile: CustomerProfile, fields: Set<CustomerField>, ifMatch: String? = nil, requestID: String? = nil
     ) async throws(RapportError) -> Customer {
         guard !fields.isEmpty else { throw .invalid("update_mask", "names no field to update") }
+        // A field built in Swift was not parsed: one that names nothing would change nothing, silently.
+        for field in fields.sorted() { _ = try CustomerField(parsing: field.path, field: "update_mask") }
         let fingerprint = UpdateFingerprint(id: id, profile: profile, fields: fields.map(\.path).sorted(), ifMatch: ifMatch)
         return try await mutate("updateCustomer", requestID: requestID, fingerprint: fingerprint) { [self] tx in
             let now = clock.now()  // read in the transaction: a change committed later is stamped later
@@ -93,6 +97,9 @@ extension RapportEngine {
             let schema = AttributeSchema(try tx.attributeDefinitions())
             updated.attributes = schema.coerced(updated.attributes)
             try updated.validate(schema: schema, since: record.profile, tagsAsSent: fields.contains(.tags) ? profile.tags : nil)
+            if updated.birthday != record.profile.birthday, updated.birthday?.isInFuture(at: now) == true {
+                throw RapportError.invalid("birthday", "is in the future")
+            }
             let changed = updated.changedFields(comparedTo: record.profile)
             guard !changed.isEmpty else { return try tx.assemble(record) }
             record.profile = updated
@@ -326,7 +333,8 @@ extension RapportEngine {
     {
         let size = try PageToken.pageSize(page.size)
         var canonicalFilter = filter
-        canonicalFilter.tags = filter.tags.map(\.canonical)  // as tags are stored (a filter built in Swift was not parsed)
+        // As tags are stored (a filter built in Swift was not parsed): trimmed, composed.
+        canonicalFilter.tags = filter.tags.map { $0.trimmingCharacters(in: .whitespaces).canonical }
         let filter = canonicalFilter
         let cursor = try page.token.map { token throws(RapportError) in try PageToken.decodeCustomerCursor(token, order: order, filter: filter) }
         return try await read { tx in

@@ -23,6 +23,14 @@ public struct LocalDate: Hashable, Comparable, Sendable, Codable, CustomStringCo
         guard (1...maxDay).contains(day) else { throw .invalid("\(field).day", "must be 1 to \(maxDay) for month \(month), got \(day)") }
     }
 
+    /// Whether this date (one with a year) has not begun anywhere on Earth at `time`: a birthday still to come is a
+    /// typing error. UTC+14 reaches a day first.
+    public func isInFuture(at time: Timestamp) -> Bool {
+        guard let year else { return false }
+        let (days, rest) = (time.millisecondsSinceEpoch + 14 * 3_600_000).quotientAndRemainder(dividingBy: 86_400_000)
+        return Int64(LocalDate.daysSinceEpoch(year: year, month: month, day: day)) > (rest < 0 ? days - 1 : days)
+    }
+
     public static func < (lhs: LocalDate, rhs: LocalDate) -> Bool {
         ((lhs.year ?? 0), lhs.month, lhs.day) < ((rhs.year ?? 0), rhs.month, rhs.day)
     }
@@ -63,9 +71,9 @@ public struct PostalAddress: Hashable, Sendable, Codable {
         if country.count != 2 || !country.allSatisfy({ $0.isASCII && $0.isUppercase }) {
             validator.add("\(field).country", "'\(country)' is not an ISO 3166 alpha-2 code such as 'DE'")
         }
-        for (name, value) in [("label", label), ("line1", line1), ("line2", line2), ("city", city), ("region", region), ("postal_code", postalCode)]
-        where value.unicodeScalars.count > 200 {
-            validator.add("\(field).\(name)", "is longer than 200 characters")
+        for (name, value) in [("label", label), ("line1", line1), ("line2", line2), ("city", city), ("region", region), ("postal_code", postalCode)] {
+            if value.unicodeScalars.count > 200 { validator.add("\(field).\(name)", "is longer than 200 characters") }
+            if value.containsNUL { validator.add("\(field).\(name)", "contains a NUL character") }
         }
     }
 }
@@ -210,11 +218,11 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
         }
     }
 
-    /// Trims names, sorts and de-duplicates tags: the form in which profiles are stored.
+    /// Trims names (in Unicode's composed form), sorts and de-duplicates tags: the form in which profiles are stored.
     public func normalized() -> CustomerProfile {
         var copy = self
-        copy.givenName = givenName.trimmingCharacters(in: .whitespacesAndNewlines)
-        copy.familyName = familyName.trimmingCharacters(in: .whitespacesAndNewlines)
+        copy.givenName = givenName.trimmingCharacters(in: .whitespacesAndNewlines).canonical
+        copy.familyName = familyName.trimmingCharacters(in: .whitespacesAndNewlines).canonical
         copy.locale = locale.trimmingCharacters(in: .whitespaces)
         copy.timeZone = timeZone.trimmingCharacters(in: .whitespaces)
         copy.tags = Array(Set(tags.map { $0.trimmingCharacters(in: .whitespaces).canonical })).sorted()
@@ -283,8 +291,21 @@ public struct CustomerProfile: Hashable, Sendable, Codable {
             }
         }
         validator.capture("") { () throws(RapportError) in try schema.validate(attributes) }
-        for (key, value) in attributes {
-            if case .string(let text) = value, text.unicodeScalars.count > 10_000 { validator.add("attributes.\(key)", "is longer than 10000 characters") }
+        for key in attributes.keys.sorted() {
+            switch attributes[key]! {
+            case .string(let text):
+                if text.unicodeScalars.count > 10_000 { validator.add("attributes.\(key)", "is longer than 10000 characters") }
+                if text.containsNUL { validator.add("attributes.\(key)", "contains a NUL character") }
+            case .stringList(let items):
+                if items.count > 1_000 { validator.add("attributes.\(key)", "has more than 1000 items") }
+                if let index = items.firstIndex(where: { $0.unicodeScalars.count > 1_000 || $0.containsNUL }) {
+                    validator.add("attributes.\(key)[\(index)]", "must be at most 1000 characters without NUL")
+                }
+            default: break
+            }
+        }
+        for (field, text) in [("given_name", givenName), ("family_name", familyName)] where text.containsNUL {
+            validator.add(field, "contains a NUL character")
         }
         try validator.check()
     }

@@ -19,7 +19,7 @@ extension CustomerFilter {
         for raw in try Self.conditions(trimmed, field: field) {
             let condition = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if condition.hasPrefix("tags:") {
-                let tag = try Self.value(condition.dropFirst(5), condition: condition, field: field).canonical
+                let tag = try Self.value(condition.dropFirst(5), condition: condition, field: field).trimmingCharacters(in: .whitespaces).canonical
                 guard !tag.isEmpty else { throw .invalid(field, "'\(condition)' names no tag") }
                 guard !tag.containsNUL else { throw .invalid(field, "'\(condition)' holds a NUL character") }
                 tags.append(tag)

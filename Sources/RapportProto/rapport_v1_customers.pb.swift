@@ -99,7 +99,7 @@ package nonisolated struct Rapport_V1_Customer: @unchecked Sendable {
     set {_uniqueStorage()._familyName = newValue}
   }
 
-  /// Unset when unknown.
+  /// Unset when unknown. A date with a year may not lie in the future.
   package var birthday: Rapport_V1_Date {
     get {_storage._birthday ?? Rapport_V1_Date()}
     set {_uniqueStorage()._birthday = newValue}
@@ -137,7 +137,9 @@ package nonisolated struct Rapport_V1_Customer: @unchecked Sendable {
     set {_uniqueStorage()._lifecycleStage = newValue}
   }
 
-  /// Custom attributes; each key must be declared with DefineAttribute and hold a value of the declared type.
+  /// Custom attributes; each key must be declared with DefineAttribute and hold a value of the declared type. A
+  /// string holds at most 10,000 characters; a string list at most 1,000 items of at most 1,000 characters. No
+  /// profile text may hold NUL; names are kept in Unicode's composed form (NFC).
   package var attributes: Dictionary<String,Rapport_V1_AttributeValue> {
     get {_storage._attributes}
     set {_uniqueStorage()._attributes = newValue}

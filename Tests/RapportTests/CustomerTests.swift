@@ -128,6 +128,54 @@ struct CustomerTests {
         await expectError(.invalid("etag", "'abc' is not an etag returned by Rapport")) {
             try await crm.updateCustomer(ada.id, set: changes, fields: [.givenName], ifMatch: "abc")
         }
+        // A field built in Swift that names nothing is refused, not ignored.
+        let unknown = await captureError { try await crm.updateCustomer(ada.id, set: changes, fields: [CustomerField(path: "nickname")]) }
+        #expect(unknown?.fieldViolations.map(\.field) == ["update_mask"])
+        let badKey = await captureError { try await crm.updateCustomer(ada.id, set: changes, fields: [.attribute("Bad Key")]) }
+        #expect(badKey?.fieldViolations.map(\.field) == ["update_mask"])
+    }
+
+    /// A birthday still to come everywhere on Earth is refused (a year typed wrong); one that began in UTC+14 is not.
+    @Test func aBirthdayInTheFutureIsRefused() async throws {
+        let (crm, clock) = try makeEngine()  // 2026-01-01T00:00Z: already the 1st in Kiribati, not yet the 2nd
+        let future = await captureError {
+            try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 2026, month: 1, day: 2))))
+        }
+        #expect(future?.fieldViolations.map(\.field) == ["birthday"])
+        let born = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 2026, month: 1, day: 1))))
+        let yearless = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(month: 12, day: 31))))
+        #expect(yearless.profile.birthday == LocalDate(month: 12, day: 31))
+        let update = await captureError {
+            try await crm.updateCustomer(born.id, set: CustomerProfile(birthday: LocalDate(year: 2099, month: 5, day: 1)), fields: [.birthday])
+        }
+        #expect(update?.fieldViolations.map(\.field) == ["birthday"])
+        clock.advance(by: .seconds(86_400))
+        #expect(try await crm.createCustomer(NewCustomer(profile: CustomerProfile(birthday: LocalDate(year: 2026, month: 1, day: 2)))).version == 1)
+    }
+
+    /// Names are kept composed, and no profile text may hold NUL; a list attribute holds at most 1,000 items of at
+    /// most 1,000 characters.
+    @Test func profileTextIsComposedAndBounded() async throws {
+        let (crm, _) = try makeEngine()
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "interests", type: .stringList))
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "note", type: .string))
+        let decomposed = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Rene\u{301}e")))
+        #expect(decomposed.profile.givenName.unicodeScalars.count == 5)
+        let error = await captureError {
+            try await crm.createCustomer(
+                NewCustomer(
+                    profile: CustomerProfile(
+                        givenName: "A\u{0}da",
+                        attributes: [
+                            "interests": .stringList(Array(repeating: "shoes", count: 1_001)), "note": .string("a\u{0}b"),
+                        ])))
+        }
+        #expect(Set(error?.fieldViolations.map(\.field) ?? []) == ["given_name", "attributes.interests", "attributes.note"])
+        let long = await captureError {
+            try await crm.createCustomer(NewCustomer(profile: CustomerProfile(attributes: ["interests": .stringList(["ok", String(repeating: "x", count: 1_001)])])))
+        }
+        #expect(long?.fieldViolations.map(\.field) == ["attributes.interests[1]"])
+        #expect(try await crm.customerCount() == 1)
     }
 
     @Test func identitiesCanBeAddedAndRemoved() async throws {
@@ -240,6 +288,9 @@ struct CustomerTests {
         let vips = try await crm.listCustomers(filter: CustomerFilter(tags: ["vip"]), page: PageRequest(size: 100))
         #expect(vips.customers.map(\.id) == created.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
         #expect(vips.nextPageToken == nil)
+        // A tag is trimmed in a filter as it is when stored, in Swift and in filter text.
+        #expect(try await crm.listCustomers(filter: CustomerFilter(tags: [" vip "]), page: PageRequest(size: 100)).customers == vips.customers)
+        #expect(try await crm.listCustomers(filter: CustomerFilter(parsing: #"tags:" vip""#), page: PageRequest(size: 100)).customers == vips.customers)
 
         let first = try await crm.listCustomers(page: PageRequest(size: 2))
         // The page says where the change feed stood: a change made after it is after that cursor.
