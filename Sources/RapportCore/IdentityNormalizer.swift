@@ -50,7 +50,8 @@ public struct IdentityNormalizer: Sendable {
     /// A trimmed, lower-case e-mail address, or an error saying what is wrong with it.
     public func email(_ raw: String, field: String = "email") throws(RapportError) -> String {
         if let normalized = Self.asciiEmail(raw) { return normalized }
-        let text = raw.trimmingCharacters(in: Self.edges).lowercased().canonical
+        // Compatibility forms are the same letters (a full-width `ＥＸＡＭＰＬＥ.COM` or `＠` typed through an input method).
+        let text = raw.trimmingCharacters(in: Self.edges).precomposedStringWithCompatibilityMapping.lowercased().canonical
         guard !text.isEmpty else { throw .invalid(field, "e-mail address is empty") }
         guard text.utf8.count <= 254 else { throw .invalid(field, "e-mail address is longer than 254 characters") }
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
@@ -63,7 +64,8 @@ public struct IdentityNormalizer: Sendable {
         }
         // Letters of any script, not spaces or invisible characters of any kind (a zero-width space or a no-break
         // space inside would make a second address for one mailbox).
-        guard local.allSatisfy({ Self.emailLocalCharacters.contains($0) || (!$0.isASCII && !$0.isWhitespace && !Self.isInvisible($0)) }) else {
+        guard local.allSatisfy({ Self.emailLocalCharacters.contains($0) || (!$0.isASCII && !$0.isWhitespace && !Self.isInvisible($0) && !Self.isUnusable($0)) })
+        else {
             throw .invalid(field, "'\(raw)' has a character not allowed in an e-mail address")
         }
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
@@ -140,7 +142,9 @@ public struct IdentityNormalizer: Sendable {
     public func phone(_ raw: String, field: String = "phone") throws(RapportError) -> String {
         var text = raw.trimmingCharacters(in: Self.edges)
         guard !text.isEmpty else { throw .invalid(field, "phone number is empty") }
-        // "+44 (0)20 ..." writes the national trunk prefix in brackets: drop it.
+        // "+44 (0)20 ..." writes the national trunk prefix in brackets: drop it (given back below where 0 is not a
+        // trunk prefix but part of the number: "+39 (0)6 ..." is Rome's 06).
+        let bracketedZero = text.contains("(0)") || text.contains("（0）")
         text = text.replacingOccurrences(of: "(0)", with: "").replacingOccurrences(of: "（0）", with: "")
         var international = false
         var digits = ""
@@ -179,6 +183,10 @@ public struct IdentityNormalizer: Sendable {
             if let region = PhoneRegion.matching(internationalDigits: digits) {
                 // A region Rapport knows: its own lengths decide (what this returns normalizes to itself again).
                 var national = String(digits.dropFirst(region.callingCode.count))
+                if bracketedZero, region.trunkPrefix != "0" {
+                    national = "0" + national
+                    digits = region.callingCode + national
+                }
                 // "+49 030 ..." keeps the national trunk prefix after the country code; dialled, it is dropped.
                 if region.trunkPrefix == "0", national.hasPrefix("0") {
                     national.removeFirst()
@@ -269,6 +277,17 @@ public struct IdentityNormalizer: Sendable {
     /// A character that shows nothing: a format character (zero-width space, joiner, byte order mark, direction mark).
     static func isInvisible(_ character: Character) -> Bool {
         character.unicodeScalars.contains { $0.properties.generalCategory == .format }
+    }
+
+    /// Whether a character holds a control, private-use, surrogate or unassigned code point, or the replacement
+    /// character: nothing a person types in an address.
+    static func isUnusable(_ character: Character) -> Bool {
+        character.unicodeScalars.contains { scalar in
+            switch scalar.properties.generalCategory {
+            case .control, .privateUse, .surrogate, .unassigned: true
+            default: scalar == "\u{FFFD}"
+            }
+        }
     }
 
     /// What only groups the digits of a phone or card number: a space, a dash of any kind (`-`, `–`, `‑`, `−`,

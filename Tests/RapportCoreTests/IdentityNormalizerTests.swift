@@ -22,6 +22,9 @@ struct EmailNormalizationTests {
         ("ada@example.com\u{200B}", "ada@example.com"),
         ("\u{FEFF}José@example.com", "josé@example.com"),
         ("\u{200E}ada@example.com\u{202C}", "ada@example.com"),  // direction marks
+        // Full-width letters and '@' typed through an input method are the same address.
+        ("ADA@ＥＸＡＭＰＬＥ.COM", "ada@example.com"),
+        ("ａｄａ＠example.com", "ada@example.com"),
     ])
     func acceptsAndNormalizes(input: String, expected: String) throws {
         #expect(try normalizer.email(input) == expected)
@@ -54,6 +57,10 @@ struct EmailNormalizationTests {
         ("jos\u{200D}é@example.com", "not allowed"),
         ("ada\u{3000}x@example.com", "not allowed"),
         ("ada@exa\u{200D}mple.com", "invalid domain"),
+        // Controls, private use and the replacement character are nothing a person types.
+        ("a\u{80}b@example.com", "not allowed"),
+        ("a\u{E000}b@example.com", "not allowed"),
+        ("a\u{FFFD}b@example.com", "not allowed"),
         (String(repeating: "a", count: 65) + "@example.com", "too long part before '@'"),
     ])
     func rejectsNamingTheFieldAndTheInput(input: String, problem: String) {
@@ -126,6 +133,7 @@ struct PhoneNormalizationTests {
         ("FR", "+33 6 12 34 56 78", "+33612345678"),
         ("IT", "06 1234 5678", "+390612345678"),
         ("IT", "+39 06 1234 5678", "+390612345678"),
+        ("GB", "+39 (0)6 1234 5678", "+390612345678"),  // the bracketed 0 is Rome's, not a trunk prefix
         ("JP", "010 44 20 7946 0958", "+442079460958"),
         ("AU", "0412 345 678", "+61412345678"),
         ("RU", "8 915 123 45 67", "+79151234567"),
