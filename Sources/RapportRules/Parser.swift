@@ -32,12 +32,7 @@ public enum Parser {
             if tree.nodeCount > ExpressionLimits.maxNodes {
                 throw state.issue("the expression has \(tree.nodeCount) parts; the limit is \(ExpressionLimits.maxNodes)", tree.range)
             }
-            if tree.height > ExpressionLimits.heightLimit {
-                throw state.issue(
-                    "the expression is \(tree.height) levels deep (each operand of a chain of 'and', 'or', '+'... is one); the limit is "
-                        + "\(ExpressionLimits.heightLimit): write a list of values with 'in [...]', or split it into segments",
-                    tree.range)
-            }
+            if tree.height > ExpressionLimits.heightLimit { throw state.tooDeep(tree, "\(tree.height)") }
             return tree
         } catch {
             throw ExpressionError([error])
@@ -56,6 +51,20 @@ public enum Parser {
 
         func issue(_ message: String, _ range: SourceRange) -> ExpressionIssue {
             ExpressionIssue(message, at: range, in: source)
+        }
+
+        func tooDeep(_ tree: Syntax, _ levels: String) -> ExpressionIssue {
+            issue(
+                "the expression is \(levels) levels deep (each operand of a chain of 'and', 'or', '+'... is one); the limit is "
+                    + "\(ExpressionLimits.heightLimit): write a list of values with 'in [...]', or split it into segments",
+                tree.range)
+        }
+
+        /// A chain of `links` operators is a tree more than `links` levels deep: one past the limit is refused as it
+        /// is read, before thousands of levels are built (which checking, counting and freeing would recurse through).
+        func checkChain(_ links: Int, _ tree: Syntax) throws(ExpressionIssue) {
+            guard links >= ExpressionLimits.heightLimit else { return }
+            throw tooDeep(tree, "at least \(links + 1)")
         }
 
         func describe(_ token: Token) -> String {
@@ -105,20 +114,26 @@ public enum Parser {
 
         mutating func or() throws(ExpressionIssue) -> Syntax {
             var lhs = try and()
+            var links = 0
             while isKeyword("or") || isSymbol(.bars) {
                 _ = advance()
                 let rhs = try and()
                 lhs = Syntax(.binary(.or, lhs, rhs), lhs.range.union(rhs.range))
+                links += 1
+                try checkChain(links, lhs)
             }
             return lhs
         }
 
         mutating func and() throws(ExpressionIssue) -> Syntax {
             var lhs = try not()
+            var links = 0
             while isKeyword("and") || isSymbol(.ampersands) {
                 _ = advance()
                 let rhs = try not()
                 lhs = Syntax(.binary(.and, lhs, rhs), lhs.range.union(rhs.range))
+                links += 1
+                try checkChain(links, lhs)
             }
             return lhs
         }
@@ -167,23 +182,29 @@ public enum Parser {
 
         mutating func additive() throws(ExpressionIssue) -> Syntax {
             var lhs = try multiplicative()
+            var links = 0
             while true {
                 let op: BinaryOperator
                 if isSymbol(.plus) { op = .add } else if isSymbol(.minus) { op = .subtract } else { return lhs }
                 _ = advance()
                 let rhs = try multiplicative()
                 lhs = Syntax(.binary(op, lhs, rhs), lhs.range.union(rhs.range))
+                links += 1
+                try checkChain(links, lhs)
             }
         }
 
         mutating func multiplicative() throws(ExpressionIssue) -> Syntax {
             var lhs = try coalesce()
+            var links = 0
             while true {
                 let op: BinaryOperator
                 if isSymbol(.star) { op = .multiply } else if isSymbol(.slash) { op = .divide } else if isSymbol(.percent) { op = .remainder } else { return lhs }
                 _ = advance()
                 let rhs = try coalesce()
                 lhs = Syntax(.binary(op, lhs, rhs), lhs.range.union(rhs.range))
+                links += 1
+                try checkChain(links, lhs)
             }
         }
 

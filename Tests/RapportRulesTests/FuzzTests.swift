@@ -135,7 +135,15 @@ struct LongChainTests {
         do {
             _ = try Parser.parse(longer)
         } catch {
-            #expect(error.issues.first?.message.hasPrefix("the expression is 65 levels deep") == true)
+            #expect(error.issues.first?.message.hasPrefix("the expression is at least 65 levels deep") == true)
+        }
+        // A chain of thousands is refused as it is read, at the 65th operand, not built and walked.
+        do {
+            _ = try Parser.parse(Array(repeating: "1", count: 4_000).joined(separator: "+"))
+            Issue.record("parsed")
+        } catch {
+            #expect(error.issues.first?.message.hasPrefix("the expression is at least 65 levels deep") == true)
+            #expect(error.issues.first?.range.end ?? 0 < 200)
         }
         #expect(throws: ExpressionError.self) { try Parser.parse(Array(repeating: "true", count: 512).joined(separator: " and ")) }
     }
