@@ -221,7 +221,8 @@ public struct CustomerPage: Hashable, Sendable {
     public var nextPageToken: String?
     /// The change feed's latest cursor as of this page: every change after it is not in the page. A copy kept in
     /// sync lists every page, then follows ``RapportEngine/watchChanges(after:customerID:)`` from the first page's
-    /// cursor, so that nothing changed while it listed is missed.
+    /// cursor, so that nothing changed while it listed is missed: pages are read as the store is when each is asked
+    /// for, so a customer updated between pages moves in an `updatedAt` order (it may come again, or not at all).
     public var changeCursor: Int64
 
     public init(customers: [Customer], nextPageToken: String?, changeCursor: Int64 = 0) {

@@ -298,7 +298,10 @@ package nonisolated struct Rapport_V1_ListCustomersRequest: Sendable {
   /// quotes, with `\"` and `\\` inside: `tags:"rock and roll"`. Empty lists everyone.
   package var filter: String = String()
 
-  /// `create_time` (default) or `update_time`, optionally followed by ` desc`.
+  /// `create_time` (default) or `update_time`, optionally followed by ` desc`. Pages are read as the store is when
+  /// each is asked for: a customer updated between pages moves in an `update_time` order (it may come again, or not
+  /// at all), and one an unmerge brings back keeps its creation time. To see every change, follow the change feed
+  /// from the first page's `change_cursor`.
   package var orderBy: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
