@@ -105,7 +105,9 @@ extension RapportEngine {
     }
 
     /// Marks entries delivered. Acknowledging an entry twice, or one whose lease expired, is fine: it was
-    /// delivered (an entry failed before is marked delivered too). Returns the entries acknowledged.
+    /// delivered (an entry failed before is marked delivered too). Returns the entries acknowledged. Acknowledged
+    /// after its lease expired while another consumer holds it again, the customer's next entry may go out while that
+    /// consumer still sends its copy: a receiver that drops repeated idempotency keys sees them in order.
     ///
     /// An id of an entry that no longer exists (its customer was erased while the entry was out, or housekeeping
     /// forgot it) is skipped: the others of the same call are acknowledged all the same, so that they are not

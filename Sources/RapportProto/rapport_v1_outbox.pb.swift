@@ -337,8 +337,10 @@ package nonisolated struct Rapport_V1_AcknowledgeOutboxRequest: Sendable {
   // methods supported on all messages.
 
   /// 1 to 1000 entries delivered. Acknowledging twice, or after the lease expired, is fine: the entry was
-  /// delivered (one failed before is marked delivered too). An id of an entry that no longer exists (its customer
-  /// was erased meanwhile) is skipped; the others are acknowledged.
+  /// delivered (one failed before is marked delivered too). Acknowledged after its lease expired while another
+  /// worker holds it again, the customer's next entry may go out while that worker still sends its copy: a
+  /// receiver that drops repeated idempotency keys sees the customer's messages in order. An id of an entry that
+  /// no longer exists (its customer was erased meanwhile) is skipped; the others are acknowledged.
   package var ids: [String] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
