@@ -180,23 +180,30 @@ extension RapportEngine {
 
     /// One outbox entry.
     public func outboxEntry(_ id: OutboxEntryID) async throws(RapportError) -> OutboxEntry {
-        try await read { tx in
+        let now = clock.now()
+        return try await read { tx in
             guard let entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
-            return entry
+            return entry.seen(at: now)
         }
     }
 
-    /// Outbox entries, oldest first, optionally of one customer and in some states.
+    /// Outbox entries, oldest first, optionally of one customer and in some states. An entry whose lease expired is
+    /// pending (``OutboxEntry/seen(at:)``); a page may then hold fewer entries than asked for, with a token for more.
     public func outboxEntries(customer: CustomerID? = nil, states: Set<OutboxState> = [], page: PageRequest = PageRequest()) async throws(RapportError)
         -> OutboxPage
     {
         let size = try PageToken.pageSize(page.size)
         let scope = "\(customer?.rawValue ?? "")|\(states.map(\.rawValue).sorted())"
         let after = try page.token.map { token throws(RapportError) in try PageToken.decodeOutboxSequence(token, scope: scope) } ?? 0
+        let now = clock.now()
+        // Stored leased, an entry whose lease expired is seen pending: asked for pending ones, leased ones are read too.
+        let stored = states.contains(.pending) ? states.union([.leased]) : states
         return try await read { tx in
-            let found = try tx.outboxEntries(OutboxQuery(customerID: customer, states: states, afterSequence: after, limit: size + 1))
-            let shown = Array(found.prefix(size))
-            return OutboxPage(entries: shown, nextPageToken: found.count > size ? shown.last.map { PageToken.encode(outboxSequence: $0.sequence, scope: scope) } : nil)
+            let found = try tx.outboxEntries(OutboxQuery(customerID: customer, states: stored, afterSequence: after, limit: size + 1))
+            let scanned = found.prefix(size)
+            let shown = scanned.map { $0.seen(at: now) }.filter { states.isEmpty || states.contains($0.state) }
+            return OutboxPage(
+                entries: shown, nextPageToken: found.count > size ? scanned.last.map { PageToken.encode(outboxSequence: $0.sequence, scope: scope) } : nil)
         }
     }
 

@@ -121,12 +121,20 @@ extension RapportEngine {
     }
 
     /// Runs a segment's build for a few pages now, so that small stores have it ready on return.
+    ///
+    /// Returns the segment as built so far, or as the call left it once it was changed or deleted since: a call
+    /// replayed by its request id answers what it did, not a later rename or a deletion.
     private func buildPromptly(_ segment: Segment) async throws(RapportError) -> Segment {
         guard segment.state == .building else { return segment }
         for _ in 0..<20 {
             guard try await runJob("build:\(segment.id.rawValue)", now: clock.now()) else { break }
         }
-        return try await self.segment(segment.id)
+        do {
+            let current = try await self.segment(segment.id)
+            return current.version == segment.version ? current : segment
+        } catch .notFound {
+            return segment
+        }
     }
 
     /// Changes a segment's name, description or expression; a new expression rebuilds its membership.

@@ -163,4 +163,15 @@ public struct OutboxEntry: Hashable, Sendable, Codable {
 
     /// Whether it still waits for delivery (pending or leased).
     public var isOpen: Bool { state == .pending || state == .leased }
+
+    /// The entry as a reader sees it at `time`: one whose lease expired is pending again (the store keeps it leased
+    /// until a consumer takes it), without the owner it no longer has.
+    public func seen(at time: Timestamp) -> OutboxEntry {
+        guard state == .leased, let expiry = leaseExpiresAt, expiry <= time else { return self }
+        var entry = self
+        entry.state = .pending
+        entry.leaseOwner = nil
+        entry.leaseExpiresAt = nil
+        return entry
+    }
 }

@@ -57,6 +57,12 @@ struct OutboxTests {
         // Bob's is acknowledged; Ada's lease runs out and she is offered again, with the same idempotency key.
         try await crm.acknowledgeOutbox([first[1].id])
         clock.advance(by: .seconds(31))
+        // Its lease expired, Ada's first entry reads as pending, held by nobody.
+        let expired = try await crm.outboxEntry(first[0].id)
+        #expect(expired.state == .pending && expired.leaseOwner == nil && expired.leaseExpiresAt == nil && expired.attempts == 1)
+        #expect(try await crm.outboxEntries(states: [.pending]).entries.map(subject) == ["a1", "a2"])
+        #expect(try await crm.outboxEntries(states: [.leased]).entries.isEmpty)
+        #expect(try await crm.outboxEntries(states: [.pending], page: PageRequest(size: 1)).entries.map(subject) == ["a1"])
         let again = try await crm.leaseOutbox(consumer: "other")
         #expect(again.map(\.id) == [first[0].id])
         #expect(again.first?.idempotencyKey == first[0].idempotencyKey)

@@ -16,6 +16,22 @@ struct SegmentTests {
         try await crm.segmentMembers(segment, page: PageRequest(size: 1000)).members.map(\.customerID)
     }
 
+    /// A creation replayed by its request id answers what the call did: not a rename made since, nor NOT_FOUND
+    /// once the segment is deleted.
+    @Test(arguments: Backend.allCases)
+    func aReplayedCreationAnswersWhatItDid(_ backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        _ = try await crm.ingest([order("1", at: start, .email("ada@example.com"), totalMinor: 60_000)])
+        let input = SegmentInput.dynamic(key: "buyers", name: "Buyers", expression: "stats.order_count > 0")
+        let created = try await crm.createSegment(input, requestID: "create-buyers")
+        #expect(created.state == .ready)
+        #expect(try await crm.createSegment(input, requestID: "create-buyers") == created)
+        _ = try await crm.updateSegment(created.id, SegmentChanges(name: "Customers who bought"))
+        #expect(try await crm.createSegment(input, requestID: "create-buyers").name == "Buyers")
+        try await crm.deleteSegment(created.id)
+        #expect(try await crm.createSegment(input, requestID: "create-buyers").id == created.id)
+    }
+
     @Test(arguments: Backend.allCases)
     func existingCustomersAreEvaluatedAndChangesAreMaintainedInTheSameTransaction(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
