@@ -50,8 +50,7 @@ public struct IdentityNormalizer: Sendable {
     /// A trimmed, lower-case e-mail address, or an error saying what is wrong with it.
     public func email(_ raw: String, field: String = "email") throws(RapportError) -> String {
         if let normalized = Self.asciiEmail(raw) { return normalized }
-        // Compatibility forms are the same letters (a full-width `ＥＸＡＭＰＬＥ.COM` or `＠` typed through an input method).
-        let text = raw.trimmingCharacters(in: Self.edges).precomposedStringWithCompatibilityMapping.lowercased().canonical
+        let text = raw.trimmingCharacters(in: Self.edges).lowercased().canonical
         guard !text.isEmpty else { throw .invalid(field, "e-mail address is empty") }
         guard text.utf8.count <= 254 else { throw .invalid(field, "e-mail address is longer than 254 characters") }
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
@@ -143,7 +142,7 @@ public struct IdentityNormalizer: Sendable {
         var text = raw.trimmingCharacters(in: Self.edges)
         guard !text.isEmpty else { throw .invalid(field, "phone number is empty") }
         // "+44 (0)20 ..." writes the national trunk prefix in brackets: drop it (given back below where 0 is not a
-        // trunk prefix but part of the number: "+39 (0)6 ..." is Rome's 06).
+        // trunk prefix and a number may start with it: "+39 (0)6 ..." is Rome's 06).
         let bracketedZero = text.contains("(0)") || text.contains("（0）")
         text = text.replacingOccurrences(of: "(0)", with: "").replacingOccurrences(of: "（0）", with: "")
         var international = false
@@ -183,7 +182,7 @@ public struct IdentityNormalizer: Sendable {
             if let region = PhoneRegion.matching(internationalDigits: digits) {
                 // A region Rapport knows: its own lengths decide (what this returns normalizes to itself again).
                 var national = String(digits.dropFirst(region.callingCode.count))
-                if bracketedZero, region.trunkPrefix != "0" {
+                if bracketedZero, region.trunkPrefix != "0", region.nationalLengths.contains(national.count + 1), region.acceptsNational("0" + national) {
                     national = "0" + national
                     digits = region.callingCode + national
                 }
@@ -227,13 +226,19 @@ public struct IdentityNormalizer: Sendable {
     }
 
     /// How versions before 2026-12 stored `identity` when it was written with the trunk prefix after the country
-    /// code (`+49 030 1234567` was kept as `+490301234567`; it is `+49301234567` now), if it could have been.
+    /// code (`+49 030 1234567` was kept as `+490301234567`; it is `+49301234567` now), or with a number's own leading
+    /// 0 in brackets where 0 is no trunk prefix (`+39 (0)6 1234 5678` was kept as `+39612345678`), if it could have been.
     ///
     /// Stored identities keep the spelling they were stored with, so lookups of a phone number also try this one.
     package static func legacySpelling(of identity: Identity) -> Identity? {
         guard identity.kind == .phone, identity.value.hasPrefix("+") else { return nil }
         let digits = identity.value.dropFirst()
-        guard digits.count < 15, let region = PhoneRegion.matching(internationalDigits: String(digits)), region.trunkPrefix == "0" else { return nil }
+        guard digits.count < 15, let region = PhoneRegion.matching(internationalDigits: String(digits)) else { return nil }
+        guard region.trunkPrefix == "0" else {
+            let national = digits.dropFirst(region.callingCode.count)
+            guard national.hasPrefix("0"), region.nationalLengths.contains(national.count - 1) else { return nil }
+            return Identity(kind: .phone, value: "+" + region.callingCode + national.dropFirst())
+        }
         let national = digits.dropFirst(region.callingCode.count)
         guard !national.hasPrefix("0"), region.nationalLengths.contains(national.count + 1) else { return nil }
         return Identity(kind: .phone, value: "+" + region.callingCode + "0" + national)

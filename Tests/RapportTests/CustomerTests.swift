@@ -240,6 +240,20 @@ struct CustomerTests {
         #expect(try await crm.customer(bob.id).phones == ["+49301234567"])
     }
 
+    /// Versions before 2026-12 dropped a number's own leading 0 written in brackets where 0 is no trunk prefix
+    /// (`+39 (0)6 1234 5678` → `+39612345678`): such a stored phone is still found by the spellings of the number.
+    @Test(arguments: Backend.allCases)
+    func aPhoneStoredWithoutItsBracketedZeroStillResolves(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let ada = try await crm.createCustomer(NewCustomer(identities: [.email("ada@example.com")]))
+        try await crm.store.write { tx in
+            try tx.insertIdentity(IdentityRecord(identity: Identity(kind: .phone, value: "+39612345678"), customerID: ada.id, homeCustomerID: ada.id, createdAt: start))
+        }
+        for spelling in ["+39 (0)6 1234 5678", "+39 06 1234 5678", "0039 06 1234 5678"] {
+            #expect(try await crm.findCustomer(.phone(spelling))?.id == ada.id, "\(spelling)")
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func deleteErasesEverythingTheCustomerOwns(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
