@@ -107,11 +107,17 @@ extension RapportEngine {
             guard var rule = try tx.rule(id) else { throw RapportError.notFound(entity: "rule", id: id.rawValue) }
             try Self.check(etag: ifMatch, version: rule.version, entity: "rule", id: id.rawValue)
             let definition = change(rule.definition)
-            // An action saved before HTML bodies were limited to e-mail, and messages to a purpose of contact, keeps
-            // them: only a changed one is held to it.
-            let kept = Set(definition.actions.indices.filter { $0 < rule.definition.actions.count && definition.actions[$0] == rule.definition.actions[$0] }
-                .flatMap { ["actions[\($0)].send_message.html", "actions[\($0)].send_message.purpose"] })
-            let issues = try Self.issues(of: definition, tx: tx).filter { !kept.contains($0.field) }
+            // An action saved before HTML bodies were limited to e-mail, messages to a purpose of contact, and data
+            // and payloads to 100 entries, keeps them: only a changed one is held to it.
+            let kept = Set(
+                definition.actions.indices.filter { $0 < rule.definition.actions.count && definition.actions[$0] == rule.definition.actions[$0] }
+                    .flatMap {
+                        [
+                            "actions[\($0)].send_message.html", "actions[\($0)].send_message.purpose", "actions[\($0)].send_message.data",
+                            "actions[\($0)].call_webhook.payload",
+                        ]
+                    })
+            let issues = try Self.issues(of: definition, tx: tx, kept: kept)
             guard issues.isEmpty else { throw RapportError.invalidArgument(issues.map(\.violation)) }
             guard definition != rule.definition else { return rule }
             let replan = definition.trigger != rule.definition.trigger

@@ -751,6 +751,25 @@ struct RuleTests {
         #expect(changed?.fieldViolations.map(\.field) == ["actions[0].send_message.html"])
     }
 
+    /// A rule saved with more than 100 message data entries (before the limit) can still be edited elsewhere, even
+    /// when such kept problems are many: they do not use up the problems after which no more are looked for.
+    @Test func aRuleSavedWithManyDataEntriesCanStillBeEdited() async throws {
+        let test = TestRapport()
+        let action = RuleAction.sendMessage(MessageAction(channel: .email, template: "t", data: ["k": "{{ customer.given_name }}"]))
+        let saved = try await test.crm.createRule(RuleDefinition(name: "Wide", trigger: .event(type: "visit"), actions: Array(repeating: action, count: 20)))
+        let many = Dictionary(uniqueKeysWithValues: (0..<150).map { ("k\($0)", "{{ customer.given_name }}") })
+        try test.store.writeSync { tx in
+            var rule = try #require(try tx.rule(saved.id))
+            rule.definition.actions = Array(repeating: .sendMessage(MessageAction(channel: .sms, purpose: .profiling, template: "t", body: "<b>Hi</b>", html: true, data: many)), count: 20)
+            try tx.updateRule(rule)
+            try tx.bumpDefinitionsVersion()
+        }
+        #expect(try await test.crm.updateRule(saved.id, RuleChanges(name: "Renamed")).definition.name == "Renamed")
+        // 60 kept problems, and a new one past them is still found.
+        let bad = await captureError { try await test.crm.updateRule(saved.id, RuleChanges(condition: "stats.nope > 1")) }
+        #expect(bad?.fieldViolations.map(\.field) == ["condition"])
+    }
+
     @Test func segmentEventsAreTriggeredPerSegmentNotAsEventTypes() async throws {
         let test = TestRapport()
         for type in ["segment.entered", "segment.exited"] {

@@ -34,9 +34,13 @@ extension RapportEngine {
     /// How many problems with a definition are enough to stop looking for more expressions' and templates'.
     static let maxIssues = 50
 
-    static func issues(of definition: RuleDefinition, tx: any StoreReader) throws -> [DefinitionIssue] {
+    /// The problems of `definition`, except those of the fields in `kept` (an unchanged action keeps what it was
+    /// saved with).
+    static func issues(of definition: RuleDefinition, tx: any StoreReader, kept: Set<String> = []) throws -> [DefinitionIssue] {
         let schema = try expressionSchema(tx)
-        var issues: [DefinitionIssue] = []
+        var issues: [DefinitionIssue] = [] {
+            didSet { issues.removeAll { kept.contains($0.field) } }
+        }
         func add(_ field: String, _ message: String) { issues.append(DefinitionIssue(field: field, message: message)) }
         let scope: ExpressionScope = definition.trigger.eventType.map { .event(type: $0) } ?? .customer
         @discardableResult
