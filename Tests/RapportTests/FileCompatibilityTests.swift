@@ -140,8 +140,8 @@ struct FileCompatibilityTests {
     /// What a file of `version` cannot hold, left out of `state` to compare it with that file: the waiting runs a
     /// merge took over are recorded since v5-merge-segments (older merges' runs go back as they did); customers'
     /// versions of merges' survivors in fixtures before v6, since a merge puts the survivor above both customers'
-    /// versions (those versions added one); the depth of runs' chains, recorded since v7 (runs read from earlier
-    /// files say 0).
+    /// versions (those versions added one); the depth of runs' chains, recorded since v6-open-and-closed-indexes
+    /// (runs read from the fixtures say 0).
     static func comparable(_ state: StoredState, version: String) -> StoredState {
         var state = state
         state.runs = state.runs.map { run in

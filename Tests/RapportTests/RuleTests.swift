@@ -519,6 +519,26 @@ struct RuleTests {
         #expect(try await crm.customer(ada).profile.attributes["renews_at"] == .timestamp(test.clock.now() + .seconds(1000 * 86_400)))
     }
 
+    /// A value a rule sets is held to what an update may store: no NUL, lists of at most 1,000 items.
+    @Test func aSetAttributeKeepsTheLimitsOfAnUpdate() async throws {
+        let test = TestRapport()
+        let crm = test.crm
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "note", type: .string))
+        _ = try await crm.defineAttribute(AttributeDefinition(key: "seen", type: .stringList))
+        _ = try await crm.defineEventType(EventTypeDefinition(type: "noted", properties: [EventPropertyDefinition(key: "text", type: .string)]))
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Note", trigger: .event(type: "noted"),
+                actions: [.setAttribute(key: "note", value: "event.properties.text"), .setAttribute(key: "seen", value: "[event.properties.text]")]))
+        _ = try await crm.ingest([
+            .event(EventInput(id: "n1", type: "noted", occurredAt: test.clock.now(), identities: [.email("ada@example.com")], properties: ["text": .string("a\u{0}b")]))
+        ])
+        let run = try #require(try await runs(crm, rule.id).first)
+        #expect(run.actions.map(\.status) == [.failed, .failed])
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.customer(ada).profile.attributes.isEmpty)
+    }
+
     /// An emitted event keeps the limits ingest keeps: a value ingest would refuse fails the action, not stored.
     @Test func anEmittedEventKeepsTheLimitsOfIngest() async throws {
         let test = TestRapport()
@@ -608,6 +628,8 @@ struct RuleTests {
         try await crm.runDueJobs()
         #expect(try await runs(crm, rule.id).map(\.status) == [.fired])
         clock.advance(by: .seconds(23 * 3600 + 1800))  // 23½ hours after the reminder
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.explainRule(rule.id, customer: ada).limit == nil)  // as a run started now is judged
         _ = try await crm.ingest([event("c2", "cart.added", at: clock.now(), .email("ada@example.com"))])
         #expect(try await runs(crm, rule.id).first?.status == .waiting)
         clock.advance(by: .seconds(3600))

@@ -118,8 +118,14 @@ extension WriteSession {
             return ActionOutcome(action: name, status: .failed, detail: "the customer would have more than 200 tags")
         }
         for (key, value) in profile.attributes where value != record.profile.attributes[key] {
-            if case .string(let text) = value, text.unicodeScalars.count > 10_000 {
-                return ActionOutcome(action: name, status: .failed, detail: "attributes.\(key) would be longer than 10000 characters")
+            // As an update would take it (``CustomerProfile/validate(schema:)``).
+            switch value {
+            case .string(let text) where text.unicodeScalars.count > 10_000 || text.containsNUL:
+                return ActionOutcome(action: name, status: .failed, detail: "attributes.\(key) would be longer than 10000 characters or hold NUL")
+            case .stringList(let items) where items.count > 1_000 || items.contains(where: { $0.unicodeScalars.count > 1_000 || $0.containsNUL }):
+                return ActionOutcome(
+                    action: name, status: .failed, detail: "attributes.\(key) would hold more than 1000 items, or one longer than 1000 characters or with NUL")
+            default: break
             }
         }
         let changed = profile.changedFields(comparedTo: record.profile)
