@@ -394,9 +394,9 @@ public struct RuleRun: Hashable, Sendable, Codable {
     /// (the customer's latest run of the rule) instead of adding one each; `eventID` and `updatedAt` then tell
     /// the latest of them. A once-per-customer rule on page views keeps one skipped record, not one per view.
     public var repeats: Int
-    /// How many rule actions led to the trigger: 0 for what a caller did, 1 for an event a rule emitted... A run
-    /// that waits keeps it, so a rule re-triggering itself through a wait stops at the chain's depth limit.
-    public var depth: Int
+    /// How many waits (and quiet hours' holds) the chain of rules that led to this run went through, its own
+    /// included once it resumed: a drip of waiting steps counts one per step, and a chain stops after 100.
+    public var waits: Int
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
 
@@ -404,7 +404,7 @@ public struct RuleRun: Hashable, Sendable, Codable {
         id: RunID, ruleID: RuleID, ruleVersion: Int64, customerID: CustomerID, trigger: String, eventID: String? = nil, event: Event? = nil,
         order: Order? = nil,
         status: RunStatus, reason: String = "", resumeAt: Timestamp? = nil, step: RunStep? = nil, actions: [ActionOutcome] = [], repeats: Int = 0,
-        depth: Int = 0, createdAt: Timestamp, updatedAt: Timestamp
+        waits: Int = 0, createdAt: Timestamp, updatedAt: Timestamp
     ) {
         self.id = id
         self.ruleID = ruleID
@@ -420,18 +420,18 @@ public struct RuleRun: Hashable, Sendable, Codable {
         self.step = step
         self.actions = actions
         self.repeats = repeats
-        self.depth = depth
+        self.waits = waits
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, ruleID, ruleVersion, customerID, trigger, eventID, event, order, status, reason, resumeAt, step, actions, repeats, depth, createdAt
+        case id, ruleID, ruleVersion, customerID, trigger, eventID, event, order, status, reason, resumeAt, step, actions, repeats, waits, createdAt
         case updatedAt
     }
 
     public init(from decoder: any Decoder) throws {
-        // Runs stored by earlier versions have no `repeats` or `depth`.
+        // Runs stored by earlier versions have no `repeats` or `waits`.
         let container = try decoder.container(keyedBy: CodingKeys.self)
         id = try container.decode(RunID.self, forKey: .id)
         ruleID = try container.decode(RuleID.self, forKey: .ruleID)
@@ -447,7 +447,7 @@ public struct RuleRun: Hashable, Sendable, Codable {
         step = try container.decodeIfPresent(RunStep.self, forKey: .step)
         actions = try container.decode([ActionOutcome].self, forKey: .actions)
         repeats = try container.decodeIfPresent(Int.self, forKey: .repeats) ?? 0
-        depth = try container.decodeIfPresent(Int.self, forKey: .depth) ?? 0
+        waits = try container.decodeIfPresent(Int.self, forKey: .waits) ?? 0
         createdAt = try container.decode(Timestamp.self, forKey: .createdAt)
         updatedAt = try container.decode(Timestamp.self, forKey: .updatedAt)
     }

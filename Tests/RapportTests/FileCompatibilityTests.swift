@@ -140,13 +140,13 @@ struct FileCompatibilityTests {
     /// What a file of `version` cannot hold, left out of `state` to compare it with that file: the waiting runs a
     /// merge took over are recorded since v5-merge-segments (older merges' runs go back as they did); customers'
     /// versions of merges' survivors in fixtures before v6, since a merge puts the survivor above both customers'
-    /// versions (those versions added one); the depth of runs' chains, recorded since v6-open-and-closed-indexes
+    /// versions (those versions added one); the waits of runs' chains, recorded since v6-open-and-closed-indexes
     /// (runs read from the fixtures say 0).
     static func comparable(_ state: StoredState, version: String) -> StoredState {
         var state = state
         state.runs = state.runs.map { run in
             var run = run
-            if run.createdAt <= Self.historyEnd { run.depth = 0 }
+            if run.createdAt <= Self.historyEnd { run.waits = 0 }
             return run
         }
         let survivors = ["v4-latest-runs", "v5-merge-segments"].contains(version) ? Set(state.merges.flatMap { $0 }.map(\.survivorID)) : []

@@ -594,24 +594,37 @@ struct RuleTests {
         #expect(try await crm.runs(page: PageRequest(size: 2000)).runs.filter { $0.status == .fired }.count == 2 * (2 + 2 * maxChainedRunsPerStartForTests))
     }
 
-    /// A rule that re-triggers itself through a wait keeps the depth of its chain across the wait: it stops at the
-    /// depth limit instead of running (and emitting) forever.
+    /// A rule that re-triggers itself through a wait counts the waits of its chain: it stops after 100 instead of
+    /// running (and emitting) forever. A drip of ten waiting steps, each its own rule, runs to its end.
     @Test(arguments: Backend.allCases)
-    func aRuleTriggeringItselfThroughAWaitStopsAtTheDepthLimit(_ backend: Backend) async throws {
+    func aChainThroughWaitsStopsAfterAHundredWaits(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)
         let rule = try await crm.createRule(
             RuleDefinition(name: "Again", trigger: .event(type: "tick"), wait: RuleWait(duration: .seconds(60)), actions: [.emitEvent(type: "tick")]))
-        _ = try await crm.ingest([event("t", "tick", at: clock.now(), .email("ada@example.com"))])
-        for _ in 0..<20 {
+        var drip: [Rule] = []
+        for step in 1...10 {
+            drip.append(
+                try await crm.createRule(
+                    RuleDefinition(
+                        name: "Drip \(step)", trigger: .event(type: "drip.step\(step)"), wait: RuleWait(duration: .seconds(60)),
+                        actions: [.addTag("drip_\(step)"), .emitEvent(type: "drip.step\(step + 1)")])))
+        }
+        _ = try await crm.ingest([
+            event("t", "tick", at: clock.now(), .email("ada@example.com")), event("d", "drip.step1", at: clock.now(), .email("bob@example.com")),
+        ])
+        for _ in 0..<110 {
             clock.advance(by: .seconds(60))
             try await crm.runDueJobs()
         }
         let all = try await runs(crm, rule.id)
-        #expect(all.filter { $0.status == .fired }.map(\.depth).sorted() == Array(0...8))
+        #expect(all.filter { $0.status == .fired }.map(\.waits).sorted() == Array(1...101))
         #expect(all.filter { $0.status == .waiting }.isEmpty)
         let stopped = try #require(all.first)
         #expect(stopped.status == .skipped)
-        #expect(stopped.reason.contains("deeper than 8") == true)
+        #expect(stopped.reason.contains("more than 100 waits") == true)
+        let bob = try await customer(crm, "bob@example.com")
+        #expect(try await crm.customer(bob).profile.tags == (1...10).map { "drip_\($0)" }.sorted())
+        #expect(try await runs(crm, drip[9].id).map(\.status) == [.fired])
     }
 
     /// The frequency of a rule that waits is judged at when the run would fire, not at its trigger: a cart

@@ -15,15 +15,19 @@ struct PendingTrigger {
     var depth: Int
     /// Whether a rule's action led here (not the caller's own change).
     var chained: Bool
+    /// How many waits the chain of rules that led here went through (``RuleRun/waits``).
+    var waits: Int
 }
 
 /// What automation has left to do in a transaction: customers whose segments need a look, triggers to run.
 struct AutomationState {
     var catalog: AutomationCatalog?
     var dirtyOrder: [CustomerID] = []
-    var dirty: [CustomerID: (data: Requirements.Data, depth: Int, chained: Bool)] = [:]
+    var dirty: [CustomerID: (data: Requirements.Data, depth: Int, chained: Bool, waits: Int)] = [:]
     /// Whether a rule's actions are being applied: what they mark and trigger is chained.
     var acting = false
+    /// While a rule's actions are applied: the waits its chain went through.
+    var actingWaits = 0
     var triggers: [PendingTrigger] = []
     /// Customers an unmerge restored in this transaction: the memberships they had when merged, which their next
     /// segment refresh restores without triggering rules.
@@ -52,8 +56,12 @@ extension Requirements.Data {
     static let everything: Requirements.Data = [.profile, .identities, .stats, .orders, .events, .consents, .segments, .time]
 }
 
-/// How deep a chain of rules may go (an action triggering a rule whose action triggers another...), waits included.
+/// How deep a chain of rules may go in one write (an action triggering a rule whose action triggers another...).
 let maxAutomationDepth = 8
+
+/// How many waits a chain of rules may go through (a drip of waiting steps, a rule re-triggering itself after a
+/// wait): past it, the chain stops instead of running forever.
+let maxChainWaits = 100
 
 /// How many runs the actions of one started run may trigger, directly or down the chain, in one transaction: rules
 /// that each emit the event they trigger on would otherwise multiply their runs at every level.
@@ -80,10 +88,11 @@ extension WriteSession {
     mutating func markDirty(_ customer: CustomerID, _ data: Requirements.Data, depth: Int = 0) throws {
         guard try !catalog().isIdle else { return }
         let chained = automation.acting
+        let waits = chained ? automation.actingWaits : 0
         if let mark = automation.dirty[customer] {
-            automation.dirty[customer] = (mark.data.union(data), max(mark.depth, depth), mark.chained && chained)
+            automation.dirty[customer] = (mark.data.union(data), max(mark.depth, depth), mark.chained && chained, max(mark.waits, waits))
         } else {
-            automation.dirty[customer] = (data, depth, chained)
+            automation.dirty[customer] = (data, depth, chained, waits)
             automation.dirtyOrder.append(customer)
         }
     }
@@ -97,7 +106,7 @@ extension WriteSession {
     /// to it (by default, whether a rule's actions are being applied).
     mutating func trigger(
         _ customer: CustomerID, type: String, _ event: @autoclosure () -> Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0,
-        chained: Bool? = nil
+        chained: Bool? = nil, waits: Int? = nil
     ) throws {
         let catalog = try catalog()
         guard !catalog.isIdle else { return }
@@ -108,7 +117,8 @@ extension WriteSession {
         }
         let made = event()
         assert(made.type == type, "trigger type \(type) for an event of type \(made.type)")
-        automation.triggers.append(PendingTrigger(customer: customer, type: type, event: made, order: order, segment: segment, depth: depth, chained: chained ?? automation.acting))
+        automation.triggers.append(PendingTrigger(customer: customer, type: type, event: made, order: order, segment: segment, depth: depth,
+                chained: chained ?? automation.acting, waits: waits ?? (automation.acting ? automation.actingWaits : 0)))
     }
 
     /// Maintains segments and runs the triggered rules until nothing is left, or the chain is too deep.
@@ -129,7 +139,7 @@ extension WriteSession {
             automation.dirty.removeAll()
             for customer in customers {
                 let mark = marks[customer]!
-                try refreshSegments(of: customer, changed: mark.data, depth: mark.depth, chained: mark.chained, catalog: catalog)
+                try refreshSegments(of: customer, changed: mark.data, depth: mark.depth, chained: mark.chained, waits: mark.waits, catalog: catalog)
             }
             var index = 0
             while index < automation.triggers.count {
@@ -150,7 +160,7 @@ extension WriteSession {
     /// not evaluated now keeps the change it had, which the job (as early or earlier) covers; when the job runs,
     /// every time-dependent segment is evaluated and the next job planned from all of them.
     mutating func refreshSegments(
-        of customerID: CustomerID, changed: Requirements.Data, depth: Int, chained: Bool = false, catalog: AutomationCatalog
+        of customerID: CustomerID, changed: Requirements.Data, depth: Int, chained: Bool = false, waits: Int = 0, catalog: AutomationCatalog
     ) throws {
         guard let record = try tx.customer(customerID), record.state == .active else { return }
         if changed.contains(.profile), !catalog.dateRules.isEmpty {
@@ -215,7 +225,7 @@ extension WriteSession {
                     kind: matches ? .segmentEntered : .segmentExited, customerID: customerID, otherCustomerID: nil, mergeID: nil, segmentID: id, at: now)
                 continue
             }
-            try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth, chained: chained)
+            try segmentChanged(entry.segment, customer: customerID, entered: matches, depth: depth, chained: chained, waits: waits)
         }
         if let error = activity?.error { throw error }
         activity = nil
@@ -233,13 +243,13 @@ extension WriteSession {
     }
 
     /// Records an entry or exit in the change feed and queues its trigger.
-    mutating func segmentChanged(_ segment: Segment, customer: CustomerID, entered: Bool, depth: Int, chained: Bool) throws {
+    mutating func segmentChanged(_ segment: Segment, customer: CustomerID, entered: Bool, depth: Int, chained: Bool, waits: Int = 0) throws {
         _ = try tx.appendChange(
             kind: entered ? .segmentEntered : .segmentExited, customerID: customer, otherCustomerID: nil, mergeID: nil, segmentID: segment.id, at: now)
         let now = self.now  // the event is made inside `trigger`, which mutates self
         try trigger(
             customer, type: entered ? "segment.entered" : "segment.exited", BuiltInEvent.segment(segment, entered: entered, customer: customer, at: now),
-            segment: segment.id, depth: depth + 1, chained: chained)
+            segment: segment.id, depth: depth + 1, chained: chained, waits: waits)
     }
 
     /// Keeps one re-check job per customer, due no later than when time alone may next change one of its

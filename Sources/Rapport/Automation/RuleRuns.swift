@@ -23,7 +23,8 @@ extension WriteSession {
         context.order = trigger.order
         for rule in rules {
             try start(
-                rule, trigger: trigger.type, event: trigger.event, order: trigger.order, depth: trigger.depth, chained: trigger.chained, context: &context)
+                rule, trigger: trigger.type, event: trigger.event, order: trigger.order, depth: trigger.depth, chained: trigger.chained, waits: trigger.waits,
+                context: &context)
             if let error = activity?.error { throw error }
         }
         activity = nil
@@ -31,17 +32,23 @@ extension WriteSession {
 
     /// Starts a run of `rule` for the context's customer: records it as skipped (and why), waiting, or fired.
     /// `chained`: a rule's action led to the trigger; such runs spend the customer's budget, others add to it.
+    /// `waits`: the waits the chain that led to the trigger went through.
     mutating func start(
-        _ rule: CompiledRule, trigger: String, event: Event?, order: Order?, depth: Int, chained: Bool, context: inout EvaluationContext
+        _ rule: CompiledRule, trigger: String, event: Event?, order: Order?, depth: Int, chained: Bool, waits: Int = 0, context: inout EvaluationContext
     ) throws {
         if let filter = rule.filter, !filter.matches(context) { return }  // not this rule's kind of event
         let customer = context.customer.id
         var run = RuleRun(
             id: engine.ids.make(RunID.self, at: now), ruleID: rule.id, ruleVersion: rule.version, customerID: customer, trigger: trigger, eventID: event?.id,
-            status: .skipped, depth: depth, createdAt: now, updatedAt: now)
+            status: .skipped, waits: waits, createdAt: now, updatedAt: now)
         if depth > maxAutomationDepth {
             run.reason = "the chain of rules triggering rules is deeper than \(maxAutomationDepth) (do two rules trigger each other?)"
             engine.logger.warning("rule chain too deep", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
+            return try recordSkip(run)
+        }
+        if waits > maxChainWaits {
+            run.reason = "the chain of rules triggering rules went through more than \(maxChainWaits) waits (does a rule trigger itself after a wait?)"
+            engine.logger.warning("rule chain too long", metadata: ["rule": "\(rule.id)", "customer": "\(customer)"])
             return try recordSkip(run)
         }
         if !chained {
@@ -128,9 +135,10 @@ extension WriteSession {
         run.reason = ""
         run.updatedAt = now
         run.actions = []
-        let acting = automation.acting
+        let (acting, actingWaits) = (automation.acting, automation.actingWaits)
         automation.acting = true
-        defer { automation.acting = acting }
+        automation.actingWaits = run.waits
+        defer { (automation.acting, automation.actingWaits) = (acting, actingWaits) }
         for (index, action) in rule.actions.enumerated() {
             run.actions.append(try apply(action, index: index, run: run, depth: depth, context: &context))
         }
@@ -428,10 +436,11 @@ extension WriteSession {
         // Fired now after quiet hours held it, or about to be held by them after its wait: at a local clock time.
         let heldUntil = run.step == .quietHours ? now : quietHoursEnd(rule, context: context)
         if let reason = try limitReached(rule, context: context, at: heldUntil, held: heldUntil != nil) { return try end(.skipped, reason) }
-        // A resumed run goes on at the depth of its trigger (a rule re-triggering itself through a wait stops),
-        // with a budget of its own for the runs its actions trigger.
+        // A resumed run starts a chain of its own in this write, with a budget of its own for the runs its actions
+        // trigger; it counts the wait it went through (a rule re-triggering itself after a wait stops in the end).
         automation.chainBudget[run.customerID, default: 0] += maxChainedRunsPerStart
-        try proceed(&run, rule, depth: run.depth, context: &context, isNew: false)
+        run.waits += 1
+        try proceed(&run, rule, depth: 0, context: &context, isNew: false)
         if let error = activity?.error { throw error }
     }
 
