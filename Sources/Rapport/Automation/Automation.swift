@@ -103,7 +103,7 @@ extension WriteSession {
     }
 
     /// Queues an event of `type` if a rule listens for it; the event is made only then. `chained`: a rule's action led
-    /// to it (by default, whether a rule's actions are being applied).
+    /// to it, and `waits`: the waits of that rule's chain (by default, those of the rule whose actions are applied).
     mutating func trigger(
         _ customer: CustomerID, type: String, _ event: @autoclosure () -> Event, order: Order? = nil, segment: SegmentID? = nil, depth: Int = 0,
         chained: Bool? = nil, waits: Int? = nil
@@ -117,8 +117,10 @@ extension WriteSession {
         }
         let made = event()
         assert(made.type == type, "trigger type \(type) for an event of type \(made.type)")
-        automation.triggers.append(PendingTrigger(customer: customer, type: type, event: made, order: order, segment: segment, depth: depth,
-                chained: chained ?? automation.acting, waits: waits ?? (automation.acting ? automation.actingWaits : 0)))
+        automation.triggers.append(
+            PendingTrigger(
+                customer: customer, type: type, event: made, order: order, segment: segment, depth: depth, chained: chained ?? automation.acting,
+                waits: waits ?? (automation.acting ? automation.actingWaits : 0)))
     }
 
     /// Maintains segments and runs the triggered rules until nothing is left, or the chain is too deep.
