@@ -594,6 +594,29 @@ struct RuleTests {
         #expect(try await crm.runs(page: PageRequest(size: 2000)).runs.filter { $0.status == .fired }.count == 2 * (2 + 2 * maxChainedRunsPerStartForTests))
     }
 
+    /// A rule that waits into quiet hours is judged as of their end, with the slack of a run they hold: triggered
+    /// at 20:30 with an hour's wait, it fires at 08:00, 23½ hours after the last, within a day less two hours' slack.
+    @Test(arguments: Backend.allCases)
+    func aWaitEndingInQuietHoursIsJudgedAtTheirEnd(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z, customers in UTC
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Nudge", trigger: .event(type: "cart.added"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("nudged")],
+                limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 86_400_000), quietHours: QuietHours(start: LocalTime(hour: 21), end: LocalTime(hour: 8)))))
+        clock.advance(by: .seconds(7 * 3600 + 1800))  // 07:30
+        _ = try await crm.ingest([event("c1", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(3600))  // 08:30: fires
+        try await crm.runDueJobs()
+        clock.advance(by: .seconds(12 * 3600))  // 20:30
+        _ = try await crm.ingest([event("c2", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        #expect(try await runs(crm, rule.id).first?.status == .waiting)
+        clock.advance(by: .seconds(3600))  // 21:30: the wait ends in quiet hours
+        try await crm.runDueJobs()
+        clock.advance(by: .seconds(10 * 3600 + 1800))  // 08:00 the next day
+        try await crm.runDueJobs()
+        #expect(try await runs(crm, rule.id).map(\.status) == [.fired, .fired])
+    }
+
     /// A rule that re-triggers itself through a wait counts the waits of its chain: it stops after 100 instead of
     /// running (and emitting) forever. A drip of ten waiting steps, each its own rule, runs to its end.
     @Test(arguments: Backend.allCases)

@@ -73,9 +73,10 @@ extension WriteSession {
         // then (and are checked again when it fires). The wait counts from when the trigger happened (an event
         // ingested late waits less), never from a time still to come (a sender's clock ahead of ours).
         let resumeAt = rule.definition.wait.map { max(now, min(event?.occurredAt ?? now, now) + $0.duration) }
-        let heldUntil = resumeAt == nil ? quietHoursEnd(rule, context: context) : nil
+        // Quiet hours hold it when it would fire: now, or when its wait ends.
+        let heldUntil = rule.definition.limits.quietHours.flatMap { Self.quietHoursEnd($0, now: resumeAt ?? now, zone: context.timeZone) }
         if let reason = try Self.limitReached(
-            rule, customer: customer, consents: context.consents, tx: tx, now: resumeAt ?? heldUntil ?? now, held: heldUntil != nil)
+            rule, customer: customer, consents: context.consents, tx: tx, now: heldUntil ?? resumeAt ?? now, held: heldUntil != nil)
         {
             run.reason = reason
             return try recordSkip(run)
