@@ -29,66 +29,86 @@ extension RapportEngine {
     ///     try await crm.acknowledgeOutbox([entry.id])
     /// }
     /// ```
-    public func leaseOutbox(consumer: String, limit: Int = 100, leaseDuration: Duration = .seconds(60)) async throws(RapportError) -> [OutboxEntry] {
+    /// - Parameter requestID: a retry with the same id returns the entries the first call leased, and leases no more.
+    public func leaseOutbox(
+        consumer: String, limit: Int = 100, leaseDuration: Duration = .seconds(60), requestID: String? = nil
+    ) async throws(RapportError) -> [OutboxEntry] {
         try Self.validateConsumer(consumer)
         guard (1...1000).contains(limit) else { throw .invalid("limit", "must be 1 to 1000, got \(limit)") }
         guard leaseDuration >= .seconds(1), leaseDuration <= .seconds(86_400) else { throw .invalid("lease_duration", "must be 1 second to 1 day") }
+        if let requestID, !requestID.isEmpty {
+            let fingerprint = LeaseFingerprint(consumer: consumer, limit: limit, leaseMilliseconds: leaseDuration.milliseconds)
+            return try await mutate("leaseOutbox", requestID: requestID, fingerprint: fingerprint) { [self] tx in
+                try Self.lease(consumer: consumer, limit: limit, leaseDuration: leaseDuration, now: clock.now(), tx: tx)
+            }
+        }
         return try await write { [clock] tx in
             // Read in the transaction: a lease timed before a wait for the writer could be out already when returned.
-            let now = clock.now()
-            var leased: [OutboxEntry] = []
-            var consents: [CustomerID: [Consent]] = [:]
-            var passedOver: Set<OutboxEntryID> = []
-            // An entry passed over leaves room for the ones after it: look on from the last one read until full. A
-            // withdrawn message fails instead, which lets its customer's next entry go, wherever it stands: look
-            // again from the start then (once per failure at most).
-            var after: Int64 = 0
-            while leased.count < limit {
-                let wanted = limit - leased.count
-                let deliverable = try tx.deliverableOutboxEntries(at: now, after: after, limit: wanted)
-                var failed = 0
-                for var entry in deliverable where !passedOver.contains(entry.id) {
-                    // Entries stay with the customer they were queued for through a merge (an unmerge or an erasure
-                    // takes them along), so one person's queue can span the customers merged together: the oldest
-                    // open entry among them goes first.
-                    guard try Self.isFirstOfItsPerson(entry, tx: tx) else {
-                        passedOver.insert(entry.id)
-                        continue
-                    }
-                    if case .message(let message) = entry.payload {
-                        let owner = try tx.activeCustomer(entry.customerID).id
-                        if consents[owner] == nil { consents[owner] = currentConsents(try tx.consents(of: owner)) }
-                        if !WriteSession.allows(consents[owner]!, channel: message.channel, purpose: message.purpose) {
-                            entry.state = .failed
-                            entry.leaseOwner = nil
-                            entry.leaseExpiresAt = nil
-                            entry.lastError =
-                                "withdrawn: the customer no longer allows \(message.channel.rawValue) for \(message.purpose.rawValue) (found at \(now), before it was sent)"
-                            entry.updatedAt = now
-                            try tx.updateOutboxEntry(entry)
-                            // The customer's other queued messages of the kind go the same way at once.
-                            try Self.withdrawMessages(of: owner, channel: message.channel, purpose: message.purpose, tx: tx, now: now)
-                            failed += 1
-                            continue
-                        }
-                    }
-                    entry.state = .leased
-                    entry.leaseOwner = consumer
-                    entry.leaseExpiresAt = now + leaseDuration
-                    entry.attempts += 1
-                    entry.updatedAt = now
-                    try tx.updateOutboxEntry(entry)
-                    leased.append(entry)
-                }
-                if failed > 0 {
-                    after = 0
+            try Self.lease(consumer: consumer, limit: limit, leaseDuration: leaseDuration, now: clock.now(), tx: tx)
+        }
+    }
+
+    /// What a lease call asks for: its retry must ask for the same.
+    private struct LeaseFingerprint: Encodable {
+        var consumer: String
+        var limit: Int
+        var leaseMilliseconds: Int64
+    }
+
+    /// Leases up to `limit` deliverable entries to `consumer` in `tx`.
+    private static func lease(consumer: String, limit: Int, leaseDuration: Duration, now: Timestamp, tx: any StoreWriter) throws -> [OutboxEntry] {
+        var leased: [OutboxEntry] = []
+        var consents: [CustomerID: [Consent]] = [:]
+        var passedOver: Set<OutboxEntryID> = []
+        // An entry passed over leaves room for the ones after it: look on from the last one read until full. A
+        // withdrawn message fails instead, which lets its customer's next entry go, wherever it stands: look
+        // again from the start then (once per failure at most).
+        var after: Int64 = 0
+        while leased.count < limit {
+            let wanted = limit - leased.count
+            let deliverable = try tx.deliverableOutboxEntries(at: now, after: after, limit: wanted)
+            var failed = 0
+            for var entry in deliverable where !passedOver.contains(entry.id) {
+                // Entries stay with the customer they were queued for through a merge (an unmerge or an erasure
+                // takes them along), so one person's queue can span the customers merged together: the oldest
+                // open entry among them goes first.
+                guard try Self.isFirstOfItsPerson(entry, tx: tx) else {
+                    passedOver.insert(entry.id)
                     continue
                 }
-                guard deliverable.count == wanted, let last = deliverable.last else { break }  // nothing after these
-                after = last.sequence
+                if case .message(let message) = entry.payload {
+                    let owner = try tx.activeCustomer(entry.customerID).id
+                    if consents[owner] == nil { consents[owner] = currentConsents(try tx.consents(of: owner)) }
+                    if !WriteSession.allows(consents[owner]!, channel: message.channel, purpose: message.purpose) {
+                        entry.state = .failed
+                        entry.leaseOwner = nil
+                        entry.leaseExpiresAt = nil
+                        entry.lastError =
+                            "withdrawn: the customer no longer allows \(message.channel.rawValue) for \(message.purpose.rawValue) (found at \(now), before it was sent)"
+                        entry.updatedAt = now
+                        try tx.updateOutboxEntry(entry)
+                        // The customer's other queued messages of the kind go the same way at once.
+                        try Self.withdrawMessages(of: owner, channel: message.channel, purpose: message.purpose, tx: tx, now: now)
+                        failed += 1
+                        continue
+                    }
+                }
+                entry.state = .leased
+                entry.leaseOwner = consumer
+                entry.leaseExpiresAt = now + leaseDuration
+                entry.attempts += 1
+                entry.updatedAt = now
+                try tx.updateOutboxEntry(entry)
+                leased.append(entry)
             }
-            return leased
+            if failed > 0 {
+                after = 0
+                continue
+            }
+            guard deliverable.count == wanted, let last = deliverable.last else { break }  // nothing after these
+            after = last.sequence
         }
+        return leased
     }
 
     /// False when another customer merged with `entry`'s (its standing side: one person) has an open entry queued
@@ -145,13 +165,16 @@ extension RapportEngine {
     /// - Throws: `failedPrecondition` for an entry already delivered or failed, leased by another consumer, or
     ///   leased again since `attempt`.
     @discardableResult
+    /// - Parameter requestID: a retry with the same id returns what the first call did (not that the entry is failed
+    ///   already).
     public func failOutboxEntry(
-        _ id: OutboxEntryID, consumer: String? = nil, attempt: Int? = nil, error message: String, retryAfter: Duration? = nil
+        _ id: OutboxEntryID, consumer: String? = nil, attempt: Int? = nil, error message: String, retryAfter: Duration? = nil, requestID: String? = nil
     ) async throws(RapportError) -> OutboxEntry {
         if let consumer { try Self.validateConsumer(consumer) }
         if let attempt, attempt < 1 { throw .invalid("attempt", "must be the attempt the entry was leased with (1 or more)") }
         if let retryAfter, retryAfter < .zero || retryAfter > .seconds(7 * 86_400) { throw .invalid("retry_after", "must be 0 to 7 days") }
-        let entry: OutboxEntry = try await write { [clock] tx in
+        let fingerprint = FailFingerprint(id: id, consumer: consumer, attempt: attempt, error: message, retryAfterMilliseconds: retryAfter?.milliseconds)
+        let entry: OutboxEntry = try await mutate("failOutboxEntry", requestID: requestID, fingerprint: fingerprint) { [clock] tx in
             let now = clock.now()  // whose lease is live is told at the time of the transaction
             guard var entry = try tx.outboxEntry(id) else { throw RapportError.notFound(entity: "outbox entry", id: id.rawValue) }
             guard entry.isOpen else { throw RapportError.failedPrecondition("outbox entry \(id) is \(entry.state.rawValue) already") }
@@ -176,6 +199,15 @@ extension RapportEngine {
         }
         changeNotifier.notify()
         return entry
+    }
+
+    /// What a failure report says: its retry must say the same.
+    private struct FailFingerprint: Encodable {
+        var id: OutboxEntryID
+        var consumer: String?
+        var attempt: Int?
+        var error: String
+        var retryAfterMilliseconds: Int64?
     }
 
     /// One outbox entry.

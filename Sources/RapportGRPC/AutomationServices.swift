@@ -287,7 +287,8 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
     func leaseOutbox(request: Rapport_V1_LeaseOutboxRequest, context: ServerContext) async throws -> Rapport_V1_LeaseOutboxResponse {
         let entries = try await engine.leaseOutbox(
             consumer: request.consumer, limit: request.limit == 0 ? 100 : Int(request.limit),
-            leaseDuration: request.hasLeaseDuration ? try Duration(request.leaseDuration, field: "lease_duration") : .seconds(60))
+            leaseDuration: request.hasLeaseDuration ? try Duration(request.leaseDuration, field: "lease_duration") : .seconds(60),
+            requestID: request.requestID)
         return .with { $0.entries = entries.map(\.proto) }
     }
 
@@ -304,7 +305,8 @@ struct OutboxServiceAdapter: Rapport_V1_OutboxService.SimpleServiceProtocol {
     func failOutboxEntry(request: Rapport_V1_FailOutboxEntryRequest, context: ServerContext) async throws -> Rapport_V1_OutboxEntry {
         try await engine.failOutboxEntry(
             parseID(OutboxEntryID.self, request.id, field: "id"), consumer: request.consumer.isEmpty ? nil : request.consumer,
-            attempt: request.attempt == 0 ? nil : Int(request.attempt), error: request.error, retryAfter: request.hasRetryAfter ? try Duration(request.retryAfter, field: "retry_after") : nil
+            attempt: request.attempt == 0 ? nil : Int(request.attempt), error: request.error,
+            retryAfter: request.hasRetryAfter ? try Duration(request.retryAfter, field: "retry_after") : nil, requestID: request.requestID
         ).proto
     }
 

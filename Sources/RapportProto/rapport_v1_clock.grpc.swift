@@ -2,7 +2,8 @@
 //
 // A server started with `--manual-clock` (never in production) stands still until AdvanceClock moves it; each
 // scheduled job (rule waits, date triggers, schedules, segment re-checks) then runs at its own due time, in
-// order, before the call returns. On a manual clock jobs run only there: advance by 0 to run what is due now.
+// order, before the call returns. On a manual clock due jobs run there, besides the builds and plannings that
+// CreateSegment, UpdateSegment, CreateRule and UpdateRule run at once: advance by 0 to run what is due now.
 // Without that flag AdvanceClock is FAILED_PRECONDITION.
 
 // DO NOT EDIT.

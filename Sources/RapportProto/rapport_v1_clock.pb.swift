@@ -12,7 +12,8 @@
 //
 // A server started with `--manual-clock` (never in production) stands still until AdvanceClock moves it; each
 // scheduled job (rule waits, date triggers, schedules, segment re-checks) then runs at its own due time, in
-// order, before the call returns. On a manual clock jobs run only there: advance by 0 to run what is due now.
+// order, before the call returns. On a manual clock due jobs run there, besides the builds and plannings that
+// CreateSegment, UpdateSegment, CreateRule and UpdateRule run at once: advance by 0 to run what is due now.
 // Without that flag AdvanceClock is FAILED_PRECONDITION.
 
 package import SwiftProtobuf
@@ -81,7 +82,7 @@ package nonisolated struct Rapport_V1_AdvanceClockRequest: Sendable {
 
   package var target: Rapport_V1_AdvanceClockRequest.OneOf_Target? = nil
 
-  /// Move forward by this much (not negative).
+  /// Move forward by this much (not negative). A retry moves it again: a client that may retry sends `to`.
   package var by: SwiftProtobuf.Google_Protobuf_Duration {
     get {
       if case .by(let v)? = target {return v}
@@ -102,7 +103,7 @@ package nonisolated struct Rapport_V1_AdvanceClockRequest: Sendable {
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package nonisolated enum OneOf_Target: Equatable, Sendable {
-    /// Move forward by this much (not negative).
+    /// Move forward by this much (not negative). A retry moves it again: a client that may retry sends `to`.
     case by(SwiftProtobuf.Google_Protobuf_Duration)
     /// Move forward to this instant (an earlier one changes nothing).
     case to(SwiftProtobuf.Google_Protobuf_Timestamp)

@@ -38,7 +38,7 @@ package nonisolated enum Rapport_V1_OutboxState: SwiftProtobuf.Enum, Swift.CaseI
   /// Waiting for a worker (or its lease expired).
   case pending // = 1
 
-  /// A worker holds it until `lease_expire_time`.
+  /// A worker holds it until `lease_expire_time` (once that has passed, the entry reads as pending).
   case leased // = 2
 
   /// Acknowledged.
@@ -297,11 +297,15 @@ package nonisolated struct Rapport_V1_LeaseOutboxRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Who leases (1 to 128 bytes of UTF-8 on one line): a report about an entry names it again
+  /// (FailOutboxEntryRequest.consumer).
   package var consumer: String = String()
 
   /// 1 to 1000; 0 means 100.
   package var limit: Int32 = 0
 
+  /// How long the entries are held for the consumer, 1 second to 1 day; unset means 60 seconds. An entry not
+  /// acknowledged or failed by then is offered again.
   package var leaseDuration: SwiftProtobuf.Google_Protobuf_Duration {
     get {_leaseDuration ?? SwiftProtobuf.Google_Protobuf_Duration()}
     set {_leaseDuration = newValue}
@@ -310,6 +314,9 @@ package nonisolated struct Rapport_V1_LeaseOutboxRequest: Sendable {
   package var hasLeaseDuration: Bool {self._leaseDuration != nil}
   /// Clears the value of `leaseDuration`. Subsequent reads from it will return its default value.
   package mutating func clearLeaseDuration() {self._leaseDuration = nil}
+
+  /// A retry with the same id returns the entries the first call leased (as they were then), and leases no more.
+  package var requestID: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -368,10 +375,11 @@ package nonisolated struct Rapport_V1_FailOutboxEntryRequest: Sendable {
 
   package var id: String = String()
 
-  /// What went wrong (kept in `last_error`).
+  /// What went wrong (kept in `last_error`, its first 2,000 characters).
   package var error: String = String()
 
-  /// Offer it again after this delay (it still holds back the customer's later entries); unset gives up on it.
+  /// Offer it again after this delay, 0 to 7 days (it still holds back the customer's later entries); unset gives
+  /// up on it.
   package var retryAfter: SwiftProtobuf.Google_Protobuf_Duration {
     get {_retryAfter ?? SwiftProtobuf.Google_Protobuf_Duration()}
     set {_retryAfter = newValue}
@@ -390,6 +398,9 @@ package nonisolated struct Rapport_V1_FailOutboxEntryRequest: Sendable {
   /// FAILED_PRECONDITION. An entry a worker released is not counted as an attempt: it must not report on it.
   /// Negative is INVALID_ARGUMENT.
   package var attempt: Int32 = 0
+
+  /// A retry with the same id returns what the first call did, not FAILED_PRECONDITION for an entry failed already.
+  package var requestID: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -799,7 +810,7 @@ nonisolated extension Rapport_V1_StreamOutboxRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Rapport_V1_LeaseOutboxRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".LeaseOutboxRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}consumer\0\u{1}limit\0\u{3}lease_duration\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}consumer\0\u{1}limit\0\u{3}lease_duration\0\u{3}request_id\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -810,6 +821,7 @@ nonisolated extension Rapport_V1_LeaseOutboxRequest: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.limit) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._leaseDuration) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
       default: break
       }
     }
@@ -829,6 +841,9 @@ nonisolated extension Rapport_V1_LeaseOutboxRequest: SwiftProtobuf.Message, Swif
     try { if let v = self._leaseDuration {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -836,6 +851,7 @@ nonisolated extension Rapport_V1_LeaseOutboxRequest: SwiftProtobuf.Message, Swif
     if lhs.consumer != rhs.consumer {return false}
     if lhs.limit != rhs.limit {return false}
     if lhs._leaseDuration != rhs._leaseDuration {return false}
+    if lhs.requestID != rhs.requestID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -933,7 +949,7 @@ nonisolated extension Rapport_V1_AcknowledgeOutboxResponse: SwiftProtobuf.Messag
 
 nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".FailOutboxEntryRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}error\0\u{3}retry_after\0\u{1}consumer\0\u{1}attempt\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}error\0\u{3}retry_after\0\u{1}consumer\0\u{1}attempt\0\u{3}request_id\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -946,6 +962,7 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
       case 3: try { try decoder.decodeSingularMessageField(value: &self._retryAfter) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.attempt) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
       default: break
       }
     }
@@ -971,6 +988,9 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
     if self.attempt != 0 {
       try visitor.visitSingularInt32Field(value: self.attempt, fieldNumber: 5)
     }
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -980,6 +1000,7 @@ nonisolated extension Rapport_V1_FailOutboxEntryRequest: SwiftProtobuf.Message, 
     if lhs._retryAfter != rhs._retryAfter {return false}
     if lhs.consumer != rhs.consumer {return false}
     if lhs.attempt != rhs.attempt {return false}
+    if lhs.requestID != rhs.requestID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -198,6 +198,12 @@ def test_an_abandoned_cart_rule_waits_rechecks_and_fills_the_outbox(pb, rpc, adm
                                                                     error="timeout"), metadata=admin, timeout=T)
     assert earlier.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "leased again since attempt 1" in earlier.value.details()
+    # The second worker gives up on it; its report, retried with the same request id, answers as the first time
+    # (not FAILED_PRECONDITION for an entry failed already).
+    give_up = pb.outbox.FailOutboxEntryRequest(id=entry.id, consumer="py-worker-2", attempt=2, error="mailbox full", request_id="py-give-up")
+    failed = rpc.outbox.FailOutboxEntry(give_up, metadata=admin, timeout=T)
+    assert failed.state == pb.outbox.OUTBOX_STATE_FAILED
+    assert rpc.outbox.FailOutboxEntry(give_up, metadata=admin, timeout=T) == failed
     assert not entry.message.html, "a plain-text body"
     acknowledged = rpc.outbox.AcknowledgeOutbox(pb.outbox.AcknowledgeOutboxRequest(ids=[entry.id]), metadata=admin, timeout=T)
     assert acknowledged.entries[0].state == pb.outbox.OUTBOX_STATE_DELIVERED

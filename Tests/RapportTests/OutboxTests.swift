@@ -74,6 +74,29 @@ struct OutboxTests {
         #expect(try await crm.acknowledgeOutbox([OutboxEntryID(uncheckedRawValue: "obx_missing")]).isEmpty)
     }
 
+    /// A lease or a failure report retried with its request id answers as the first call did: the same entries,
+    /// none leased again; not that the entry is failed already.
+    @Test(arguments: Backend.allCases)
+    func leasesAndFailuresRetriedWithTheirRequestIDAnswerAsTheFirstTime(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        try await setUp(crm, customers: ["ada@example.com", "bob@example.com"])
+        try await visit(crm, "a1", "ada@example.com", at: clock.now())
+        try await visit(crm, "b1", "bob@example.com", at: clock.now())
+        let first = try await crm.leaseOutbox(consumer: "mailer", limit: 1, requestID: "lease-1")
+        #expect(first.map(subject) == ["a1"])
+        #expect(try await crm.leaseOutbox(consumer: "mailer", limit: 1, requestID: "lease-1") == first)
+        #expect(try await crm.outboxEntries(states: [.leased]).entries.map(subject) == ["a1"])
+        await expectError(.failedPrecondition("request_id 'lease-1' was already used for a different leaseOutbox request")) {
+            try await crm.leaseOutbox(consumer: "mailer", limit: 2, requestID: "lease-1")
+        }
+        let failed = try await crm.failOutboxEntry(first[0].id, consumer: "mailer", error: "bounced", requestID: "fail-1")
+        #expect(failed.state == .failed)
+        #expect(try await crm.failOutboxEntry(first[0].id, consumer: "mailer", error: "bounced", requestID: "fail-1") == failed)
+        await expectError(.failedPrecondition("outbox entry \(first[0].id) is failed already")) {
+            try await crm.failOutboxEntry(first[0].id, consumer: "mailer", error: "bounced")
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func aConsumerThatStopsEarlyHandsBackWhatItWasNotGiven(_ backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)

@@ -99,7 +99,7 @@ nonisolated struct Rapport_V1_Customer: @unchecked Sendable {
     set {_uniqueStorage()._familyName = newValue}
   }
 
-  /// Unset when unknown.
+  /// Unset when unknown. A date with a year may not lie in the future.
   var birthday: Rapport_V1_Date {
     get {_storage._birthday ?? Rapport_V1_Date()}
     set {_uniqueStorage()._birthday = newValue}
@@ -137,7 +137,9 @@ nonisolated struct Rapport_V1_Customer: @unchecked Sendable {
     set {_uniqueStorage()._lifecycleStage = newValue}
   }
 
-  /// Custom attributes; each key must be declared with DefineAttribute and hold a value of the declared type.
+  /// Custom attributes; each key must be declared with DefineAttribute and hold a value of the declared type. A
+  /// string holds at most 10,000 characters; a string list at most 1,000 items of at most 1,000 characters. No
+  /// profile text may hold NUL; names are kept in Unicode's composed form (NFC).
   var attributes: Dictionary<String,Rapport_V1_AttributeValue> {
     get {_storage._attributes}
     set {_uniqueStorage()._attributes = newValue}
@@ -296,7 +298,10 @@ nonisolated struct Rapport_V1_ListCustomersRequest: Sendable {
   /// quotes, with `\"` and `\\` inside: `tags:"rock and roll"`. Empty lists everyone.
   var filter: String = String()
 
-  /// `create_time` (default) or `update_time`, optionally followed by ` desc`.
+  /// `create_time` (default) or `update_time`, optionally followed by ` desc`. Pages are read as the store is when
+  /// each is asked for: a customer updated between pages moves in an `update_time` order (it may come again, or not
+  /// at all), and one an unmerge brings back keeps its creation time. To see every change, follow the change feed
+  /// from the first page's `change_cursor`.
   var orderBy: String = String()
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
