@@ -124,11 +124,26 @@ extension RapportEngine {
 
     /// Schedules the daily housekeeping job, unless it is already: it forgets finished rule runs and delivered or
     /// failed outbox entries and change-feed entries after their retention (``AutomationSettings``), and old
-    /// request-id records.
+    /// request-id records. Segments whose members were found by an earlier revision of the expression language that
+    /// meant something else (``ExpressionRevisions``) are built again.
     /// ``runScheduler()`` calls it; an app that runs ``runDueJobs(limit:)`` itself calls it once.
     public func startHousekeeping() async throws(RapportError) {
         try await write { tx in
-            if try tx.job("housekeeping") == nil { try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: self.clock.now(), kind: .housekeeping)) }
+            let now = self.clock.now()
+            if try tx.job("housekeeping") == nil { try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: now, kind: .housekeeping)) }
+            var rebuilt = false
+            for var segment in try tx.segments() where (segment.evaluatedWithRevision ?? 1) < ExpressionRevisions.current {
+                if segment.kind == .dynamic, ExpressionRevisions.changedMeaning(of: segment.expression, since: segment.evaluatedWithRevision) {
+                    segment.state = .building
+                    segment.buildCursor = nil
+                    segment.buildStartedAt = now
+                    try tx.putJob(ScheduledJob(key: "build:\(segment.id.rawValue)", dueAt: now, kind: .buildSegment(segment.id)))
+                    rebuilt = true
+                }
+                segment.evaluatedWithRevision = ExpressionRevisions.current
+                try tx.updateSegment(segment)
+            }
+            if rebuilt { try tx.bumpDefinitionsVersion() }
         }
     }
 

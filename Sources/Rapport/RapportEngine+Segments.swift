@@ -109,9 +109,10 @@ extension RapportEngine {
         let segment: Segment = try await mutate("createSegment", requestID: requestID, fingerprint: input) { tx in
             if try tx.segment(key: input.key) != nil { throw RapportError.alreadyExists(entity: "segment", id: input.key) }
             if input.kind == .dynamic { _ = try Self.compileSegment(input.expression, tx: tx, field: "expression") }
-            let segment = Segment(
+            var segment = Segment(
                 id: id, key: input.key, name: input.name, description: input.description, kind: input.kind, expression: input.expression,
                 state: input.kind == .dynamic ? .building : .ready, buildStartedAt: input.kind == .dynamic ? now : nil, createdAt: now, updatedAt: now)
+            segment.evaluatedWithRevision = ExpressionRevisions.current
             try tx.insertSegment(segment)
             try tx.bumpDefinitionsVersion()
             if input.kind == .dynamic { try tx.putJob(ScheduledJob(key: "build:\(id.rawValue)", dueAt: now, kind: .buildSegment(id))) }
@@ -177,6 +178,7 @@ extension RapportEngine {
                 segment.state = .building
                 segment.buildCursor = nil
                 segment.buildStartedAt = now
+                segment.evaluatedWithRevision = ExpressionRevisions.current
                 try tx.putJob(ScheduledJob(key: "build:\(id.rawValue)", dueAt: now, kind: .buildSegment(id)))
             }
             try tx.updateSegment(segment)

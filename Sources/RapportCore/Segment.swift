@@ -47,6 +47,9 @@ public struct Segment: Hashable, Sendable, Codable {
     /// The personal data an earlier expression of this segment read (`customer.birthday.month`), if one did: the
     /// members it found, and what the change feed says of them, stay hidden from roles without personal data.
     public var revealedPersonalData: String?
+    /// The revision of the expression language its members were found with (nil: one before 2). When a later
+    /// revision changes what an expression of it means, the segment is built again (``ExpressionRevisions``).
+    public var evaluatedWithRevision: Int?
 
     public init(
         id: SegmentID, key: String, name: String, description: String = "", kind: SegmentKind, expression: String, version: Int64 = 1,
@@ -98,5 +101,20 @@ public struct ListMembershipRecord: Hashable, Sendable, Codable {
         self.customerID = customerID
         self.homeCustomerID = homeCustomerID
         self.addedAt = addedAt
+    }
+}
+
+/// The revisions of the expression language that changed what some expressions mean, so that segments whose
+/// members were found before are built again once (found by the build, their entries and exits run no rules).
+public enum ExpressionRevisions {
+    /// Revision 2: `has_consent(…, "transactional")` is true until the customer refuses it (it needed a grant).
+    public static let current = 2
+
+    /// The functions whose meaning each revision changed.
+    static let changes: [(revision: Int, functions: [String])] = [(2, ["has_consent"])]
+
+    /// Whether `expression`, evaluated with `revision` (nil: 1), may mean something else now.
+    public static func changedMeaning(of expression: String, since revision: Int?) -> Bool {
+        changes.contains { change in change.revision > (revision ?? 1) && change.functions.contains { expression.contains($0) } }
     }
 }

@@ -144,6 +144,12 @@ struct FileCompatibilityTests {
     /// (runs read from the fixtures say 0).
     static func comparable(_ state: StoredState, version: String) -> StoredState {
         var state = state
+        // The revision segments were evaluated with is recorded since v6-open-and-closed-indexes.
+        state.segments = state.segments.map { segment in
+            var segment = segment
+            segment.evaluatedWithRevision = nil
+            return segment
+        }
         state.runs = state.runs.map { run in
             var run = run
             if run.createdAt <= Self.historyEnd { run.waits = 0 }

@@ -16,6 +16,39 @@ struct SegmentTests {
         try await crm.segmentMembers(segment, page: PageRequest(size: 1000)).members.map(\.customerID)
     }
 
+    /// A segment whose members an earlier revision of the language found, with a function whose meaning changed
+    /// since (`has_consent(…, "transactional")` needed a grant), is built again when housekeeping starts; one that
+    /// uses no such function is only marked as evaluated with the current revision.
+    @Test(arguments: Backend.allCases)
+    func segmentsEvaluatedByAnEarlierRevisionAreBuiltAgain(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.ingest([event("e1", "page.viewed", at: clock.now(), .email("ada@example.com"))])
+        let ada = try await id(crm, "ada@example.com")
+        let mailable = try await crm.createSegment(.dynamic(key: "mailable", name: "Mailable", expression: #"has_consent("email", "transactional")"#))
+        let seen = try await crm.createSegment(.dynamic(key: "seen", name: "Seen", expression: "stats.event_count > 0"))
+        #expect(try await memberIDs(crm, mailable.id) == [ada])
+        // As a file an earlier version wrote holds them: no revision, and Ada not found (she had granted nothing).
+        try await crm.store.write { tx in
+            _ = try tx.deleteDynamicMembership(segment: mailable.id, customer: ada)
+            for id in [mailable.id, seen.id] {
+                var segment = try #require(try tx.segment(id))
+                segment.evaluatedWithRevision = nil
+                try tx.updateSegment(segment)
+            }
+        }
+        #expect(try await memberIDs(crm, mailable.id).isEmpty)
+        try await crm.startHousekeeping()
+        #expect(try await crm.segment(mailable.id).state == .building)
+        #expect(try await crm.segment(seen.id).state == .ready)
+        #expect(try await crm.segment(seen.id).evaluatedWithRevision == ExpressionRevisions.current)
+        try await crm.runDueJobs()
+        #expect(try await crm.segment(mailable.id).state == .ready)
+        #expect(try await memberIDs(crm, mailable.id) == [ada])
+        // Once: the next start changes nothing.
+        try await crm.startHousekeeping()
+        #expect(try await crm.segment(mailable.id).state == .ready)
+    }
+
     /// A creation replayed by its request id answers what the call did: not a rename made since, nor NOT_FOUND
     /// once the segment is deleted.
     @Test(arguments: Backend.allCases)
