@@ -316,6 +316,8 @@ extension RapportEngine {
                 entry.lastError = "erased: made while a customer since erased was merged into this one, its content may have been theirs"
                 entry.updatedAt = now
                 try tx.updateOutboxEntry(entry)
+                // An answer kept for a retried lease or report holds the entry as it was.
+                try tx.redactIdempotencyRecords(mentioning: "\"\(entry.id.rawValue)\"")
             }
         }
     }

@@ -29,7 +29,8 @@ extension RapportEngine {
     ///     try await crm.acknowledgeOutbox([entry.id])
     /// }
     /// ```
-    /// - Parameter requestID: a retry with the same id returns the entries the first call leased, and leases no more.
+    /// - Parameter requestID: a retry with the same id leases no more: it returns the entries the first call leased
+    ///   that its lease still holds.
     public func leaseOutbox(
         consumer: String, limit: Int = 100, leaseDuration: Duration = .seconds(60), requestID: String? = nil
     ) async throws(RapportError) -> [OutboxEntry] {
@@ -38,8 +39,19 @@ extension RapportEngine {
         guard leaseDuration >= .seconds(1), leaseDuration <= .seconds(86_400) else { throw .invalid("lease_duration", "must be 1 second to 1 day") }
         if let requestID, !requestID.isEmpty {
             let fingerprint = LeaseFingerprint(consumer: consumer, limit: limit, leaseMilliseconds: leaseDuration.milliseconds)
-            return try await mutate("leaseOutbox", requestID: requestID, fingerprint: fingerprint) { [self] tx in
+            let answered = try await mutate("leaseOutbox", requestID: requestID, fingerprint: fingerprint) { [self] tx in
                 try Self.lease(consumer: consumer, limit: limit, leaseDuration: leaseDuration, now: clock.now(), tx: tx)
+            }
+            // A retry comes later: only the entries the first call leased that this lease still holds are the
+            // caller's to send (not those acknowledged since, or whose lease ran out and went to another worker).
+            let now = clock.now()
+            return try await read { tx in
+                try answered.compactMap { leased in
+                    guard let current = try tx.outboxEntry(leased.id), current.state == .leased, current.leaseOwner == consumer,
+                        current.leaseExpiresAt == leased.leaseExpiresAt, current.attempts == leased.attempts, let expiry = current.leaseExpiresAt, expiry > now
+                    else { return nil }
+                    return current
+                }
             }
         }
         return try await write { [clock] tx in
@@ -162,11 +174,11 @@ extension RapportEngine {
     ///   report about an earlier lease (its lease ran out and the entry was leased again since, by any consumer, the
     ///   same name too) is refused, so that a worker whose lease ran out cannot undo the one that holds it now. (An
     ///   entry a worker released is not counted as an attempt: it must not report on it afterwards.)
-    /// - Throws: `failedPrecondition` for an entry already delivered or failed, leased by another consumer, or
-    ///   leased again since `attempt`.
-    @discardableResult
     /// - Parameter requestID: a retry with the same id returns what the first call did (not that the entry is failed
     ///   already).
+    /// - Throws: `failedPrecondition` for an entry already delivered or failed (unless the call is a retry of the
+    ///   one that failed it), leased by another consumer, or leased again since `attempt`.
+    @discardableResult
     public func failOutboxEntry(
         _ id: OutboxEntryID, consumer: String? = nil, attempt: Int? = nil, error message: String, retryAfter: Duration? = nil, requestID: String? = nil
     ) async throws(RapportError) -> OutboxEntry {
@@ -197,7 +209,6 @@ extension RapportEngine {
             try tx.updateOutboxEntry(entry)
             return entry
         }
-        changeNotifier.notify()
         return entry
     }
 

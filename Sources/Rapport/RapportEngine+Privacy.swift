@@ -62,7 +62,7 @@ extension RapportEngine {
             var changes: [ProfileChange] = []
             for member in side {
                 runs += try tx.runs(RunQuery(customerID: member, limit: .max))
-                messages += try tx.outboxEntries(OutboxQuery(customerID: member, limit: .max))
+                messages += try tx.outboxEntries(OutboxQuery(customerID: member, limit: .max)).map { $0.seen(at: now) }
                 for merge in try tx.merges(into: member) + tx.merges(absorbed: member) { merges[merge.id] = merge }
                 changes += try tx.profileChanges(of: member, after: 0)
             }

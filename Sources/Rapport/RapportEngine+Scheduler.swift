@@ -126,14 +126,18 @@ extension RapportEngine {
     /// failed outbox entries and change-feed entries after their retention (``AutomationSettings``), and old
     /// request-id records. Segments whose members were found by an earlier revision of the expression language that
     /// meant something else (``ExpressionRevisions``) are built again.
-    /// ``runScheduler()`` calls it; an app that runs ``runDueJobs(limit:)`` itself calls it once.
+    /// ``runScheduler()`` calls it; an app that runs ``runDueJobs(limit:)`` itself calls it at every start.
     public func startHousekeeping() async throws(RapportError) {
-        try await write { tx in
+        try await write { [catalogs, logger] tx in
             let now = self.clock.now()
             if try tx.job("housekeeping") == nil { try tx.putJob(ScheduledJob(key: "housekeeping", dueAt: now, kind: .housekeeping)) }
+            let outdated = try tx.segments().filter { ($0.evaluatedWithRevision ?? 1) < ExpressionRevisions.current }
+            guard !outdated.isEmpty else { return }
+            // Only a segment the catalog holds can be built (one whose expression no longer compiles stays as it is).
+            let compiled = Set(try catalogs.catalog(tx) { logger.error("\($0)") }.dynamicSegments.map(\.segment.id))
             var rebuilt = false
-            for var segment in try tx.segments() where (segment.evaluatedWithRevision ?? 1) < ExpressionRevisions.current {
-                if segment.kind == .dynamic, ExpressionRevisions.changedMeaning(of: segment.expression, since: segment.evaluatedWithRevision) {
+            for var segment in outdated {
+                if compiled.contains(segment.id), ExpressionRevisions.changedMeaning(of: segment.expression, since: segment.evaluatedWithRevision) {
                     segment.state = .building
                     segment.buildCursor = nil
                     segment.buildStartedAt = now

@@ -315,7 +315,8 @@ package nonisolated struct Rapport_V1_LeaseOutboxRequest: Sendable {
   /// Clears the value of `leaseDuration`. Subsequent reads from it will return its default value.
   package mutating func clearLeaseDuration() {self._leaseDuration = nil}
 
-  /// A retry with the same id returns the entries the first call leased (as they were then), and leases no more.
+  /// A retry with the same id leases no more: it returns the entries the first call leased that its lease still
+  /// holds (not those acknowledged, failed or leased to another worker since).
   package var requestID: String = String()
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()

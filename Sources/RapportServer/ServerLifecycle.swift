@@ -27,6 +27,8 @@ struct RapportServerRunner {
             let service = GRPCServerService(server: server, rapport: rapport, logger: logger) { address in
                 // Bound: print the first admin key (on an empty store) and then the line scripts wait for.
                 try await backend.printFirstAdminKeyIfNeeded()
+                // The scheduler does it otherwise; on a manual clock its jobs then run inside AdvanceClock.
+                if settings.manualClock != nil { try await backend.engine.startHousekeeping() }
                 Console.output("rapport-server listening on \(address)")
             }
             // Services stop in reverse order: the scheduler first, then the server finishes the calls in flight. On a

@@ -86,6 +86,9 @@ struct OutboxTests {
         #expect(first.map(subject) == ["a1"])
         #expect(try await crm.leaseOutbox(consumer: "mailer", limit: 1, requestID: "lease-1") == first)
         #expect(try await crm.outboxEntries(states: [.leased]).entries.map(subject) == ["a1"])
+        // Later, the retry returns only what the lease still holds: nothing once it ran out.
+        clock.advance(by: .seconds(61))
+        #expect(try await crm.leaseOutbox(consumer: "mailer", limit: 1, requestID: "lease-1").isEmpty)
         await expectError(.failedPrecondition("request_id 'lease-1' was already used for a different leaseOutbox request")) {
             try await crm.leaseOutbox(consumer: "mailer", limit: 2, requestID: "lease-1")
         }

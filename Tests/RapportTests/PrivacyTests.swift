@@ -218,6 +218,31 @@ extension PrivacyTests {
         #expect(try await crm.leaseOutbox(consumer: "mailer").count == 1)
     }
 
+    /// The answer kept for a retried lease of such a message (leased with a request id after the unmerge) is
+    /// emptied with the message: a retry is refused rather than given what it held.
+    @Test(arguments: Backend.allCases)
+    func anErasureEmptiesTheKeptAnswerOfALeaseOfAMessageMadeWhileMerged(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.createRule(
+            RuleDefinition(
+                name: "Thanks", trigger: .event(type: "visit"),
+                actions: [.sendMessage(MessageAction(channel: .email, purpose: .transactional, template: "thanks", subject: "Thanks, {{ customer.given_name ?? \"you\" }}"))]))
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        clock.advance(by: .seconds(1))
+        let ada = try await crm.createCustomer(NewCustomer(profile: CustomerProfile(givenName: "Ada"), identities: [.email("x.ada@example.com")]))
+        let merge = try await crm.mergeCustomers(bob.id, ada.id).merge
+        _ = try await crm.ingest([event("merged", "visit", at: clock.now(), .email("bob@example.com"))])
+        clock.advance(by: .seconds(1))
+        _ = try await crm.unmerge(merge.id)
+        clock.advance(by: .seconds(3600))
+        let leased = try await crm.leaseOutbox(consumer: "mailer", leaseDuration: .seconds(7200), requestID: "lease-1")
+        #expect(leased.count == 1)
+        #expect(String(describing: leased).contains("Thanks, Ada"))
+        try await crm.deleteCustomer(ada.id)
+        let retry = await captureError { try await crm.leaseOutbox(consumer: "mailer", leaseDuration: .seconds(7200), requestID: "lease-1") }
+        #expect(retry?.description.contains("held data of a customer erased since") == true)
+    }
+
     /// A message written while merged to the person's address, which was then removed through the survivor, stays
     /// with the survivor after the unmerge (the address names no one): erasing her empties its address too.
     @Test(arguments: Backend.allCases)

@@ -615,6 +615,16 @@ struct RuleTests {
         clock.advance(by: .seconds(10 * 3600 + 1800))  // 08:00 the next day
         try await crm.runDueJobs()
         #expect(try await runs(crm, rule.id).map(\.status) == [.fired, .fired])
+        // A wait that ended in quiet hours is one wait of the chain, not two.
+        #expect(try await runs(crm, rule.id).map(\.waits) == [1, 1])
+        // What a customer's export says of a message whose lease ran out is what the outbox says: pending.
+        _ = try await crm.createRule(
+            RuleDefinition(name: "Mail", trigger: .event(type: "mail.me"), actions: [.sendMessage(MessageAction(channel: .email, purpose: .transactional, template: "t"))]))
+        _ = try await crm.ingest([event("m1", "mail.me", at: clock.now(), .email("ada@example.com"))])
+        #expect(try await crm.leaseOutbox(consumer: "mailer", leaseDuration: .seconds(60)).count == 1)
+        clock.advance(by: .seconds(61))
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.exportCustomer(ada).messages.map(\.state) == [.pending])
     }
 
     /// A rule that re-triggers itself through a wait counts the waits of its chain: it stops after 100 instead of

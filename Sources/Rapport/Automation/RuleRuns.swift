@@ -440,7 +440,8 @@ extension WriteSession {
         // A resumed run starts a chain of its own in this write, with a budget of its own for the runs its actions
         // trigger; it counts the wait it went through (a rule re-triggering itself after a wait stops in the end).
         automation.chainBudget[run.customerID, default: 0] += maxChainedRunsPerStart
-        run.waits += 1
+        // A wait ending in quiet hours is one wait, not two.
+        if run.step == .wait || rule.definition.wait == nil { run.waits += 1 }
         try proceed(&run, rule, depth: 0, context: &context, isNew: false)
         if let error = activity?.error { throw error }
     }
