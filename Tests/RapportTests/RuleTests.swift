@@ -627,6 +627,26 @@ struct RuleTests {
         #expect(try await crm.exportCustomer(ada).messages.map(\.state) == [.pending])
     }
 
+    /// The same when the scheduler comes late, after the quiet hours the wait ended in: the run is held by them all
+    /// the same, and fires with their slack.
+    @Test(arguments: Backend.allCases)
+    func aWaitEndingInQuietHoursResumedLateIsStillHeldByThem(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        let rule = try await crm.createRule(
+            RuleDefinition(
+                name: "Nudge", trigger: .event(type: "cart.added"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("nudged")],
+                limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 86_400_000), quietHours: QuietHours(start: LocalTime(hour: 21), end: LocalTime(hour: 8)))))
+        clock.advance(by: .seconds(7 * 3600 + 1800))  // 07:30
+        _ = try await crm.ingest([event("c1", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(3600))  // 08:30: fires
+        try await crm.runDueJobs()
+        clock.advance(by: .seconds(12 * 3600))  // 20:30
+        _ = try await crm.ingest([event("c2", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        clock.advance(by: .seconds(11 * 3600 + 40 * 60))  // 08:10 the next day, 23h40 after the last: the scheduler was down
+        try await crm.runDueJobs()
+        #expect(try await runs(crm, rule.id).map(\.status) == [.fired, .fired])
+    }
+
     /// A rule that re-triggers itself through a wait counts the waits of its chain: it stops after 100 instead of
     /// running (and emitting) forever. A drip of ten waiting steps, each its own rule, runs to its end.
     @Test(arguments: Backend.allCases)

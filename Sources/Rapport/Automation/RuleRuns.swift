@@ -435,7 +435,13 @@ extension WriteSession {
             return try end(.skipped, "the re-check was false after waiting \(Value.durationText(rule.definition.wait?.milliseconds ?? 0))")
         }
         // Fired now after quiet hours held it, or about to be held by them after its wait: at a local clock time.
-        let heldUntil = run.step == .quietHours ? now : quietHoursEnd(rule, context: context)
+        var heldUntil = run.step == .quietHours ? now : quietHoursEnd(rule, context: context)
+        // Resumed late, after the quiet hours its wait ended in: held by them all the same (it fires now).
+        if heldUntil == nil, run.step == .wait, let due = run.resumeAt, let quiet = rule.definition.limits.quietHours,
+            Self.quietHoursEnd(quiet, now: due, zone: context.timeZone).map({ $0 <= now }) == true
+        {
+            heldUntil = now
+        }
         if let reason = try limitReached(rule, context: context, at: heldUntil, held: heldUntil != nil) { return try end(.skipped, reason) }
         // A resumed run starts a chain of its own in this write, with a budget of its own for the runs its actions
         // trigger; it counts the wait it went through (a rule re-triggering itself after a wait stops in the end).
