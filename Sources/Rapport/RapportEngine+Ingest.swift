@@ -152,7 +152,8 @@ extension RapportEngine {
 
     private func prepare(_ input: EventInput, now: Timestamp) throws(RapportError) -> PreparedEvent {
         var validator = Validator()
-        if input.id.isEmpty || input.id.utf8.count > 128 || input.id.containsNewline || input.id.containsNUL {
+        // Measured as stored (composed): a decomposed id of more bytes may fit, a composed one may grow.
+        if input.id.isEmpty || input.id.canonical.utf8.count > 128 || input.id.containsNewline || input.id.containsNUL {
             validator.add("id", "must be 1 to 128 bytes (UTF-8) on one line, without NUL")
         }
         if !EventTypeDefinition.isEventTypeName(input.type) {
@@ -176,7 +177,7 @@ extension RapportEngine {
         {
             validator.add("source", "'\(input.source)' must be 1 to 64 letters, digits, '_', '-' or '.'")
         }
-        if input.externalID.isEmpty || input.externalID.utf8.count > 128 || input.externalID.containsNewline || input.externalID.containsNUL {
+        if input.externalID.isEmpty || input.externalID.canonical.utf8.count > 128 || input.externalID.containsNewline || input.externalID.containsNUL {
             validator.add("external_id", "must be 1 to 128 bytes (UTF-8) on one line, without NUL")
         }
         let identities = validator.capture("") { () throws(RapportError) in try identitiesOf(input.identities) } ?? []
@@ -329,6 +330,14 @@ extension WriteSession {
             // Identities the order did not carry (a guest checkout's e-mail that came with "paid") are resolved as
             // any record's, with the order's customer: nobody's become its, another customer's is merged with it.
             let arrived = input.identities.filter { !existing.order.identities.contains($0) }
+            // The limit of an item is the order's: items that each bring new identities must not grow it without end.
+            if existing.order.identities.count + arrived.count > 20 {
+                return .rejected([
+                    FieldViolation(
+                        field: "identities",
+                        problem: "the order would hold \(existing.order.identities.count + arrived.count) identities; an order holds at most 20")
+                ])
+            }
             if !arrived.isEmpty {
                 _ = try resolve(arrived, recordID: input.key.description, owner: existing.order.customerID)
                 if let moved = try tx.order(key: input.key) { existing = moved }  // a merge takes it along

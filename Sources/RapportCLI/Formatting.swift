@@ -32,7 +32,7 @@ enum Format {
     /// ISO 4217 minor unit digits, as the server's table has them: 2 except for the currencies below.
     static func decimals(of currency: String) -> Int {
         switch currency.uppercased() {
-        case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF":
+        case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
             return 0
         case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
             return 3

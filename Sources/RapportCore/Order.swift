@@ -1,5 +1,7 @@
 /// The state of an order. Cancelled and refunded orders do not count towards a customer's spending.
 public enum OrderStatus: String, Hashable, Sendable, Codable, CaseIterable {
+    /// `refunded` is the whole order: a partial refund is the current status sent again with the lines or the
+    /// discount the order keeps (its total, and the customer's spending, follow).
     case placed, paid, shipped, delivered, cancelled, refunded
 
     /// Whether an order in this status counts in order count, total spent and average order value.

@@ -22,7 +22,7 @@ struct CurrencyCodeTests {
         expectSingleViolation(field: "currency") { () throws(RapportError) in try CurrencyCode("XXX") }
     }
 
-    @Test(arguments: [("JPY", 0), ("KRW", 0), ("KWD", 3), ("BHD", 3), ("EUR", 2), ("USD", 2), ("CLF", 4)])
+    @Test(arguments: [("JPY", 0), ("KRW", 0), ("KWD", 3), ("BHD", 3), ("EUR", 2), ("USD", 2), ("CLF", 4), ("VED", 2), ("UYI", 0), ("CHE", 2)])
     func minorUnitDigits(code: String, digits: Int) throws {
         #expect(try CurrencyCode(code).minorUnitDigits == digits)
     }

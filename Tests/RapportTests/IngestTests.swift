@@ -41,6 +41,32 @@ struct IngestTests {
         #expect(stats.lastSeenAt == start + day * 5)
     }
 
+    /// An order holds at most 20 identities, however many items bring new ones; an id is measured as stored
+    /// (composed): a decomposed one of more than 128 bytes that composes to fewer is taken.
+    @Test(arguments: Backend.allCases)
+    func anOrderHoldsAtMostTwentyIdentitiesAndIdsAreMeasuredComposed(backend: Backend) async throws {
+        let (crm, _) = try makeEngine(backend)
+        let first = (0..<15).map { IdentityInput.anonymousID("device-\($0)") }
+        let later = (15..<25).map { IdentityInput.anonymousID("device-\($0)") }
+        func item(_ identities: [IdentityInput], status: OrderStatus) -> IngestItem {
+            .order(
+                OrderInput(
+                    source: "web", externalID: "o1", identities: identities, lines: [OrderLine(sku: "S", quantity: 1, unitPriceMinor: 100)], currency: "EUR",
+                    status: status, placedAt: start))
+        }
+        _ = try await crm.ingest([item(first, status: .placed)])
+        let result = try await crm.ingest([item(later, status: .paid)])
+        guard case .rejected(let violations) = result.outcomes.first else { Issue.record("\(result.outcomes)"); return }
+        #expect(violations.map(\.field) == ["identities"])
+        #expect(violations.first?.problem.contains("at most 20") == true)
+        #expect(try await crm.customerCount() == 1)
+        // 43 bytes decomposed ("e" and a combining accent, 3 bytes), 22 composed: within 128 composed.
+        let decomposed = String(repeating: "e\u{301}", count: 43)
+        #expect(decomposed.utf8.count == 129)
+        let taken = try await crm.ingest([event(decomposed, at: start, .email("ada@example.com"))])
+        #expect(taken.acceptedCount == 1)
+    }
+
     @Test(arguments: Backend.allCases)
     func aReplayedBatchChangesNothing(backend: Backend) async throws {
         let (crm, clock) = try makeEngine(backend)

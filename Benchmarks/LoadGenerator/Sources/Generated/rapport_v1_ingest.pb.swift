@@ -33,6 +33,9 @@ nonisolated enum Rapport_V1_OrderStatus: SwiftProtobuf.Enum, Swift.CaseIterable 
 
   /// Cancelled and refunded orders leave the customer's order count and spending.
   case cancelled // = 5
+
+  /// The whole order. A partial refund is the current status sent again with the lines or discount kept: the
+  /// customer's spending follows the order's new total.
   case refunded // = 6
   case UNRECOGNIZED(Int)
 
@@ -249,7 +252,8 @@ nonisolated struct Rapport_V1_OrderInput: Sendable {
   /// UNSPECIFIED: OTHER for a new order; a later state of a known order keeps the channel it has.
   var channel: Rapport_V1_Channel = .unspecified
 
-  /// At least one identity of the buyer.
+  /// At least one identity of the buyer, at most 20; a later item's new ones are added to the order's, which holds
+  /// at most 20 in all (an item that would bring more is rejected).
   var identities: [Rapport_V1_Identity] = []
 
   var lines: [Rapport_V1_OrderLine] = []
