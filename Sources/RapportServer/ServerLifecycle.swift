@@ -27,8 +27,15 @@ struct RapportServerRunner {
             let service = GRPCServerService(server: server, rapport: rapport, logger: logger) { address in
                 // Bound: print the first admin key (on an empty store) and then the line scripts wait for.
                 try await backend.printFirstAdminKeyIfNeeded()
-                // The scheduler does it otherwise; on a manual clock its jobs then run inside AdvanceClock.
-                if settings.manualClock != nil { try await backend.engine.startHousekeeping() }
+                // The scheduler does it otherwise; on a manual clock its jobs then run inside AdvanceClock. A failure
+                // here does not stop the server: the next start tries again.
+                if settings.manualClock != nil {
+                    do {
+                        try await backend.engine.startHousekeeping()
+                    } catch {
+                        logger.error("cannot schedule housekeeping", metadata: ["error": "\(error)"])
+                    }
+                }
                 Console.output("rapport-server listening on \(address)")
             }
             // Services stop in reverse order: the scheduler first, then the server finishes the calls in flight. On a
