@@ -145,6 +145,35 @@ extension StoreConformance {
         #expect(try await store.read { try $0.memberships(of: F.customerID("b")) }.isEmpty)
         #expect(try await store.read { try $0.segmentIDs(of: F.customerID("b")) }.isEmpty)
         await #expect(throws: RapportError.notFound(entity: "segment", id: "seg_1")) { try await store.write { try $0.deleteSegment(vip.id) } }
+        await #expect(throws: RapportError.notFound(entity: "segment", id: "seg_1")) { try await store.write { try $0.updateSegment(vip) } }
+    }
+
+    /// A segment's key can change: the old key is free again, the new one found, and a key another segment holds
+    /// is refused, leaving the segment as it was. What a segment was evaluated with is kept.
+    @Test(arguments: Backend.allCases)
+    func aSegmentsKeyMovesAndItsRevisionIsKept(_ backend: Backend) async throws {
+        let store = try backend.makeStore()
+        let vip = {
+            var segment = F.segment("1", key: "vip")
+            segment.evaluatedWithRevision = 2
+            return segment
+        }()
+        try await store.write { tx in
+            try tx.insertSegment(vip)
+            try tx.insertSegment(F.segment("2", key: "alpha"))
+        }
+        #expect(try await store.read { try $0.segment(vip.id)?.evaluatedWithRevision } == 2)
+        var moved = vip
+        moved.key = "gold"
+        try await store.write { [moved] in try $0.updateSegment(moved) }
+        #expect(try await store.read { try $0.segment(key: "gold")?.id } == vip.id)
+        #expect(try await store.read { try $0.segment(key: "vip") } == nil)
+        try await store.write { try $0.insertSegment(F.segment("3", key: "vip")) }  // free again
+        var clash = moved
+        clash.key = "alpha"
+        await #expect(throws: RapportError.alreadyExists(entity: "segment", id: "alpha")) { try await store.write { [clash] in try $0.updateSegment(clash) } }
+        #expect(try await store.read { try $0.segment(vip.id)?.key } == "gold")
+        #expect(try await store.read { try $0.segments().map(\.key) } == ["alpha", "gold", "vip"])
     }
 
     @Test(arguments: Backend.allCases)
@@ -209,6 +238,9 @@ extension StoreConformance {
         updated.enabled = false
         try await store.write { [updated] in try $0.updateRule(updated) }
         #expect(try await store.read { try $0.rule(rule.id) } == updated)
+        let missing = Rule(id: F.ruleID("9"), version: 1, definition: definition, enabled: true, createdAt: F.time(1), updatedAt: F.time(1))
+        await #expect(throws: RapportError.notFound(entity: "rule", id: "rul_9")) { try await store.write { try $0.updateRule(missing) } }
+        await #expect(throws: RapportError.notFound(entity: "rule", id: "rul_9")) { try await store.write { try $0.deleteRule(missing.id) } }
 
         let runs = [
             F.run("1", at: 10), F.run("2", customer: "b", at: 20, status: .skipped), F.run("3", at: 20, status: .waiting), F.run("4", rule: "0", at: 30),
