@@ -46,8 +46,9 @@ public struct CustomerStats: Hashable, Sendable, Codable {
     public var spent: [CurrencyTotal]
     public var firstOrderAt: Timestamp?
     public var lastOrderAt: Timestamp?
+    /// The events the customer's channels sent (not those rules emitted).
     public var eventCount: Int64
-    /// The latest moment the customer did anything: an event or an order.
+    /// The latest moment the customer did anything: an event (not one a rule emitted) or an order.
     public var lastSeenAt: Timestamp?
 
     public init(

@@ -27,6 +27,10 @@ public struct Event: Hashable, Sendable, Codable {
         self.customerID = customerID
         self.receivedAt = receivedAt
     }
+
+    /// Whether a rule's action emitted it (its id is the run's, `run_….0`, and it carries no identity, which every
+    /// ingested event does): not something the customer did, so not in their event count or last seen time.
+    public var isEmittedByRule: Bool { identities.isEmpty && id.hasPrefix("run_") }
 }
 
 /// An event as storage holds it.

@@ -151,6 +151,8 @@ public protocol StoreReader: AutomationReader {
 
     func event(id: String) throws -> EventRecord?
     func events(of customer: CustomerID, before: TimelinePosition?, limit: Int) throws -> [EventRecord]
+    /// How many events the customer owns and when the latest happened, leaving out those rules emitted
+    /// (``Event/isEmittedByRule``).
     func eventSummary(of customer: CustomerID) throws -> EventSummary
 
     func order(_ id: OrderID) throws -> OrderRecord?

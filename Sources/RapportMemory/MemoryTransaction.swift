@@ -102,8 +102,13 @@ final class MemoryTransaction: StoreWriter {
     }
 
     func eventSummary(of customer: CustomerID) throws -> EventSummary {
-        let entries = db.eventsByCustomer[customer]?.entries ?? []
-        return EventSummary(count: Int64(entries.count), lastOccurredAt: entries.last?.position.time)
+        var count: Int64 = 0
+        var last: Timestamp?
+        for entry in db.eventsByCustomer[customer]?.entries ?? [] where db.events[entry.key]?.event.isEmittedByRule != true {
+            count += 1
+            last = entry.position.time  // entries are in time order
+        }
+        return EventSummary(count: count, lastOccurredAt: last)
     }
 
     func order(_ id: OrderID) throws -> OrderRecord? { db.orders[id] }

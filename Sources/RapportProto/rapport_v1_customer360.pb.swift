@@ -253,9 +253,10 @@ package nonisolated struct Rapport_V1_CustomerStats: Sendable {
   /// Clears the value of `lastOrderTime`. Subsequent reads from it will return its default value.
   package mutating func clearLastOrderTime() {self._lastOrderTime = nil}
 
+  /// Events the customer's channels sent (events rules emitted are not counted).
   package var eventCount: Int64 = 0
 
-  /// The latest event or order.
+  /// The latest event or order of the customer's (not an event a rule emitted).
   package var lastSeenTime: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_lastSeenTime ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_lastSeenTime = newValue}

@@ -281,7 +281,10 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func eventSummary(of customer: CustomerID) throws -> EventSummary {
-        try fetchOne("SELECT count(*), max(occurred_at) FROM events WHERE customer_id = ?", [customer.rawValue]) { row in
+        // Events rules emitted (``Event/isEmittedByRule``) are left out.
+        try fetchOne(
+            "SELECT count(*), max(occurred_at) FROM events WHERE customer_id = ? AND NOT (identities = '[]' AND id GLOB 'run_*')", [customer.rawValue]
+        ) { row in
             EventSummary(count: try row.decode(Int64.self, atIndex: 0), lastOccurredAt: try optionalTime(row, 1))
         } ?? EventSummary(count: 0, lastOccurredAt: nil)
     }

@@ -55,6 +55,12 @@ extension StoreConformance {
         }
         #expect(try await store.read { try $0.eventSummary(of: F.customerID("a")) } == EventSummary(count: 5, lastOccurredAt: F.time(7)))
         #expect(try await store.read { try $0.eventSummary(of: F.customerID("b")) } == EventSummary(count: 1, lastOccurredAt: F.time(6)))
+        // An event a rule emitted (a run's id, no identity) is on the timeline but not in the summary.
+        var emitted = F.event("run_1.0", owner: "a", at: 9, sequence: 11)
+        emitted.event.identities = []
+        try await store.write { [emitted] in try $0.insertEvent(emitted) }
+        #expect(try await store.read { try $0.events(of: F.customerID("a"), before: nil, limit: 1).first?.event.id } == "run_1.0")
+        #expect(try await store.read { try $0.eventSummary(of: F.customerID("a")) } == EventSummary(count: 5, lastOccurredAt: F.time(7)))
     }
 
     @Test(arguments: Backend.allCases)

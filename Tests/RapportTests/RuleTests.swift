@@ -539,6 +539,29 @@ struct RuleTests {
         #expect(try await crm.customer(ada).profile.attributes.isEmpty)
     }
 
+    /// An event a rule emits is the rule's doing, not the customer's: their event count and last seen time stay
+    /// (a win-back message on entering "not seen in 90 days" must not make the customer seen), computed again too.
+    @Test(arguments: Backend.allCases)
+    func anEmittedEventIsNotTheCustomersActivity(_ backend: Backend) async throws {
+        let (crm, clock) = try makeEngine(backend)
+        _ = try await crm.createRule(
+            RuleDefinition(name: "Follow up", trigger: .event(type: "visit"), wait: RuleWait(duration: .seconds(3600)), actions: [.emitEvent(type: "visit.followed_up")]))
+        let visited = clock.now()
+        _ = try await crm.ingest([event("v1", "visit", at: visited, .email("ada@example.com"))])
+        clock.advance(by: .seconds(3600))
+        try await crm.runDueJobs()
+        let ada = try await customer(crm, "ada@example.com")
+        #expect(try await crm.timeline(ada).entries.count == 2)
+        let stats = try await crm.stats(of: ada)
+        #expect(stats.eventCount == 1)
+        #expect(stats.lastSeenAt == visited)
+        // The same when computed from what the customer owns (a merge and its undoing).
+        let bob = try await crm.createCustomer(NewCustomer(identities: [.email("bob@example.com")]))
+        let merge = try await crm.mergeCustomers(ada, bob.id)
+        _ = try await crm.unmerge(merge.merge.id)
+        #expect(try await crm.stats(of: ada) == stats)
+    }
+
     /// An emitted event keeps the limits ingest keeps: a value ingest would refuse fails the action, not stored.
     @Test func anEmittedEventKeepsTheLimitsOfIngest() async throws {
         let test = TestRapport()
@@ -588,7 +611,16 @@ struct RuleTests {
         #expect(Set(refused.map(\.ruleID)) == [one.id, two.id])
         #expect(refused.allSatisfy { $0.status == .skipped })
         let ada = try await customer(crm, "ada@example.com")
-        #expect(try await crm.stats(of: ada).eventCount == Int64(1 + 2 + 2 * maxChainedRunsPerStartForTests))
+        // The ingested ping, and what the fired runs emitted: the rules', not counted as the customer's activity.
+        #expect(try await crm.stats(of: ada).eventCount == 1)
+        var events = 0
+        var page = PageRequest(size: 100)
+        repeat {
+            let timeline = try await crm.timeline(ada, page: page)
+            events += timeline.entries.count
+            page.token = timeline.nextPageToken
+        } while page.token != nil
+        #expect(events == 1 + 2 + 2 * maxChainedRunsPerStartForTests)
         // A second write starts with a budget of its own.
         _ = try await crm.ingest([event("q", "ping", at: clock.now(), .email("ada@example.com"))])
         #expect(try await crm.runs(page: PageRequest(size: 2000)).runs.filter { $0.status == .fired }.count == 2 * (2 + 2 * maxChainedRunsPerStartForTests))

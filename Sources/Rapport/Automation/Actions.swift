@@ -52,11 +52,9 @@ extension WriteSession {
                 id: "\(run.id.rawValue).\(index)", type: type, occurredAt: now, channel: .other, identities: [], properties: values, customerID: customer,
                 receivedAt: now)
             try tx.insertEvent(EventRecord(event: event, homeCustomerID: customer, sequence: try tx.allocateSequence(1)))
-            let time = now
-            try updateStats(of: customer) { $0.add(eventAt: time) }
+            // Not something the customer did: their event count and last seen time stay (``Event/isEmittedByRule``).
             touch(customer)
-            context.stats = cachedStats(of: customer) ?? context.stats
-            try markDirty(customer, [.stats, .events], depth: depth + 1)
+            try markDirty(customer, [.events], depth: depth + 1)
             try trigger(customer, event, depth: depth + 1)
             return ActionOutcome(action: "emit_event", status: .applied, detail: "recorded event \(event.id) of type \(type)")
         case .sendMessage(let message, let subject, let body, let data):
