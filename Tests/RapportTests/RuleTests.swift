@@ -626,11 +626,10 @@ struct RuleTests {
         #expect(try await crm.runs(page: PageRequest(size: 2000)).runs.filter { $0.status == .fired }.count == 2 * (2 + 2 * maxChainedRunsPerStartForTests))
     }
 
-    /// A rule that waits into quiet hours is judged as of their end, with the slack of a run they hold: triggered
-    /// at 20:30 with an hour's wait, it fires at 08:00, 23½ hours after the last, within a day less two hours' slack.
-    @Test(arguments: Backend.allCases)
-    func aWaitEndingInQuietHoursIsJudgedAtTheirEnd(_ backend: Backend) async throws {
-        let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z, customers in UTC
+    /// A once-a-day rule that waits an hour and keeps quiet 21:00–08:00 (customers in UTC): it fired at 08:30 on
+    /// 2026-01-01 and is triggered again at 20:30, its wait ending in quiet hours.
+    func nudgedAt0830AndTriggeredAt2030(_ backend: Backend) async throws -> (RapportEngine, ManualClock, Rule) {
+        let (crm, clock) = try makeEngine(backend)  // 2026-01-01T00:00Z
         let rule = try await crm.createRule(
             RuleDefinition(
                 name: "Nudge", trigger: .event(type: "cart.added"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("nudged")],
@@ -641,6 +640,14 @@ struct RuleTests {
         try await crm.runDueJobs()
         clock.advance(by: .seconds(12 * 3600))  // 20:30
         _ = try await crm.ingest([event("c2", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        return (crm, clock, rule)
+    }
+
+    /// A rule that waits into quiet hours is judged as of their end, with the slack of a run they hold: triggered
+    /// at 20:30 with an hour's wait, it fires at 08:00, 23½ hours after the last, within a day less two hours' slack.
+    @Test(arguments: Backend.allCases)
+    func aWaitEndingInQuietHoursIsJudgedAtTheirEnd(_ backend: Backend) async throws {
+        let (crm, clock, rule) = try await nudgedAt0830AndTriggeredAt2030(backend)
         #expect(try await runs(crm, rule.id).first?.status == .waiting)
         clock.advance(by: .seconds(3600))  // 21:30: the wait ends in quiet hours
         try await crm.runDueJobs()
@@ -663,17 +670,7 @@ struct RuleTests {
     /// the same, and fires with their slack.
     @Test(arguments: Backend.allCases)
     func aWaitEndingInQuietHoursResumedLateIsStillHeldByThem(_ backend: Backend) async throws {
-        let (crm, clock) = try makeEngine(backend)
-        let rule = try await crm.createRule(
-            RuleDefinition(
-                name: "Nudge", trigger: .event(type: "cart.added"), wait: RuleWait(duration: .seconds(3600)), actions: [.addTag("nudged")],
-                limits: RuleLimits(frequency: .oncePerCustomerPer(milliseconds: 86_400_000), quietHours: QuietHours(start: LocalTime(hour: 21), end: LocalTime(hour: 8)))))
-        clock.advance(by: .seconds(7 * 3600 + 1800))  // 07:30
-        _ = try await crm.ingest([event("c1", "cart.added", at: clock.now(), .email("ada@example.com"))])
-        clock.advance(by: .seconds(3600))  // 08:30: fires
-        try await crm.runDueJobs()
-        clock.advance(by: .seconds(12 * 3600))  // 20:30
-        _ = try await crm.ingest([event("c2", "cart.added", at: clock.now(), .email("ada@example.com"))])
+        let (crm, clock, rule) = try await nudgedAt0830AndTriggeredAt2030(backend)
         clock.advance(by: .seconds(11 * 3600 + 40 * 60))  // 08:10 the next day, 23h40 after the last: the scheduler was down
         try await crm.runDueJobs()
         #expect(try await runs(crm, rule.id).map(\.status) == [.fired, .fired])
