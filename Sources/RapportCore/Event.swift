@@ -30,7 +30,7 @@ public struct Event: Hashable, Sendable, Codable {
 
     /// Whether a rule's action emitted it (its id is the run's, `run_….0`, and it carries no identity, which every
     /// ingested event does): not something the customer did, so not in their event count or last seen time.
-    public var isEmittedByRule: Bool { identities.isEmpty && id.hasPrefix("run_") }
+    public var isEmittedByRule: Bool { identities.isEmpty && id.utf8.starts(with: "run_".utf8) }  // bytes, as SQLite's GLOB
 }
 
 /// An event as storage holds it.

@@ -108,10 +108,11 @@ public struct ListMembershipRecord: Hashable, Sendable, Codable {
 /// members were found before are built again once (found by the build, their entries and exits run no rules).
 public enum ExpressionRevisions {
     /// Revision 2: `has_consent(…, "transactional")` is true until the customer refuses it (it needed a grant).
-    public static let current = 2
+    /// Revision 3: `stats.event_count` and `stats.last_seen_at` leave out the events rules emit.
+    public static let current = 3
 
-    /// The functions whose meaning each revision changed.
-    static let changes: [(revision: Int, functions: [String])] = [(2, ["has_consent"])]
+    /// The functions and fields whose meaning each revision changed.
+    static let changes: [(revision: Int, functions: [String])] = [(2, ["has_consent"]), (3, ["event_count", "last_seen_at"])]
 
     /// Whether `expression`, evaluated with `revision` (nil: 1), may mean something else now.
     public static func changedMeaning(of expression: String, since revision: Int?) -> Bool {

@@ -1,5 +1,6 @@
 import GRDB
 import Foundation
+import RapportCore
 
 /// The schema of a Rapport database file, as a list of named migrations.
 ///
@@ -22,6 +23,7 @@ enum Schema {
         migrator.registerMigration("v4-latest-runs", migrate: v4LatestRuns)
         migrator.registerMigration("v5-merge-segments", migrate: v5MergeSegments)
         migrator.registerMigration("v6-open-and-closed-indexes", migrate: v6OpenAndClosedIndexes)
+        migrator.registerMigration("v7-stats-without-emitted-events", migrate: v7StatsWithoutEmittedEvents)
         return migrator
     }
 
@@ -328,6 +330,18 @@ enum Schema {
                 CREATE INDEX outbox_closed_by_time ON outbox (updated_at) WHERE state IN ('delivered', 'failed');
                 CREATE INDEX rule_runs_ended_by_time ON rule_runs (updated_at) WHERE status != 'waiting';
                 """)
+    }
+
+    /// Customers' running aggregates computed again without the events rules emitted, which earlier versions counted
+    /// as the customer's activity (``Event/isEmittedByRule``): only customers that own such events change.
+    private static func v7StatsWithoutEmittedEvents(_ db: Database) throws {
+        let tx = SQLiteTransaction(db)
+        for raw in try String.fetchAll(db, sql: "SELECT DISTINCT customer_id FROM events WHERE identities = '[]' AND id GLOB 'run_*'") {
+            let customer = CustomerID(uncheckedRawValue: raw)
+            guard try tx.stats(of: customer) != nil else { continue }
+            let orders = try tx.orders(of: customer, before: nil, limit: .max).map(\.order)
+            try tx.putStats(CustomerStats.compute(customerID: customer, orders: orders, events: try tx.eventSummary(of: customer)))
+        }
     }
 
     /// A customer's latest run of a rule (a repeated skip updates it instead of adding one) in one index step.

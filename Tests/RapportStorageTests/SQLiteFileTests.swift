@@ -74,6 +74,36 @@ struct SQLiteFileTests {
         try third.close()
     }
 
+    /// Earlier versions counted the events rules emitted as the customer's activity: v7 computes the aggregates of
+    /// the customers that own such events again.
+    @Test
+    func migrationV7LeavesEmittedEventsOutOfStoredStats() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("crm.sqlite").path
+        let queue = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(queue, upTo: "v6-open-and-closed-indexes")
+        try queue.inDatabase { db in
+            let tx = SQLiteTransaction(db)
+            for name in ["a", "b"] { try tx.insertCustomer(F.customer(name)) }
+            try tx.insertEvent(F.event("e1", owner: "a", at: 5, sequence: 1))
+            var emitted = F.event("run_1.0", owner: "a", at: 9, sequence: 2)
+            emitted.event.identities = []
+            try tx.insertEvent(emitted)
+            try tx.insertEvent(F.event("e2", owner: "b", at: 7, sequence: 3))
+            // As an earlier version kept them: the emitted event counted.
+            try tx.putStats(CustomerStats(customerID: F.customerID("a"), eventCount: 2, lastSeenAt: F.time(9)))
+            try tx.putStats(CustomerStats(customerID: F.customerID("b"), eventCount: 1, lastSeenAt: F.time(7)))
+        }
+        try queue.close()
+        let store = try SQLiteStore(path: path)
+        defer { try? store.close() }
+        #expect(try await store.appliedMigrations() == Schema.migrationNames)
+        #expect(try await store.read { try $0.stats(of: F.customerID("a")) } == CustomerStats(customerID: F.customerID("a"), eventCount: 1, lastSeenAt: F.time(5)))
+        #expect(try await store.read { try $0.stats(of: F.customerID("b")) } == CustomerStats(customerID: F.customerID("b"), eventCount: 1, lastSeenAt: F.time(7)))
+    }
+
     @Test
     func migrationV5ReadsTheSegmentsOfStandingMergesBackFromTheChangeFeed() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rapport-test-\(UUID().uuidString)")

@@ -67,7 +67,7 @@ struct IngestTests {
             try tx.updateOrder(record)
         }
         #expect(try await crm.ingest([item(first, status: .paid)]).updatedCount == 1)
-        // 43 bytes decomposed ("e" and a combining accent, 3 bytes), 22 composed: within 128 composed.
+        // 129 bytes decomposed (43 times "e" and a combining accent, 3 bytes), 86 composed: within 128 composed.
         let decomposed = String(repeating: "e\u{301}", count: 43)
         #expect(decomposed.utf8.count == 129)
         let taken = try await crm.ingest([event(decomposed, at: start, .email("ada@example.com"))])

@@ -25,7 +25,7 @@ struct SegmentTests {
         _ = try await crm.ingest([event("e1", "page.viewed", at: clock.now(), .email("ada@example.com"))])
         let ada = try await id(crm, "ada@example.com")
         let mailable = try await crm.createSegment(.dynamic(key: "mailable", name: "Mailable", expression: #"has_consent("email", "transactional")"#))
-        let seen = try await crm.createSegment(.dynamic(key: "seen", name: "Seen", expression: "stats.event_count > 0"))
+        let seen = try await crm.createSegment(.dynamic(key: "seen", name: "No orders", expression: "stats.order_count == 0"))
         #expect(try await memberIDs(crm, mailable.id) == [ada])
         // As a file an earlier version wrote holds them: no revision, and Ada not found (she had granted nothing).
         try await crm.store.write { tx in
