@@ -281,12 +281,20 @@ final class SQLiteTransaction: StoreWriter {
     }
 
     func eventSummary(of customer: CustomerID) throws -> EventSummary {
-        // Events rules emitted (``Event/isEmittedByRule``) are left out.
-        try fetchOne(
-            "SELECT count(*), max(occurred_at) FROM events WHERE customer_id = ? AND NOT (identities = '[]' AND id GLOB 'run_*')", [customer.rawValue]
-        ) { row in
-            EventSummary(count: try row.decode(Int64.self, atIndex: 0), lastOccurredAt: try optionalTime(row, 1))
-        } ?? EventSummary(count: 0, lastOccurredAt: nil)
+        // Events rules emitted (``Event/isEmittedByRule``) are left out: all the customer's events (counted in their
+        // index) less the emitted ones (in theirs), and the latest walking the index back from the newest.
+        let all = try fetchOne("SELECT count(*) FROM events WHERE customer_id = ?", text: customer.rawValue) { try $0.decode(Int64.self, atIndex: 0) } ?? 0
+        guard all > 0 else { return EventSummary(count: 0, lastOccurredAt: nil) }
+        let emitted =
+            try fetchOne("SELECT count(*) FROM events WHERE customer_id = ? AND identities = '[]' AND id GLOB 'run_*'", text: customer.rawValue) {
+                try $0.decode(Int64.self, atIndex: 0)
+            } ?? 0
+        guard emitted < all else { return EventSummary(count: 0, lastOccurredAt: nil) }
+        let latest = try fetchOne(
+            "SELECT occurred_at FROM events WHERE customer_id = ? AND NOT (identities = '[]' AND id GLOB 'run_*') ORDER BY occurred_at DESC LIMIT 1",
+            text: customer.rawValue
+        ) { try optionalTime($0, 0) } ?? nil
+        return EventSummary(count: all - emitted, lastOccurredAt: latest)
     }
 
     // MARK: Orders
