@@ -219,14 +219,11 @@ extension RapportEngine {
             }
             let catalog = try CatalogCache.build(tx, version: 0) { _ in }
             if let compiled = catalog.rules[id] {
-                // As a run started now would: one that waits is limited as of when it would resume, one quiet hours
-                // hold (now or when its wait ends) as of when they end.
+                // As a run started now would be: limited as of when it would fire.
                 let customerZone = record.profile.timeZone.isEmpty ? zone : TimeZone(identifier: record.profile.timeZone) ?? zone
-                let resumeAt = compiled.definition.wait.map { max(now, min(trigger?.occurredAt ?? now, now) + $0.duration) }
-                let heldUntil = compiled.definition.limits.quietHours.flatMap { WriteSession.quietHoursEnd($0, now: resumeAt ?? now, zone: customerZone) }
+                let (_, firesAt, held) = WriteSession.firing(compiled.definition, event: trigger, now: now, zone: customerZone)
                 explanation.limit = try WriteSession.limitReached(
-                    compiled, customer: record.id, consents: currentConsents(try tx.consents(of: record.id)), tx: tx, now: heldUntil ?? resumeAt ?? now,
-                    held: heldUntil != nil)
+                    compiled, customer: record.id, consents: currentConsents(try tx.consents(of: record.id)), tx: tx, now: firesAt, held: held)
             }
             if explanation.limit != nil { explanation.wouldFire = false }
             if !rule.enabled { explanation.wouldFire = false }

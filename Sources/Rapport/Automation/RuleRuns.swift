@@ -53,7 +53,7 @@ extension WriteSession {
         }
         if !chained {
             automation.chainBudget[customer, default: 0] += maxChainedRunsPerStart
-        } else if !(try spendChainBudget(of: customer)) {
+        } else if !spendChainBudget(of: customer) {
             // Recorded once per rule and customer; the rest of the runaway chain is refused without a record each.
             guard automation.budgetRefused.insert(RuleCustomerPair(rule: rule.id, customer: customer)).inserted else { return }
             run.reason = "rules triggered by rules ran more than \(maxChainedRunsPerStart) times per started run in one write (do rules trigger each other?)"
@@ -70,14 +70,9 @@ extension WriteSession {
             return try recordSkip(run)
         }
         // A run that waits, or that quiet hours will hold, fires later: its frequency and daily cap are those of
-        // then (and are checked again when it fires). The wait counts from when the trigger happened (an event
-        // ingested late waits less), never from a time still to come (a sender's clock ahead of ours).
-        let resumeAt = rule.definition.wait.map { max(now, min(event?.occurredAt ?? now, now) + $0.duration) }
-        // Quiet hours hold it when it would fire: now, or when its wait ends.
-        let heldUntil = rule.definition.limits.quietHours.flatMap { Self.quietHoursEnd($0, now: resumeAt ?? now, zone: context.timeZone) }
-        if let reason = try Self.limitReached(
-            rule, customer: customer, consents: context.consents, tx: tx, now: heldUntil ?? resumeAt ?? now, held: heldUntil != nil)
-        {
+        // then (and are checked again when it fires).
+        let (resumeAt, firesAt, held) = Self.firing(rule.definition, event: event, now: now, zone: context.timeZone)
+        if let reason = try Self.limitReached(rule, customer: customer, consents: context.consents, tx: tx, now: firesAt, held: held) {
             run.reason = reason
             return try recordSkip(run)
         }
@@ -149,6 +144,16 @@ extension WriteSession {
         let counter = try tx.ruleCounter(rule: rule.id, customer: run.customerID)
         try tx.putRuleCounter(RuleCounter(ruleID: rule.id, customerID: run.customerID, lastFiredAt: now, firedCount: (counter?.firedCount ?? 0) + 1))
         try tx.incrementRuleFiredCount(rule: rule.id, day: Self.day(of: now))
+    }
+
+    /// When a run of `definition` started at `now` for `event` resumes after its wait (nil without one), when it
+    /// fires, and whether quiet hours hold it till then (now, or when its wait ends). The wait counts from when the
+    /// trigger happened (an event ingested late waits less), never from a time still to come (a sender's clock
+    /// ahead of ours).
+    static func firing(_ definition: RuleDefinition, event: Event?, now: Timestamp, zone: TimeZone) -> (resumeAt: Timestamp?, firesAt: Timestamp, held: Bool) {
+        let resumeAt = definition.wait.map { max(now, min(event?.occurredAt ?? now, now) + $0.duration) }
+        let heldUntil = definition.limits.quietHours.flatMap { quietHoursEnd($0, now: resumeAt ?? now, zone: zone) }
+        return (resumeAt, heldUntil ?? resumeAt ?? now, heldUntil != nil)
     }
 
     static func day(of time: Timestamp) -> Int64 {
@@ -453,7 +458,7 @@ extension WriteSession {
     }
 
     /// Takes one run from the customer's budget of runs that rules may trigger; false when none is left.
-    mutating func spendChainBudget(of customer: CustomerID) throws -> Bool {
+    mutating func spendChainBudget(of customer: CustomerID) -> Bool {
         let left = automation.chainBudget[customer] ?? 0
         guard left > 0 else { return false }
         automation.chainBudget[customer] = left - 1
